@@ -1,0 +1,1 @@
+"""Retention policies as code, legal holds and pure plan evaluation (issue 5)."""
