@@ -1,0 +1,48 @@
+"""A typed, throttled, retrying client for Gladly's REST API."""
+
+from __future__ import annotations
+
+from gladly_client.client import GladlyClient, GladlySettings
+from gladly_client.errors import (
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    CustomerMovedError,
+    GladlyAPIError,
+    GladlyConnectionError,
+    GladlyError,
+    GladlyTimeoutError,
+    IncompleteDownloadError,
+    NotFoundError,
+    PermissionDeniedError,
+    ProfileHasOpenConversationsError,
+    RateLimitError,
+    ResponseValidationError,
+    ServerError,
+    UnexpectedStatusError,
+)
+from gladly_client.resources import ExportFileStream
+from gladly_client.transport import Download
+
+__all__ = [
+    "AuthenticationError",
+    "BadRequestError",
+    "ConflictError",
+    "CustomerMovedError",
+    "Download",
+    "ExportFileStream",
+    "GladlyAPIError",
+    "GladlyClient",
+    "GladlyConnectionError",
+    "GladlyError",
+    "GladlySettings",
+    "GladlyTimeoutError",
+    "IncompleteDownloadError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "ProfileHasOpenConversationsError",
+    "RateLimitError",
+    "ResponseValidationError",
+    "ServerError",
+    "UnexpectedStatusError",
+]

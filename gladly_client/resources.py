@@ -1,0 +1,314 @@
+"""Gladly's resources as nouns with a fixed verb set: customers, conversations, items, exports."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from gladly_client.constants import HEADER_LIMITED_DATA
+from gladly_client.errors import ResponseValidationError
+from gladly_client.models import (
+    Conversation,
+    ConversationList,
+    Customer,
+    ExportJob,
+    ExportSchedule,
+    Item,
+    ItemList,
+    VoiceTranscript,
+)
+from gladly_client.transport import Download, HTTPResult, Transport, iter_file_lines
+
+M = TypeVar("M", bound=BaseModel)
+
+_CUSTOMER = "/customer-profiles/{customer_id}"
+_CUSTOMERS = "/customer-profiles"
+_CUSTOMER_CONVERSATIONS = "/customers/{customer_id}/conversations"
+_CONVERSATION = "/conversations/{conversation_id}"
+_CONVERSATION_ITEMS = "/conversations/{conversation_id}/items"
+_ITEM = "/conversation-items/{item_id}"
+_ITEM_REDACT = "/conversation-items/{item_id}/redact"
+_ITEM_TRANSCRIPT = "/conversation-items/{item_id}/voice-transcript"
+_EXPORT_SCHEDULES = "/export/schedules"
+_EXPORT_JOBS = "/export/jobs"
+_EXPORT_JOB = "/export/jobs/{job_id}"
+_EXPORT_FILE = "/export/jobs/{job_id}/files/{filename}"
+
+
+def _parse(model: type[M], result: HTTPResult, method: str, template: str) -> M:
+    try:
+        return model.model_validate_json(result.body)
+    except ValidationError as exc:
+        raise _validation_error(exc, model.__name__, method, template) from None
+
+
+def _parse_list(model: type[M], result: HTTPResult, method: str, template: str) -> list[M]:
+    try:
+        return TypeAdapter(list[model]).validate_json(result.body)  # type: ignore[valid-type]
+    except ValidationError as exc:
+        raise _validation_error(exc, f"list[{model.__name__}]", method, template) from None
+
+
+def _validation_error(
+    exc: ValidationError, model: str, method: str, template: str
+) -> ResponseValidationError:
+    # Only the locations: pydantic's own message quotes the offending input values.
+    locations = [".".join(str(part) for part in err["loc"]) or "<root>" for err in exc.errors()]
+    return ResponseValidationError(method, template, model, locations)
+
+
+def _truncated(headers: Mapping[str, str]) -> bool:
+    # The header's value is undocumented; Gladly is believed to send "true" when a list is cut.
+    value = headers.get(HEADER_LIMITED_DATA)
+    return value is not None and value.strip().lower() not in ("", "false", "0", "no")
+
+
+def _require_id(name: str, value: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} must be a non-empty Gladly id")
+    return value
+
+
+class CustomersResource:
+    """Customer profiles: find, get, delete."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._t = transport
+
+    def find(
+        self,
+        *,
+        email: str | None = None,
+        phone: str | None = None,
+        external_id: str | None = None,
+    ) -> list[Customer]:
+        """Profiles matching exactly one of email, phone (E.164) or external id; at most 50."""
+        given = {
+            "email": email,
+            "phoneNumber": phone,
+            "externalCustomerId": external_id,
+        }
+        chosen = {k: v for k, v in given.items() if v is not None}
+        if len(chosen) != 1:
+            raise ValueError("find() takes exactly one of email=, phone= or external_id=")
+        if not next(iter(chosen.values())).strip():
+            raise ValueError("find() was given an empty search value")
+        # The query string holds personal data: it goes to requests' params, never to a log.
+        result = self._t.request("GET", _CUSTOMERS, params=chosen)
+        return _parse_list(Customer, result, "GET", _CUSTOMERS)
+
+    def get(self, customer_id: str) -> Customer:
+        """One profile. A merged id raises `CustomerMovedError` carrying the new id."""
+        result = self._t.request(
+            "GET", _CUSTOMER, path_params={"customer_id": _require_id("customer_id", customer_id)}
+        )
+        return _parse(Customer, result, "GET", _CUSTOMER)
+
+    def delete(self, customer_id: str) -> None:
+        """Delete the profile and all its conversations, irreversibly.
+
+        Raises `ProfileHasOpenConversationsError` while a conversation is OPEN or WAITING and
+        `PermissionDeniedError` unless the token's user is a Compliance Administrator.
+        """
+        self._t.request(
+            "DELETE",
+            _CUSTOMER,
+            path_params={"customer_id": _require_id("customer_id", customer_id)},
+        )
+
+
+class ConversationsResource:
+    """Conversations: list for a customer, get, close."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._t = transport
+
+    def list_for_customer(self, customer_id: str) -> ConversationList:
+        """A customer's conversations, oldest first, at most 100 (`truncated` when more exist)."""
+        result = self._t.request(
+            "GET",
+            _CUSTOMER_CONVERSATIONS,
+            path_params={"customer_id": _require_id("customer_id", customer_id)},
+        )
+        conversations = _parse_list(Conversation, result, "GET", _CUSTOMER_CONVERSATIONS)
+        return ConversationList(
+            conversations=tuple(conversations), truncated=_truncated(result.headers)
+        )
+
+    def get(self, conversation_id: str) -> Conversation:
+        """One conversation."""
+        result = self._t.request(
+            "GET",
+            _CONVERSATION,
+            path_params={"conversation_id": _require_id("conversation_id", conversation_id)},
+        )
+        return _parse(Conversation, result, "GET", _CONVERSATION)
+
+    def close(self, conversation_id: str, *, force: bool = True) -> None:
+        """Close a conversation; `force` closes it even while the customer awaits a reply."""
+        self._t.request(
+            "PATCH",
+            _CONVERSATION,
+            path_params={"conversation_id": _require_id("conversation_id", conversation_id)},
+            json={"status": {"value": "CLOSED", "force": bool(force)}},
+        )
+
+
+class ItemsResource:
+    """Conversation items: list, get, redact, delete, voice transcript."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._t = transport
+
+    def list_for_conversation(
+        self, conversation_id: str, session_id: str | None = None
+    ) -> ItemList:
+        """A conversation's items, oldest first, at most 1000 (`truncated` when more exist)."""
+        params = {"sessionId": session_id} if session_id else None
+        result = self._t.request(
+            "GET",
+            _CONVERSATION_ITEMS,
+            path_params={"conversation_id": _require_id("conversation_id", conversation_id)},
+            params=params,
+        )
+        items = _parse_list(Item, result, "GET", _CONVERSATION_ITEMS)
+        return ItemList(items=tuple(items), truncated=_truncated(result.headers))
+
+    def get(self, item_id: str) -> Item:
+        """One item."""
+        result = self._t.request(
+            "GET", _ITEM, path_params={"item_id": _require_id("item_id", item_id)}
+        )
+        return _parse(Item, result, "GET", _ITEM)
+
+    def redact(self, item_id: str) -> None:
+        """Remove an item's content (chat, SMS, email, call, voicemail, WhatsApp, Twitter)."""
+        self._t.request(
+            "POST", _ITEM_REDACT, path_params={"item_id": _require_id("item_id", item_id)}
+        )
+
+    def delete(self, item_id: str) -> None:
+        """Delete an item; Gladly allows this for CUSTOMER_ACTIVITY items only."""
+        self._t.request("DELETE", _ITEM, path_params={"item_id": _require_id("item_id", item_id)})
+
+    def voice_transcript(self, item_id: str) -> VoiceTranscript:
+        """The transcript of a call item."""
+        result = self._t.request(
+            "GET", _ITEM_TRANSCRIPT, path_params={"item_id": _require_id("item_id", item_id)}
+        )
+        return _parse(VoiceTranscript, result, "GET", _ITEM_TRANSCRIPT)
+
+
+class ExportFileStream:
+    """An export file that arrived whole, read back as raw JSONL lines (bytes, no newline).
+
+    The download is complete and verified before the first line is yielded; `bytes_read` and
+    `sha256` describe exactly what Gladly sent. The spooled copy is removed when iteration ends
+    or `close()` is called.
+    """
+
+    def __init__(self, download: Download) -> None:
+        self.bytes_read = download.bytes_read
+        self.sha256 = download.sha256
+        self._path = download.path
+        self._lines = iter_file_lines(download.path, delete=True)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        return next(self._lines)
+
+    def close(self) -> None:
+        """Stop reading and remove the spooled copy."""
+        self._lines.close()  # type: ignore[attr-defined]
+        self._path.unlink(missing_ok=True)
+
+    def __enter__(self) -> ExportFileStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ExportsResource:
+    """Export API: schedules, jobs and job files."""
+
+    def __init__(self, transport: Transport, spool_dir: str | os.PathLike[str] | None) -> None:
+        self._t = transport
+        self._spool_dir = spool_dir
+
+    def list_schedules(self) -> list[ExportSchedule]:
+        """The organisation's export schedules."""
+        result = self._t.request("GET", _EXPORT_SCHEDULES)
+        return _parse_list(ExportSchedule, result, "GET", _EXPORT_SCHEDULES)
+
+    def list_jobs(
+        self,
+        status: str | None = None,
+        start_at: datetime | None = None,
+        end_at: datetime | None = None,
+    ) -> list[ExportJob]:
+        """Export jobs of the last 14 days, filtered by status and by `updatedAt` window."""
+        params: dict[str, Any] = {}
+        if status is not None:
+            params["status"] = status.upper()
+        if start_at is not None:
+            params["startAt"] = _iso(start_at)
+        if end_at is not None:
+            params["endAt"] = _iso(end_at)
+        result = self._t.request("GET", _EXPORT_JOBS, params=params or None)
+        return _parse_list(ExportJob, result, "GET", _EXPORT_JOBS)
+
+    def get_job(self, job_id: str) -> ExportJob:
+        """One export job."""
+        result = self._t.request(
+            "GET", _EXPORT_JOB, path_params={"job_id": _require_id("job_id", job_id)}
+        )
+        return _parse(ExportJob, result, "GET", _EXPORT_JOB)
+
+    def delete_job(self, job_id: str) -> None:
+        """Delete a finished job and its files (400 while it is PENDING or IN_PROGRESS)."""
+        self._t.request(
+            "DELETE", _EXPORT_JOB, path_params={"job_id": _require_id("job_id", job_id)}
+        )
+
+    def download_file(
+        self, job_id: str, filename: str, destination: str | os.PathLike[str]
+    ) -> Download:
+        """Stream one job file to `destination` (renamed into place only once it is whole)."""
+        return self._t.download(
+            _EXPORT_FILE,
+            {
+                "job_id": _require_id("job_id", job_id),
+                "filename": _require_id("filename", filename),
+            },
+            destination=Path(destination),
+        )
+
+    def stream_file(self, job_id: str, filename: str) -> ExportFileStream:
+        """Iterate a job file's JSONL lines without holding the file in memory.
+
+        The body is spooled to disk while it is hashed and counted; a download cut short is
+        retried from the start and never yielded as if it were complete.
+        """
+        download = self._t.download(
+            _EXPORT_FILE,
+            {
+                "job_id": _require_id("job_id", job_id),
+                "filename": _require_id("filename", filename),
+            },
+            spool_dir=self._spool_dir,
+        )
+        return ExportFileStream(download)
+
+
+def _iso(value: datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -1,0 +1,312 @@
+"""The one place that sends HTTP: auth, throttle, retries, error mapping and spooled downloads."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+from urllib.parse import quote, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import HTTPError as Urllib3HTTPError
+
+from gladly_client.constants import (
+    API_PREFIX,
+    CONNECTION_POOL_SIZE,
+    DEFAULT_CONNECT_TIMEOUT_SECONDS,
+    HEADER_RATE_REMAINING,
+    STREAM_CHUNK_BYTES,
+    USER_AGENT,
+)
+from gladly_client.errors import (
+    GladlyConnectionError,
+    GladlyTimeoutError,
+    IncompleteDownloadError,
+    error_from_response,
+)
+from gladly_client.retry import build_retrying
+from gladly_client.throttle import Throttle
+
+logger = logging.getLogger("gladly_client")
+
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+def normalize_base_url(base_url: str) -> str:
+    """Return `scheme://host[:port]` for an organisation host, refusing plain HTTP off loopback.
+
+    Accepts the host with or without a trailing `/api/v1`. Regional hosts (`org.us-1.gladly.com`)
+    and any other host are fine: Gladly tenants live on several.
+    """
+    if not base_url or not base_url.strip():
+        raise ValueError(
+            "base_url is empty: set GLADLY_BASE_URL to your organisation's host, "
+            "e.g. https://yourorg.gladly.com"
+        )
+    parts = urlsplit(base_url.strip())
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError(
+            "base_url must look like https://yourorg.gladly.com (got a value without an "
+            "http(s) scheme or host)"
+        )
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ValueError(
+            "base_url uses plain http:// for a non-loopback host; Gladly is HTTPS only and the "
+            "API token would travel in clear. Use https://, or a loopback address for the sandbox."
+        )
+    path = parts.path.rstrip("/")
+    if path.endswith(API_PREFIX):
+        path = path[: -len(API_PREFIX)]
+    return f"{parts.scheme}://{parts.netloc}{path}"
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class HTTPResult:
+    """A successful answer, already read: status, headers and body bytes."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Download:
+    """A file that arrived whole: where it was spooled, its size and SHA-256."""
+
+    path: Path
+    bytes_read: int
+    sha256: str
+
+
+class Transport:
+    """Sends requests for one client: every call is throttled, retried and mapped to errors."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        user: str,
+        api_token: str,
+        requests_per_second: float,
+        timeout: float,
+        max_attempts: int,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        session: requests.Session | None = None,
+    ) -> None:
+        if not user:
+            raise ValueError("user is empty: set GLADLY_USER to the email of the API token's user")
+        if not api_token:
+            raise ValueError("api_token is empty: set GLADLY_API_TOKEN")
+        if timeout <= 0:
+            raise ValueError(f"timeout must be positive seconds, got {timeout!r}")
+        self.base_url = normalize_base_url(base_url)
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.throttle = Throttle(requests_per_second, clock=clock, sleep=sleep)
+        self._retrying = build_retrying(max_attempts=max_attempts, sleep=sleep, logger=logger)
+        self._session = session or requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=CONNECTION_POOL_SIZE, max_retries=0)
+        self._session.mount("https://", adapter)
+        self._session.mount("http://", adapter)
+        self._session.auth = (user, api_token)
+        self._session.headers.update({"Accept": "application/json", "User-Agent": USER_AGENT})
+        # requests would otherwise read ~/.netrc and proxy variables; neither belongs here.
+        self._session.trust_env = False
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self._session.close()
+
+    def url(self, template: str, path_params: Mapping[str, str] | None = None) -> str:
+        """Fill a path template with URL-quoted parameters."""
+        quoted = {k: quote(str(v), safe="") for k, v in (path_params or {}).items()}
+        return f"{self.base_url}{API_PREFIX}{template.format(**quoted)}"
+
+    def request(
+        self,
+        method: str,
+        template: str,
+        *,
+        path_params: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+    ) -> HTTPResult:
+        """Send one logical request (with retries) and return its successful answer."""
+        url = self.url(template, path_params)
+
+        def send_once() -> HTTPResult:
+            with self._send(method, template, url, params=params, json=json, stream=False) as resp:
+                return HTTPResult(resp.status_code, resp.headers, resp.content)
+
+        result: HTTPResult = self._retrying.copy()(send_once)
+        return result
+
+    def download(
+        self,
+        template: str,
+        path_params: Mapping[str, str],
+        *,
+        spool_dir: str | os.PathLike[str] | None = None,
+        destination: str | os.PathLike[str] | None = None,
+    ) -> Download:
+        """Stream a file to disk, verify it arrived whole, and retry from the start if not.
+
+        The body never sits in memory: it is written in chunks to a temporary file beside
+        `destination` (or in `spool_dir`), hashed on the way, and renamed into place only when
+        complete. A cut-short body raises `IncompleteDownloadError`, which the retry policy
+        treats like a dropped connection.
+        """
+        url = self.url(template, path_params)
+        target_dir = Path(destination).parent if destination else spool_dir
+
+        def download_once() -> Download:
+            fd, tmp_name = tempfile.mkstemp(prefix=".download-", suffix=".part", dir=target_dir)
+            tmp = Path(tmp_name)
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    received, digest = self._stream_body(template, url, out)
+                final = Path(destination) if destination else tmp
+                if destination:
+                    os.replace(tmp, final)
+                return Download(final, received, digest)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+
+        download: Download = self._retrying.copy()(download_once)
+        return download
+
+    def _stream_body(self, template: str, url: str, out: IO[bytes]) -> tuple[int, str]:
+        digest = hashlib.sha256()
+        received = 0
+        with self._send("GET", template, url, stream=True) as resp:
+            announced = resp.headers.get("Content-Length")
+            expected = int(announced) if announced and announced.isdigit() else None
+            encoded = bool(resp.headers.get("Content-Encoding"))
+            try:
+                for chunk in resp.raw.stream(STREAM_CHUNK_BYTES, decode_content=True):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    received += len(chunk)
+            except (requests.RequestException, Urllib3HTTPError, OSError) as exc:
+                logger.warning(
+                    "GET %s: download interrupted (%s) after %d bytes",
+                    template,
+                    type(exc).__name__,
+                    received,
+                )
+                raise IncompleteDownloadError("GET", template, received, expected) from None
+            if expected is not None and not encoded and received != expected:
+                raise IncompleteDownloadError("GET", template, received, expected)
+        return received, digest.hexdigest()
+
+    def _send(
+        self,
+        method: str,
+        template: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        stream: bool,
+    ) -> _Answer:
+        waited = self.throttle.acquire(method)
+        started = time.perf_counter()
+        try:
+            resp = self._session.request(
+                method,
+                url,
+                params=params,
+                json=json,
+                timeout=(min(DEFAULT_CONNECT_TIMEOUT_SECONDS, self.timeout), self.timeout),
+                allow_redirects=False,
+                stream=stream,
+            )
+        # `from None`: requests' own messages contain the full URL, query string included.
+        except requests.Timeout as exc:
+            raise GladlyTimeoutError(method, template, type(exc).__name__) from None
+        except requests.RequestException as exc:
+            raise GladlyConnectionError(method, template, type(exc).__name__) from None
+        self.throttle.on_response(method, resp.status_code, _remaining(resp.headers))
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        logger.debug(
+            "%s %s -> %d in %.0f ms (throttled %.0f ms)",
+            method,
+            template,
+            resp.status_code,
+            elapsed_ms,
+            waited * 1000,
+        )
+        if resp.status_code >= 300:
+            try:
+                body = resp.content
+            except requests.RequestException:
+                body = b""
+            finally:
+                resp.close()
+            raise error_from_response(
+                status=resp.status_code,
+                method=method,
+                path_template=template,
+                headers=resp.headers,
+                body=body,
+            )
+        return _Answer(resp)
+
+
+class _Answer:
+    """Closes the response whatever happens to its reader."""
+
+    def __init__(self, resp: requests.Response) -> None:
+        self._resp = resp
+
+    def __enter__(self) -> requests.Response:
+        return self._resp
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._resp.close()
+
+
+def _remaining(headers: Mapping[str, str]) -> int | None:
+    value = headers.get(HEADER_RATE_REMAINING)
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def iter_file_lines(path: Path, *, delete: bool) -> Iterator[bytes]:
+    """Yield a file's lines without their line ending; optionally delete it when done."""
+    try:
+        with open(path, "rb") as f:
+            for line in f:
+                yield line.rstrip(b"\r\n")
+    finally:
+        if delete:
+            path.unlink(missing_ok=True)
