@@ -19,6 +19,12 @@ app = typer.Typer(
 )
 console = Console(stderr=True)
 
+
+@app.callback()
+def root() -> None:
+    """Archive, retain and erase Gladly data."""
+
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
