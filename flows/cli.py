@@ -51,6 +51,39 @@ def check() -> None:
     )
 
 
+@app.command()
+def sandbox(
+    port: int = typer.Option(8080, help="Port to listen on (0 picks a free one)."),
+    seed: int = typer.Option(42, help="Seed of the synthetic organisation."),
+    customers: int = typer.Option(2000, help="Number of synthetic customers."),
+    host: str = typer.Option("127.0.0.1", help="Loopback address to bind (nothing else)."),
+    rate_limit: float = typer.Option(10.0, help="Requests/second per HTTP method; 0 = off."),
+    latency_ms: float = typer.Option(0.0, help="Milliseconds added to every API answer."),
+    frequency: str = typer.Option("DAILY", help="Export schedule: DAILY or HOURLY."),
+) -> None:
+    """Serve a local Gladly sandbox on loopback until Ctrl-C (prints the settings to paste)."""
+    # Imported here so the other commands never load the sandbox and its data generator.
+    from gladly_sandbox.serve import build_sandbox, serve
+
+    if frequency not in ("DAILY", "HOURLY"):
+        console.print(f"[red]--frequency must be DAILY or HOURLY[/red] (got {frequency!r})")
+        raise typer.Exit(EXIT_USAGE)
+    try:
+        local = build_sandbox(
+            host=host,
+            port=port,
+            seed=seed,
+            customers=customers,
+            rate_limit=rate_limit,
+            latency_ms=latency_ms,
+            frequency=frequency,
+        )
+        serve(local)
+    except (ValueError, OSError) as exc:  # a bad option, or the port is taken
+        console.print(f"[red]Cannot start the sandbox:[/red] {exc}")
+        raise typer.Exit(EXIT_USAGE) from None
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -1,0 +1,107 @@
+"""Gladly's per-organisation, per-method rate limit: one-second windows or a leaky bucket."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gladly_sandbox.settings import RateLimitAlgorithm
+
+HEADER_LIMIT = "Ratelimit-Limit-Second"
+HEADER_REMAINING = "Ratelimit-Remaining-Second"
+HEADER_RETRY_AFTER = "Retry-After"
+
+
+@dataclass(frozen=True)
+class RateDecision:
+    """One request's verdict and the numbers for its rate-limit headers."""
+
+    allowed: bool
+    limit: int
+    remaining: int
+    retry_after: int  # whole seconds until a request of this method would pass again (≥ 1 on 429)
+
+    def headers(self, *, retry_after: bool = False) -> dict[str, str]:
+        """`Ratelimit-*` headers (and `Retry-After` on a refusal, when switched on)."""
+        headers = {HEADER_LIMIT: str(self.limit), HEADER_REMAINING: str(self.remaining)}
+        if retry_after and not self.allowed:
+            headers[HEADER_RETRY_AFTER] = str(self.retry_after)
+        return headers
+
+
+class RateLimiter:
+    """Counts the whole organisation's requests per HTTP method.
+
+    `fixed_window` (default): windows are whole seconds of the monotonic clock; a request is
+    allowed while fewer than `limit` of its method were allowed in the current window.
+    `leaky_bucket` (DataGrail says Gladly uses one): each method's bucket holds `limit` requests
+    and drains at `limit` per second. Both agree on a burst inside one second.
+    Refused requests do not count, so a client that backs off gets through next window.
+    """
+
+    def __init__(self, *, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.monotonic = monotonic
+        self._lock = threading.Lock()
+        self._windows: dict[str, tuple[int, int]] = {}  # method -> (window index, count)
+        self._buckets: dict[str, tuple[float, float]] = {}  # method -> (level, at)
+
+    def reset(self) -> None:
+        """Forget all counts."""
+        with self._lock:
+            self._windows.clear()
+            self._buckets.clear()
+
+    def hit(
+        self, method: str, limit: float, algorithm: RateLimitAlgorithm = "fixed_window"
+    ) -> RateDecision:
+        """Count one request of `method` and decide whether it passes."""
+        return self._decide(method, limit, algorithm, count=True)
+
+    def peek(
+        self, method: str, limit: float, algorithm: RateLimitAlgorithm = "fixed_window"
+    ) -> RateDecision:
+        """The current numbers without counting a request (for answers sent before the limit)."""
+        return self._decide(method, limit, algorithm, count=False)
+
+    def _decide(
+        self, method: str, limit: float, algorithm: RateLimitAlgorithm, *, count: bool
+    ) -> RateDecision:
+        now = self.monotonic()
+        capacity = int(limit)
+        with self._lock:
+            if algorithm == "leaky_bucket":
+                return self._leaky(method, float(limit), capacity, now, count)
+            window = math.floor(now)
+            seen_window, seen = self._windows.get(method, (window, 0))
+            used = seen if seen_window == window else 0
+            allowed = used < capacity
+            if count and allowed:
+                used += 1
+                self._windows[method] = (window, used)
+            return RateDecision(
+                allowed=allowed if count else True,
+                limit=capacity,
+                remaining=max(0, capacity - used),
+                retry_after=max(1, math.ceil(window + 1 - now)),
+            )
+
+    def _leaky(
+        self, method: str, rate: float, capacity: int, now: float, count: bool
+    ) -> RateDecision:
+        level, at = self._buckets.get(method, (0.0, now))
+        level = max(0.0, level - (now - at) * rate)
+        allowed = level + 1.0 <= capacity + 1e-9
+        if count and allowed:
+            level += 1.0
+        if count:
+            self._buckets[method] = (level, now)
+        wait = (level + 1.0 - capacity) / rate
+        return RateDecision(
+            allowed=allowed if count else True,
+            limit=capacity,
+            remaining=max(0, math.floor(capacity - level + 1e-9)),
+            retry_after=max(1, math.ceil(wait)),
+        )
