@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -279,9 +279,17 @@ class ExportsResource:
         )
 
     def download_file(
-        self, job_id: str, filename: str, destination: str | os.PathLike[str]
+        self,
+        job_id: str,
+        filename: str,
+        destination: str | os.PathLike[str],
+        *,
+        on_progress: Callable[[int, int | None], None] | None = None,
     ) -> Download:
-        """Stream one job file to `destination` (renamed into place only once it is whole)."""
+        """Stream one job file to `destination` (renamed into place only once it is whole).
+
+        `on_progress(received_bytes, expected_bytes_or_None)` is called as chunks arrive.
+        """
         return self._t.download(
             _EXPORT_FILE,
             {
@@ -289,6 +297,7 @@ class ExportsResource:
                 "filename": _require_id("filename", filename),
             },
             destination=Path(destination),
+            on_progress=on_progress,
         )
 
     def stream_file(self, job_id: str, filename: str) -> ExportFileStream:

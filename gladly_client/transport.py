@@ -167,13 +167,15 @@ class Transport:
         *,
         spool_dir: str | os.PathLike[str] | None = None,
         destination: str | os.PathLike[str] | None = None,
+        on_progress: Callable[[int, int | None], None] | None = None,
     ) -> Download:
         """Stream a file to disk, verify it arrived whole, and retry from the start if not.
 
         The body never sits in memory: it is written in chunks to a temporary file beside
         `destination` (or in `spool_dir`), hashed on the way, and renamed into place only when
         complete. A cut-short body raises `IncompleteDownloadError`, which the retry policy
-        treats like a dropped connection.
+        treats like a dropped connection. `on_progress(received, expected)` is called per chunk
+        (and starts again from 0 when an attempt is retried).
         """
         url = self.url(template, path_params)
         target_dir = Path(destination).parent if destination else spool_dir
@@ -183,7 +185,7 @@ class Transport:
             tmp = Path(tmp_name)
             try:
                 with os.fdopen(fd, "wb") as out:
-                    received, digest = self._stream_body(template, url, out)
+                    received, digest = self._stream_body(template, url, out, on_progress)
                 final = Path(destination) if destination else tmp
                 if destination:
                     os.replace(tmp, final)
@@ -195,7 +197,13 @@ class Transport:
         download: Download = self._retrying.copy()(download_once)
         return download
 
-    def _stream_body(self, template: str, url: str, out: IO[bytes]) -> tuple[int, str]:
+    def _stream_body(
+        self,
+        template: str,
+        url: str,
+        out: IO[bytes],
+        on_progress: Callable[[int, int | None], None] | None = None,
+    ) -> tuple[int, str]:
         digest = hashlib.sha256()
         received = 0
         with self._send("GET", template, url, stream=True) as resp:
@@ -207,6 +215,8 @@ class Transport:
                     out.write(chunk)
                     digest.update(chunk)
                     received += len(chunk)
+                    if on_progress is not None:
+                        on_progress(received, expected)
             except (requests.RequestException, Urllib3HTTPError, OSError) as exc:
                 logger.warning(
                     "GET %s: download interrupted (%s) after %d bytes",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import socket
 import threading
 import tracemalloc
@@ -167,3 +168,20 @@ def test_download_file_renames_into_place_only_when_whole(tmp_path: Path) -> Non
         assert download.bytes_read == server.size == dest.stat().st_size
         assert download.sha256 == server.expected_sha256()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["conversation_items.jsonl"]
+
+
+def test_download_reports_progress_and_restarts_it_on_retry(tmp_path: Path) -> None:
+    seen: list[tuple[int, int | None]] = []
+    with FileServer(3000) as server:
+        server.plan = ["short"]
+        client = _client(server.base_url, tmp_path, [])
+        client.exports.download_file(
+            "job-1",
+            "conversation_items.jsonl",
+            tmp_path / "f.jsonl",
+            on_progress=lambda received, expected: seen.append((received, expected)),
+        )
+    assert seen[-1] == (server.size, server.size)
+    received = [r for r, _ in seen]
+    # The cut-short attempt reported progress, then the retry started again from the beginning.
+    assert any(later < earlier for earlier, later in itertools.pairwise(received))
