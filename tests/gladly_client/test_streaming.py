@@ -172,7 +172,8 @@ def test_download_file_renames_into_place_only_when_whole(tmp_path: Path) -> Non
 
 def test_download_reports_progress_and_restarts_it_on_retry(tmp_path: Path) -> None:
     seen: list[tuple[int, int | None]] = []
-    with FileServer(3000) as server:
+    # Large enough that the cut-short attempt delivers whole 1 MiB chunks before it breaks.
+    with FileServer(20000) as server:
         server.plan = ["short"]
         client = _client(server.base_url, tmp_path, [])
         client.exports.download_file(
