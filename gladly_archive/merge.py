@@ -1,0 +1,285 @@
+"""Commit steps 1-3: replace duplicate items, rebuild touched transcripts, update the file index."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from gladly_archive.fs import delete_if_exists, join, list_dirs, list_files
+from gladly_archive.layout import INDEX_DIR, relative
+from gladly_archive.schemas import CUSTOMER_FILES, ITEMS
+from gladly_archive.transcripts import (
+    SOURCE_COLUMNS,
+    bucket_of,
+    bucket_partition,
+    build_transcripts,
+)
+from gladly_archive.writer import DatasetWriter, WrittenFile
+
+__all__ = ["CommitPlanner", "WriterFactory"]
+
+log = logging.getLogger(__name__)
+
+# (dataset directory, partition directory) -> a writer into the job's staging area.
+WriterFactory = Callable[[str, str], DatasetWriter]
+
+# The datasets whose files hold customers' rows, and so are listed in the customer file index.
+INDEXED_DATASETS = ("items", "customers", "transcripts")
+# Small files of a directory are merged once this many have gathered there, so commits that add
+# a little to many directories neither leave them full of tiny files nor rewrite them each time.
+COMPACT_MIN_FILES = 8
+_READ_BATCH_ROWS = 64 * 1024
+
+
+def _column(fs: pafs.FileSystem, path: str, name: str) -> pa.ChunkedArray:
+    return pq.read_table(path, columns=[name], filesystem=fs).column(0)
+
+
+def _batches(fs: pafs.FileSystem, path: str) -> Iterator[pa.RecordBatch]:
+    """A file's rows in bounded batches (never the whole file in memory)."""
+    with fs.open_input_file(path) as handle:
+        yield from pq.ParquetFile(handle).iter_batches(batch_size=_READ_BATCH_ROWS)
+
+
+def _partition_day(partition: str) -> date:
+    return date.fromisoformat(partition.removeprefix("date="))
+
+
+@dataclass
+class CommitPlanner:
+    """Computes a job's replacements into its staging area and collects the files they supersede.
+
+    ``staged`` maps dataset directory -> the job's staged files (updated in place as files are
+    rewritten); ``deletes`` collects final files that this commit replaces.
+    """
+
+    fs: pafs.FileSystem
+    root: str
+    staging_root: str
+    job_id: str
+    staged: dict[str, list[WrittenFile]]
+    make_writer: WriterFactory
+    compact_below_bytes: int
+    compact_min_files: int = COMPACT_MIN_FILES
+    deletes: list[str] = field(default_factory=list)
+    duplicates_replaced: int = 0  # within the job and in the archive
+    duplicates_within_job: int = 0
+    conversations_rebuilt: int = 0
+    _removed_conversations: set[str] = field(default_factory=set)
+
+    def _to_fold(self, paths: list[str]) -> set[str]:
+        """The small files among ``paths``, if there are enough of them to be worth merging."""
+        if not paths:
+            return set()
+        infos = self.fs.get_file_info(paths)
+        small = {i.path for i in infos if i.size is not None and i.size < self.compact_below_bytes}
+        return small if len(small) >= self.compact_min_files else set()
+
+    # -- step 1: dedupe, latest wins ------------------------------------------------------
+
+    def dedupe_items(self) -> None:
+        """Drop earlier copies of an item within the job, then replace existing copies."""
+        for partition in sorted({f.partition for f in self.staged.get("items", [])}):
+            ids = self._dedupe_within_job(partition)
+            self._replace_existing(partition, ids)
+
+    def _dedupe_within_job(self, partition: str) -> pa.Array:
+        """Keep the last row of every item id in this partition's staged files; return the ids."""
+        files = [f for f in self.staged["items"] if f.partition == partition]
+        columns = [_column(self.fs, f.path, "item_id") for f in files]
+        ids = pa.chunked_array(
+            [chunk for column in columns for chunk in column.chunks], pa.string()
+        ).combine_chunks()
+        rows = len(ids)
+        last = (
+            pa.table({"item_id": ids, "seq": pa.array(np.arange(rows, dtype=np.int64))})
+            .group_by("item_id")
+            .aggregate([("seq", "max")])
+        )
+        if last.num_rows == rows:
+            return ids
+        keep = np.zeros(rows, dtype=bool)
+        keep[np.asarray(last.column("seq_max"))] = True
+        self.duplicates_replaced += rows - last.num_rows
+        self.duplicates_within_job += rows - last.num_rows
+        writer = self.make_writer("items", partition)
+        offset = 0
+        for staged, column in zip(files, columns, strict=True):
+            mask = keep[offset : offset + len(column)]
+            offset += len(column)
+            if mask.all():
+                continue
+            start = 0
+            for batch in _batches(self.fs, staged.path):
+                part = mask[start : start + batch.num_rows]
+                start += batch.num_rows
+                writer.write_batch(batch.filter(pa.array(part)))
+            self.staged["items"].remove(staged)
+            delete_if_exists(self.fs, staged.path)
+        writer.close()
+        return pc.filter(ids, pa.array(keep))
+
+    def _replace_existing(self, partition: str, ids: pa.Array) -> None:
+        """Rewrite existing files of the partition without the rows this job replaces.
+
+        Small files of the partition are folded into the same rewrite, so per-customer runs
+        that add a few rows to many partitions don't leave them full of tiny files.
+        """
+        writer: DatasetWriter | None = None
+        paths = list_files(self.fs, join(self.root, "items", partition))
+        fold = self._to_fold(paths)
+        for path in paths:
+            hits = pc.is_in(_column(self.fs, path, "item_id"), value_set=ids)
+            count = pc.sum(hits).as_py() or 0
+            if not count and path not in fold:
+                continue
+            writer = writer or self.make_writer("items", partition)
+            for batch in _batches(self.fs, path):
+                replaced = pc.is_in(batch.column("item_id"), value_set=ids)
+                gone = batch.filter(replaced).column("conversation_id").drop_null()
+                self._removed_conversations.update(gone.to_pylist())
+                writer.write_batch(batch.filter(pc.invert(replaced)))
+            self.deletes.append(path)
+            self.duplicates_replaced += count
+        if writer is not None:
+            writer.close()
+
+    # -- step 2: transcripts --------------------------------------------------------------
+
+    def rebuild_transcripts(self, built_at: datetime) -> None:
+        """Rebuild the row of every conversation this job touched, from all of its items."""
+        touched_set = set(self._removed_conversations)
+        for staged in self.staged.get("items", []):
+            column = _column(self.fs, staged.path, "conversation_id")
+            touched_set.update(pc.unique(column.drop_null()).to_pylist())
+        if not touched_set:
+            return
+        touched = pa.array(sorted(touched_set), pa.string())
+        buckets = sorted({bucket_of(c) for c in touched_set})
+        rewrite: dict[int, list[str]] = {}
+        firsts: list[pa.Array] = []
+        lasts: list[pa.Array] = []
+        for bucket in buckets:
+            rewrite[bucket] = []
+            paths = list_files(self.fs, join(self.root, "transcripts", bucket_partition(bucket)))
+            fold = self._to_fold(paths)
+            for path in paths:
+                old = pq.read_table(
+                    path,
+                    columns=["conversation_id", "first_timestamp", "last_timestamp"],
+                    filesystem=self.fs,
+                ).filter(pc.is_in(pc.field("conversation_id"), value_set=touched))
+                firsts.extend(old.column("first_timestamp").chunks)
+                lasts.extend(old.column("last_timestamp").chunks)
+                if old.num_rows or path in fold:
+                    rewrite[bucket].append(path)
+        items = self._items_of(touched, self._partitions_in_ranges(firsts, lasts))
+        built = build_transcripts(items, built_at)
+        self.conversations_rebuilt = built.num_rows
+        row_buckets = np.array(
+            [bucket_of(c) for c in built.column("conversation_id").to_pylist()], dtype=np.int64
+        )
+        for bucket in buckets:
+            writer = self.make_writer("transcripts", bucket_partition(bucket))
+            for path in rewrite[bucket]:
+                for batch in _batches(self.fs, path):
+                    kept = pc.invert(pc.is_in(batch.column("conversation_id"), value_set=touched))
+                    writer.write_batch(batch.filter(kept))
+                self.deletes.append(path)
+            for batch in built.filter(pa.array(row_buckets == bucket)).to_batches():
+                writer.write_batch(batch)
+            writer.close()
+
+    def _partitions_in_ranges(self, firsts: list[pa.Array], lasts: list[pa.Array]) -> set[str]:
+        """Existing item partitions that may hold items of the touched conversations.
+
+        An existing transcript row spans its conversation's items (first..last timestamp), so
+        only partitions inside those spans need reading; the job's own partitions always do.
+        """
+        partitions = {f.partition for f in self.staged.get("items", [])}
+        if not firsts:
+            return partitions
+        starts = np.asarray(pc.cast(pa.chunked_array(firsts), pa.date32()).cast(pa.int32()))
+        ends = np.asarray(pc.cast(pa.chunked_array(lasts), pa.date32()).cast(pa.int32()))
+        order = np.argsort(starts, kind="stable")
+        merged: list[list[int]] = []
+        for start, end in zip(starts[order], ends[order], strict=True):
+            if merged and start <= merged[-1][1] + 1:
+                merged[-1][1] = max(merged[-1][1], int(end))
+            else:
+                merged.append([int(start), int(end)])
+        epoch = date(1970, 1, 1)
+        for name in list_dirs(self.fs, join(self.root, "items")):
+            if not name.startswith("date="):
+                continue
+            day = (_partition_day(name) - epoch).days
+            if any(lo <= day <= hi for lo, hi in merged):
+                partitions.add(name)
+        return partitions
+
+    def _items_of(self, touched: pa.Array, partitions: set[str]) -> pa.Table:
+        """The touched conversations' items as they will be after this commit."""
+        deleted = set(self.deletes)
+        paths = [
+            path
+            for partition in sorted(partitions)
+            for path in list_files(self.fs, join(self.root, "items", partition))
+            if path not in deleted
+        ]
+        paths += [f.path for f in self.staged.get("items", [])]
+        dataset = ds.dataset(paths, schema=ITEMS, format="parquet", filesystem=self.fs)
+        return dataset.to_table(
+            columns=SOURCE_COLUMNS, filter=pc.field("conversation_id").isin(touched)
+        )
+
+    # -- step 3: the customer file index --------------------------------------------------
+
+    def update_index(self) -> None:
+        """List every new data file's customers; drop index rows of files being deleted."""
+        new_rows = []
+        for dataset in INDEXED_DATASETS:
+            for staged in self.staged.get(dataset, []):
+                customers = pc.unique(_column(self.fs, staged.path, "customer_id"))
+                count = len(customers)
+                new_rows.append(
+                    pa.table(
+                        {
+                            "customer_id": customers,
+                            "dataset": pa.array([dataset] * count, pa.string()),
+                            "path": pa.array(
+                                [relative(self.staging_root, staged.path)] * count, pa.string()
+                            ),
+                            "job_id": pa.array([self.job_id] * count, pa.string()),
+                        },
+                        schema=CUSTOMER_FILES,
+                    )
+                )
+        gone = pa.array(sorted(relative(self.root, p) for p in self.deletes), pa.string())
+        existing = list_files(self.fs, join(self.root, INDEX_DIR))
+        if not new_rows and len(gone) == 0:
+            return
+        fold = self._to_fold(existing)
+        writer = self.make_writer(INDEX_DIR, "")
+        for path in existing:
+            paths = _column(self.fs, path, "path")
+            stale = pc.sum(pc.is_in(paths, value_set=gone)).as_py() or 0
+            if not stale and path not in fold:
+                continue
+            for batch in _batches(self.fs, path):
+                stale_rows = pc.is_in(batch.column("path"), value_set=gone)
+                writer.write_batch(batch.filter(pc.invert(stale_rows)))
+            self.deletes.append(path)
+        if new_rows:
+            table = pa.concat_tables(new_rows).sort_by([("customer_id", "ascending")])
+            for batch in table.to_batches():
+                writer.write_batch(batch)
+        writer.close()

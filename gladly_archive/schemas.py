@@ -1,0 +1,231 @@
+"""Every dataset's explicit, versioned Arrow schema: the archive's contract with its readers."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+__all__ = [
+    "AGENTS",
+    "ATTACHMENT",
+    "CUSTOMERS",
+    "CUSTOMER_FILES",
+    "DATASETS",
+    "ITEMS",
+    "MANIFEST",
+    "MANIFEST_FILE",
+    "QUARANTINE",
+    "SCHEMA_VERSION",
+    "TOPICS",
+    "TRANSCRIPTS",
+    "TRANSCRIPT_BUCKETS",
+    "UTC_MICROS",
+    "with_metadata",
+]
+
+# Bump when a column is added, removed or changes type; readers compare it from file metadata.
+SCHEMA_VERSION = 1
+
+UTC_MICROS = pa.timestamp("us", tz="UTC")
+_STRINGS = pa.list_(pa.string())
+
+# Transcripts are spread over this many hash buckets so a run rewrites only the buckets holding
+# the conversations it touched.
+TRANSCRIPT_BUCKETS = 16
+
+
+def with_metadata(name: str, schema: pa.Schema) -> pa.Schema:
+    """Stamp a schema with its dataset name and version (kept in every Parquet file's footer)."""
+    return schema.with_metadata(
+        {
+            b"gladly_pipeline.dataset": name.encode(),
+            b"gladly_pipeline.schema_version": str(SCHEMA_VERSION).encode(),
+        }
+    )
+
+
+ATTACHMENT = pa.struct(
+    [
+        pa.field("id", pa.string()),
+        pa.field("content_type", pa.string()),
+        pa.field("filename", pa.string()),
+        pa.field("file_size", pa.int64()),
+    ]
+)
+
+# items/date=YYYY-MM-DD/…  — one row per conversation item, partitioned by the item's UTC date.
+ITEMS = with_metadata(
+    "items",
+    pa.schema(
+        [
+            pa.field("item_id", pa.string(), nullable=False),
+            pa.field("conversation_id", pa.string()),  # absent for CUSTOMER_ACTIVITY items
+            pa.field("customer_id", pa.string(), nullable=False),
+            pa.field("session_id", pa.string()),  # envelope sessionId, else content.sessionId
+            pa.field("timestamp", UTC_MICROS, nullable=False),
+            pa.field("initiator_id", pa.string()),
+            pa.field("initiator_type", pa.string()),
+            pa.field("responder_id", pa.string()),
+            pa.field("responder_type", pa.string()),
+            pa.field("content_type", pa.string(), nullable=False),
+            # Chat messageType; for a custom-channel message its raw TEXT / FILES type.
+            pa.field("message_type", pa.string()),
+            # What a person reads: message, email body, SMS, note or activity body, voice-AI
+            # line, custom-channel text, or a call's transcript where one was fetched.
+            pa.field("text", pa.large_string()),
+            pa.field("subject", pa.string()),  # email subject, or a customer activity's title
+            pa.field("from_address", pa.string()),
+            pa.field("to_addresses", _STRINGS),
+            pa.field("cc_addresses", _STRINGS),
+            pa.field("bcc_addresses", _STRINGS),
+            pa.field("call_started_at", UTC_MICROS),
+            pa.field("call_answered_at", UTC_MICROS),
+            pa.field("call_completed_at", UTC_MICROS),
+            pa.field("recording_status", pa.string()),
+            pa.field("recording_duration_seconds", pa.int64()),
+            pa.field("recording_summary", pa.large_string()),
+            pa.field("activity_type", pa.string()),
+            pa.field("attachments", pa.list_(ATTACHMENT)),
+            # The complete original item (envelope and content) exactly as Gladly sent it, so
+            # nothing is ever lost: json_extract(raw_json, '$.content') gives the content.
+            pa.field("raw_json", pa.large_string(), nullable=False),
+            pa.field("job_id", pa.string(), nullable=False),  # export job, or "api-…" run
+            pa.field("archived_at", UTC_MICROS, nullable=False),
+        ]
+    ),
+)
+
+# customers/job_id=…/…  — the export's flattened customer records, one file set per job.
+CUSTOMERS = with_metadata(
+    "customers",
+    pa.schema(
+        [
+            pa.field("customer_id", pa.string(), nullable=False),
+            pa.field("name", pa.string()),
+            pa.field("address", pa.string()),
+            pa.field("emails", _STRINGS),
+            pa.field("phones", _STRINGS),
+            pa.field("external_customer_id", pa.string()),
+            pa.field("external_customer_ids_json", pa.string()),  # {appId: externalId} as JSON
+            pa.field("raw_json", pa.large_string(), nullable=False),
+            pa.field("job_id", pa.string(), nullable=False),
+            pa.field("archived_at", UTC_MICROS, nullable=False),
+        ]
+    ),
+)
+
+# agents/job_id=…/…
+AGENTS = with_metadata(
+    "agents",
+    pa.schema(
+        [
+            pa.field("agent_id", pa.string(), nullable=False),
+            pa.field("name", pa.string()),
+            pa.field("email_address", pa.string()),
+            pa.field("raw_json", pa.large_string(), nullable=False),
+            pa.field("job_id", pa.string(), nullable=False),
+            pa.field("archived_at", UTC_MICROS, nullable=False),
+        ]
+    ),
+)
+
+# topics/job_id=…/…
+TOPICS = with_metadata(
+    "topics",
+    pa.schema(
+        [
+            pa.field("topic_id", pa.string(), nullable=False),
+            pa.field("name", pa.string()),
+            pa.field("disabled", pa.bool_()),
+            pa.field("parent_id", pa.string()),
+            pa.field("raw_json", pa.large_string(), nullable=False),
+            pa.field("job_id", pa.string(), nullable=False),
+            pa.field("archived_at", UTC_MICROS, nullable=False),
+        ]
+    ),
+)
+
+# transcripts/bucket=NN/…  — one row per conversation, rebuilt for the conversations a run touched.
+TRANSCRIPTS = with_metadata(
+    "transcripts",
+    pa.schema(
+        [
+            pa.field("conversation_id", pa.string(), nullable=False),
+            pa.field("customer_id", pa.string(), nullable=False),
+            pa.field("first_timestamp", UTC_MICROS, nullable=False),
+            pa.field("last_timestamp", UTC_MICROS, nullable=False),
+            pa.field("channels", _STRINGS),  # distinct content types, in order of appearance
+            pa.field("item_count", pa.int64(), nullable=False),
+            # "2025-03-01T10:02:11Z CUSTOMER: …" one line per item, in time order
+            pa.field("transcript", pa.large_string(), nullable=False),
+            pa.field("built_at", UTC_MICROS, nullable=False),
+        ]
+    ),
+)
+
+MANIFEST_FILE = pa.struct(
+    [
+        pa.field("name", pa.string()),
+        pa.field("rows_written", pa.int64()),
+        pa.field("lines_read", pa.int64()),
+        pa.field("bytes_read", pa.int64()),
+        pa.field("sha256", pa.string()),
+    ]
+)
+
+# _manifest/…  — one record per archived export job (or per-customer API run).
+MANIFEST = with_metadata(
+    "manifest",
+    pa.schema(
+        [
+            pa.field("job_id", pa.string(), nullable=False),
+            pa.field("kind", pa.string(), nullable=False),  # "export_job" | "api"
+            pa.field("window_start", UTC_MICROS),
+            pa.field("window_end", UTC_MICROS),
+            pa.field("job_updated_at", UTC_MICROS),
+            pa.field("files", pa.list_(MANIFEST_FILE)),
+            pa.field("quarantined_lines", pa.int64(), nullable=False),
+            pa.field("archived_at", UTC_MICROS, nullable=False),
+            pa.field("schema_version", pa.int32(), nullable=False),
+        ]
+    ),
+)
+
+# _quarantine/job_id=…/…  — lines that could not be read, with where they came from.
+QUARANTINE = with_metadata(
+    "quarantine",
+    pa.schema(
+        [
+            pa.field("job_id", pa.string(), nullable=False),
+            pa.field("file_name", pa.string(), nullable=False),
+            pa.field("line_number", pa.int64(), nullable=False),  # 1-based, as editors count
+            pa.field("error", pa.string(), nullable=False),
+            pa.field("raw_line", pa.large_binary(), nullable=False),
+            pa.field("quarantined_at", UTC_MICROS, nullable=False),
+        ]
+    ),
+)
+
+# _index/customer_files/…  — which data files hold a customer's rows, so erasure rewrites only
+# those files (issue: erasure follows the data).
+CUSTOMER_FILES = with_metadata(
+    "customer_files",
+    pa.schema(
+        [
+            pa.field("customer_id", pa.string(), nullable=False),
+            pa.field("dataset", pa.string(), nullable=False),
+            pa.field("path", pa.string(), nullable=False),  # relative to the archive root
+            pa.field("job_id", pa.string(), nullable=False),
+        ]
+    ),
+)
+
+DATASETS: dict[str, pa.Schema] = {
+    "items": ITEMS,
+    "customers": CUSTOMERS,
+    "agents": AGENTS,
+    "topics": TOPICS,
+    "transcripts": TRANSCRIPTS,
+    "_manifest": MANIFEST,
+    "_quarantine": QUARANTINE,
+    "_index/customer_files": CUSTOMER_FILES,
+}

@@ -1,0 +1,291 @@
+"""A staged job: writes kept out of sight until one commit makes them visible atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import shutil
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from gladly_archive.commit import (
+    CommitIntent,
+    execute_intent,
+    manifest_record,
+    read_intent,
+    write_intent,
+)
+from gladly_archive.fs import ArchiveError, ArchiveLockedError, WriterLock, join, remove_dir
+from gladly_archive.layout import INDEX_DIR, QUARANTINE_DIR, job_partition, relative
+from gladly_archive.merge import CommitPlanner
+from gladly_archive.schemas import DATASETS, QUARANTINE, SCHEMA_VERSION, UTC_MICROS
+from gladly_archive.writer import DatasetWriter, WrittenFile
+
+if TYPE_CHECKING:
+    from gladly_archive.archive import Archive
+    from gladly_archive.convert import QuarantinedLine
+
+__all__ = ["CommitResult", "StagedJob"]
+
+_QUARANTINE_BATCH_ROWS = 10_000
+# The order moves run in: data first, the index that points at it last.
+_MOVE_ORDER = ("items", "transcripts", "customers", "agents", "topics", QUARANTINE_DIR, INDEX_DIR)
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    """What one commit made visible."""
+
+    job_id: str
+    rows_by_dataset: dict[str, int]  # new rows per dataset (transcripts: conversations rebuilt)
+    files_written: list[str]  # relative to the archive root
+    duplicates_replaced: int  # item rows superseded by a later copy (in the archive or this job)
+    conversations_rebuilt: int
+    quarantined: int
+
+
+class StagedJob:
+    """One job's writes, invisible to readers until ``commit()`` makes them visible atomically.
+
+    Holds the archive's writer lock from ``stage_job`` until commit or abort. Any exception out
+    of a write or the commit releases the lock and leaves the staging area for ``recover()``
+    (rolled forward if the commit intent was written, else discarded); the job is then unusable.
+    Use it as a context manager to abort on error.
+    """
+
+    def __init__(
+        self,
+        archive: Archive,
+        job_id: str,
+        lock: WriterLock,
+        staging: str,
+        download_dir: Path,
+        own_download_dir: bool,
+        meta: dict[str, Any],
+    ) -> None:
+        """Created by ``Archive.stage_job``."""
+        self.archive = archive
+        self.job_id = job_id
+        self.staging_dir = staging
+        self.download_dir = download_dir
+        self._own_download_dir = own_download_dir
+        self._lock = lock
+        self._meta = meta
+        self._state = "open"
+        self._staged: dict[str, list[WrittenFile]] = {}
+        self._counters: dict[str, Iterator[int]] = {}
+        self._rows: dict[str, int] = {}
+        self._files: list[dict[str, Any]] = []
+
+    def __enter__(self) -> StagedJob:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None and self._state in ("open", "failed"):
+            self.abort()
+
+    @property
+    def state(self) -> str:
+        """open, failed, committed or aborted."""
+        return self._state
+
+    def _hook(self, point: str) -> None:
+        if self.archive.crash_hook is not None:
+            self.archive.crash_hook(point)
+
+    def _writer(self, dataset: str, partition: str, *, by_date: str | None = None) -> DatasetWriter:
+        def on_file(written: WrittenFile) -> None:
+            self._staged.setdefault(dataset, []).append(written)
+            self._hook(f"staged:{dataset}")
+
+        return DatasetWriter(
+            self.archive.fs,
+            join(self.staging_dir, dataset),
+            dataset,
+            DATASETS[dataset],
+            file_prefix=f"part-{self.job_id}",
+            partition_by_date=by_date,
+            partition=partition,
+            counter=self._counters.setdefault(dataset, itertools.count()),
+            max_file_bytes=self.archive.max_file_bytes,
+            on_file=on_file,
+        )
+
+    def _require_open(self) -> None:
+        if self._state != "open":
+            raise ArchiveError(f"staged job {self.job_id} is {self._state}; stage it again")
+
+    @contextlib.contextmanager
+    def _failing_releases_lock(self) -> Iterator[None]:
+        self._require_open()
+        try:
+            yield
+        except BaseException:
+            self._state = "failed"
+            self._lock.release()
+            raise
+
+    def _write(
+        self, dataset: str, batches: Iterable[pa.RecordBatch], by_date: str | None = None
+    ) -> int:
+        with self._failing_releases_lock():
+            partition = "" if by_date else job_partition(self.job_id)
+            with self._writer(dataset, partition, by_date=by_date) as writer:
+                rows = writer.write_batches(batches)
+        self._rows[dataset] = self._rows.get(dataset, 0) + rows
+        return rows
+
+    def write_items(self, batches: Iterable[pa.RecordBatch]) -> int:
+        """Stage items (schema ITEMS) into date partitions; returns rows written."""
+        return self._write("items", batches, by_date="timestamp")
+
+    def write_customers(self, batches: Iterable[pa.RecordBatch]) -> int:
+        """Stage customer records (schema CUSTOMERS); returns rows written."""
+        return self._write("customers", batches)
+
+    def write_agents(self, batches: Iterable[pa.RecordBatch]) -> int:
+        """Stage agents (schema AGENTS); returns rows written."""
+        return self._write("agents", batches)
+
+    def write_topics(self, batches: Iterable[pa.RecordBatch]) -> int:
+        """Stage topics (schema TOPICS); returns rows written."""
+        return self._write("topics", batches)
+
+    def write_quarantine(self, file_name: str, lines: Iterable[QuarantinedLine]) -> int:
+        """Stage the lines of ``file_name`` that could not be read; returns lines written."""
+        now = self.archive.clock()
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            chunk = iter(lines)
+            while block := list(itertools.islice(chunk, _QUARANTINE_BATCH_ROWS)):
+                count = len(block)
+                yield pa.RecordBatch.from_pydict(
+                    {
+                        "job_id": [self.job_id] * count,
+                        "file_name": [file_name] * count,
+                        "line_number": [line.line_number for line in block],
+                        "error": [line.error for line in block],
+                        "raw_line": [line.raw_line for line in block],
+                        "quarantined_at": pa.array([now] * count, UTC_MICROS),
+                    },
+                    schema=QUARANTINE,
+                )
+
+        return self._write(QUARANTINE_DIR, batches())
+
+    def record_file(
+        self, name: str, *, rows_written: int, lines_read: int, bytes_read: int, sha256: str
+    ) -> None:
+        """Note one source file's figures for the manifest."""
+        self._require_open()
+        self._files.append(
+            {
+                "name": name,
+                "rows_written": rows_written,
+                "lines_read": lines_read,
+                "bytes_read": bytes_read,
+                "sha256": sha256,
+            }
+        )
+
+    def commit(self) -> CommitResult:
+        """Make the job visible: dedupe, transcripts, index, intent, moves, manifest last."""
+        with self._failing_releases_lock():
+            result = self._commit()
+            self._state = "committed"
+            self._lock.release()
+            self._remove_download_dir()
+        self._hook("committed")
+        return result
+
+    def _commit(self) -> CommitResult:
+        fs, root = self.archive.fs, self.archive.root
+        planner = CommitPlanner(
+            fs=fs,
+            root=root,
+            staging_root=self.staging_dir,
+            job_id=self.job_id,
+            staged=self._staged,
+            make_writer=lambda dataset, partition: self._writer(dataset, partition),
+            compact_below_bytes=self.archive.compact_below_bytes,
+        )
+        planner.dedupe_items()
+        archived_at = self.archive.clock()
+        planner.rebuild_transcripts(archived_at)
+        planner.update_index()
+        moves = [
+            (relative(root, f.path), relative(self.staging_dir, f.path))
+            for dataset in _MOVE_ORDER
+            for f in self._staged.get(dataset, [])
+        ]
+        rows = {name: self._rows.get(name, 0) for name in ("items", "customers", "agents")}
+        rows["items"] -= planner.duplicates_within_job
+        rows["topics"] = self._rows.get("topics", 0)
+        rows["transcripts"] = planner.conversations_rebuilt
+        rows[QUARANTINE_DIR] = self._rows.get(QUARANTINE_DIR, 0)
+        result = CommitResult(
+            job_id=self.job_id,
+            rows_by_dataset=rows,
+            files_written=[final for _, final in moves],
+            duplicates_replaced=planner.duplicates_replaced,
+            conversations_rebuilt=planner.conversations_rebuilt,
+            quarantined=rows[QUARANTINE_DIR],
+        )
+        record = manifest_record(
+            job_id=self.job_id,
+            files=self._files,
+            quarantined_lines=result.quarantined,
+            archived_at=archived_at,
+            schema_version=SCHEMA_VERSION,
+            **self._meta,
+        )
+        intent = CommitIntent(
+            job_id=self.job_id,
+            moves=moves,
+            deletes=[relative(root, path) for path in planner.deletes],
+            manifest=record,
+            summary={"rows_by_dataset": rows, "duplicates_replaced": result.duplicates_replaced},
+        )
+        write_intent(fs, root, intent)
+        self._hook("intent_written")
+        execute_intent(fs, root, intent, self.archive.crash_hook)
+        return result
+
+    def abort(self) -> None:
+        """Discard the staged work (nothing of it was visible) and release the lock.
+
+        After a failed commit whose intent was written, the staging area is kept: ``recover()``
+        must finish that commit, because some of its files may already be in place.
+        """
+        if self._state in ("committed", "aborted"):
+            return
+        if self._state == "failed":
+            # The lock went with the failure; take it again to clean up, or leave the staging
+            # area to the next recover() if another writer holds it now.
+            try:
+                self._lock.acquire()
+            except ArchiveLockedError:
+                self._state = "aborted"
+                self._remove_download_dir()
+                return
+        try:
+            if read_intent(self.archive.fs, self.archive.root, self.job_id) is None:
+                remove_dir(self.archive.fs, self.staging_dir)
+        finally:
+            self._lock.release()
+            self._state = "aborted"
+            self._remove_download_dir()
+
+    def _remove_download_dir(self) -> None:
+        if self._own_download_dir:
+            shutil.rmtree(self.download_dir, ignore_errors=True)

@@ -1,0 +1,336 @@
+"""Streaming Parquet writers: bounded row groups, size-rotated part files, date partitions."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import posixpath
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from gladly_archive.fs import fsync_file, join, temp_name
+
+__all__ = [
+    "DEFAULT_MAX_FILE_BYTES",
+    "DEFAULT_MAX_ROW_GROUP_BYTES",
+    "DEFAULT_MAX_ROW_GROUP_ROWS",
+    "DatasetWriter",
+    "SchemaMismatchError",
+    "WrittenFile",
+    "bounded_slices",
+    "check_schema",
+    "date_partitions",
+]
+
+DEFAULT_MAX_FILE_BYTES = 128 << 20
+DEFAULT_MAX_ROW_GROUP_ROWS = 256 * 1024
+DEFAULT_MAX_ROW_GROUP_BYTES = 64 << 20
+# Slices smaller than this (a date partition's share of a batch) wait for more rows of the same
+# partition before becoming a row group, so per-customer runs over years of dates don't write
+# thousands of tiny row groups.
+DEFAULT_MIN_ROW_GROUP_ROWS = 16 * 1024
+DEFAULT_MAX_OPEN_FILES = 64
+DEFAULT_MAX_BUFFERED_BYTES = 256 << 20
+
+
+class SchemaMismatchError(ValueError):
+    """A batch does not have exactly the dataset's schema (or has nulls in a required column)."""
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    """One finished part file."""
+
+    path: str  # full path on the filesystem
+    partition: str  # partition directory relative to the dataset ("" or "date=2025-03-01")
+    rows: int
+    size_bytes: int
+
+
+def _describe(field: pa.Field) -> str:
+    return f"{field.type}{'' if field.nullable else ' not null'}"
+
+
+def check_schema(dataset: str, expected: pa.Schema, batch: pa.RecordBatch) -> None:
+    """Raise SchemaMismatchError, naming the dataset and columns, if ``batch`` differs.
+
+    Names, order, types and nullability must match exactly; schema metadata is not compared (the
+    writer stamps the dataset's own). Required columns must hold no nulls.
+    """
+    actual = batch.schema
+    if not actual.equals(expected, check_metadata=False):
+        expected_names, actual_names = expected.names, actual.names
+        actual_fields = dict(zip(actual_names, actual, strict=True))
+        missing = [n for n in expected_names if n not in actual_fields]
+        extra = [n for n in actual_names if n not in expected_names]
+        changed = [
+            f"{field.name} (expected {_describe(field)}, "
+            f"got {_describe(actual_fields[field.name])})"
+            for field in expected
+            if field.name in actual_fields and not field.equals(actual_fields[field.name])
+        ]
+        repeated = sorted({n for n in actual_names if actual_names.count(n) > 1})
+        parts = []
+        if repeated:
+            parts.append(f"repeated columns {repeated}")
+        if missing:
+            parts.append(f"missing columns {missing}")
+        if extra:
+            parts.append(f"unexpected columns {extra}")
+        if changed:
+            parts.append(f"changed columns {changed}")
+        if not parts:
+            parts.append(f"column order differs: expected {expected_names}, got {actual_names}")
+        raise SchemaMismatchError(f"{dataset}: batch schema differs: " + "; ".join(parts))
+    for index, field in enumerate(expected):
+        if not field.nullable and batch.column(index).null_count:
+            raise SchemaMismatchError(
+                f"{dataset}: required column {field.name} has "
+                f"{batch.column(index).null_count} null value(s)"
+            )
+
+
+def bounded_slices(
+    batch: pa.RecordBatch, max_rows: int, max_bytes: int
+) -> Iterator[pa.RecordBatch]:
+    """Zero-copy slices of ``batch`` with at most ``max_rows`` rows and roughly ``max_bytes``."""
+    rows = batch.num_rows
+    if rows == 0:
+        return
+    size = batch.nbytes
+    per_slice = max_rows
+    if size > max_bytes:
+        per_slice = min(per_slice, max(1, rows * max_bytes // size))
+    for start in range(0, rows, per_slice):
+        yield batch.slice(start, per_slice)
+
+
+def date_partitions(batch: pa.RecordBatch, column: str) -> Iterator[tuple[str, pa.RecordBatch]]:
+    """Split a batch by the UTC date of a timestamp column: ("date=YYYY-MM-DD", rows) pairs.
+
+    Vectorised: one sort by date and contiguous slices, no Python loop over rows.
+    """
+    if batch.num_rows == 0:
+        return
+    dates = pc.cast(batch.column(column), pa.date32())
+    order = pc.sort_indices(dates)  # stable: rows keep their order within a date
+    ordered = batch.take(order)
+    sorted_dates = pc.take(dates, order)
+    days = np.asarray(sorted_dates.cast(pa.int32()))
+    cuts = np.flatnonzero(days[1:] != days[:-1]) + 1
+    starts = np.concatenate(([0], cuts))
+    ends = np.concatenate((cuts, [len(days)]))
+    labels = pc.strftime(pc.take(sorted_dates, pa.array(starts)), format="%Y-%m-%d").to_pylist()
+    for label, start, end in zip(labels, starts, ends, strict=True):
+        yield f"date={label}", ordered.slice(int(start), int(end - start))
+
+
+class _RotatingFile:
+    """Part files of one directory: one open file at a time, rotated past a size threshold."""
+
+    def __init__(
+        self,
+        fs: pafs.FileSystem,
+        directory: str,
+        partition: str,
+        schema: pa.Schema,
+        next_name: Callable[[], str],
+        max_file_bytes: int,
+        on_file: Callable[[WrittenFile], None],
+    ) -> None:
+        self._fs, self._dir, self._partition, self._schema = fs, directory, partition, schema
+        self._next_name, self._max_file_bytes, self._on_file = next_name, max_file_bytes, on_file
+        self._sink: Any = None
+        self._writer: pq.ParquetWriter | None = None
+        self._tmp = self._final = ""
+        self._rows = 0
+
+    def write_row_group(self, table: pa.Table) -> None:
+        if self._writer is None:
+            self._fs.create_dir(self._dir, recursive=True)
+            self._final = join(self._dir, self._next_name())
+            self._tmp = temp_name(self._final)
+            self._sink = self._fs.open_output_stream(self._tmp)
+            self._writer = pq.ParquetWriter(self._sink, self._schema, compression="zstd")
+            self._rows = 0
+        self._writer.write_table(table, row_group_size=max(1, table.num_rows))
+        self._rows += table.num_rows
+        if self._sink.tell() >= self._max_file_bytes:
+            self.close()
+
+    def close(self) -> None:
+        if self._writer is None:
+            return
+        self._writer.close()
+        size = int(self._sink.tell())
+        self._sink.close()
+        self._writer = None
+        fsync_file(self._fs, self._tmp)
+        self._fs.move(self._tmp, self._final)
+        self._on_file(WrittenFile(self._final, self._partition, self._rows, size))
+
+    def discard(self) -> None:
+        """Drop a half-written file (after an error)."""
+        if self._writer is None:
+            return
+        try:
+            self._writer.close()
+            self._sink.close()
+        finally:
+            self._writer = None
+            with contextlib.suppress(FileNotFoundError):
+                self._fs.delete_file(self._tmp)
+
+
+class DatasetWriter:
+    """Streams record batches of one dataset into Parquet part files under ``base_dir``.
+
+    Files are named ``<file_prefix>-<n>.parquet``, written under a hidden temporary name and
+    renamed when closed, zstd-compressed, one row group per (bounded) batch, rotated past
+    ``max_file_bytes``. With ``partition_by_date`` the rows go to ``date=YYYY-MM-DD/``
+    sub-directories by the UTC date of that timestamp column; ``partition`` puts every file in
+    one fixed sub-directory instead (e.g. ``job=…``).
+    """
+
+    def __init__(
+        self,
+        fs: pafs.FileSystem,
+        base_dir: str,
+        dataset: str,
+        schema: pa.Schema,
+        *,
+        file_prefix: str,
+        partition_by_date: str | None = None,
+        partition: str = "",
+        counter: Iterator[int] | None = None,
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+        max_row_group_rows: int = DEFAULT_MAX_ROW_GROUP_ROWS,
+        max_row_group_bytes: int = DEFAULT_MAX_ROW_GROUP_BYTES,
+        min_row_group_rows: int = DEFAULT_MIN_ROW_GROUP_ROWS,
+        max_open_files: int = DEFAULT_MAX_OPEN_FILES,
+        max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
+        on_file: Callable[[WrittenFile], None] | None = None,
+    ) -> None:
+        """Prepare a writer; nothing is created until the first row arrives."""
+        self.fs, self.base_dir, self.dataset, self.schema = fs, base_dir, dataset, schema
+        self._prefix = file_prefix
+        self._by_date = partition_by_date
+        self._fixed = partition
+        self._counter = counter if counter is not None else itertools.count()
+        self._max_file_bytes = max_file_bytes
+        self._max_rows, self._max_bytes = max_row_group_rows, max_row_group_bytes
+        self._min_rows = min_row_group_rows
+        self._max_open = max_open_files
+        self._max_buffered = max_buffered_bytes
+        self._user_on_file = on_file
+        self._files: OrderedDict[str, _RotatingFile] = OrderedDict()  # LRU of open partitions
+        self._pending: dict[str, list[pa.RecordBatch]] = {}
+        self._pending_rows: dict[str, int] = {}
+        self._buffered = 0
+        self.written: list[WrittenFile] = []
+        self.rows = 0
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.discard()
+
+    def write_batches(self, batches: Iterable[pa.RecordBatch]) -> int:
+        """Write every batch; returns the number of rows written by this call."""
+        before = self.rows
+        for batch in batches:
+            self.write_batch(batch)
+        return self.rows - before
+
+    def write_batch(self, batch: pa.RecordBatch) -> None:
+        """Check one batch's schema and write it (buffered only for small date slices)."""
+        check_schema(self.dataset, self.schema, batch)
+        if batch.num_rows == 0:
+            return
+        # Stamp the dataset's schema (with its version metadata) on what is written.
+        batch = pa.RecordBatch.from_arrays(batch.columns, schema=self.schema)
+        self.rows += batch.num_rows
+        if self._by_date is None:
+            for piece in bounded_slices(batch, self._max_rows, self._max_bytes):
+                self._file(self._fixed).write_row_group(pa.Table.from_batches([piece]))
+            return
+        for partition, piece in date_partitions(batch, self._by_date):
+            self._pending.setdefault(partition, []).append(piece)
+            self._pending_rows[partition] = self._pending_rows.get(partition, 0) + piece.num_rows
+            self._buffered += piece.nbytes
+            if self._pending_rows[partition] >= self._min_rows:
+                self._flush(partition)
+        while self._buffered > self._max_buffered and self._pending:
+            largest = max(self._pending, key=lambda p: self._pending_rows[p])
+            self._flush(largest)
+
+    def close(self) -> list[WrittenFile]:
+        """Flush buffers, finish every open file; returns all files this writer wrote."""
+        for partition in list(self._pending):
+            self._flush(partition)
+        while self._files:
+            _, handle = self._files.popitem(last=False)
+            handle.close()
+        return list(self.written)
+
+    def discard(self) -> None:
+        """Abandon open files after an error (finished files are left to the caller)."""
+        self._pending.clear()
+        self._pending_rows.clear()
+        while self._files:
+            _, handle = self._files.popitem(last=False)
+            handle.discard()
+
+    def _flush(self, partition: str) -> None:
+        pieces = self._pending.pop(partition)
+        self._pending_rows.pop(partition)
+        self._buffered -= sum(p.nbytes for p in pieces)
+        table = pa.Table.from_batches(pieces, schema=self.schema).combine_chunks()
+        for batch in table.to_batches():
+            for piece in bounded_slices(batch, self._max_rows, self._max_bytes):
+                self._file(partition).write_row_group(pa.Table.from_batches([piece]))
+
+    def _file(self, partition: str) -> _RotatingFile:
+        handle = self._files.get(partition)
+        if handle is not None:
+            self._files.move_to_end(partition)
+            return handle
+        if len(self._files) >= self._max_open:
+            # Bound open files: finish the least recently used partition's file; a later row
+            # for it starts a new part file.
+            _, oldest = self._files.popitem(last=False)
+            oldest.close()
+        handle = _RotatingFile(
+            self.fs,
+            posixpath.join(self.base_dir, partition) if partition else self.base_dir,
+            partition,
+            self.schema,
+            lambda: f"{self._prefix}-{next(self._counter)}.parquet",
+            self._max_file_bytes,
+            self._finished,
+        )
+        self._files[partition] = handle
+        return handle
+
+    def _finished(self, written: WrittenFile) -> None:
+        self.written.append(written)
+        if self._user_on_file is not None:
+            self._user_on_file(written)

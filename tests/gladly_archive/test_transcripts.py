@@ -1,0 +1,135 @@
+"""Transcripts: line format, ordering, channels, items without text, rebuilds across jobs."""
+
+from __future__ import annotations
+
+import zlib
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow.compute as pc
+
+from gladly_archive.archive import Archive
+from gladly_archive.schemas import TRANSCRIPT_BUCKETS, TRANSCRIPTS
+from gladly_archive.transcripts import bucket_of, bucket_partition, build_transcripts
+from tests.gladly_archive.test_archive import T0, archive_job, item, items_table
+
+BUILT = datetime(2025, 3, 9, tzinfo=UTC)
+
+
+def _one(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    (row,) = build_transcripts(items_table(rows), BUILT).to_pylist()
+    return dict(row)
+
+
+def test_line_format_is_second_precision_utc_initiator_and_text() -> None:
+    at = datetime(2025, 3, 1, 10, 2, 11, 987654, tzinfo=UTC)
+    row = _one([item("i1", "c1", "u1", at, text="Where is my order?")])
+    assert row["transcript"] == "2025-03-01T10:02:11Z CUSTOMER: Where is my order?"
+
+
+def test_items_are_ordered_by_time_then_item_id() -> None:
+    rows = [
+        item("i3", "c1", "u1", T0 + timedelta(minutes=5), text="third", initiator_type="AGENT"),
+        item("i2", "c1", "u1", T0, text="second"),
+        item("i1", "c1", "u1", T0, text="first"),
+    ]
+    assert _one(rows)["transcript"] == (
+        "2025-03-01T10:00:00Z CUSTOMER: first\n"
+        "2025-03-01T10:00:00Z CUSTOMER: second\n"
+        "2025-03-01T10:05:00Z AGENT: third"
+    )
+
+
+def test_channels_are_distinct_content_types_in_order_of_appearance() -> None:
+    rows = [
+        item("i1", "c1", "u1", T0 + timedelta(minutes=3), content_type="CHAT_MESSAGE"),
+        item("i2", "c1", "u1", T0 + timedelta(minutes=1), content_type="EMAIL"),
+        item("i3", "c1", "u1", T0 + timedelta(minutes=2), content_type="PHONE_CALL"),
+        item("i4", "c1", "u1", T0 + timedelta(minutes=4), content_type="EMAIL"),
+    ]
+    assert _one(rows)["channels"] == ["EMAIL", "PHONE_CALL", "CHAT_MESSAGE"]
+
+
+def test_items_without_text_show_their_content_type() -> None:
+    rows = [
+        item("i1", "c1", "u1", T0, text=None, content_type="PHONE_CALL", initiator_type="AGENT"),
+        item("i2", "c1", "u1", T0 + timedelta(seconds=1), text="", content_type="VOICEMAIL"),
+        item("i3", "c1", "u1", T0 + timedelta(seconds=2), initiator_type=None, text="hi"),
+    ]
+    assert _one(rows)["transcript"] == (
+        "2025-03-01T10:00:00Z AGENT: [PHONE_CALL]\n"
+        "2025-03-01T10:00:01Z CUSTOMER: [VOICEMAIL]\n"
+        "2025-03-01T10:00:02Z UNKNOWN: hi"
+    )
+
+
+def test_line_breaks_inside_a_text_keep_one_line_per_item() -> None:
+    row = _one([item("i1", "c1", "u1", T0, text="Hello,\r\nthanks\nbye")])
+    assert row["transcript"] == "2025-03-01T10:00:00Z CUSTOMER: Hello, thanks bye"
+
+
+def test_figures_per_conversation_and_activities_left_out() -> None:
+    rows = [
+        item("i1", "c2", "u2", T0 + timedelta(hours=1)),
+        item("i2", "c1", "u1", T0 + timedelta(days=2)),
+        item("i3", None, "u1", T0, content_type="CUSTOMER_ACTIVITY"),
+        item("i4", "c1", "u9", T0 + timedelta(days=3)),
+        item("i5", "c1", "u1", T0),
+    ]
+    table = build_transcripts(items_table(rows), BUILT)
+    assert table.schema.equals(TRANSCRIPTS, check_metadata=True)
+    got = {r["conversation_id"]: r for r in table.to_pylist()}
+    assert set(got) == {"c1", "c2"}
+    assert got["c1"]["item_count"] == 3
+    assert got["c1"]["first_timestamp"] == T0
+    assert got["c1"]["last_timestamp"] == T0 + timedelta(days=3)
+    assert got["c1"]["customer_id"] == "u9"  # that of the latest item
+    assert got["c2"]["item_count"] == 1
+    assert got["c2"]["built_at"] == BUILT
+
+
+def test_no_items_build_an_empty_table() -> None:
+    table = build_transcripts(items_table([item("i1", None, "u1", T0)]), BUILT)
+    assert table.num_rows == 0
+    assert table.schema.equals(TRANSCRIPTS)
+
+
+def test_buckets_are_a_stable_crc32_of_the_conversation_id() -> None:
+    assert bucket_of("conv-1") == zlib.crc32(b"conv-1") % TRANSCRIPT_BUCKETS
+    assert bucket_of("conv-1") == 12  # pinned: a different hash would move every row
+    assert bucket_partition(5) == "bucket=05"
+
+
+def test_a_second_job_rebuilds_the_conversation_from_all_its_items(tmp_path: Path) -> None:
+    archive = Archive.open(tmp_path)
+    # The first job's items sit on days 1 and 3; the second job only touches day 6, so the
+    # rebuild must find the older partitions from the existing transcript's time span.
+    archive_job(
+        archive,
+        "J1",
+        [
+            item("i1", "c1", "u1", T0, text="one"),
+            item("i2", "c1", "u1", T0 + timedelta(days=2), text="two", initiator_type="AGENT"),
+            item("i9", "c9", "u9", T0, text="other"),
+        ],
+    )
+    result = archive_job(
+        archive,
+        "J2",
+        [item("i3", "c1", "u1", T0 + timedelta(days=5), text="three", content_type="EMAIL")],
+    )
+    assert result.conversations_rebuilt == 1
+    table = archive.dataset("transcripts").to_table()
+    assert table.num_rows == 2
+    (c1,) = table.filter(pc.field("conversation_id") == "c1").to_pylist()
+    assert c1["transcript"] == (
+        "2025-03-01T10:00:00Z CUSTOMER: one\n"
+        "2025-03-03T10:00:00Z AGENT: two\n"
+        "2025-03-06T10:00:00Z CUSTOMER: three"
+    )
+    assert c1["item_count"] == 3
+    assert c1["channels"] == ["CHAT_MESSAGE", "EMAIL"]
+    assert c1["last_timestamp"] == T0 + timedelta(days=5)
+    (c9,) = table.filter(pc.field("conversation_id") == "c9").to_pylist()
+    assert c9["transcript"] == "2025-03-01T10:00:00Z CUSTOMER: other"

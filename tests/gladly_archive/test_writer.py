@@ -1,0 +1,191 @@
+"""DatasetWriter: bounded row groups, size rotation, temp then rename, partitions, schema checks."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+import pytest
+
+from gladly_archive.schemas import ITEMS
+from gladly_archive.writer import DatasetWriter, SchemaMismatchError, WrittenFile, date_partitions
+from tests.gladly_archive.test_archive import T0, item, items_table
+
+
+def _items(count: int, *, start: datetime = T0, step: timedelta = timedelta(minutes=1)) -> pa.Table:
+    return items_table(
+        [item(f"i{n:05d}", f"c{n % 7}", f"u{n % 3}", start + step * n) for n in range(count)]
+    )
+
+
+def _writer(tmp_path: Path, **kw: object) -> DatasetWriter:
+    return DatasetWriter(
+        pafs.LocalFileSystem(),
+        str(tmp_path / "items"),
+        "items",
+        ITEMS,
+        file_prefix="part-J1",
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def _parquet_files(root: Path) -> list[Path]:
+    return sorted(root.rglob("*.parquet"))
+
+
+def test_each_batch_is_one_row_group_and_big_batches_are_split(tmp_path: Path) -> None:
+    table = _items(250)
+    with _writer(tmp_path, max_row_group_rows=100) as writer:
+        writer.write_batches(table.slice(0, 30).to_batches())  # a small batch: one row group
+        writer.write_batches(table.slice(30).to_batches())  # 220 rows: split 100 + 100 + 20
+    (path,) = _parquet_files(tmp_path)
+    meta = pq.ParquetFile(path).metadata
+    assert [meta.row_group(n).num_rows for n in range(meta.num_row_groups)] == [30, 100, 100, 20]
+    assert meta.row_group(0).column(0).compression == "ZSTD"
+    assert pq.read_table(path)["item_id"].to_pylist() == table["item_id"].to_pylist()
+
+
+def test_files_rotate_past_the_size_threshold(tmp_path: Path) -> None:
+    table = _items(400)
+    with _writer(tmp_path, max_file_bytes=1) as writer:
+        for batch in table.to_batches(max_chunksize=100):
+            writer.write_batch(batch)
+    files = _parquet_files(tmp_path)
+    assert [p.name for p in files] == [f"part-J1-{n}.parquet" for n in range(4)]
+    assert [w.rows for w in writer.written] == [100, 100, 100, 100]
+    assert sum(pq.read_metadata(p).num_rows for p in files) == 400
+
+
+def test_files_are_invisible_until_closed_then_renamed(tmp_path: Path) -> None:
+    writer = _writer(tmp_path, partition_by_date="timestamp", min_row_group_rows=1)
+    writer.write_batches(_items(10).to_batches())
+    directory = tmp_path / "items"
+    assert _parquet_files(tmp_path) == []
+    hidden = [p.name for p in directory.rglob("*") if p.is_file()]
+    assert len(hidden) == 1
+    assert hidden[0].startswith(".")
+    assert hidden[0].endswith(".tmp")
+    written = writer.close()
+    assert [p.name for p in _parquet_files(tmp_path)] == ["part-J1-0.parquet"]
+    assert [p for p in directory.rglob(".*") if p.is_file()] == []
+    assert written == [
+        WrittenFile(
+            str(directory / "date=2025-03-01" / "part-J1-0.parquet"),
+            "date=2025-03-01",
+            10,
+            (directory / "date=2025-03-01" / "part-J1-0.parquet").stat().st_size,
+        )
+    ]
+
+
+def test_an_error_discards_the_half_written_file(tmp_path: Path) -> None:
+    def batches() -> object:
+        yield from _items(5).to_batches()
+        raise RuntimeError("download broke")
+
+    with pytest.raises(RuntimeError), _writer(tmp_path) as writer:
+        writer.write_batches(batches())  # type: ignore[arg-type]
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_items_are_partitioned_by_their_utc_date(tmp_path: Path) -> None:
+    # 23:30 at UTC-05:00 is already the next day in UTC.
+    late = datetime(2025, 3, 1, 23, 30, tzinfo=timezone(timedelta(hours=-5)))
+    rows = [
+        item("a", "c1", "u1", datetime(2025, 3, 2, 9, tzinfo=UTC)),
+        item("b", "c1", "u1", late),
+        item("c", "c1", "u1", datetime(2025, 3, 1, 0, 0, tzinfo=UTC)),
+        item("d", "c1", "u1", datetime(2025, 3, 2, 23, 59, 59, 999999, tzinfo=UTC)),
+    ]
+    with _writer(tmp_path, partition_by_date="timestamp") as writer:
+        writer.write_batches(items_table(rows).to_batches())
+    got = {p.parent.name: pq.read_table(p)["item_id"].to_pylist() for p in _parquet_files(tmp_path)}
+    # Rows keep their order within a partition.
+    assert got == {"date=2025-03-01": ["c"], "date=2025-03-02": ["a", "b", "d"]}
+
+
+def test_date_partitions_splits_without_reordering() -> None:
+    table = _items(6, step=timedelta(hours=10))
+    batch = table.to_batches()[0].take(pa.array([5, 0, 3, 1, 4, 2]))
+    parts = [(p, b["item_id"].to_pylist()) for p, b in date_partitions(batch, "timestamp")]
+    assert parts == [
+        ("date=2025-03-01", ["i00000", "i00001"]),
+        ("date=2025-03-02", ["i00003", "i00002"]),
+        ("date=2025-03-03", ["i00005", "i00004"]),
+    ]
+
+
+def test_small_date_slices_are_gathered_and_open_files_are_bounded(tmp_path: Path) -> None:
+    table = _items(300, step=timedelta(hours=5))  # about 63 dates, 4-5 rows each
+    with _writer(
+        tmp_path, partition_by_date="timestamp", max_open_files=3, min_row_group_rows=1000
+    ) as writer:
+        for batch in table.to_batches(max_chunksize=7):
+            writer.write_batch(batch)
+    files = _parquet_files(tmp_path)
+    assert len({p.parent.name for p in files}) == 63
+    assert len(files) == 63  # gathered until close, so one file and one row group per date
+    assert all(pq.read_metadata(p).num_row_groups == 1 for p in files)
+    rows = sorted(i for p in files for i in pq.read_table(p)["item_id"].to_pylist())
+    assert rows == table["item_id"].to_pylist()
+
+
+def test_files_carry_the_schema_and_its_version(tmp_path: Path) -> None:
+    with _writer(tmp_path) as writer:
+        writer.write_batches(_items(3).to_batches())
+    (path,) = _parquet_files(tmp_path)
+    schema = pq.read_schema(path)
+    assert schema.equals(ITEMS)
+    assert schema.metadata[b"gladly_pipeline.dataset"] == b"items"
+    assert schema.metadata[b"gladly_pipeline.schema_version"] == b"1"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda t: t.drop_columns(["subject"]), r"items: .*missing columns \['subject'\]"),
+        (
+            lambda t: t.append_column("extra", pa.array([1] * t.num_rows)),
+            r"unexpected columns \['extra'\]",
+        ),
+        (
+            lambda t: t.set_column(
+                t.schema.get_field_index("recording_duration_seconds"),
+                pa.field("recording_duration_seconds", pa.int32()),
+                pa.array([None] * t.num_rows, pa.int32()),
+            ),
+            r"changed columns \['recording_duration_seconds \(expected int64, got int32\)'\]",
+        ),
+        (
+            lambda t: t.cast(
+                pa.schema([f.with_nullable(True) if f.name == "item_id" else f for f in ITEMS])
+            ),
+            r"item_id \(expected string not null, got string\)",
+        ),
+        (
+            lambda t: t.select([ITEMS.names[1], ITEMS.names[0], *ITEMS.names[2:]]),
+            "column order differs",
+        ),
+    ],
+)
+def test_a_batch_with_another_schema_is_refused_naming_the_columns(
+    tmp_path: Path, change: object, message: str
+) -> None:
+    table = change(_items(2))  # type: ignore[operator]
+    writer = _writer(tmp_path)
+    with pytest.raises(SchemaMismatchError, match=message):
+        writer.write_batches(table.to_batches())
+
+
+def test_nulls_in_a_required_column_are_refused(tmp_path: Path) -> None:
+    table = _items(3)
+    raw = pa.array(["{}", None, "{}"], pa.large_string())
+    broken = pa.RecordBatch.from_arrays(
+        [raw if name == "raw_json" else table[name].combine_chunks() for name in ITEMS.names],
+        schema=ITEMS,
+    )
+    with pytest.raises(SchemaMismatchError, match=r"items: required column raw_json has 1 null"):
+        _writer(tmp_path).write_batch(broken)
