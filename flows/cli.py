@@ -5,6 +5,8 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
+from flows.cli_export import export
+from flows.exit_codes import EXIT_FAILED, EXIT_USAGE
 from gladly_client import GladlyClient, GladlyError
 
 app = typer.Typer(
@@ -25,9 +27,7 @@ def root() -> None:
     """Archive, retain and erase Gladly data."""
 
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
+app.command(name="export")(export)
 
 
 @app.command()

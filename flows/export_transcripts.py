@@ -1,0 +1,133 @@
+"""Prefect flow: archive Gladly's completed export jobs into the Parquet archive, oldest first."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import datetime
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from flows.exporting import (
+    DEFAULT_EXPIRY_WARNING_DAYS,
+    ExportReport,
+    JobOutcome,
+    archive_export_job,
+    resolve_root,
+    run_export,
+)
+from gladly_archive import Archive
+from gladly_client import GladlyClient
+from gladly_client.models import ExportJob
+
+
+# No Prefect retries: the client already retries 429/5xx/cut downloads, and a failed job is
+# simply redone by the next scheduled run. NO_CACHE: this task writes to the archive.
+@task(name="archive-export-job", cache_policy=NO_CACHE, persist_result=False)
+def archive_job(
+    client: GladlyClient, archive: Archive, job: ExportJob, now: datetime
+) -> JobOutcome:
+    """Download, convert and commit one export job as a whole."""
+    return archive_export_job(client, archive, job, now=now)
+
+
+@flow(name="export-transcripts")
+def export_transcripts(
+    root: str | None = None,
+    since: datetime | None = None,
+    expiry_warning_days: float = DEFAULT_EXPIRY_WARNING_DAYS,
+) -> dict[str, Any]:
+    """Archive every completed, not yet archived Gladly export job; warn about expiring ones.
+
+    Connection settings come from GLADLY_BASE_URL / GLADLY_USER / GLADLY_API_TOKEN; the archive
+    root from `root`, else GLADLY_PIPELINE_ROOT, else ./gladly-data.
+    """
+    logger = get_run_logger()
+    archive = Archive.open(resolve_root(root))
+    with GladlyClient.from_env() as client:
+        report = run_export(
+            client,
+            archive,
+            since=since,
+            expiry_warning_days=expiry_warning_days,
+            archive_one=lambda job, now: archive_job(client, archive, job, now),
+        )
+    for outcome in report.failed:
+        logger.error("export job %s could not be archived: %s", outcome.job_id, outcome.error)
+    for warning in report.warnings:
+        logger.error("EXPORT AT RISK: %s", warning.describe())
+    publish_export_artifact(report)
+    return summarize(report)
+
+
+def summarize(report: ExportReport) -> dict[str, Any]:
+    """The flow's result: counts, paths and warnings — no personal data."""
+    return {
+        "ok": report.ok,
+        "root": report.root,
+        "jobs_archived": [o.job_id for o in report.archived],
+        "jobs_failed": {o.job_id: o.error for o in report.failed},
+        "jobs_already_archived": report.already_archived,
+        "rows_by_dataset": report.rows_by_dataset(),
+        "quarantined_lines": report.quarantined,
+        "warnings": [w.describe() for w in report.warnings],
+    }
+
+
+def publish_export_artifact(report: ExportReport) -> None:
+    """A table a person reads in the Prefect UI: one row per job, then the warnings."""
+    rows: list[dict[str, Any]] = [
+        {
+            "job": o.job_id,
+            "window": _window(o),
+            "outcome": o.status,
+            **{f"rows_{k}": v for k, v in sorted(o.rows_by_dataset.items())},
+            "quarantined_lines": o.quarantined,
+            "duplicates_replaced": o.duplicates_replaced,
+            "note": o.error or (", ".join(o.skipped_files) and f"skipped {o.skipped_files}"),
+        }
+        for o in [*report.archived, *report.failed]
+    ]
+    rows.extend(
+        {"job": w.job_id, "window": "", "outcome": "AT RISK", "note": w.describe()}
+        for w in report.warnings
+    )
+    if not rows:
+        rows.append({"job": "", "window": "", "outcome": "nothing new to archive", "note": ""})
+    create_table_artifact(
+        table=rows,
+        key="export-transcripts",
+        description=(
+            f"Archive {report.root}: {len(report.archived)} job(s) archived, "
+            f"{len(report.failed)} failed, {len(report.warnings)} warning(s), "
+            f"{report.quarantined} quarantined line(s)."
+        ),
+    )
+
+
+def _window(outcome: JobOutcome) -> str:
+    if outcome.window_start is None or outcome.window_end is None:
+        return ""
+    return f"{outcome.window_start:%Y-%m-%d %H:%M} → {outcome.window_end:%Y-%m-%d %H:%M}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the flow once, locally (`python -m flows.export_transcripts --help`)."""
+    parser = argparse.ArgumentParser(description=export_transcripts.__doc__)
+    parser.add_argument(
+        "--root", help="archive root (default GLADLY_PIPELINE_ROOT or ./gladly-data)"
+    )
+    parser.add_argument("--since", type=datetime.fromisoformat, help="skip windows ending before")
+    parser.add_argument("--expiry-warning-days", type=float, default=DEFAULT_EXPIRY_WARNING_DAYS)
+    args = parser.parse_args(argv)
+    result = export_transcripts(
+        root=args.root, since=args.since, expiry_warning_days=args.expiry_warning_days
+    )
+    print(json.dumps(result, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""The export flows under a real (temporary) Prefect API: results and artifacts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from gladly_sandbox import Sandbox
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 5, 20, 9, tzinfo=UTC)
+
+
+@pytest.fixture
+def sandbox_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
+    with Sandbox(
+        seed=21, customers=40, now=NOW, frozen_clock=True, rate_limit_per_second=None
+    ) as sb:
+        monkeypatch.setenv("GLADLY_BASE_URL", sb.base_url)
+        monkeypatch.setenv("GLADLY_USER", sb.user)
+        monkeypatch.setenv("GLADLY_API_TOKEN", sb.api_token)
+        monkeypatch.setenv("GLADLY_REQUESTS_PER_SECOND", "200")
+        yield sb
+
+
+def _artifact_rows(key: str) -> list[dict[str, object]]:
+    import json
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
+        )
+    assert artifacts, f"no artifact {key!r}"
+    data = artifacts[-1].data
+    return json.loads(data) if isinstance(data, str) else list(data)  # type: ignore[arg-type]
+
+
+def test_export_transcripts_flow_archives_and_publishes_a_table(
+    prefect_api: None, sandbox_env: Sandbox, tmp_path: Path
+) -> None:
+    from flows.export_transcripts import export_transcripts
+
+    result = export_transcripts(root=str(tmp_path / "archive"))
+    completed = {j["id"] for j in sandbox_env.exports.list_jobs(status="COMPLETED")}
+    assert set(result["jobs_archived"]) == completed
+    assert result["rows_by_dataset"]["items"] > 0
+    rows = _artifact_rows("export-transcripts")
+    assert {row["job"] for row in rows if row["outcome"] == "archived"} == completed
+    token = sandbox_env.api_token
+    assert token not in str(result)
+    assert token not in str(rows)
+
+    again = export_transcripts(root=str(tmp_path / "archive"))
+    assert again["jobs_archived"] == []
+    assert again["jobs_already_archived"] == len(completed)
+
+
+def test_export_customer_transcripts_flow_names_customers_by_id_only(
+    prefect_api: None, sandbox_env: Sandbox, tmp_path: Path
+) -> None:
+    from flows.export_customer_transcripts import export_customer_transcripts
+
+    org = sandbox_env.org
+    customer_id = next(
+        cid
+        for cid in org.customer_ids()
+        if (raw := org.raw_customer(cid)) and not raw.get("deleted") and not raw.get("merged_into")
+    )
+    email = org.get_customer(customer_id)["emails"][0]["original"]
+    result = export_customer_transcripts(emails=[email], root=str(tmp_path / "archive"))
+    assert result["customer_ids"] == [customer_id]
+    assert result["items"] > 0
+    rows = _artifact_rows("export-customer-transcripts")
+    assert email not in str(result)
+    assert email not in str(rows)
