@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
+from flows.cli_enrich import enrich
 from flows.cli_export import export
 from flows.exit_codes import EXIT_FAILED, EXIT_USAGE
 from gladly_client import GladlyClient, GladlyError
@@ -28,6 +29,7 @@ def root() -> None:
 
 
 app.command(name="export")(export)
+app.command(name="enrich")(enrich)
 
 
 @app.command()

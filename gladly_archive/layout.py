@@ -41,6 +41,8 @@ PARTITION_FIELDS: dict[str, pa.Field | None] = {
     QUARANTINE_DIR: None,
     MANIFEST_DIR: None,
     INDEX_DIR: None,
+    "conversations": None,  # run=<id>/ directories; the newest fetched_at wins
+    "customer_profiles": None,
 }
 
 # Job ids become directory and file names (and Hive values), so they are kept to a safe alphabet:

@@ -8,7 +8,9 @@ __all__ = [
     "AGENTS",
     "ATTACHMENT",
     "CUSTOMERS",
+    "CONVERSATIONS",
     "CUSTOMER_FILES",
+    "CUSTOMER_PROFILES",
     "DATASETS",
     "ITEMS",
     "MANIFEST",
@@ -219,6 +221,40 @@ CUSTOMER_FILES = with_metadata(
     ),
 )
 
+# conversations/run=<id>/…  — conversation facts fetched through the API (GET conversation):
+# the export files carry no inbox, status or topics. Appended per enrichment run; the latest
+# `fetched_at` per conversation wins.
+CONVERSATIONS = with_metadata(
+    "conversations",
+    pa.schema(
+        [
+            pa.field("conversation_id", pa.string(), nullable=False),
+            pa.field("customer_id", pa.string(), nullable=False),
+            pa.field("inbox_id", pa.string()),
+            pa.field("status", pa.string()),
+            pa.field("created_at", UTC_MICROS),
+            pa.field("closed_at", UTC_MICROS),
+            pa.field("topic_ids", _STRINGS),
+            pa.field("agent_id", pa.string()),
+            pa.field("fetched_at", UTC_MICROS, nullable=False),
+        ]
+    ),
+)
+
+# customer_profiles/run=<id>/…  — profile facts fetched through the API (GET customer): custom
+# attributes are not in the export's flattened customers. Latest `fetched_at` per customer wins.
+CUSTOMER_PROFILES = with_metadata(
+    "customer_profiles",
+    pa.schema(
+        [
+            pa.field("customer_id", pa.string(), nullable=False),
+            pa.field("custom_attributes_json", pa.string()),
+            pa.field("updated_at", UTC_MICROS),
+            pa.field("fetched_at", UTC_MICROS, nullable=False),
+        ]
+    ),
+)
+
 DATASETS: dict[str, pa.Schema] = {
     "items": ITEMS,
     "customers": CUSTOMERS,
@@ -228,4 +264,6 @@ DATASETS: dict[str, pa.Schema] = {
     "_manifest": MANIFEST,
     "_quarantine": QUARANTINE,
     "_index/customer_files": CUSTOMER_FILES,
+    "conversations": CONVERSATIONS,
+    "customer_profiles": CUSTOMER_PROFILES,
 }

@@ -135,6 +135,23 @@ EXPECTED: dict[str, list[pa.Field]] = {
         _f("path", pa.string(), False),
         _f("job_id", pa.string(), False),
     ],
+    "conversations": [
+        _f("conversation_id", pa.string(), False),
+        _f("customer_id", pa.string(), False),
+        _f("inbox_id", pa.string()),
+        _f("status", pa.string()),
+        _f("created_at", TS),
+        _f("closed_at", TS),
+        _f("topic_ids", pa.list_(pa.string())),
+        _f("agent_id", pa.string()),
+        _f("fetched_at", TS, False),
+    ],
+    "customer_profiles": [
+        _f("customer_id", pa.string(), False),
+        _f("custom_attributes_json", pa.string()),
+        _f("updated_at", TS),
+        _f("fetched_at", TS, False),
+    ],
 }
 
 METADATA_NAMES = {
@@ -146,6 +163,8 @@ METADATA_NAMES = {
     "_manifest": b"manifest",
     "_quarantine": b"quarantine",
     "_index/customer_files": b"customer_files",
+    "conversations": b"conversations",
+    "customer_profiles": b"customer_profiles",
 }
 
 
@@ -187,6 +206,8 @@ def test_named_schemas_are_the_datasets_entries() -> None:
     assert schemas.MANIFEST is schemas.DATASETS["_manifest"]
     assert schemas.QUARANTINE is schemas.DATASETS["_quarantine"]
     assert schemas.CUSTOMER_FILES is schemas.DATASETS["_index/customer_files"]
+    assert schemas.CONVERSATIONS is schemas.DATASETS["conversations"]
+    assert schemas.CUSTOMER_PROFILES is schemas.DATASETS["customer_profiles"]
 
 
 def test_with_metadata_stamps_name_and_version() -> None:
