@@ -7,6 +7,7 @@ from rich.console import Console
 
 from flows.cli_enrich import enrich
 from flows.cli_export import export
+from flows.cli_policies import holds_hash, validate
 from flows.exit_codes import EXIT_FAILED, EXIT_USAGE
 from gladly_client import GladlyClient, GladlyError
 
@@ -30,6 +31,16 @@ def root() -> None:
 
 app.command(name="export")(export)
 app.command(name="enrich")(enrich)
+
+policies_app = typer.Typer(help="Validate retention policies.", no_args_is_help=True)
+policies_app.command(name="validate")(validate)
+app.add_typer(policies_app, name="policies")
+
+holds_app = typer.Typer(
+    help="Legal holds: hash an email or phone for the registry.", no_args_is_help=True
+)
+holds_app.command(name="hash")(holds_hash)
+app.add_typer(holds_app, name="holds")
 
 
 @app.command()
