@@ -7,11 +7,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from flows.cli_common import connect
 from flows.enrich import enrich_archive
-from flows.exit_codes import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from flows.exporting import resolve_root
-from gladly_archive import Archive
-from gladly_client import GladlyClient, GladlyError
+from flows.exit_codes import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK
+from gladly_client import GladlyError
 
 
 def enrich(
@@ -28,12 +27,7 @@ def enrich(
     custom attribute need them. Exit 3 when calls are still owed (run it again).
     """
     console = Console(stderr=True)
-    try:
-        client = GladlyClient.from_env()
-        archive = Archive.open(resolve_root(root))
-    except ValueError as exc:
-        console.print(f"[red]Configuration error:[/red] {exc}")
-        raise typer.Exit(EXIT_USAGE) from None
+    client, archive = connect(root, console)
     with client:
         try:
             report = enrich_archive(client, archive, max_calls=max_calls)

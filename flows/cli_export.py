@@ -18,11 +18,11 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from flows.cli_common import connect
 from flows.customer_export import CustomerExportReport, run_customer_export
-from flows.exit_codes import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from flows.exporting import DEFAULT_EXPIRY_WARNING_DAYS, ExportReport, resolve_root, run_export
-from gladly_archive import Archive
-from gladly_client import GladlyClient, GladlyError
+from flows.exit_codes import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK
+from flows.exporting import DEFAULT_EXPIRY_WARNING_DAYS, ExportReport, run_export
+from gladly_client import GladlyError
 
 
 class RichProgress:
@@ -81,12 +81,7 @@ def export(
     history was cut short by Gladly's API limits.
     """
     console = Console(stderr=True)
-    try:
-        client = GladlyClient.from_env()
-        archive = Archive.open(resolve_root(root))
-    except ValueError as exc:
-        console.print(f"[red]Configuration error:[/red] {exc}")
-        raise typer.Exit(EXIT_USAGE) from None
+    client, archive = connect(root, console)
     with client:
         try:
             if customer_email or customer_id:
