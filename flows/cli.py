@@ -7,6 +7,7 @@ from rich.console import Console
 
 from flows.cli_enrich import enrich
 from flows.cli_export import export
+from flows.cli_plan import plan
 from flows.cli_policies import holds_hash, validate
 from flows.exit_codes import EXIT_FAILED, EXIT_USAGE
 from gladly_client import GladlyClient, GladlyError
@@ -31,6 +32,7 @@ def root() -> None:
 
 app.command(name="export")(export)
 app.command(name="enrich")(enrich)
+app.command(name="plan")(plan)
 
 policies_app = typer.Typer(help="Validate retention policies.", no_args_is_help=True)
 policies_app.command(name="validate")(validate)

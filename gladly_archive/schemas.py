@@ -7,8 +7,8 @@ import pyarrow as pa
 __all__ = [
     "AGENTS",
     "ATTACHMENT",
-    "CUSTOMERS",
     "CONVERSATIONS",
+    "CUSTOMERS",
     "CUSTOMER_FILES",
     "CUSTOMER_PROFILES",
     "DATASETS",

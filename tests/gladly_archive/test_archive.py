@@ -452,7 +452,7 @@ def test_job_ids_unsafe_as_paths_are_rejected_and_gladly_ids_accepted(tmp_path: 
 def test_unknown_dataset_names_are_rejected_and_empty_datasets_read(tmp_path: Path) -> None:
     archive = Archive.open(tmp_path)
     with pytest.raises(ValueError, match="unknown dataset"):
-        archive.dataset("conversations")
+        archive.dataset("conversation_notes")
     assert archive.dataset("items").count_rows() == 0
     assert "date" in archive.dataset("items").schema.names
     assert archive.read_manifest().num_rows == 0

@@ -1,0 +1,246 @@
+"""How fast and lean policy planning is at archive scale: load_tables + evaluate vs the goals.
+
+    .venv/bin/python bench/plan_scale.py [--customers 1000000] [--items 10000000] [--keep]
+
+Builds (vectorised, seconds) an archive in the ITEMS / CUSTOMERS layout under a temp root:
+items/date=…/part.parquet sorted by time, ~4 items a conversation, 5 % CUSTOMER_ACTIVITY items
+without a conversation, status and topic changes carrying their JSON in raw_json, customers/ with
+one email and phone each. Then, in a child process (so peak RSS is its own, from os.wait4), times
+load_tables and evaluate with the shipped example policies twice: as written (their limits block
+the big ones) and with limits removed (every match expanded into targets — the worst case).
+Goals: ≤ 10 s and ≤ 1 GB peak RSS for load + evaluate; printed as ratios (≤ 1.0 meets the goal).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from gladly_archive.schemas import CUSTOMERS, ITEMS
+
+NOW = datetime(2025, 6, 1, tzinfo=UTC)
+GOAL_SECONDS = 10.0
+GOAL_RSS = 1 << 30
+TYPES = [
+    "CHAT_MESSAGE",
+    "EMAIL",
+    "SMS",
+    "PHONE_CALL",
+    "VOICEMAIL",
+    "CONVERSATION_NOTE",
+    "TOPIC_CHANGE",
+    "CONVERSATION_STATUS_CHANGE",
+    "WHATSAPP",
+    "CUSTOMER_ACTIVITY",
+]
+WEIGHTS = [0.25, 0.2, 0.12, 0.08, 0.03, 0.07, 0.05, 0.12, 0.03, 0.05]
+
+
+def _ids(prefix: str, numbers: np.ndarray) -> pa.Array:
+    return pc.binary_join_element_wise(prefix, pc.cast(pa.array(numbers), pa.string()), "")
+
+
+def build(root: Path, customers: int, items: int, seed: int = 7) -> None:
+    rng = np.random.default_rng(seed)
+    conversations = max(1, items // 4)
+    conv = rng.integers(0, conversations, items)
+    ctype_idx = rng.choice(len(TYPES), items, p=WEIGHTS)
+    ctypes = pa.array(np.array(TYPES)[ctype_idx])
+    is_activity = ctype_idx == TYPES.index("CUSTOMER_ACTIVITY")
+    cust = np.where(is_activity, rng.integers(0, customers, items), conv % customers)
+    span = int(timedelta(days=4 * 365).total_seconds() * 1e6)
+    start = int(NOW.timestamp() * 1e6) - span
+    ts = np.sort(start + rng.integers(0, span, items))
+    status_json = np.where(
+        rng.random(items) < 0.8,
+        '{"content":{"type":"CONVERSATION_STATUS_CHANGE","status":"CLOSED"}}',
+        '{"content":{"type":"CONVERSATION_STATUS_CHANGE","status":"OPEN"}}',
+    )
+    topic_json = np.array(
+        [f'{{"content":{{"type":"TOPIC_CHANGE","addedTopicIds":["t{i}"]}}}}' for i in range(20)]
+    )[rng.integers(0, 20, items)]
+    raw = np.where(
+        ctype_idx == TYPES.index("CONVERSATION_STATUS_CHANGE"),
+        status_json,
+        np.where(ctype_idx == TYPES.index("TOPIC_CHANGE"), topic_json, "{}"),
+    )
+    conv_ids = pc.if_else(pa.array(is_activity), pa.scalar(None, pa.string()), _ids("v", conv))
+    cols = {
+        "item_id": _ids("i", np.arange(items)),
+        "conversation_id": conv_ids,
+        "customer_id": _ids("c", cust),
+        "timestamp": pa.array(ts, pa.timestamp("us", tz="UTC")),
+        "initiator_type": pa.array(np.where(rng.random(items) < 0.5, "CUSTOMER", "AGENT")),
+        "content_type": ctypes,
+        "recording_status": pc.if_else(
+            pc.equal(ctypes, "PHONE_CALL"), "AVAILABLE", pa.scalar(None, pa.string())
+        ),
+        "raw_json": pa.array(raw, pa.large_string()),
+        "job_id": pa.array(np.full(items, "job-1")),
+        "archived_at": pa.array(
+            np.full(items, int(NOW.timestamp() * 1e6)), pa.timestamp("us", tz="UTC")
+        ),
+    }
+    table = pa.table(
+        {f.name: cols.get(f.name, pa.nulls(items, f.type)).cast(f.type) for f in ITEMS},
+        schema=ITEMS,
+    )
+    chunk = 1_000_000
+    for n, offset in enumerate(range(0, items, chunk)):
+        part = table.slice(offset, chunk)
+        day = datetime.fromtimestamp(int(ts[offset]) / 1e6, UTC).date().isoformat()
+        out = root / "items" / f"date={day}"
+        out.mkdir(parents=True, exist_ok=True)
+        pq.write_table(part, out / f"part-{n:03d}.parquet", compression="zstd")
+    numbers = np.arange(customers)
+    emails = pc.binary_join_element_wise(
+        "c", pc.cast(pa.array(numbers), pa.string()), "@example.com", ""
+    )
+    cust_cols = {
+        "customer_id": _ids("c", numbers),
+        "emails": pa.ListArray.from_arrays(
+            pa.array(np.arange(customers + 1, dtype=np.int32)), emails
+        ),
+        "phones": pa.ListArray.from_arrays(
+            pa.array(np.arange(customers + 1, dtype=np.int32)), _ids("+1555", numbers)
+        ),
+        "raw_json": pa.array(np.full(customers, "{}"), pa.large_string()),
+        "job_id": pa.array(np.full(customers, "job-1")),
+        "archived_at": pa.array(
+            np.full(customers, int(NOW.timestamp() * 1e6)), pa.timestamp("us", tz="UTC")
+        ),
+    }
+    ctable = pa.table(
+        {
+            f.name: cust_cols.get(f.name, pa.nulls(customers, f.type)).cast(f.type)
+            for f in CUSTOMERS
+        },
+        schema=CUSTOMERS,
+    )
+    (root / "customers" / "job=job-1").mkdir(parents=True)
+    pq.write_table(ctable, root / "customers" / "job=job-1" / "part-0.parquet", compression="zstd")
+
+
+def measure(root: Path, unlimited: bool) -> None:
+    """Child process: load + evaluate once, print a JSON line of timings."""
+    from retention_policies.evaluate import evaluate
+    from retention_policies.facts import load_tables
+    from retention_policies.holds import Hold, HoldRegistry
+    from retention_policies.loader import load_policies
+    from retention_policies.model import Limits
+
+    policies = load_policies(
+        Path(__file__).resolve().parent.parent / "retention_policies" / "policies"
+    )
+    if unlimited:
+        policies = [p.model_copy(update={"limits": Limits()}) for p in policies]
+    key = b"bench-key"
+    registry = HoldRegistry(
+        key=key,
+        holds=(
+            Hold(kind="customer_id", value="c1", reason="bench", reference="B-1"),
+            Hold(kind="email_hash", value="0" * 64, reason="bench", reference="B-2"),
+            Hold(kind="topic", value="t3", reason="bench", reference="B-3"),
+        ),
+    )
+    t0 = time.perf_counter()
+    tables = load_tables(root)
+    t1 = time.perf_counter()
+    plan = evaluate(policies, tables, registry, NOW)
+    t2 = time.perf_counter()
+    print(
+        json.dumps(
+            {
+                "load_s": t1 - t0,
+                "evaluate_s": t2 - t1,
+                "targets": plan.targets.num_rows,
+                "held": plan.held.num_rows,
+                "statuses": {p["name"]: p["status"] for p in plan.policies},
+            }
+        )
+    )
+
+
+def _child(root: Path, unlimited: bool) -> tuple[dict[str, object], int]:
+    args = [sys.executable, __file__, "--measure", str(root)] + (
+        ["--unlimited"] if unlimited else []
+    )
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    if status != 0:
+        raise SystemExit(f"measurement failed ({status})")
+    return json.loads(out.decode().strip().splitlines()[-1]), usage.ru_maxrss * 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--items", type=int, default=10_000_000)
+    parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--measure")
+    parser.add_argument("--unlimited", action="store_true")
+    parser.add_argument("--build")
+    args = parser.parse_args()
+    if args.build:
+        build(Path(args.build), args.customers, args.items)
+        return
+    if args.measure:
+        measure(Path(args.measure), args.unlimited)
+        return
+    root = Path(tempfile.mkdtemp(prefix="plan_scale_"))
+    try:
+        t0 = time.perf_counter()
+        # Built in a child too: a forked child starts with its parent's RSS on the books.
+        subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--build",
+                str(root),
+                "--customers",
+                str(args.customers),
+                "--items",
+                str(args.items),
+            ],
+            check=True,
+        )
+        print(
+            f"built {args.items:,} items / {args.customers:,} customers in "
+            f"{time.perf_counter() - t0:.1f} s under {root}"
+        )
+        for unlimited in (False, True):
+            result, rss = _child(root, unlimited)
+            total = float(result["load_s"]) + float(result["evaluate_s"])  # type: ignore[arg-type]
+            label = "limits removed" if unlimited else "policies as shipped"
+            print(
+                f"{label}: load {result['load_s']:.2f} s + evaluate {result['evaluate_s']:.2f} s"
+                f" = {total:.2f} s ({total / GOAL_SECONDS:.2f} of 10 s goal); peak RSS "
+                f"{rss / 2**20:.0f} MB ({rss / GOAL_RSS:.2f} of 1 GB goal); "
+                f"{result['targets']:,} targets, {result['held']:,} held; {result['statuses']}"
+            )
+    finally:
+        if args.keep:
+            print(f"kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

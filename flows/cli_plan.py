@@ -1,0 +1,96 @@
+"""`gladly-pipeline plan`: evaluate retention policies over the archive into a reviewable plan."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from flows.exit_codes import EXIT_ATTENTION, EXIT_OK, EXIT_USAGE
+from flows.exporting import resolve_root
+
+ENV_AUDIT_KEY = "GLADLY_AUDIT_KEY"
+
+
+def plan(
+    policies: Annotated[Path, typer.Option(help="A policy file or a directory of *.yaml files.")],
+    holds: Annotated[Path | None, typer.Option(help="Legal hold registry (YAML or CSV).")] = None,
+    root: Annotated[
+        str | None, typer.Option(help="Archive root (env GLADLY_PIPELINE_ROOT).")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Where to write the plan (default: <root>/_plans/<timestamp>)."),
+    ] = None,
+) -> None:
+    """Plan what the policies would delete — nothing is deleted. Prints the summary and hash.
+
+    Review the plan directory (targets.parquet, held.parquet, summary.json, plan.json); the
+    plan hash is what an approver approves (executing a plan arrives with the deletion engine).
+    Exit codes: 0 planned; 2 invalid policies or holds; 3 planned, but a policy was blocked by
+    its limits.
+    """
+    from retention_policies import HoldRegistry, PolicyValidationError, load_policies
+    from retention_policies.evaluate import evaluate
+    from retention_policies.facts import load_tables
+
+    console = Console(stderr=True)
+    try:
+        loaded = load_policies(policies)
+        key = _audit_key(required=holds is not None)
+        registry = (
+            HoldRegistry.load(holds, key=key) if holds is not None else HoldRegistry.empty(key=key)
+        )
+    except PolicyValidationError as exc:
+        console.print(str(exc))
+        raise typer.Exit(EXIT_USAGE) from None
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(EXIT_USAGE) from None
+    archive_root = resolve_root(root)
+    now = datetime.now(UTC)
+    tables = load_tables(archive_root)
+    result = evaluate(loaded, tables, registry, now)
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    # Plans are written locally: beside a local archive, else in ./gladly-plans.
+    base = Path("gladly-plans") if "://" in archive_root else Path(archive_root) / "_plans"
+    target = out or base / stamp
+    result.write(target)
+    summary = result.summary()
+    table = Table(title=f"Retention plan {result.hash[:12]}…")
+    table.add_column("policy")
+    table.add_column("targets", justify="right")
+    table.add_column("held back", justify="right")
+    held = summary.get("excluded_by_holds_by_policy", {})
+    for policy, count in sorted(summary.get("by_policy", {}).items()):
+        table.add_row(str(policy), str(count), str(held.get(policy, 0)))
+    console.print(table)
+    shown = (
+        "by_action",
+        "by_operation",
+        "not_erasable_via_api_by_content_type",
+        "blocked_policies",
+    )
+    console.print(json.dumps({k: summary[k] for k in shown if k in summary}, indent=2))
+    console.print(f"plan written to {target}")
+    console.print(f"plan hash: {result.hash}")
+    raise typer.Exit(EXIT_ATTENTION if summary.get("blocked_policies") else EXIT_OK)
+
+
+def _audit_key(*, required: bool) -> bytes:
+    key = os.environ.get(ENV_AUDIT_KEY, "")
+    if not key and not required:
+        # Without holds nothing is hashed; the key only names the (empty) registry's hash.
+        return b"no-holds"
+    if not key:
+        raise ValueError(
+            f"{ENV_AUDIT_KEY} is not set: legal holds by email or phone are compared as keyed "
+            "hashes, so the key that made them is needed (set it in the environment)"
+        )
+    return key.encode()

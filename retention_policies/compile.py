@@ -1,0 +1,213 @@
+"""Policy filters compiled to DuckDB SQL over a population view, with bound parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from retention_policies.facts import FACT_FIELDS
+
+__all__ = ["Compiled", "UnsupportedFilter", "compile_filters", "population_sql"]
+
+
+class UnsupportedFilter(ValueError):
+    """A filter this evaluator cannot compile for the policy's resource (a bug, never skipped)."""
+
+
+# Every population view exposes the same columns: `_id` plus the facts filters read.
+# `_last_activity` is always the customer's last activity (Gladly's "last contact").
+_POPULATION: dict[str, str] = {
+    "customer": """
+        SELECT c.customer_id AS _id, c.customer_id AS _customer_id,
+            CAST(NULL AS VARCHAR) AS _conversation_id,
+            c.last_activity AS _last_activity, c.first_activity AS _conv_created,
+            CAST(NULL AS TIMESTAMPTZ) AS _conv_closed, c.last_activity AS _conv_last,
+            CAST(NULL AS TIMESTAMPTZ) AS _item_time, c.conversation_statuses AS _statuses,
+            c.inbox_ids AS _inbox_ids, c.topic_ids AS _topic_ids, c.channels AS _channels,
+            c.custom_attributes AS _attrs, c.*
+        FROM customers c""",
+    "conversation": """
+        SELECT v.conversation_id AS _id, v.customer_id AS _customer_id,
+            v.conversation_id AS _conversation_id,
+            c.last_activity AS _last_activity, v.created_at AS _conv_created,
+            v.closed_at AS _conv_closed, v.last_activity AS _conv_last,
+            CAST(NULL AS TIMESTAMPTZ) AS _item_time,
+            CASE WHEN v.status IS NULL THEN [] ELSE [v.status] END AS _statuses,
+            CASE WHEN v.inbox_id IS NULL THEN [] ELSE [v.inbox_id] END AS _inbox_ids,
+            v.topic_ids AS _topic_ids, v.channels AS _channels,
+            v.custom_attributes AS _attrs, v.*
+        FROM conversations v LEFT JOIN customers c ON c.customer_id = v.customer_id""",
+    "item": """
+        SELECT i.item_id AS _id, i.customer_id AS _customer_id,
+            i.conversation_id AS _conversation_id,
+            c.last_activity AS _last_activity, v.created_at AS _conv_created,
+            v.closed_at AS _conv_closed, v.last_activity AS _conv_last,
+            i."timestamp" AS _item_time,
+            CASE WHEN v.status IS NULL THEN [] ELSE [v.status] END AS _statuses,
+            CASE WHEN v.inbox_id IS NULL THEN [] ELSE [v.inbox_id] END AS _inbox_ids,
+            coalesce(v.topic_ids, []) AS _topic_ids, [i.content_type] AS _channels,
+            c.custom_attributes AS _attrs, i.*
+        FROM items i
+        LEFT JOIN conversations v ON v.conversation_id = i.conversation_id
+        LEFT JOIN customers c ON c.customer_id = i.customer_id""",
+}
+
+_AGE_COLUMNS = {
+    "last_activity": "_last_activity",
+    "conversation_created": "_conv_created",
+    "conversation_closed": "_conv_closed",
+    "conversation_last_activity": "_conv_last",
+    "item_time": "_item_time",
+}
+_COMPARE = {"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+
+
+def population_sql(resource: str) -> str:
+    """The SELECT giving one row per `resource` (customer, conversation, item) with its facts."""
+    if resource not in _POPULATION:
+        raise UnsupportedFilter(f"unknown resource {resource!r}")
+    return _POPULATION[resource]
+
+
+@dataclass
+class Compiled:
+    """A boolean SQL expression over the population view and its positional parameters."""
+
+    sql: str
+    params: list[Any] = field(default_factory=list)
+
+
+def _get(flt: Any, name: str) -> Any:
+    if isinstance(flt, Mapping):
+        return flt.get(name)
+    if name == "in":
+        return getattr(flt, "in_", None)
+    return getattr(flt, name, None)
+
+
+def _duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return timedelta(days=value)
+    raise UnsupportedFilter(f"duration {value!r} is not normalised")
+
+
+class _Compiler:
+    def __init__(
+        self, resource: str, now: datetime, lookups: Mapping[str, Mapping[str, list[str]]]
+    ) -> None:
+        self.resource = resource
+        self.now = now
+        self.lookups = lookups
+        self.params: list[Any] = []
+
+    def bind(self, value: Any) -> str:
+        self.params.append(value)
+        return "?"
+
+    def all_of(self, filters: Sequence[Any]) -> str:
+        return "(" + " AND ".join(self.one(f) for f in filters) + ")"
+
+    def one(self, flt: Any) -> str:
+        kind = _get(flt, "type")
+        if kind == "and":
+            return self.all_of(_get(flt, "filters"))
+        if kind == "or":
+            return "(" + " OR ".join(self.one(f) for f in _get(flt, "filters")) + ")"
+        if kind == "not":
+            return f"(NOT {self.one(_get(flt, 'filter'))})"
+        # Every leaf is two-valued: a missing fact makes it false (never NULL).
+        return f"coalesce(({self.leaf(kind, flt)}), false)"
+
+    def leaf(self, kind: str, flt: Any) -> str:
+        if kind == "age":
+            column = _AGE_COLUMNS.get(_get(flt, "field"))
+            if column is None:
+                raise UnsupportedFilter(f"unknown age field {_get(flt, 'field')!r}")
+            older, newer = _get(flt, "older_than"), _get(flt, "newer_than")
+            if older is not None:
+                return f"{column} < {self.bind(self.now - _duration(older))}"
+            return f"{column} >= {self.bind(self.now - _duration(newer))}"
+        if kind == "inbox":
+            return self.listed("_inbox_ids", _get(flt, "in"), _get(flt, "not_in"), "inboxes")
+        if kind == "channel":
+            return self.listed("_channels", _get(flt, "in"), _get(flt, "not_in"), None)
+        if kind == "topic":
+            any_of, none_of = _get(flt, "any_of"), _get(flt, "none_of")
+            return self.listed("_topic_ids", any_of, none_of, "topics")
+        if kind == "conversation_status":
+            return self.listed("_statuses", _get(flt, "in"), None, None)
+        if kind == "custom_attribute":
+            key = str(_get(flt, "key"))
+            path = self.bind('$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"')
+            return self.compare(f"json_extract_string(_attrs, {path})", flt, attribute=True)
+        if kind == "value":
+            name = _get(flt, "field")
+            if name not in FACT_FIELDS.get(self.resource, frozenset()):
+                raise UnsupportedFilter(f"field {name!r} is not a {self.resource} fact")
+            return self.compare(f'"{name}"', flt, attribute=False)
+        raise UnsupportedFilter(f"unknown filter type {kind!r}")
+
+    def listed(
+        self, column: str, yes: list[str] | None, no: list[str] | None, lookup: str | None
+    ) -> str:
+        values = yes if yes is not None else no
+        names = self.lookups.get(lookup, {}) if lookup else {}
+        resolved = sorted({v for value in values or [] for v in [value, *names.get(value, [])]})
+        hit = f"list_has_any({column}, {self.bind(resolved)}::VARCHAR[])" if resolved else "false"
+        return hit if yes is not None else f"NOT {hit}"
+
+    def compare(self, column: str, flt: Any, *, attribute: bool) -> str:
+        op, value = _get(flt, "op"), _get(flt, "value")
+        if op == "exists":
+            return f"{column} IS NOT NULL"
+        if op == "missing":
+            return f"{column} IS NULL"
+        if attribute:
+            # Attributes are JSON: compare as text, or as numbers when the value is a number.
+            numeric = _numeric(value)
+            column = f"TRY_CAST({column} AS DOUBLE)" if numeric else column
+            value = _attr_value(value, numeric)
+        if op in ("in", "not_in"):
+            test = f"list_contains({self.bind(list(value))}, {column})"
+            return test if op == "in" else f"NOT {test}"
+        if op not in _COMPARE:
+            raise UnsupportedFilter(f"unknown op {op!r}")
+        return f"{column} {_COMPARE[op]} {self.bind(value)}"
+
+
+def _numeric(value: Any) -> bool:
+    values = value if isinstance(value, list) else [value]
+    return bool(values) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in values
+    )
+
+
+def _attr_value(value: Any, numeric: bool) -> Any:
+    def one(v: Any) -> Any:
+        if numeric:
+            return float(v)
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        return str(v)
+
+    return [one(v) for v in value] if isinstance(value, list) else one(value)
+
+
+def compile_filters(
+    filters: Sequence[Any],
+    resource: str,
+    now: datetime,
+    lookups: Mapping[str, Mapping[str, list[str]]] | None = None,
+) -> Compiled:
+    """Compile a policy's filters (implicitly ANDed) for `resource`.
+
+    `lookups` maps "inboxes"/"topics" to {name: [ids]} so filters may name either ids or names.
+    """
+    compiler = _Compiler(resource, now, lookups or {})
+    population_sql(resource)
+    sql = compiler.all_of(filters)
+    return Compiled(sql, compiler.params)

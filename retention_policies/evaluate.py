@@ -1,0 +1,332 @@
+"""Pure evaluation: policies + fact tables + holds + now → Plan (no I/O, no clock)."""
+
+# SQL here is built only from our own constant identifiers; every value is a bound parameter.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+import duckdb
+import pyarrow as pa
+
+from retention_policies.compile import compile_filters, population_sql
+from retention_policies.facts import FACT_FIELDS, Tables
+from retention_policies.plan import _ORDER, TARGET_SCHEMA, Plan
+
+__all__ = ["HoldsLike", "evaluate"]
+
+NO_HOLDS_HASH = hashlib.sha256(b"no holds").hexdigest()
+
+
+class HoldsLike(Protocol):
+    """What evaluate needs of a hold registry (retention_policies.holds.HoldRegistry)."""
+
+    @property
+    def hash(self) -> str: ...
+
+    def active(self, now: datetime) -> Sequence[Any]: ...
+
+
+_FACT_LISTS = {
+    "customer": ["channels", "conversation_statuses", "inbox_ids", "topic_ids"],
+    "conversation": ["channels", "topic_ids"],
+    "item": [],
+}
+_HOLDS = pa.schema(
+    [
+        ("label", pa.string()),
+        ("kind", pa.string()),
+        ("value", pa.string()),
+        ("attr_key", pa.string()),
+        ("attr_val", pa.string()),
+    ]
+)
+_CUSTOMER_KINDS = ("customer_id", "email_hash", "phone_hash", "custom_attribute")
+
+
+def _facts_json(resource: str, alias: str = "m") -> str:
+    cols = sorted(FACT_FIELDS[resource]) + _FACT_LISTS[resource]
+    return (
+        "CAST(to_json(struct_pack("
+        + ", ".join(f'"{c}" := {alias}."{c}"' for c in cols)
+        + ")) AS VARCHAR)"
+    )
+
+
+def _lookups(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, list[str]]]:
+    out: dict[str, dict[str, list[str]]] = {}
+    for name in ("inboxes", "topics"):
+        rows = con.execute(
+            f"SELECT name, list(id ORDER BY id) FROM {name} GROUP BY name"
+        ).fetchall()
+        out[name] = {str(n): list(ids) for n, ids in rows if n is not None}
+    return out
+
+
+def _hold_label(hold: Any) -> str:
+    return f"{hold.kind}={hold.value} [{hold.reference}]"
+
+
+def _hold_rows(holds: Iterable[Any], lookups: Mapping[str, Mapping[str, list[str]]]) -> pa.Table:
+    rows: list[dict[str, str | None]] = []
+    for hold in holds:
+        label, kind, value = _hold_label(hold), str(hold.kind), str(hold.value)
+        if kind == "custom_attribute":
+            key, _, val = value.partition("=")
+            rows.append(
+                {"label": label, "kind": kind, "value": value, "attr_key": key, "attr_val": val}
+            )
+            continue
+        names = lookups.get("topics" if kind == "topic" else "inboxes", {})
+        ids = [value, *names.get(value, [])] if kind in ("topic", "inbox") else [value]
+        for one in ids:
+            rows.append(
+                {"label": label, "kind": kind, "value": one, "attr_key": None, "attr_val": None}
+            )
+    return pa.Table.from_pylist(rows, schema=_HOLDS)
+
+
+def _hmac_pads(key: bytes) -> tuple[bytes, bytes]:
+    block = hashlib.sha256(key).digest() if len(key) > 64 else key
+    block = block.ljust(64, b"\0")
+    return bytes(b ^ 0x36 for b in block), bytes(b ^ 0x5C for b in block)
+
+
+def _prepare_holds(con: duckdb.DuckDBPyConnection, table: pa.Table, key: bytes | None) -> None:
+    con.register("_holds_src", table)
+    con.execute("CREATE TEMP TABLE _holds AS SELECT * FROM _holds_src")
+    con.unregister("_holds_src")
+    kinds = set(table.column("kind").to_pylist())
+    parts = [
+        "SELECT c.customer_id AS id, h.label FROM customers c JOIN _holds h "
+        "ON h.kind = 'customer_id' AND h.value = c.customer_id",
+        "SELECT c.customer_id, h.label FROM customers c JOIN _holds h "
+        "ON h.kind = 'custom_attribute' AND "
+        "json_extract_string(c.custom_attributes, '$.\"' || h.attr_key || '\"') = h.attr_val",
+    ]
+    params: list[Any] = []
+    hashed = kinds & {"email_hash", "phone_hash"}
+    if hashed:
+        if key is None:
+            raise ValueError("email/phone holds need the hold registry's key to be matched")
+        ipad, opad = _hmac_pads(key)
+        normal = {
+            "email_hash": ("emails", "lower(trim(x))"),
+            "phone_hash": ("phones", "regexp_replace(x, '[^+0-9]', '', 'g')"),
+        }
+        for kind in sorted(hashed):
+            column, norm = normal[kind]
+            parts.append(
+                f"SELECT customer_id, h.label FROM (SELECT customer_id, sha256(?::BLOB || "
+                f"unhex(sha256(?::BLOB || encode({norm})))) AS hx "
+                f"FROM (SELECT customer_id, unnest({column}) AS x FROM customers)) e "
+                f"JOIN _holds h ON h.kind = '{kind}' AND h.value = e.hx"
+            )
+            params += [opad, ipad]
+    con.execute("CREATE TEMP TABLE _hold_cust AS " + " UNION ".join(parts), params)
+    con.execute(
+        """CREATE TEMP TABLE _hold_conv AS
+        SELECT v.conversation_id AS id, v.customer_id, h.label FROM conversations v JOIN _holds h
+            ON (h.kind = 'conversation_id' AND h.value = v.conversation_id)
+            OR (h.kind = 'inbox' AND h.value = v.inbox_id)
+            OR (h.kind = 'topic' AND list_contains(v.topic_ids, h.value))"""
+    )
+    con.execute(
+        """CREATE TEMP TABLE _held_customer AS SELECT id, list_sort(list_distinct(list(label)))
+            AS labels FROM (SELECT id, label FROM _hold_cust UNION ALL
+                            SELECT customer_id, label FROM _hold_conv) GROUP BY id"""
+    )
+    con.execute(
+        """CREATE TEMP TABLE _held_customer_direct AS SELECT id,
+            list_sort(list_distinct(list(label))) AS labels FROM _hold_cust GROUP BY id"""
+    )
+    con.execute(
+        """CREATE TEMP TABLE _held_conversation AS SELECT id, list_sort(list_distinct(list(label)))
+            AS labels FROM (SELECT id, label FROM _hold_conv UNION ALL
+                SELECT v.conversation_id, c.label FROM conversations v
+                JOIN _hold_cust c ON c.id = v.customer_id) GROUP BY id"""
+    )
+
+
+_HOLD_JOIN = {
+    "customer": ("LEFT JOIN _held_customer h ON h.id = p._id", "h.labels"),
+    "conversation": ("LEFT JOIN _held_conversation h ON h.id = p._id", "h.labels"),
+    "item": (
+        "LEFT JOIN _held_conversation hc ON hc.id = p._conversation_id "
+        "LEFT JOIN _held_customer_direct hd "
+        "ON p._conversation_id IS NULL AND hd.id = p._customer_id",
+        "coalesce(hc.labels, hd.labels)",
+    ),
+}
+_COLUMNS = ", ".join(TARGET_SCHEMA.names)
+_OPERATION = (
+    "CASE WHEN {a}.redactable THEN 'redact' WHEN {a}.deletable THEN 'delete' "
+    "ELSE 'not_erasable_via_api' END"
+)
+
+
+def _rows_sql(resource: str, action: Any, held: bool, head: list[Any]) -> tuple[str, list[Any]]:
+    """SELECT producing TARGET_SCHEMA rows from `_m` (the matched population) for one action."""
+    kind = str(action.type)
+    where = "m._labels IS NOT NULL" if held else "m._labels IS NULL"
+    labels = "coalesce(m._labels, [])"
+    facts = _facts_json(resource)
+    if resource == "customer":
+        close = bool(getattr(action, "close_open_conversations", False))
+        erasable = "false" if held else f"(NOT m.has_open_conversation OR {close})"
+        return (
+            f"""SELECT 'customer', m._id, m._customer_id, NULL, ?, ?, ?, ?, {erasable}, NULL,
+                NULL, m.last_activity, NULL, m.has_open_conversation, {close}, {facts}, {labels}
+            FROM _m m WHERE {where}""",
+            [*head, kind],
+        )
+    inbox = "m._inbox_ids[1]"
+    if held or resource == "conversation":
+        target_type = "'conversation'" if resource == "conversation" else "'item'"
+        operation = "?" if held else "'not_erasable_via_api'"
+        content = "m.content_type" if resource == "item" else "NULL"
+        last = (
+            "m.last_activity"
+            if resource == "conversation"
+            else 'coalesce(m._conv_last, m."timestamp")'
+        )
+        closed = "m.closed_at" if resource == "conversation" else "m._conv_closed"
+        own = f"""SELECT {target_type}, m._id, m._customer_id, m._conversation_id, ?, ?, ?,
+                {operation}, false, {content}, {inbox}, {last}, {closed}, NULL, NULL, {facts},
+                {labels}
+            FROM _m m WHERE {where}"""
+        if held:
+            return own, [*head, kind]
+        erase = _OPERATION.format(a="i")
+        items = f"""SELECT 'item', i.item_id, m._customer_id, m._id, ?, ?, ?, {erase},
+                i.redactable OR i.deletable, i.content_type, {inbox}, m.last_activity, m.closed_at,
+                NULL, NULL, {facts}, {labels}
+            FROM _m m JOIN items i ON i.conversation_id = m._id WHERE {where}"""
+        return f"{own} UNION ALL {items}", head + head
+    types = sorted(getattr(action, "content_types", None) or [])
+    scope = "(NOT (m.redactable OR m.deletable)" + (
+        " OR list_contains(?::VARCHAR[], m.content_type))" if types else " OR true)"
+    )
+    return (
+        f"""SELECT 'item', m._id, m._customer_id, m._conversation_id, ?, ?, ?,
+            {_OPERATION.format(a="m")}, m.redactable OR m.deletable, m.content_type, {inbox},
+            coalesce(m._conv_last, m."timestamp"), m._conv_closed, NULL, NULL, {facts}, {labels}
+        FROM _m m WHERE {where} AND {scope}""",
+        [*head, types] if types else head,
+    )
+
+
+def _insert(
+    con: duckdb.DuckDBPyConnection, table: str, policy: Any, resource: str, held: bool
+) -> None:
+    action = policy.actions[0]
+    head = [policy.name, policy.version_hash, str(action.type)]
+    sql, params = _rows_sql(resource, action, held, head)
+    con.execute(f"INSERT INTO {table} ({_COLUMNS}) {sql}", params)
+
+
+def evaluate(
+    policies: Sequence[Any], tables: Tables, holds: HoldsLike | None, now: datetime
+) -> Plan:
+    """Evaluate `policies` against `tables` at `now`; holds always win, limits block.
+
+    Per enabled policy: its filters (ANDed) select rows of the resource's fact table; rows under
+    an active hold go to `held` (never to `targets`); if what is left exceeds `max_targets` or
+    `max_percent` of the population the policy is blocked and contributes no targets.
+    `erase_conversation` expands to one row per item (redact / delete / not_erasable_via_api)
+    plus a not_erasable_via_api row for the conversation record itself.
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    con = tables.con.cursor()
+    try:
+        con.execute("SET TimeZone='UTC'")
+        lookups = _lookups(con)
+        active = list(holds.active(now)) if holds is not None else []
+        _prepare_holds(con, _hold_rows(active, lookups), getattr(holds, "key", None))
+        ddl = ", ".join(f"{f.name} {_ddl(f.type)}" for f in TARGET_SCHEMA)
+        con.execute(f"CREATE TEMP TABLE _targets ({ddl})")
+        con.execute(f"CREATE TEMP TABLE _held ({ddl})")
+        outcomes = [_evaluate_one(con, policy, lookups, now) for policy in policies]
+        targets = con.sql(f"SELECT * FROM _targets ORDER BY {_ORDER}").to_arrow_table()
+        held = con.sql(f"SELECT * FROM _held ORDER BY {_ORDER}").to_arrow_table()
+    finally:
+        con.close()
+    return Plan(
+        now=now,
+        targets=targets,
+        held=held,
+        policies=sorted(outcomes, key=lambda o: str(o["name"])),
+        holds_hash=str(holds.hash) if holds is not None else NO_HOLDS_HASH,
+    )
+
+
+def _ddl(kind: pa.DataType) -> str:
+    if pa.types.is_timestamp(kind):
+        return "TIMESTAMPTZ"
+    if pa.types.is_boolean(kind):
+        return "BOOLEAN"
+    if pa.types.is_list(kind):
+        return "VARCHAR[]"
+    return "VARCHAR"
+
+
+def _evaluate_one(
+    con: duckdb.DuckDBPyConnection,
+    policy: Any,
+    lookups: Mapping[str, Mapping[str, list[str]]],
+    now: datetime,
+) -> dict[str, Any]:
+    resource = str(policy.resource)
+    action = policy.actions[0]
+    outcome: dict[str, Any] = {
+        "name": policy.name,
+        "version_hash": policy.version_hash,
+        "resource": resource,
+        "action": str(action.type),
+        "enabled": bool(policy.enabled),
+        "status": "disabled",
+        "reason": None,
+        "population": 0,
+        "matched": 0,
+        "held": 0,
+        "eligible": 0,
+    }
+    if not policy.enabled:
+        return outcome
+    compiled = compile_filters(policy.filters, resource, now, lookups)
+    join, labels = _HOLD_JOIN[resource]
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _m AS SELECT p.*, {labels} AS _labels
+        FROM ({population_sql(resource)}) p {join} WHERE {compiled.sql}""",
+        compiled.params,
+    )
+    row = con.execute("SELECT count(*), count(_labels) FROM _m").fetchone()
+    matched, held = (int(row[0]), int(row[1])) if row else (0, 0)
+    table = {"customer": "customers", "conversation": "conversations", "item": "items"}[resource]
+    pop_row = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+    population = int(pop_row[0]) if pop_row else 0
+    eligible = matched - held
+    outcome.update(population=population, matched=matched, held=held, eligible=eligible)
+    _insert(con, "_held", policy, resource, held=True)
+    limits = policy.limits
+    reason = None
+    if limits.max_targets is not None and eligible > limits.max_targets:
+        reason = f"{eligible} targets exceed max_targets {limits.max_targets}"
+    elif limits.max_percent is not None and eligible * 100 > limits.max_percent * population:
+        percent = 100 * eligible / population if population else 0.0
+        reason = (
+            f"{eligible} of {population} {table} ({percent:.2f}%) exceed "
+            f"max_percent {limits.max_percent}"
+        )
+    if reason is not None:
+        outcome.update(status="blocked", reason=reason)
+    else:
+        outcome["status"] = "planned"
+        _insert(con, "_targets", policy, resource, held=False)
+    con.execute("DROP TABLE _m")
+    return outcome

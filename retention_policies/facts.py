@@ -1,0 +1,414 @@
+"""Fact tables (customers, conversations, items) built from the archive's Parquet with DuckDB."""
+
+# SQL here is built only from our own constant identifiers; every value is a bound parameter.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+__all__ = [
+    "CONVERSATION_FACTS",
+    "CUSTOMER_FACTS",
+    "DELETABLE_TYPES",
+    "FACT_FIELDS",
+    "ITEM_FACTS",
+    "LOOKUP",
+    "REDACTABLE_TYPES",
+    "Tables",
+    "connect",
+    "load_tables",
+]
+
+REDACTABLE_TYPES: frozenset[str] = frozenset(
+    {"CHAT_MESSAGE", "EMAIL", "SMS", "PHONE_CALL", "VOICEMAIL", "WHATSAPP", "TWITTER"}
+)
+DELETABLE_TYPES: frozenset[str] = frozenset({"CUSTOMER_ACTIVITY"})
+
+_TS = pa.timestamp("us", tz="UTC")
+_STRS = pa.list_(pa.string())
+
+CUSTOMER_FACTS = pa.schema(
+    [
+        ("customer_id", pa.string()),
+        ("last_activity", _TS),
+        ("first_activity", _TS),
+        ("conversation_count", pa.int64()),
+        ("item_count", pa.int64()),
+        ("has_open_conversation", pa.bool_()),
+        ("emails", _STRS),
+        ("phones", _STRS),
+        ("custom_attributes", pa.string()),  # JSON object, null when no profile was fetched
+        # Roll-ups over the customer's conversations and items (filters read "any of them").
+        ("channels", _STRS),
+        ("inbox_ids", _STRS),
+        ("topic_ids", _STRS),
+        ("conversation_statuses", _STRS),
+    ]
+)
+CONVERSATION_FACTS = pa.schema(
+    [
+        ("conversation_id", pa.string()),
+        ("customer_id", pa.string()),
+        ("created_at", _TS),
+        ("last_activity", _TS),
+        ("closed_at", _TS),
+        ("status", pa.string()),
+        ("inbox_id", pa.string()),
+        ("topic_ids", _STRS),
+        ("channels", _STRS),
+        ("item_count", pa.int64()),
+        ("custom_attributes", pa.string()),
+    ]
+)
+ITEM_FACTS = pa.schema(
+    [
+        ("item_id", pa.string()),
+        ("conversation_id", pa.string()),
+        ("customer_id", pa.string()),
+        ("timestamp", _TS),
+        ("content_type", pa.string()),
+        ("initiator_type", pa.string()),
+        ("has_attachments", pa.bool_()),
+        ("recording_status", pa.string()),
+        ("redactable", pa.bool_()),
+        ("deletable", pa.bool_()),
+    ]
+)
+LOOKUP = pa.schema([("id", pa.string()), ("name", pa.string())])
+
+# Columns a `value` filter may name, per resource (scalar facts only).
+FACT_FIELDS: dict[str, frozenset[str]] = {
+    "customer": frozenset(
+        {
+            "customer_id",
+            "last_activity",
+            "first_activity",
+            "conversation_count",
+            "item_count",
+            "has_open_conversation",
+        }
+    ),
+    "conversation": frozenset(
+        {
+            "conversation_id",
+            "customer_id",
+            "created_at",
+            "last_activity",
+            "closed_at",
+            "status",
+            "inbox_id",
+            "item_count",
+        }
+    ),
+    "item": frozenset(
+        {
+            "item_id",
+            "conversation_id",
+            "customer_id",
+            "timestamp",
+            "content_type",
+            "initiator_type",
+            "has_attachments",
+            "recording_status",
+            "redactable",
+            "deletable",
+        }
+    ),
+}
+
+_SCHEMAS: dict[str, pa.Schema] = {
+    "customers": CUSTOMER_FACTS,
+    "conversations": CONVERSATION_FACTS,
+    "items": ITEM_FACTS,
+    "inboxes": LOOKUP,
+    "topics": LOOKUP,
+}
+
+
+def connect(memory_limit: str = "700MB", threads: int = 2) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with bounded memory, UTC time and a spill directory."""
+    con = duckdb.connect(":memory:")
+    con.execute(f"SET threads={int(threads)}")
+    con.execute("SET memory_limit=?", [memory_limit])
+    con.execute("SET preserve_insertion_order=false")
+    con.execute("SET temp_directory=?", [tempfile.gettempdir() + "/retention_policies_spill"])
+    con.execute("SET TimeZone='UTC'")
+    return con
+
+
+@dataclass(frozen=True)
+class Tables:
+    """The fact tables, held in a DuckDB connection as tables `customers`, `conversations`,
+    `items`, `inboxes` and `topics` (schemas CUSTOMER_FACTS, … LOOKUP).
+
+    ```python
+    tables = load_tables("/data/archive")
+    tables.count("items")
+    ```
+    """
+
+    con: duckdb.DuckDBPyConnection
+
+    @classmethod
+    def from_arrow(
+        cls,
+        *,
+        customers: pa.Table,
+        conversations: pa.Table,
+        items: pa.Table,
+        inboxes: pa.Table | None = None,
+        topics: pa.Table | None = None,
+    ) -> Tables:
+        """Tables from ready-made fact tables (cast to the fact schemas; missing lookups empty)."""
+        con = connect()
+        given: Mapping[str, pa.Table | None] = {
+            "customers": customers,
+            "conversations": conversations,
+            "items": items,
+            "inboxes": inboxes,
+            "topics": topics,
+        }
+        for name, schema in _SCHEMAS.items():
+            table = given[name]
+            table = schema.empty_table() if table is None else table.select(schema.names)
+            con.register("_src", table.cast(schema))
+            con.execute(f"CREATE TABLE {name} AS SELECT * FROM _src")
+            con.unregister("_src")
+        return cls(con)
+
+    def arrow(self, name: str) -> pa.Table:
+        """One fact table as Arrow, in its schema's column order, sorted by its first column."""
+        schema = _SCHEMAS[name]
+        cols = ", ".join(schema.names)
+        table = self.con.sql(f"SELECT {cols} FROM {name} ORDER BY 1").to_arrow_table()
+        return table.cast(schema)
+
+    def count(self, name: str) -> int:
+        """Number of rows in one fact table."""
+        if name not in _SCHEMAS:
+            raise KeyError(name)
+        row = self.con.execute(f"SELECT count(*) FROM {name}").fetchone()
+        return int(row[0]) if row else 0
+
+
+def _glob(root: Path, dataset: str) -> str | None:
+    base = root / dataset
+    if not base.is_dir() or next(base.rglob("*.parquet"), None) is None:
+        return None
+    return str(base / "**" / "*.parquet")
+
+
+def _parquet(path: str) -> str:
+    return "read_parquet(" + _quote(path) + ", hive_partitioning=false, union_by_name=true)"
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def load_tables(root: str | Path, *, memory_limit: str = "700MB", threads: int = 2) -> Tables:
+    """Read the archive under `root` and build the fact tables; set-based SQL, no row loop.
+
+    Customers come from `customers/` (latest `archived_at` per customer) and from every customer
+    seen in `items/`; enrichment (`conversations/`, `customer_profiles/`, `inboxes/`, `topics/`)
+    is used when present. Without it a conversation's status is derived from its last
+    CONVERSATION_STATUS_CHANGE (CLOSED, else OPEN) and its topics from TOPIC_CHANGE items.
+    """
+    root = Path(root)
+    con = connect(memory_limit, threads)
+    items = _glob(root, "items")
+    customers = _glob(root, "customers")
+    conv_enr = _glob(root, "conversations")
+    profiles = _glob(root, "customer_profiles")
+    inboxes = _glob(root, "inboxes")
+    topics = _glob(root, "topics")
+    redactable = ", ".join(_quote(t) for t in sorted(REDACTABLE_TYPES))
+    deletable = ", ".join(_quote(t) for t in sorted(DELETABLE_TYPES))
+    if items is None:
+        con.execute(f"CREATE TABLE items AS SELECT * FROM {_empty(ITEM_FACTS)}")
+    else:
+        con.execute(
+            f"""CREATE TABLE items AS SELECT
+                item_id, conversation_id, customer_id, "timestamp", content_type, initiator_type,
+                coalesce(len(attachments) > 0, false) AS has_attachments, recording_status,
+                content_type IN ({redactable}) AS redactable,
+                content_type IN ({deletable}) AS deletable
+            FROM {_parquet(items)}"""
+        )
+        # Only status and topic changes need their JSON parsed.
+        con.execute(
+            f"""CREATE TEMP TABLE _events AS SELECT conversation_id, item_id, "timestamp",
+                content_type,
+                json_extract_string(raw_json, '$.content.status') AS status,
+                CAST(json_extract(raw_json, '$.content.addedTopicIds') AS VARCHAR[]) AS added,
+                CAST(json_extract(raw_json, '$.content.removedTopicIds') AS VARCHAR[]) AS removed
+            FROM {_parquet(items)}
+            WHERE content_type IN ('CONVERSATION_STATUS_CHANGE', 'TOPIC_CHANGE')
+              AND conversation_id IS NOT NULL"""
+        )
+    if items is None:
+        con.execute(
+            "CREATE TEMP TABLE _events (conversation_id VARCHAR, item_id VARCHAR, "
+            '"timestamp" TIMESTAMPTZ, content_type VARCHAR, status VARCHAR, added VARCHAR[], '
+            "removed VARCHAR[])"
+        )
+    _lookup(con, "inboxes", inboxes, "inbox_id")
+    _lookup(con, "topics", topics, "topic_id")
+    if profiles is None:
+        con.execute("CREATE TEMP TABLE _profiles (customer_id VARCHAR, attrs VARCHAR)")
+    else:
+        con.execute(
+            f"""CREATE TEMP TABLE _profiles AS SELECT customer_id,
+                CAST(custom_attributes_json AS VARCHAR) AS attrs FROM {_parquet(profiles)}
+            QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY fetched_at DESC) = 1"""
+        )
+    if conv_enr is None:
+        con.execute(
+            "CREATE TEMP TABLE _conv_enr (conversation_id VARCHAR, customer_id VARCHAR, "
+            "inbox_id VARCHAR, status VARCHAR, created_at TIMESTAMPTZ, closed_at TIMESTAMPTZ, "
+            "topic_ids VARCHAR[])"
+        )
+    else:
+        con.execute(
+            f"""CREATE TEMP TABLE _conv_enr AS SELECT conversation_id, customer_id, inbox_id,
+                status, created_at, closed_at, CAST(topic_ids AS VARCHAR[]) AS topic_ids
+            FROM {_parquet(conv_enr)}
+            QUALIFY row_number() OVER (PARTITION BY conversation_id ORDER BY fetched_at DESC) = 1"""
+        )
+    con.execute(_CONVERSATIONS_SQL)
+    if customers is None:
+        con.execute(
+            "CREATE TEMP TABLE _cust (customer_id VARCHAR, emails VARCHAR[], phones VARCHAR[])"
+        )
+    else:
+        con.execute(
+            f"""CREATE TEMP TABLE _cust AS SELECT customer_id, emails, phones
+            FROM {_parquet(customers)}
+            QUALIFY row_number() OVER (
+                PARTITION BY customer_id ORDER BY archived_at DESC, job_id DESC) = 1"""
+        )
+    con.execute(_CUSTOMERS_SQL)
+    for name in ("_events", "_profiles", "_conv_enr", "_cust"):
+        con.execute(f"DROP TABLE {name}")
+    return Tables(con)
+
+
+def _empty(schema: pa.Schema) -> str:
+    types = {
+        pa.string(): "VARCHAR",
+        _TS: "TIMESTAMPTZ",
+        pa.bool_(): "BOOLEAN",
+        pa.int64(): "BIGINT",
+        _STRS: "VARCHAR[]",
+    }
+    cols = ", ".join(f"CAST(NULL AS {types[f.type]}) AS {f.name}" for f in schema)
+    return f"(SELECT {cols} LIMIT 0)"
+
+
+def _lookup(con: duckdb.DuckDBPyConnection, name: str, glob: str | None, id_col: str) -> None:
+    if glob is None:
+        con.execute(f"CREATE TABLE {name} (id VARCHAR, name VARCHAR)")
+        return
+    cols = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {_parquet(glob)}").fetchall()}
+    ident = id_col if id_col in cols else "id"
+    order = "archived_at DESC" if "archived_at" in cols else "name"
+    con.execute(
+        f"""CREATE TABLE {name} AS SELECT CAST({ident} AS VARCHAR) AS id,
+            CAST(name AS VARCHAR) AS name FROM {_parquet(glob)}
+        QUALIFY row_number() OVER (PARTITION BY {ident} ORDER BY {order}) = 1"""
+    )
+
+
+_CONVERSATIONS_SQL = """
+CREATE TABLE conversations AS
+WITH agg AS (
+    SELECT conversation_id, any_value(customer_id) AS customer_id,
+        min("timestamp") AS created_at, max("timestamp") AS last_activity,
+        list_sort(list_distinct(list(content_type))) AS channels, count(*) AS item_count
+    FROM items WHERE conversation_id IS NOT NULL GROUP BY conversation_id
+),
+last_status AS (
+    SELECT conversation_id, status, "timestamp" AS status_at FROM _events
+    WHERE content_type = 'CONVERSATION_STATUS_CHANGE'
+    QUALIFY row_number() OVER (
+        PARTITION BY conversation_id ORDER BY "timestamp" DESC, item_id DESC) = 1
+),
+topic_events AS (
+    SELECT conversation_id, item_id, "timestamp", unnest(added) AS topic_id, true AS added
+    FROM _events WHERE content_type = 'TOPIC_CHANGE' AND added IS NOT NULL
+    UNION ALL
+    SELECT conversation_id, item_id, "timestamp", unnest(removed) AS topic_id, false AS added
+    FROM _events WHERE content_type = 'TOPIC_CHANGE' AND removed IS NOT NULL
+),
+topics_now AS (
+    SELECT conversation_id, list_sort(list(topic_id)) AS topic_ids FROM (
+        SELECT * FROM topic_events QUALIFY row_number() OVER (
+            PARTITION BY conversation_id, topic_id ORDER BY "timestamp" DESC, item_id DESC) = 1
+    ) WHERE added GROUP BY conversation_id
+),
+joined AS (
+    SELECT coalesce(a.conversation_id, e.conversation_id) AS conversation_id,
+        coalesce(a.customer_id, e.customer_id) AS customer_id,
+        coalesce(a.created_at, e.created_at) AS created_at,
+        coalesce(a.last_activity, e.created_at) AS last_activity,
+        coalesce(e.status, CASE WHEN s.status = 'CLOSED' THEN 'CLOSED' ELSE 'OPEN' END) AS status,
+        coalesce(e.closed_at, CASE WHEN s.status = 'CLOSED' THEN s.status_at END) AS closed_at0,
+        e.inbox_id,
+        list_sort(coalesce(e.topic_ids, t.topic_ids, [])) AS topic_ids,
+        coalesce(a.channels, []) AS channels,
+        coalesce(a.item_count, 0) AS item_count
+    FROM agg a
+    FULL OUTER JOIN _conv_enr e ON e.conversation_id = a.conversation_id
+    LEFT JOIN last_status s ON s.conversation_id = coalesce(a.conversation_id, e.conversation_id)
+    LEFT JOIN topics_now t ON t.conversation_id = coalesce(a.conversation_id, e.conversation_id)
+)
+SELECT j.conversation_id, j.customer_id, j.created_at, j.last_activity,
+    CASE WHEN j.status = 'CLOSED' THEN j.closed_at0 END AS closed_at, j.status, j.inbox_id,
+    CAST(j.topic_ids AS VARCHAR[]) AS topic_ids, j.channels, j.item_count,
+    p.attrs AS custom_attributes
+FROM joined j LEFT JOIN _profiles p ON p.customer_id = j.customer_id
+"""
+
+_CUSTOMERS_SQL = """
+CREATE TABLE customers AS
+WITH it AS (
+    SELECT customer_id, max("timestamp") AS last_activity, min("timestamp") AS first_activity,
+        count(*) AS item_count, list_sort(list_distinct(list(content_type))) AS channels
+    FROM items GROUP BY customer_id
+),
+cv AS (
+    SELECT customer_id, count(*) AS conversation_count,
+        bool_or(status IN ('OPEN', 'WAITING')) AS has_open_conversation,
+        list_sort(list_distinct(list(inbox_id) FILTER (WHERE inbox_id IS NOT NULL))) AS inbox_ids,
+        list_sort(list_distinct(flatten(list(topic_ids)))) AS topic_ids,
+        list_sort(list_distinct(list(status))) AS conversation_statuses
+    FROM conversations GROUP BY customer_id
+),
+ids AS (
+    SELECT customer_id FROM it UNION SELECT customer_id FROM _cust
+    UNION SELECT customer_id FROM cv
+)
+SELECT ids.customer_id, it.last_activity, it.first_activity,
+    coalesce(cv.conversation_count, 0) AS conversation_count,
+    coalesce(it.item_count, 0) AS item_count,
+    coalesce(cv.has_open_conversation, false) AS has_open_conversation,
+    CAST(coalesce(list_transform(c.emails, lambda x: lower(trim(x))), []) AS VARCHAR[]) AS emails,
+    CAST(coalesce(c.phones, []) AS VARCHAR[]) AS phones,
+    p.attrs AS custom_attributes,
+    CAST(coalesce(it.channels, []) AS VARCHAR[]) AS channels,
+    CAST(coalesce(cv.inbox_ids, []) AS VARCHAR[]) AS inbox_ids,
+    CAST(coalesce(cv.topic_ids, []) AS VARCHAR[]) AS topic_ids,
+    CAST(coalesce(cv.conversation_statuses, []) AS VARCHAR[]) AS conversation_statuses
+FROM ids
+LEFT JOIN it ON it.customer_id = ids.customer_id
+LEFT JOIN cv ON cv.customer_id = ids.customer_id
+LEFT JOIN _cust c ON c.customer_id = ids.customer_id
+LEFT JOIN _profiles p ON p.customer_id = ids.customer_id
+"""
