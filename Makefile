@@ -34,8 +34,9 @@ test: lint
 	$(BIN)/python -m pytest
 
 demo: install
-	@echo "make demo runs the whole job against a local sandbox Gladly; it arrives with the sandbox"
-	@echo "and the flows (issues 3-7). Today: 'make test', or '.venv/bin/gladly-pipeline check'."
+	@echo "make demo will run the whole job (export, plan, approve, delete, audit) against a local"
+	@echo "sandbox; it arrives with the deletion engine and the audit log. Today, try:"
+	@echo "  .venv/bin/gladly-pipeline sandbox --port 8080   (then export/plan against it)"
 	@exit 1
 
 clean:
