@@ -220,6 +220,10 @@ def load_tables(root: str | Path, *, memory_limit: str = "700MB", threads: int =
     seen in `items/`; enrichment (`conversations/`, `customer_profiles/`, `inboxes/`, `topics/`)
     is used when present. Without it a conversation's status is derived from its last
     CONVERSATION_STATUS_CHANGE (CLOSED, else OPEN) and its topics from TOPIC_CHANGE items.
+
+    `items` stays a view over the Parquet (only the columns it needs are read); the items are
+    aggregated once per (conversation, customer) and both conversation and customer facts are
+    rolled up from that.
     """
     root = Path(root)
     con = connect(memory_limit, threads)
@@ -233,9 +237,15 @@ def load_tables(root: str | Path, *, memory_limit: str = "700MB", threads: int =
     deletable = ", ".join(_quote(t) for t in sorted(DELETABLE_TYPES))
     if items is None:
         con.execute(f"CREATE TABLE items AS SELECT * FROM {_empty(ITEM_FACTS)}")
+        con.execute(
+            "CREATE TEMP TABLE _events (conversation_id VARCHAR, item_id VARCHAR, "
+            '"timestamp" TIMESTAMPTZ, content_type VARCHAR, status VARCHAR, added VARCHAR[], '
+            "removed VARCHAR[])"
+        )
+        types: list[str] = []
     else:
         con.execute(
-            f"""CREATE TABLE items AS SELECT
+            f"""CREATE VIEW items AS SELECT
                 item_id, conversation_id, customer_id, "timestamp", content_type, initiator_type,
                 coalesce(len(attachments) > 0, false) AS has_attachments, recording_status,
                 content_type IN ({redactable}) AS redactable,
@@ -253,17 +263,40 @@ def load_tables(root: str | Path, *, memory_limit: str = "700MB", threads: int =
             WHERE content_type IN ('CONVERSATION_STATUS_CHANGE', 'TOPIC_CHANGE')
               AND conversation_id IS NOT NULL"""
         )
+        types = [
+            str(r[0])
+            for r in con.execute(
+                f"SELECT DISTINCT content_type FROM {_parquet(items)} "
+                "WHERE content_type IS NOT NULL ORDER BY 1"
+            ).fetchall()
+        ]
+    # Channels are rolled up as a bit mask over the (few) content types when they fit in one.
+    masked = len(types) <= 62
+    if masked:
+        bits = " ".join(f"WHEN {_quote(t)} THEN {1 << i}" for i, t in enumerate(types))
+        channel = f"CASE content_type {bits} ELSE 0 END" if types else "0"
+        agg = "bit_or({c})"
+        literal = "CAST([" + ", ".join(_quote(t) for t in types) + "] AS VARCHAR[])"
+        decode = f"list_filter({literal}, lambda t, i: ((" + "{c} >> (i - 1)) & 1) = 1)"
+    else:
+        channel = "content_type"
+        agg = "list_distinct(flatten(list({c})))"
+        decode = "list_sort({c})"
     if items is None:
         con.execute(
-            "CREATE TEMP TABLE _events (conversation_id VARCHAR, item_id VARCHAR, "
-            '"timestamp" TIMESTAMPTZ, content_type VARCHAR, status VARCHAR, added VARCHAR[], '
-            "removed VARCHAR[])"
+            "CREATE TEMP TABLE _cc (conversation_id VARCHAR, customer_id VARCHAR, "
+            f"mn TIMESTAMPTZ, mx TIMESTAMPTZ, n BIGINT, ch {'BIGINT' if masked else 'VARCHAR[]'})"
+        )
+    else:
+        first = f"bit_or({channel})" if masked else "list_distinct(list(content_type))"
+        con.execute(
+            f"""CREATE TEMP TABLE _cc AS SELECT conversation_id, customer_id,
+                min("timestamp") AS mn, max("timestamp") AS mx, count(*) AS n, {first} AS ch
+            FROM {_parquet(items)} GROUP BY conversation_id, customer_id"""
         )
     _lookup(con, "inboxes", inboxes, "inbox_id")
     _lookup(con, "topics", topics, "topic_id")
-    if profiles is None:
-        con.execute("CREATE TEMP TABLE _profiles (customer_id VARCHAR, attrs VARCHAR)")
-    else:
+    if profiles is not None:
         con.execute(
             f"""CREATE TEMP TABLE _profiles AS SELECT customer_id,
                 CAST(custom_attributes_json AS VARCHAR) AS attrs FROM {_parquet(profiles)}
@@ -282,7 +315,19 @@ def load_tables(root: str | Path, *, memory_limit: str = "700MB", threads: int =
             FROM {_parquet(conv_enr)}
             QUALIFY row_number() OVER (PARTITION BY conversation_id ORDER BY fetched_at DESC) = 1"""
         )
-    con.execute(_CONVERSATIONS_SQL)
+    if profiles is None:
+        attrs, profile_join = "CAST(NULL AS VARCHAR)", ""
+    else:
+        attrs, profile_join = "p.attrs", "LEFT JOIN _profiles p ON p.customer_id = {key}"
+    con.execute(
+        _CONVERSATIONS_SQL.format(
+            agg=agg.format(c="ch"),
+            channels=decode.format(c="a.ch"),
+            enr_join="FULL OUTER" if conv_enr is not None else "LEFT",
+            attrs=attrs,
+            profile_join=profile_join.format(key="j.customer_id"),
+        )
+    )
     if customers is None:
         con.execute(
             "CREATE TEMP TABLE _cust (customer_id VARCHAR, emails VARCHAR[], phones VARCHAR[])"
@@ -294,9 +339,20 @@ def load_tables(root: str | Path, *, memory_limit: str = "700MB", threads: int =
             QUALIFY row_number() OVER (
                 PARTITION BY customer_id ORDER BY archived_at DESC, job_id DESC) = 1"""
         )
-    con.execute(_CUSTOMERS_SQL)
-    for name in ("_events", "_profiles", "_conv_enr", "_cust"):
+    con.execute(
+        _CUSTOMERS_SQL.format(
+            agg=agg.format(c="ch"),
+            channels=decode.format(c="it.ch"),
+            # Without enrichment every conversation's customer is already one of the items'.
+            cv_ids="UNION SELECT customer_id FROM cv" if conv_enr is not None else "",
+            attrs=attrs,
+            profile_join=profile_join.format(key="ids.customer_id"),
+        )
+    )
+    for name in ("_events", "_cc", "_conv_enr", "_cust"):
         con.execute(f"DROP TABLE {name}")
+    if profiles is not None:
+        con.execute("DROP TABLE _profiles")
     return Tables(con)
 
 
@@ -330,9 +386,9 @@ _CONVERSATIONS_SQL = """
 CREATE TABLE conversations AS
 WITH agg AS (
     SELECT conversation_id, any_value(customer_id) AS customer_id,
-        min("timestamp") AS created_at, max("timestamp") AS last_activity,
-        list_sort(list_distinct(list(content_type))) AS channels, count(*) AS item_count
-    FROM items WHERE conversation_id IS NOT NULL GROUP BY conversation_id
+        min(mn) AS created_at, max(mx) AS last_activity,
+        {agg} AS ch, CAST(sum(n) AS BIGINT) AS item_count
+    FROM _cc WHERE conversation_id IS NOT NULL GROUP BY conversation_id
 ),
 last_status AS (
     SELECT conversation_id, status, "timestamp" AS status_at FROM _events
@@ -362,38 +418,51 @@ joined AS (
         coalesce(e.closed_at, CASE WHEN s.status = 'CLOSED' THEN s.status_at END) AS closed_at0,
         e.inbox_id,
         list_sort(coalesce(e.topic_ids, t.topic_ids, [])) AS topic_ids,
-        coalesce(a.channels, []) AS channels,
+        CAST(coalesce({channels}, []) AS VARCHAR[]) AS channels,
         coalesce(a.item_count, 0) AS item_count
     FROM agg a
-    FULL OUTER JOIN _conv_enr e ON e.conversation_id = a.conversation_id
+    {enr_join} JOIN _conv_enr e ON e.conversation_id = a.conversation_id
     LEFT JOIN last_status s ON s.conversation_id = coalesce(a.conversation_id, e.conversation_id)
     LEFT JOIN topics_now t ON t.conversation_id = coalesce(a.conversation_id, e.conversation_id)
 )
 SELECT j.conversation_id, j.customer_id, j.created_at, j.last_activity,
     CASE WHEN j.status = 'CLOSED' THEN j.closed_at0 END AS closed_at, j.status, j.inbox_id,
     CAST(j.topic_ids AS VARCHAR[]) AS topic_ids, j.channels, j.item_count,
-    p.attrs AS custom_attributes
-FROM joined j LEFT JOIN _profiles p ON p.customer_id = j.customer_id
+    {attrs} AS custom_attributes
+FROM joined j {profile_join}
 """
 
 _CUSTOMERS_SQL = """
 CREATE TABLE customers AS
 WITH it AS (
-    SELECT customer_id, max("timestamp") AS last_activity, min("timestamp") AS first_activity,
-        count(*) AS item_count, list_sort(list_distinct(list(content_type))) AS channels
-    FROM items GROUP BY customer_id
+    SELECT customer_id, max(mx) AS last_activity, min(mn) AS first_activity,
+        CAST(sum(n) AS BIGINT) AS item_count, {agg} AS ch
+    FROM _cc GROUP BY customer_id
 ),
 cv AS (
     SELECT customer_id, count(*) AS conversation_count,
-        bool_or(status IN ('OPEN', 'WAITING')) AS has_open_conversation,
-        list_sort(list_distinct(list(inbox_id) FILTER (WHERE inbox_id IS NOT NULL))) AS inbox_ids,
-        list_sort(list_distinct(flatten(list(topic_ids)))) AS topic_ids,
-        list_sort(list_distinct(list(status))) AS conversation_statuses
+        bool_or(status IN ('OPEN', 'WAITING')) AS has_open_conversation
     FROM conversations GROUP BY customer_id
 ),
+cv_inboxes AS (
+    SELECT customer_id, list(inbox_id ORDER BY inbox_id) AS inbox_ids FROM (
+        SELECT DISTINCT customer_id, inbox_id FROM conversations WHERE inbox_id IS NOT NULL
+    ) GROUP BY customer_id
+),
+cv_topics AS (
+    SELECT customer_id, list(topic_id ORDER BY topic_id) AS topic_ids FROM (
+        SELECT DISTINCT customer_id, topic_id FROM (
+            SELECT customer_id, unnest(topic_ids) AS topic_id FROM conversations
+        ) WHERE topic_id IS NOT NULL
+    ) GROUP BY customer_id
+),
+cv_statuses AS (
+    SELECT customer_id, list(status ORDER BY status) AS conversation_statuses FROM (
+        SELECT DISTINCT customer_id, status FROM conversations WHERE status IS NOT NULL
+    ) GROUP BY customer_id
+),
 ids AS (
-    SELECT customer_id FROM it UNION SELECT customer_id FROM _cust
-    UNION SELECT customer_id FROM cv
+    SELECT customer_id FROM it UNION SELECT customer_id FROM _cust {cv_ids}
 )
 SELECT ids.customer_id, it.last_activity, it.first_activity,
     coalesce(cv.conversation_count, 0) AS conversation_count,
@@ -401,14 +470,17 @@ SELECT ids.customer_id, it.last_activity, it.first_activity,
     coalesce(cv.has_open_conversation, false) AS has_open_conversation,
     CAST(coalesce(list_transform(c.emails, lambda x: lower(trim(x))), []) AS VARCHAR[]) AS emails,
     CAST(coalesce(c.phones, []) AS VARCHAR[]) AS phones,
-    p.attrs AS custom_attributes,
-    CAST(coalesce(it.channels, []) AS VARCHAR[]) AS channels,
-    CAST(coalesce(cv.inbox_ids, []) AS VARCHAR[]) AS inbox_ids,
-    CAST(coalesce(cv.topic_ids, []) AS VARCHAR[]) AS topic_ids,
-    CAST(coalesce(cv.conversation_statuses, []) AS VARCHAR[]) AS conversation_statuses
+    {attrs} AS custom_attributes,
+    CAST(coalesce({channels}, []) AS VARCHAR[]) AS channels,
+    CAST(coalesce(ci.inbox_ids, []) AS VARCHAR[]) AS inbox_ids,
+    CAST(coalesce(ct.topic_ids, []) AS VARCHAR[]) AS topic_ids,
+    CAST(coalesce(cs.conversation_statuses, []) AS VARCHAR[]) AS conversation_statuses
 FROM ids
 LEFT JOIN it ON it.customer_id = ids.customer_id
 LEFT JOIN cv ON cv.customer_id = ids.customer_id
+LEFT JOIN cv_inboxes ci ON ci.customer_id = ids.customer_id
+LEFT JOIN cv_topics ct ON ct.customer_id = ids.customer_id
+LEFT JOIN cv_statuses cs ON cs.customer_id = ids.customer_id
 LEFT JOIN _cust c ON c.customer_id = ids.customer_id
-LEFT JOIN _profiles p ON p.customer_id = ids.customer_id
+{profile_join}
 """
