@@ -9,9 +9,9 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Any
 from urllib.parse import quote, urlsplit
 
@@ -238,7 +238,7 @@ class Transport:
         params: Mapping[str, str] | None = None,
         json: Any = None,
         stream: bool,
-    ) -> _Answer:
+    ) -> closing[requests.Response]:
         waited = self.throttle.acquire(method)
         started = time.perf_counter()
         try:
@@ -280,25 +280,8 @@ class Transport:
                 headers=resp.headers,
                 body=body,
             )
-        return _Answer(resp)
-
-
-class _Answer:
-    """Closes the response whatever happens to its reader."""
-
-    def __init__(self, resp: requests.Response) -> None:
-        self._resp = resp
-
-    def __enter__(self) -> requests.Response:
-        return self._resp
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._resp.close()
+        # Closed whatever happens to its reader.
+        return closing(resp)
 
 
 def _remaining(headers: Mapping[str, str]) -> int | None:

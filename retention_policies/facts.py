@@ -13,6 +13,9 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+# One vocabulary for the whole package: what Gladly lets the API redact or delete.
+from retention_policies.vocab import DELETABLE_TYPES, REDACTABLE_TYPES
+
 __all__ = [
     "CONVERSATION_FACTS",
     "CUSTOMER_FACTS",
@@ -25,11 +28,6 @@ __all__ = [
     "connect",
     "load_tables",
 ]
-
-REDACTABLE_TYPES: frozenset[str] = frozenset(
-    {"CHAT_MESSAGE", "EMAIL", "SMS", "PHONE_CALL", "VOICEMAIL", "WHATSAPP", "TWITTER"}
-)
-DELETABLE_TYPES: frozenset[str] = frozenset({"CUSTOMER_ACTIVITY"})
 
 _TS = pa.timestamp("us", tz="UTC")
 _STRS = pa.list_(pa.string())
