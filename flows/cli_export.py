@@ -22,6 +22,7 @@ from flows.cli_common import connect
 from flows.customer_export import CustomerExportReport, run_customer_export
 from flows.exit_codes import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK
 from flows.exporting import DEFAULT_EXPIRY_WARNING_DAYS, ExportReport, run_export
+from flows.facts_cache import refresh_facts
 from gladly_client import GladlyError
 
 
@@ -111,6 +112,9 @@ def export(
             console.print(f"[red]Gladly request failed:[/red] {exc}")
             raise typer.Exit(EXIT_FAILED) from None
     _print_export_report(console, report)
+    if report.archived:
+        # Paid here, once per change, so that planning starts from saved fact tables.
+        refresh_facts(report.root)
     if report.failed:
         raise typer.Exit(EXIT_FAILED)
     raise typer.Exit(EXIT_ATTENTION if report.warnings else EXIT_OK)

@@ -36,9 +36,9 @@ def plan(
     Exit codes: 0 planned; 2 invalid policies or holds; 3 planned, but a policy was blocked by
     its limits.
     """
+    from flows.facts_cache import facts_tables
     from retention_policies import HoldRegistry, PolicyValidationError, load_policies
     from retention_policies.evaluate import evaluate
-    from retention_policies.facts import load_tables
 
     console = Console(stderr=True)
     try:
@@ -55,7 +55,7 @@ def plan(
         raise typer.Exit(EXIT_USAGE) from None
     archive_root = resolve_root(root)
     now = datetime.now(UTC)
-    tables = load_tables(archive_root)
+    tables, _ = facts_tables(archive_root)
     result = evaluate(loaded, tables, registry, now)
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
     # Plans are written locally: beside a local archive, else in ./gladly-plans.

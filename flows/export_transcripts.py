@@ -19,6 +19,7 @@ from flows.exporting import (
     resolve_root,
     run_export,
 )
+from flows.facts_cache import refresh_facts
 from gladly_archive import Archive
 from gladly_client import GladlyClient
 from gladly_client.models import ExportJob
@@ -32,6 +33,12 @@ def archive_job(
 ) -> JobOutcome:
     """Download, convert and commit one export job as a whole."""
     return archive_export_job(client, archive, job, now=now)
+
+
+@task(name="refresh-plan-facts", cache_policy=NO_CACHE, persist_result=False)
+def refresh_plan_facts(root: str) -> bool:
+    """Save the planner's fact tables for the archive as it now is (the next plan reuses them)."""
+    return refresh_facts(root)
 
 
 @flow(name="export-transcripts")
@@ -55,6 +62,8 @@ def export_transcripts(
             expiry_warning_days=expiry_warning_days,
             archive_one=lambda job, now: archive_job(client, archive, job, now),
         )
+    if report.archived:
+        refresh_plan_facts(report.root)
     for outcome in report.failed:
         logger.error("export job %s could not be archived: %s", outcome.job_id, outcome.error)
     for warning in report.warnings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from gladly_archive.layout import (
     STAGING_DIR,
     validate_job_id,
 )
-from gladly_archive.schemas import DATASETS
+from gladly_archive.schemas import DATASETS, SCHEMA_VERSION
 from gladly_archive.staged import CommitResult, StagedJob
 from gladly_archive.writer import DEFAULT_MAX_FILE_BYTES
 
@@ -75,6 +76,26 @@ class Archive:
         self.max_file_bytes = max_file_bytes
         # Files under this size count as small: merged once enough gather in one directory.
         self.compact_below_bytes = max_file_bytes // 8
+
+    def state(self, datasets: list[str] | tuple[str, ...]) -> str:
+        """A digest of what `datasets` hold now: every visible Parquet file's path, size and
+        modification time. Commits, merges, purges and enrichment write new files (temporary
+        name, then rename), so any change to the data changes the digest; derived caches
+        (the planner's fact tables) are keyed by it."""
+        digest = hashlib.sha256(f"schema-v{SCHEMA_VERSION}".encode())
+        for name in sorted(datasets):
+            directory = join(self.root, name)
+            selector = pafs.FileSelector(directory, allow_not_found=True, recursive=True)
+            infos = sorted(self.fs.get_file_info(selector), key=lambda i: i.path)
+            for info in infos:
+                relative = info.path[len(directory) :].lstrip("/")
+                if info.type != pafs.FileType.File or not relative.endswith(".parquet"):
+                    continue
+                if any(part.startswith((".", "_")) for part in relative.split("/")):
+                    continue
+                stamp = info.mtime_ns if info.mtime_ns is not None else -1
+                digest.update(f"{name}/{relative}\0{info.size}\0{stamp}\n".encode())
+        return digest.hexdigest()
 
     @classmethod
     def open(cls, root: str | os.PathLike[str], **kw: Any) -> Archive:

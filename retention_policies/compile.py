@@ -9,7 +9,7 @@ from typing import Any
 
 from retention_policies.facts import FACT_FIELDS
 
-__all__ = ["Compiled", "UnsupportedFilter", "compile_filters", "population_sql"]
+__all__ = ["Compiled", "UnsupportedFilter", "compile_filters", "population_sql", "reads_rollups"]
 
 
 class UnsupportedFilter(ValueError):
@@ -195,6 +195,23 @@ def _attr_value(value: Any, numeric: bool) -> Any:
         return str(v)
 
     return [one(v) for v in value] if isinstance(value, list) else one(value)
+
+
+_ROLLUP_FILTERS = frozenset({"inbox", "topic", "conversation_status"})
+
+
+def reads_rollups(filters: Sequence[Any]) -> bool:
+    """Whether a customer policy's filters read the customers' inbox / topic / status roll-ups."""
+    for flt in filters:
+        kind = _get(flt, "type")
+        if kind in _ROLLUP_FILTERS:
+            return True
+        nested = _get(flt, "filters") if kind in ("and", "or") else None
+        if kind == "not":
+            nested = [_get(flt, "filter")]
+        if nested and reads_rollups(nested):
+            return True
+    return False
 
 
 def compile_filters(

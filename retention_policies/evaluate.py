@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import duckdb
 import pyarrow as pa
 
-from retention_policies.compile import compile_filters, population_sql
+from retention_policies.compile import compile_filters, population_sql, reads_rollups
 from retention_policies.facts import FACT_FIELDS, Tables
 from retention_policies.plan import _ORDER, TARGET_SCHEMA, Plan
 
@@ -31,8 +31,10 @@ class HoldsLike(Protocol):
     def active(self, now: datetime) -> Sequence[Any]: ...
 
 
+# A customer's inbox / topic / status roll-ups are built only when a policy reads them
+# (Tables.ensure_rollups), so they are not part of its facts: the plan must not depend on it.
 _FACT_LISTS = {
-    "customer": ["channels", "conversation_statuses", "inbox_ids", "topic_ids"],
+    "customer": ["channels"],
     "conversation": ["channels", "topic_ids"],
     "item": [],
 }
@@ -65,6 +67,12 @@ def _lookups(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, list[str]]]:
         ).fetchall()
         out[name] = {str(n): list(ids) for n, ids in rows if n is not None}
     return out
+
+
+def _matched_columns(resource: str) -> list[str]:
+    own = sorted(FACT_FIELDS[resource] | set(_FACT_LISTS[resource]))
+    head = ["_id", "_customer_id", "_conversation_id", "_conv_last", "_conv_closed"]
+    return [*head, "_inbox_ids", *own]
 
 
 def _hold_label(hold: Any) -> str:
@@ -242,6 +250,10 @@ def evaluate(
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
+    if any(
+        p.enabled and str(p.resource) == "customer" and reads_rollups(p.filters) for p in policies
+    ):
+        tables.ensure_rollups()
     con = tables.con.cursor()
     try:
         con.execute("SET TimeZone='UTC'")
@@ -300,8 +312,10 @@ def _evaluate_one(
         return outcome
     compiled = compile_filters(policy.filters, resource, now, lookups)
     join, labels = _HOLD_JOIN[resource]
+    # Only what the target rows read: materialising every population column costs seconds.
+    cols = ", ".join(f'p."{c}"' for c in _matched_columns(resource))
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _m AS SELECT p.*, {labels} AS _labels
+        f"""CREATE OR REPLACE TEMP TABLE _m AS SELECT {cols}, {labels} AS _labels
         FROM ({population_sql(resource)}) p {join} WHERE {compiled.sql}""",
         compiled.params,
     )

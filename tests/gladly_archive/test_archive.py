@@ -456,3 +456,22 @@ def test_unknown_dataset_names_are_rejected_and_empty_datasets_read(tmp_path: Pa
     assert archive.dataset("items").count_rows() == 0
     assert "date" in archive.dataset("items").schema.names
     assert archive.read_manifest().num_rows == 0
+
+
+def test_state_digest_follows_the_data_files(tmp_path: Path) -> None:
+    archive = Archive.open(tmp_path)
+    empty = archive.state(("items", "customers"))
+    assert archive.state(("items", "customers")) == empty
+    (tmp_path / "items" / "date=2024-01-01").mkdir(parents=True)
+    data = tmp_path / "items" / "date=2024-01-01" / "part-0.parquet"
+    pq.write_table(pa.table({"x": [1, 2]}), data)
+    one = archive.state(("items", "customers"))
+    assert one != empty
+    # Staging, hidden files and other datasets do not count.
+    (tmp_path / "items" / "_staging").mkdir()
+    pq.write_table(pa.table({"x": [1]}), tmp_path / "items" / "_staging" / "tmp.parquet")
+    (tmp_path / "agents").mkdir()
+    pq.write_table(pa.table({"x": [1]}), tmp_path / "agents" / "a.parquet")
+    assert archive.state(("items", "customers")) == one
+    pq.write_table(pa.table({"x": [1, 2, 3]}), data)  # rewritten in place: size and time move
+    assert archive.state(("items", "customers")) != one

@@ -202,3 +202,59 @@ def test_empty_archive(tmp_path: Path) -> None:
 def test_value_fields_are_facts() -> None:
     for resource, fields in VALUE_FIELDS.items():
         assert fields <= FACT_FIELDS[resource]
+
+
+def test_customer_rollups_are_built_only_when_read(tmp_path: Path) -> None:
+    _archive(tmp_path)
+    t = load_tables(tmp_path)
+    raw = t.con.execute("SELECT topic_ids FROM customers WHERE customer_id = 'c1'").fetchone()
+    assert raw == (None,)  # not built yet: no policy has read them
+    cust = {r["customer_id"]: r for r in t.arrow("customers").to_pylist()}
+    assert cust["c1"]["topic_ids"] == ["t2"]
+    assert cust["c1"]["conversation_statuses"] == ["CLOSED", "OPEN"]
+    assert cust["c2"]["conversation_statuses"] == []
+    assert cust["c1"]["channels"] == sorted(cust["c1"]["channels"])
+    assert "EMAIL" in cust["c1"]["channels"]
+
+
+def test_which_filters_read_the_rollups() -> None:
+    from retention_policies.compile import reads_rollups
+
+    assert not reads_rollups([{"type": "age", "field": "last_activity", "older_than": 3}])
+    assert reads_rollups([{"type": "not", "filter": {"type": "topic", "any_of": ["t"]}}])
+    nested = {"type": "or", "filters": [{"type": "value"}, {"type": "inbox", "in": ["x"]}]}
+    assert reads_rollups([{"type": "and", "filters": [nested]}])
+
+
+def test_unknown_statuses_are_rolled_up_as_they_are(tmp_path: Path) -> None:
+    _archive(tmp_path)
+    enriched = {
+        "conversation_id": "v2",
+        "customer_id": "c1",
+        "inbox_id": None,
+        "status": "SNOOZED",
+        "created_at": _ts(5),
+        "closed_at": None,
+        "topic_ids": ["t9", "t0"],
+        "fetched_at": _ts(9),
+    }
+    _write(tmp_path, "conversations", [enriched], None)
+    t = load_tables(tmp_path)
+    conv = {r["conversation_id"]: r for r in t.arrow("conversations").to_pylist()}
+    assert conv["v2"]["topic_ids"] == ["t0", "t9"]
+    cust = {r["customer_id"]: r for r in t.arrow("customers").to_pylist()}
+    assert cust["c1"]["conversation_statuses"] == ["CLOSED", "SNOOZED"]
+    assert cust["c1"]["topic_ids"] == ["t0", "t2", "t9"]
+
+
+def test_saved_tables_read_back_identical(tmp_path: Path) -> None:
+    from retention_policies.facts import open_tables, save_tables
+
+    root, saved = tmp_path / "archive", tmp_path / "saved"
+    _archive(root)
+    saved.mkdir()
+    built = load_tables(root)
+    save_tables(built, saved)
+    reopened = open_tables(root, saved)
+    for name in ("customers", "conversations", "items", "inboxes", "topics"):
+        assert reopened.arrow(name).equals(built.arrow(name)), name
