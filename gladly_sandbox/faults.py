@@ -1,4 +1,4 @@
-"""Seeded fault decisions: server errors, connection resets, cut-short downloads, slow starts."""
+"""Seeded fault decisions: 5xx, 429, connection resets, cut-short downloads, slow starts."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ class FaultPlan:
     """What goes wrong with one request (nothing, in the common case)."""
 
     reset: bool = False
+    throttled: bool = False  # 429 as if the organisation's shared budget were used up
     error_status: int | None = None
     truncate_at: float | None = None  # fraction of the body to send before cutting, in [0, 1)
     slow_first_byte_ms: float = 0.0
@@ -26,6 +27,7 @@ class FaultPlan:
         """Whether anything goes wrong."""
         return (
             self.reset
+            or self.throttled
             or self.error_status is not None
             or self.truncate_at is not None
             or self.slow_first_byte_ms > 0
@@ -67,8 +69,12 @@ class FaultInjector:
             rng = self._rng
             reset_draw, error_draw, status_draw = rng.random(), rng.random(), rng.random()
             slow_draw, truncate_draw, cut_draw = rng.random(), rng.random(), rng.random()
+            # Drawn only when asked for, so sequences without it stay as they were.
+            throttle_draw = rng.random() if spec.throttle_rate else 1.0
         if reset_draw < spec.reset_rate:
             return FaultPlan(reset=True)
+        if throttle_draw < spec.throttle_rate:
+            return FaultPlan(throttled=True)
         slow = spec.slow_first_byte_ms if slow_draw < spec.slow_first_byte_rate else 0.0
         if error_draw < spec.error_rate:
             status = ERROR_STATUSES[int(status_draw * len(ERROR_STATUSES))]

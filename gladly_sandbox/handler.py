@@ -209,6 +209,11 @@ class SandboxRequestHandler(WireHandler):
             self.on_answer(RESET)
             self.reset_connection()
             return True
+        if plan.throttled:
+            stats.record_fault("throttle")
+            headers = {**headers, "Ratelimit-Remaining-Second": "0"}
+            self.write(429, _error_body("rate_limited", "rate limit reached"), JSON, headers)
+            return True
         if plan.slow_first_byte_ms > 0:
             stats.record_fault("slow_first_byte")
             self.server.sleep(plan.slow_first_byte_ms / 1000.0)

@@ -59,9 +59,18 @@ class FaultSpec:
     truncate_rate: float = 0.0  # file downloads only: full Content-Length, body cut short
     slow_first_byte_rate: float = 0.0  # waits `slow_first_byte_ms` before the first byte
     slow_first_byte_ms: float = 0.0
+    # Answers 429 with `Ratelimit-Remaining-Second: 0`, as when another integration of the
+    # organisation used up the shared per-method budget this second.
+    throttle_rate: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("error_rate", "reset_rate", "truncate_rate", "slow_first_byte_rate"):
+        for name in (
+            "error_rate",
+            "reset_rate",
+            "truncate_rate",
+            "slow_first_byte_rate",
+            "throttle_rate",
+        ):
             value = getattr(self, name)
             if not _is_number(value) or not 0.0 <= value <= 1.0:
                 raise ValueError(f"faults: {name} must be a number between 0 and 1 (got {value!r})")
@@ -75,7 +84,11 @@ class FaultSpec:
     def active(self) -> bool:
         """Whether any fault can fire."""
         return bool(
-            self.error_rate or self.reset_rate or self.truncate_rate or self.slow_first_byte_rate
+            self.error_rate
+            or self.reset_rate
+            or self.truncate_rate
+            or self.slow_first_byte_rate
+            or self.throttle_rate
         )
 
 

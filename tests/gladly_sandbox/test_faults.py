@@ -162,3 +162,15 @@ def test_slow_first_byte_sleeps_before_answering(sb: Sandbox) -> None:
         assert slept == [0.25]
     finally:
         sb.server.sleep = original
+
+
+def test_throttle_faults_answer_429_with_an_exhausted_budget(sb: Sandbox) -> None:
+    injector = FaultInjector(seed=7)
+    plans = [injector.decide(FaultSpec(throttle_rate=0.25), download=False) for _ in range(4000)]
+    assert 0.22 < sum(p.throttled for p in plans) / 4000 < 0.28
+    sb.configure(faults={"/agents": FaultSpec(throttle_rate=1.0)})
+    answer = _session(sb).get(f"{sb.base_url}/api/v1/agents", timeout=5)
+    assert answer.status_code == 429
+    assert answer.headers["Ratelimit-Remaining-Second"] == "0"
+    assert answer.json()["errors"][0]["code"] == "rate_limited"
+    assert sb.stats()["faults"]["throttle"] == 1
