@@ -38,6 +38,27 @@ from gladly_client.throttle import Throttle
 
 logger = logging.getLogger("gladly_client")
 
+
+class _DropQueryStrings(logging.Filter):
+    """urllib3 logs every request line at DEBUG with its query string, and Gladly's customer
+    search carries the email or phone there. Cut everything after '?' from such records."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                a.split("?", 1)[0] + "?…" if isinstance(a, str) and "?" in a else a
+                for a in record.args
+            )
+        if isinstance(record.msg, str) and "?" in record.msg and not record.args:
+            record.msg = record.msg.split("?", 1)[0] + "?…"
+        return True
+
+
+# Installed once, on import of the client: personal data must not reach any log handler.
+_URLLIB3_LOG = logging.getLogger("urllib3.connectionpool")
+if not any(isinstance(f, _DropQueryStrings) for f in _URLLIB3_LOG.filters):
+    _URLLIB3_LOG.addFilter(_DropQueryStrings())
+
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
 
