@@ -24,7 +24,7 @@ from retention_policies.filters import (
     TopicFilter,
     ValueFilter,
 )
-from retention_policies.holds import HOLD_KINDS, Hold, HoldRegistry, keyed_hash
+from retention_policies.holds import HOLD_KINDS, HeldConversation, Hold, HoldRegistry, keyed_hash
 from retention_policies.loader import PolicyProblem, PolicyValidationError, load_policies
 from retention_policies.model import Limits, Policy, iter_filters
 from retention_policies.vocab import (
@@ -52,6 +52,7 @@ __all__ = [
     "DeleteCustomer",
     "EraseConversation",
     "Filter",
+    "HeldConversation",
     "Hold",
     "HoldRegistry",
     "InboxFilter",

@@ -8,6 +8,7 @@ import hmac
 import io
 import json
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
@@ -149,6 +150,22 @@ def _check_row(
 
 
 @dataclass(frozen=True)
+class HeldConversation:
+    """What a conversation-level hold looks at: the conversation's id, inbox and topics."""
+
+    conversation_id: str
+    inbox_id: str | None = None
+    topic_ids: tuple[str, ...] = ()
+
+
+def _attr_text(value: Any) -> str:
+    # As the planner compares attributes: JSON text of the value (strings bare, booleans lower).
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+@dataclass(frozen=True)
 class HoldRegistry:
     """The legal holds in force, with the key that hashes emails and phones for comparison."""
 
@@ -209,6 +226,55 @@ class HoldRegistry:
     def active_values(self, kind: str, now: datetime | date) -> frozenset[str]:
         """The values of the active holds of one kind."""
         return frozenset(h.value for h in self.active(now) if h.kind == kind)
+
+    def matching(
+        self,
+        now: datetime | date,
+        *,
+        customer_id: str | None = None,
+        email_hashes: Iterable[str] = (),
+        phone_hashes: Iterable[str] = (),
+        custom_attributes: Mapping[str, Any] | None = None,
+        conversations: Iterable[HeldConversation] = (),
+        names: Mapping[str, Mapping[str, Iterable[str]]] | None = None,
+    ) -> list[str]:
+        """Labels (`kind=value [reference]`, the planner's) of the active holds that protect
+        this subject: the customer itself, one of its email/phone hashes, a custom attribute,
+        or any of its conversations (by id, inbox or topic). The deletion engine calls this
+        just before each call, with what it has just seen live.
+
+        `names` maps "inboxes"/"topics" to {name: [ids]} so holds may name either ids or names.
+        """
+        emails, phones = set(email_hashes), set(phone_hashes)
+        attrs = {str(k): _attr_text(v) for k, v in (custom_attributes or {}).items()}
+        convs = list(conversations)
+        lookups = names or {}
+        labels = []
+        for hold in self.active(now):
+            kind, value = hold.kind, hold.value
+            if kind == "customer_id":
+                hit = value == customer_id
+            elif kind == "email_hash":
+                hit = value in emails
+            elif kind == "phone_hash":
+                hit = value in phones
+            elif kind == "custom_attribute":
+                key, _, wanted = value.partition("=")
+                hit = attrs.get(key) == wanted
+            elif kind == "conversation_id":
+                hit = any(c.conversation_id == value for c in convs)
+            else:  # inbox or topic, by id or by name
+                ids = {
+                    value,
+                    *lookups.get("topics" if kind == "topic" else "inboxes", {}).get(value, ()),
+                }
+                if kind == "inbox":
+                    hit = any(c.inbox_id in ids for c in convs)
+                else:
+                    hit = any(ids.intersection(c.topic_ids) for c in convs)
+            if hit:
+                labels.append(f"{kind}={value} [{hold.reference}]")
+        return sorted(set(labels))
 
     def hash_email(self, email: str) -> str:
         """The keyed hash an `email_hash` hold stores for this email."""

@@ -173,3 +173,35 @@ def test_an_empty_key_is_refused(tmp_path: Path) -> None:
     (tmp_path / "h.yaml").write_text("holds: []\n")
     with pytest.raises(ValueError, match="key"):
         HoldRegistry.load(tmp_path / "h.yaml", key=b"")
+
+
+def test_matching_checks_one_subject_against_every_hold_kind() -> None:
+    from datetime import date
+
+    from retention_policies.holds import HeldConversation, HoldRegistry
+
+    key = b"k"
+    reg = HoldRegistry.empty(key=key)
+    reg = reg.add("customer_id", "c1", reason="r", reference="L-1")
+    reg = reg.add("email", "Someone@Example.com ", reason="r", reference="L-2")
+    reg = reg.add("phone", "+1 (555) 010-0000", reason="r", reference="L-3")
+    reg = reg.add("custom_attribute", "legalReview=true", reason="r", reference="L-4")
+    reg = reg.add("conversation_id", "v9", reason="r", reference="L-5")
+    reg = reg.add("inbox", "VIP Support", reason="r", reference="L-6")
+    reg = reg.add("topic", "t-bill", reason="r", reference="L-7")
+    reg = reg.add("customer_id", "c2", reason="r", reference="L-8", ends_on=date(2020, 1, 1))
+    now = date(2025, 1, 1)
+    assert reg.matching(now, customer_id="c3") == []
+    assert reg.matching(now, customer_id="c2") == []  # that hold has ended
+    assert reg.matching(now, customer_id="c1") == ["customer_id=c1 [L-1]"]
+    email = reg.hash_email("someone@example.com")
+    assert len(reg.matching(now, email_hashes=[email])) == 1
+    assert len(reg.matching(now, phone_hashes=[reg.hash_phone("+15550100000")])) == 1
+    assert len(reg.matching(now, custom_attributes={"legalReview": True})) == 1
+    assert reg.matching(now, custom_attributes={"legalReview": "false"}) == []
+    names = {"inboxes": {"VIP Support": ["ib-vip"]}, "topics": {}}
+    vip = HeldConversation("v1", inbox_id="ib-vip", topic_ids=())
+    assert reg.matching(now, conversations=[vip], names=names) == ["inbox=VIP Support [L-6]"]
+    billing = HeldConversation("v2", inbox_id="ib-x", topic_ids=("t-bill",))
+    assert reg.matching(now, conversations=[billing]) == ["topic=t-bill [L-7]"]
+    assert reg.matching(now, conversations=[HeldConversation("v9")]) == ["conversation_id=v9 [L-5]"]
