@@ -3,6 +3,16 @@
 from __future__ import annotations
 
 from gladly_archive.archive import Archive, CommitResult, JobAlreadyArchivedError, StagedJob
+from gladly_archive.audit import (
+    AUDIT_EVENTS,
+    AUDIT_SCHEMA_VERSION,
+    GENESIS,
+    AuditError,
+    AuditLog,
+    AuditRun,
+    ChainReport,
+    verify_chain,
+)
 from gladly_archive.convert import (
     ConvertStats,
     QuarantinedLine,
@@ -14,6 +24,7 @@ from gladly_archive.convert import (
     convert_topics_file,
 )
 from gladly_archive.fs import ArchiveError, ArchiveLockedError, MissingStagedFileError
+from gladly_archive.purge import PURGED_DATASETS, PurgeReport, purge_customers
 from gladly_archive.schemas import (
     AGENTS,
     ATTACHMENT,
@@ -25,11 +36,18 @@ from gladly_archive.schemas import (
     MANIFEST_FILE,
     QUARANTINE,
     SCHEMA_VERSION,
+    TOMBSTONES,
     TOPICS,
     TRANSCRIPT_BUCKETS,
     TRANSCRIPTS,
     UTC_MICROS,
     with_metadata,
+)
+from gladly_archive.tombstones import (
+    TOMBSTONES_DIR,
+    match_tombstones,
+    read_tombstones,
+    write_tombstones,
 )
 from gladly_archive.transcripts import build_transcripts
 from gladly_archive.writer import DatasetWriter, SchemaMismatchError
@@ -37,14 +55,20 @@ from gladly_archive.writer import DatasetWriter, SchemaMismatchError
 __all__ = [
     "AGENTS",
     "ATTACHMENT",
+    "AUDIT_EVENTS",
+    "AUDIT_SCHEMA_VERSION",
     "CUSTOMERS",
     "CUSTOMER_FILES",
     "DATASETS",
+    "GENESIS",
     "ITEMS",
     "MANIFEST",
     "MANIFEST_FILE",
+    "PURGED_DATASETS",
     "QUARANTINE",
     "SCHEMA_VERSION",
+    "TOMBSTONES",
+    "TOMBSTONES_DIR",
     "TOPICS",
     "TRANSCRIPTS",
     "TRANSCRIPT_BUCKETS",
@@ -52,11 +76,16 @@ __all__ = [
     "Archive",
     "ArchiveError",
     "ArchiveLockedError",
+    "AuditError",
+    "AuditLog",
+    "AuditRun",
+    "ChainReport",
     "CommitResult",
     "ConvertStats",
     "DatasetWriter",
     "JobAlreadyArchivedError",
     "MissingStagedFileError",
+    "PurgeReport",
     "QuarantineHandler",
     "QuarantinedLine",
     "SchemaMismatchError",
@@ -67,5 +96,10 @@ __all__ = [
     "convert_items_file",
     "convert_items_lines",
     "convert_topics_file",
+    "match_tombstones",
+    "purge_customers",
+    "read_tombstones",
+    "verify_chain",
     "with_metadata",
+    "write_tombstones",
 ]

@@ -17,6 +17,7 @@ __all__ = [
     "MANIFEST_FILE",
     "QUARANTINE",
     "SCHEMA_VERSION",
+    "TOMBSTONES",
     "TOPICS",
     "TRANSCRIPTS",
     "TRANSCRIPT_BUCKETS",
@@ -267,3 +268,20 @@ DATASETS: dict[str, pa.Schema] = {
     "conversations": CONVERSATIONS,
     "customer_profiles": CUSTOMER_PROFILES,
 }
+
+# tombstones/run=<run_id>/…  — one row per customer a deletion run erased: what keeps the customer
+# from coming back. Emails and phones only as the caller's HMAC-SHA256 hex digests, never clear.
+# Not in DATASETS: written and read by gladly_archive.tombstones, not by commits.
+TOMBSTONES = with_metadata(
+    "tombstones",
+    pa.schema(
+        [
+            pa.field("customer_id", pa.string(), nullable=False),
+            pa.field("email_hashes", _STRINGS),
+            pa.field("phone_hashes", _STRINGS),
+            pa.field("deleted_at", UTC_MICROS, nullable=False),
+            pa.field("run_id", pa.string(), nullable=False),
+            pa.field("plan_hash", pa.string(), nullable=False),
+        ]
+    ),
+)
