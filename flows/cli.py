@@ -5,6 +5,9 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
+from flows.cli_audit_report import audit_report
+from flows.cli_delete import apply, audit_verify, delete
+from flows.cli_demo import demo
 from flows.cli_enrich import enrich
 from flows.cli_export import export
 from flows.cli_plan import plan
@@ -33,6 +36,17 @@ def root() -> None:
 app.command(name="export")(export)
 app.command(name="enrich")(enrich)
 app.command(name="plan")(plan)
+app.command(name="apply")(apply)
+app.command(name="delete")(delete)
+app.command(name="demo")(demo)
+
+audit_app = typer.Typer(
+    help="The audit log: verify its hash chain; write an evidence pack for an auditor.",
+    no_args_is_help=True,
+)
+audit_app.command(name="verify")(audit_verify)
+audit_app.command(name="report")(audit_report)
+app.add_typer(audit_app, name="audit")
 
 policies_app = typer.Typer(help="Validate retention policies.", no_args_is_help=True)
 policies_app.command(name="validate")(validate)

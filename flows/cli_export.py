@@ -20,6 +20,7 @@ from rich.table import Table
 
 from flows.cli_common import connect
 from flows.customer_export import CustomerExportReport, run_customer_export
+from flows.execution import optional_audit_key
 from flows.exit_codes import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK
 from flows.exporting import DEFAULT_EXPIRY_WARNING_DAYS, ExportReport, run_export
 from flows.facts_cache import refresh_facts
@@ -107,6 +108,7 @@ def export(
                     now=datetime.now(UTC),
                     expiry_warning_days=expiry_warning_days,
                     progress=RichProgress(progress),
+                    audit_key=optional_audit_key(),
                 )
         except GladlyError as exc:
             console.print(f"[red]Gladly request failed:[/red] {exc}")
@@ -135,6 +137,29 @@ def _print_export_report(console: Console, report: ExportReport) -> None:
         console.print(f"[red]FAILED[/red] job {outcome.job_id}: {outcome.error}")
     for warning in report.warnings:
         console.print(f"[bold red]AT RISK[/bold red] {warning.describe()}")
+    print_reappeared(console, report)
+
+
+def print_reappeared(console: Console, report: ExportReport) -> None:
+    """Erased customers who came back (ids only), or why that was not checked."""
+    found = report.reappeared
+    if found is None:
+        return
+    if not found.hashes_checked:
+        console.print(
+            "[yellow]not checked for erased customers who came back under a new id[/yellow]: "
+            "set GLADLY_AUDIT_KEY"
+        )
+    for one in found.reappeared:
+        console.print(
+            f"[bold yellow]REAPPEARED[/bold yellow] customer {one.customer_id} has the "
+            f"{one.matched_on} of {one.tombstoned_id}, erased {one.deleted_at:%Y-%m-%d}"
+        )
+    if found.repurged:
+        console.print(
+            f"purged again: {len(found.repurged)} erased customer(s) an older export brought "
+            f"back ({found.rows_repurged} rows)"
+        )
 
 
 def _print_customer_report(console: Console, report: CustomerExportReport) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -14,8 +12,6 @@ from rich.table import Table
 
 from flows.exit_codes import EXIT_ATTENTION, EXIT_OK, EXIT_USAGE
 from flows.exporting import resolve_root
-
-ENV_AUDIT_KEY = "GLADLY_AUDIT_KEY"
 
 
 def plan(
@@ -32,36 +28,23 @@ def plan(
     """Plan what the policies would delete — nothing is deleted. Prints the summary and hash.
 
     Review the plan directory (targets.parquet, held.parquet, summary.json, plan.json); the
-    plan hash is what an approver approves (executing a plan arrives with the deletion engine).
+    plan hash is what an approver approves: `gladly-pipeline apply PLAN_DIR --approve HASH`.
     Exit codes: 0 planned; 2 invalid policies or holds; 3 planned, but a policy was blocked by
     its limits.
     """
-    from flows.facts_cache import facts_tables
-    from retention_policies import HoldRegistry, PolicyValidationError, load_policies
-    from retention_policies.evaluate import evaluate
+    from flows.planning import make_plan
+    from retention_policies import PolicyValidationError
 
     console = Console(stderr=True)
+    archive_root = resolve_root(root)
     try:
-        loaded = load_policies(policies)
-        key = _audit_key(required=holds is not None)
-        registry = (
-            HoldRegistry.load(holds, key=key) if holds is not None else HoldRegistry.empty(key=key)
-        )
+        result, target = make_plan(policies, root=archive_root, holds_path=holds, out=out)
     except PolicyValidationError as exc:
         console.print(str(exc))
         raise typer.Exit(EXIT_USAGE) from None
-    except ValueError as exc:
+    except (ValueError, FileExistsError) as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(EXIT_USAGE) from None
-    archive_root = resolve_root(root)
-    now = datetime.now(UTC)
-    tables, _ = facts_tables(archive_root)
-    result = evaluate(loaded, tables, registry, now)
-    stamp = now.strftime("%Y%m%dT%H%M%SZ")
-    # Plans are written locally: beside a local archive, else in ./gladly-plans.
-    base = Path("gladly-plans") if "://" in archive_root else Path(archive_root) / "_plans"
-    target = out or base / stamp
-    result.write(target)
     summary = result.summary()
     table = Table(title=f"Retention plan {result.hash[:12]}…")
     table.add_column("policy")
@@ -81,16 +64,3 @@ def plan(
     console.print(f"plan written to {target}")
     console.print(f"plan hash: {result.hash}")
     raise typer.Exit(EXIT_ATTENTION if summary.get("blocked_policies") else EXIT_OK)
-
-
-def _audit_key(*, required: bool) -> bytes:
-    key = os.environ.get(ENV_AUDIT_KEY, "")
-    if not key and not required:
-        # Without holds nothing is hashed; the key only names the (empty) registry's hash.
-        return b"no-holds"
-    if not key:
-        raise ValueError(
-            f"{ENV_AUDIT_KEY} is not set: legal holds by email or phone are compared as keyed "
-            "hashes, so the key that made them is needed (set it in the environment)"
-        )
-    return key.encode()

@@ -11,6 +11,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from flows.execution import optional_audit_key
 from flows.exporting import (
     DEFAULT_EXPIRY_WARNING_DAYS,
     ExportReport,
@@ -61,6 +62,7 @@ def export_transcripts(
             since=since,
             expiry_warning_days=expiry_warning_days,
             archive_one=lambda job, now: archive_job(client, archive, job, now),
+            audit_key=optional_audit_key(),
         )
     if report.archived:
         refresh_plan_facts(report.root)
@@ -68,6 +70,14 @@ def export_transcripts(
         logger.error("export job %s could not be archived: %s", outcome.job_id, outcome.error)
     for warning in report.warnings:
         logger.error("EXPORT AT RISK: %s", warning.describe())
+    if report.reappeared is not None:
+        for one in report.reappeared.reappeared:
+            logger.warning(
+                "REAPPEARED: customer %s has the %s of erased customer %s",
+                one.customer_id,
+                one.matched_on,
+                one.tombstoned_id,
+            )
     publish_export_artifact(report)
     return summarize(report)
 
@@ -83,6 +93,17 @@ def summarize(report: ExportReport) -> dict[str, Any]:
         "rows_by_dataset": report.rows_by_dataset(),
         "quarantined_lines": report.quarantined,
         "warnings": [w.describe() for w in report.warnings],
+        "reappeared": (
+            None
+            if report.reappeared is None
+            else [
+                {"customer_id": r.customer_id, "erased_customer_id": r.tombstoned_id}
+                for r in report.reappeared.reappeared
+            ]
+        ),
+        "erased_customers_purged_again": (
+            report.reappeared.repurged if report.reappeared is not None else None
+        ),
     }
 
 

@@ -12,6 +12,7 @@ from typing import Protocol
 
 import pyarrow as pa
 
+from flows.reappeared import ReappearedReport, check_reappeared
 from gladly_archive import Archive, StagedJob
 from gladly_archive.convert import (
     ConvertStats,
@@ -120,6 +121,8 @@ class ExportReport:
     failed: list[JobOutcome] = field(default_factory=list)
     already_archived: int = 0
     warnings: list[ExpiryWarning] = field(default_factory=list)
+    # Erased customers who came back, and erased ids an older job re-imported (then purged).
+    reappeared: ReappearedReport | None = None
 
     @property
     def ok(self) -> bool:
@@ -303,10 +306,13 @@ def run_export(
     progress: ProgressSink | None = None,
     on_job: Callable[[JobOutcome], None] | None = None,
     archive_one: Callable[[ExportJob, datetime], JobOutcome] | None = None,
+    audit_key: bytes | None = None,
 ) -> ExportReport:
     """Archive every completed, not yet archived export job, oldest first, one commit per job.
 
     `archive_one(job, now)` replaces the per-job step (the Prefect flow passes a task here).
+    Erased ids a job re-imported are purged again; with `audit_key`, a new profile holding an
+    erased customer's email or phone (keyed hashes) is reported as reappeared.
     """
     now = _aware(now or datetime.now(UTC))
     report = ExportReport(root=str(archive.root))
@@ -333,6 +339,11 @@ def run_export(
             logger.error("job %s could not be archived: %s", job.id, exc)
         if on_job is not None:
             on_job(outcome)
+    if report.archived:
+        # Always: erased ids an older job re-imported are purged again (ids only). With the
+        # key, new profiles holding an erased customer's contact are reported as well.
+        jobs = [o.job_id for o in report.archived]
+        report.reappeared = check_reappeared(archive, jobs, audit_key)
     archived_now = archive.archived_job_ids()
     report.warnings = expiry_warnings(
         [job for job in pending.completed if job.id not in archived_now],

@@ -20,7 +20,7 @@ from retention_policies.facts import (
     save_tables,
 )
 
-__all__ = ["FACTS_DIR", "facts_tables", "refresh_facts"]
+__all__ = ["FACTS_DIR", "drop_facts", "facts_tables", "refresh_facts"]
 
 FACTS_DIR = "_facts"
 _DONE = "COMPLETE"
@@ -62,6 +62,13 @@ def refresh_facts(root: str) -> bool:
     tables, cached = facts_tables(root)
     tables.con.close()
     return not cached
+
+
+def drop_facts(root: str) -> None:
+    """Remove every saved copy: after a purge they still hold the erased customers' contacts
+    (the planner's customer facts carry emails and phones), so they must go at once."""
+    if "://" not in root:
+        shutil.rmtree(Path(root) / FACTS_DIR, ignore_errors=True)
 
 
 def _save(tables: Tables, base: Path, key: str) -> None:

@@ -1,0 +1,183 @@
+"""Prefect flow: plan the retention policies, get a person's approval, execute exactly that plan."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import deployment, flow_run
+
+from flows.approval import request_approval
+from flows.execution import run_apply
+from flows.exporting import resolve_root
+from flows.outcomes import RunReport
+from flows.planning import make_plan
+from flows.run_artifacts import publish_run, summarize_run
+from flows.secrets import run_env
+from retention_policies.plan import Plan
+
+DEFAULT_POLICIES = "retention_policies/policies"
+
+
+# No retries, no cache: the engine is resumable by itself (a rerun skips finished targets)
+# and the client retries each call; a Prefect retry would only stack on top.
+@task(name="execute-plan", cache_policy=NO_CACHE, persist_result=False)
+def execute_plan_task(
+    plan_dir: str,
+    approved_plan_hash: str,
+    root: str,
+    dry_run: bool,
+    holds_path: str | None,
+    approver: str | None,
+    flow_name: str,
+) -> RunReport:
+    """Run the engine over the approved plan."""
+    return run_apply(
+        plan_dir,
+        approved_plan_hash,
+        root=root,
+        dry_run=dry_run,
+        holds_path=holds_path,
+        approver=approver,
+        flow=flow_name,
+        env=run_env(),
+    )
+
+
+@task(name="make-plan", cache_policy=NO_CACHE, persist_result=False)
+def make_plan_task(policies: str, root: str, holds_path: str | None) -> tuple[Plan, Path]:
+    """Evaluate the policies over the archive and write the plan."""
+    return make_plan(policies, root=root, holds_path=holds_path, env=run_env())
+
+
+def _requester(requested_by: str | None) -> str:
+    if requested_by:
+        return requested_by
+    if os.environ.get("GLADLY_PIPELINE_ACTOR"):
+        return os.environ["GLADLY_PIPELINE_ACTOR"]
+    name = deployment.name
+    return f"deployment:{name}" if name else "unknown"
+
+
+@flow(name="apply-retention")
+def apply_retention(
+    plan_dir: str | None = None,
+    approved_plan_hash: str | None = None,
+    dry_run: bool = True,
+    policies: str = DEFAULT_POLICIES,
+    holds_path: str | None = None,
+    root: str | None = None,
+    approver: str | None = None,
+    requested_by: str | None = None,
+    approval_timeout_hours: float = 72.0,
+) -> dict[str, Any]:
+    """Apply the retention policies: a rehearsal unless `dry_run` is false.
+
+    With `approved_plan_hash` (and `plan_dir`) it executes exactly that plan, as
+    `gladly-pipeline apply --approve` does. Without it — a scheduled deployment run — it plans
+    from `policies` (or takes `plan_dir`), publishes the plan's summary and pauses until a
+    person other than the requester approves this plan's hash or rejects it; a rejection or
+    no answer within `approval_timeout_hours` deletes nothing, and both are audited.
+    Settings and secrets come from the environment or Prefect Secret blocks, never parameters.
+    """
+    logger = get_run_logger()
+    archive_root = resolve_root(root)
+    flow_name = f"deployment:{deployment.name}" if deployment.name else "flow:apply-retention"
+    approval = "pre-approved" if approved_plan_hash else "rehearsal without approval"
+    if approved_plan_hash is None:
+        if plan_dir is None:
+            plan, plan_path = make_plan_task(policies, archive_root, holds_path)
+        else:
+            plan_path = Path(plan_dir)
+            plan = Plan.read(plan_path)
+        if deployment.id is None and not dry_run:
+            raise ValueError(
+                "outside a deployment nobody can approve this run: pass plan_dir and "
+                "approved_plan_hash (as `gladly-pipeline apply --approve` does), or dry_run"
+            )
+        if deployment.id is not None:
+            requester = _requester(requested_by)
+            decision = request_approval(
+                plan,
+                plan_path,
+                root=archive_root,
+                requester=requester,
+                dry_run=dry_run,
+                timeout_seconds=max(1, int(approval_timeout_hours * 3600)),
+                flow=flow_name,
+            )
+            if not decision.approved:
+                logger.error(
+                    "plan %s not approved (%s): nothing was deleted", plan.hash, decision.reason
+                )
+                if decision.outcome == "timed_out":
+                    raise TimeoutError(f"plan {plan.hash} was not approved in time")
+                return {
+                    "plan_hash": plan.hash,
+                    "plan_dir": str(plan_path),
+                    "approval": decision.outcome,
+                    "reason": decision.reason,
+                    "deleted": 0,
+                }
+            approver, approval = decision.approver, "approved"
+        plan_dir, approved_plan_hash = str(plan_path), plan.hash
+    elif plan_dir is None:
+        raise ValueError("approved_plan_hash needs plan_dir: the plan it approves")
+    report = execute_plan_task(
+        plan_dir,
+        approved_plan_hash,
+        archive_root,
+        dry_run,
+        holds_path,
+        approver,
+        flow_name,
+    )
+    for outcome in report.outcomes:
+        if outcome.outcome in ("failed", "verify_failed"):
+            logger.error(
+                "%s %s: %s (%s %s)",
+                outcome.target_type,
+                outcome.target_id,
+                outcome.outcome,
+                outcome.http_status,
+                outcome.error_code,
+            )
+    publish_run(report, "apply-retention")
+    return {
+        **summarize_run(report),
+        "plan_dir": plan_dir,
+        "approval": approval,
+        "flow_run": flow_run.id,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the flow once, locally (`python -m flows.apply_retention --help`)."""
+    parser = argparse.ArgumentParser(description=apply_retention.__doc__)
+    parser.add_argument("plan_dir", nargs="?")
+    parser.add_argument("--approve", help="the plan hash being approved")
+    parser.add_argument("--execute", action="store_true", help="really call Gladly")
+    parser.add_argument("--policies", default=DEFAULT_POLICIES)
+    parser.add_argument("--holds")
+    parser.add_argument("--root")
+    parser.add_argument("--approver")
+    args = parser.parse_args(argv)
+    result = apply_retention(
+        plan_dir=args.plan_dir,
+        approved_plan_hash=args.approve,
+        dry_run=not args.execute,
+        policies=args.policies,
+        holds_path=args.holds,
+        root=args.root,
+        approver=args.approver,
+    )
+    print(json.dumps(result, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

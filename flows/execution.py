@@ -1,0 +1,214 @@
+"""The two entrances to the deletion engine, without Prefect: an approved plan, or a one-off."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from flows.engine import (
+    DEFAULT_WORKERS,
+    HoldSource,
+    execute_plan,
+    identity_from_env,
+    load_approved_plan,
+)
+from flows.facts_cache import facts_tables
+from flows.oneoff import OneOffPlan, OneOffRequest, build_oneoff_plan
+from flows.outcomes import RunReport, TargetOutcome
+from flows.subjects import Subjects
+from gladly_client import GladlyClient
+
+__all__ = [
+    "ENV_AUDIT_KEY",
+    "OneOffRun",
+    "audit_key",
+    "execute_delete",
+    "optional_audit_key",
+    "plan_delete",
+    "plans_dir",
+    "run_apply",
+    "run_delete",
+]
+
+ENV_AUDIT_KEY = "GLADLY_AUDIT_KEY"
+
+
+def audit_key(*, required: bool = True, env: Mapping[str, str] | None = None) -> bytes:
+    """The secret behind every keyed hash (holds, audit subjects, tombstones)."""
+    key = (env if env is not None else os.environ).get(ENV_AUDIT_KEY, "")
+    if not key and not required:
+        return b"no-holds"
+    if not key:
+        raise ValueError(
+            f"{ENV_AUDIT_KEY} is not set: emails and phones are kept only as keyed hashes "
+            "(holds, audit log, tombstones), so the key is needed; set it in the environment "
+            "(the same value every run, kept like a password)"
+        )
+    return key.encode()
+
+
+def optional_audit_key() -> bytes | None:
+    """The audit key when it is set (checks that only add evidence run without it)."""
+    key = os.environ.get(ENV_AUDIT_KEY, "")
+    return key.encode() if key else None
+
+
+def plans_dir(root: str) -> Path:
+    """Where plans are written: beside a local archive, else ./gladly-plans."""
+    return Path("gladly-plans") if "://" in root else Path(root) / "_plans"
+
+
+def run_apply(
+    plan_dir: str | Path,
+    approved_hash: str,
+    *,
+    root: str,
+    dry_run: bool = True,
+    holds_path: str | Path | None = None,
+    approver: str | None = None,
+    flow: str = "cli:apply",
+    workers: int = DEFAULT_WORKERS,
+    client: GladlyClient | None = None,
+    on_outcome: Callable[[TargetOutcome], None] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> RunReport:
+    """Execute (or rehearse) the plan in `plan_dir` if and only if its hash was approved.
+
+    Settings come from `env` (default: the process environment)."""
+    plan = load_approved_plan(plan_dir, approved_hash)
+    key = audit_key(env=env)
+    holds = HoldSource(holds_path, key)
+    own = client is None
+    client = client or GladlyClient.from_env(env=env)
+    try:
+        return execute_plan(
+            plan,
+            root=root,
+            client=client,
+            holds=holds,
+            audit_key=key,
+            identity=identity_from_env(flow, approver),
+            dry_run=dry_run,
+            workers=workers,
+            on_outcome=on_outcome,
+        )
+    finally:
+        if own:
+            client.close()
+
+
+@dataclass
+class OneOffRun:
+    """A one-off deletion: its plan (and where it was written) and what the engine did."""
+
+    oneoff: OneOffPlan
+    plan_dir: Path
+    report: RunReport
+
+
+def plan_delete(
+    request: OneOffRequest,
+    *,
+    root: str,
+    client: GladlyClient | None = None,
+    now: datetime | None = None,
+    env: Mapping[str, str] | None = None,
+) -> tuple[OneOffPlan, Path]:
+    """Resolve the request into a plan through read-only calls, and write it."""
+    key = audit_key(env=env)
+    own = client is None
+    client = client or GladlyClient.from_env(env=env)
+    moment = now or datetime.now(UTC)
+    try:
+        oneoff = build_oneoff_plan(request, client, key=key, now=moment)
+    finally:
+        if own:
+            client.close()
+    target = plans_dir(root) / f"oneoff-{moment:%Y%m%dT%H%M%S%fZ}-{oneoff.plan.hash[:12]}"
+    oneoff.plan.write(target)
+    return oneoff, target
+
+
+def execute_delete(
+    oneoff: OneOffPlan,
+    *,
+    root: str,
+    dry_run: bool = True,
+    holds_path: str | Path | None = None,
+    flow: str = "cli:delete",
+    approver: str | None = None,
+    workers: int = DEFAULT_WORKERS,
+    client: GladlyClient | None = None,
+    on_outcome: Callable[[TargetOutcome], None] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> RunReport:
+    """Run a one-off plan through the engine (a rehearsal unless `dry_run` is False)."""
+    key = audit_key(env=env)
+    holds = HoldSource(holds_path, key)
+    own = client is None
+    client = client or GladlyClient.from_env(env=env)
+    try:
+        return execute_plan(
+            oneoff.plan,
+            root=root,
+            client=client,
+            holds=holds,
+            audit_key=key,
+            identity=identity_from_env(flow, approver),
+            dry_run=dry_run,
+            workers=workers,
+            subjects=_subjects(root, oneoff),
+            on_outcome=on_outcome,
+        )
+    finally:
+        if own:
+            client.close()
+
+
+def run_delete(
+    request: OneOffRequest,
+    *,
+    root: str,
+    dry_run: bool = True,
+    holds_path: str | Path | None = None,
+    flow: str = "cli:delete",
+    workers: int = DEFAULT_WORKERS,
+    client: GladlyClient | None = None,
+    now: datetime | None = None,
+    on_outcome: Callable[[TargetOutcome], None] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> OneOffRun:
+    """Plan the one-off deletion and run it through the engine — only as a rehearsal unless
+    `dry_run` is False."""
+    HoldSource(holds_path, audit_key(env=env))  # a broken hold file stops us before any call
+    oneoff, target = plan_delete(request, root=root, client=client, now=now, env=env)
+    report = execute_delete(
+        oneoff,
+        root=root,
+        dry_run=dry_run,
+        holds_path=holds_path,
+        flow=flow,
+        workers=workers,
+        client=client,
+        on_outcome=on_outcome,
+        env=env,
+    )
+    return OneOffRun(oneoff, target, report)
+
+
+def _subjects(root: str, oneoff: OneOffPlan) -> Subjects:
+    """What the archive knows of the customers, with what Gladly just said on top."""
+    targets = oneoff.plan.targets
+    customers = {c for c in targets.column("customer_id").to_pylist() if c}
+    conversations = {c for c in targets.column("conversation_id").to_pylist() if c}
+    tables, _ = facts_tables(root)
+    try:
+        subjects = Subjects.from_tables(tables, customers, conversations)
+    finally:
+        tables.con.close()
+    for subject in oneoff.subjects.customers.values():
+        subjects.merge(subject)
+    return subjects

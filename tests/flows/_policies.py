@@ -1,0 +1,36 @@
+"""Policy texts the flow tests plan with (one place, so the tests agree on what they mean)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+# The sandbox's "now" in the engine tests.
+NOW = datetime(2026, 5, 20, 9, tzinfo=UTC)
+
+INACTIVE = """
+name: delete-inactive
+description: Profiles with no contact for 400 days.
+resource: customer
+filters:
+  - type: age
+    field: last_activity
+    older_than: 400
+actions:
+  - type: delete_customer
+    close_open_conversations: {close}
+"""
+CALLS = """
+name: redact-old-calls
+description: Call and voicemail recordings after a year.
+resource: item
+filters:
+  - type: channel
+    in: [PHONE_CALL, VOICEMAIL]
+  - type: age
+    field: item_time
+    older_than: P365D
+actions:
+  - type: redact_items
+"""
+# Inactive profiles deleted (open conversations closed first), and old recordings redacted.
+INACTIVE_AND_CALLS = INACTIVE.format(close="true") + "---\n" + CALLS

@@ -1,0 +1,143 @@
+"""The approval step: who may approve, which plan, and what a rejection or silence leaves."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+import flows.approval as approval
+from gladly_archive.audit import AuditLog, verify_chain
+from retention_policies.plan import TARGET_SCHEMA, Plan
+
+NOW = datetime(2026, 5, 20, 9, tzinfo=UTC)
+
+
+def _plan() -> Plan:
+    row = {name: None for name in TARGET_SCHEMA.names} | {
+        "target_type": "customer",
+        "target_id": "cust123",
+        "customer_id": "cust123",
+        "policy_name": "delete-inactive",
+        "policy_hash": "a" * 64,
+        "action": "delete_customer",
+        "operation": "delete_customer",
+        "erasable": True,
+        "excluded_by_holds": [],
+    }
+    policy = {
+        "name": "delete-inactive",
+        "version_hash": "a" * 64,
+        "resource": "customer",
+        "action": "delete_customer",
+        "enabled": True,
+        "status": "planned",
+        "reason": None,
+        "population": 10,
+        "matched": 1,
+        "held": 0,
+        "eligible": 1,
+    }
+    return Plan(
+        now=NOW,
+        targets=pa.Table.from_pylist([row], schema=TARGET_SCHEMA),
+        held=TARGET_SCHEMA.empty_table(),
+        policies=[policy],
+        holds_hash="b" * 64,
+    )
+
+
+@pytest.fixture
+def published(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    shown: list[str] = []
+    monkeypatch.setattr(
+        approval, "create_markdown_artifact", lambda **kw: shown.append(kw["markdown"])
+    )
+    return shown
+
+
+def _answer(monkeypatch: pytest.MonkeyPatch, answer: Any) -> None:
+    def pause(**kw: Any) -> Any:
+        assert kw["wait_for_input"] is approval.PlanApproval
+        if isinstance(answer, BaseException):
+            raise answer
+        return approval.PlanApproval(**answer)
+
+    monkeypatch.setattr(approval, "pause_flow_run", pause)
+
+
+def _decide(tmp_path: Path, requester: str = "carol") -> approval.ApprovalDecision:
+    plan = _plan()
+    return approval.request_approval(
+        plan,
+        tmp_path / "plan",
+        root=str(tmp_path),
+        requester=requester,
+        dry_run=False,
+        timeout_seconds=60,
+        flow="deployment:weekly",
+    )
+
+
+def _audited(tmp_path: Path) -> dict[str, Any]:
+    [event] = [e for e in AuditLog(tmp_path).events().to_pylist() if e["step"] == "approval"]
+    assert verify_chain(tmp_path).ok
+    return event
+
+
+@pytest.mark.parametrize(
+    ("answer", "outcome"),
+    [
+        ({"decision": "approve", "approver": "alice", "plan_hash": "PLAN"}, "approved"),
+        ({"decision": "reject", "approver": "alice", "plan_hash": "PLAN"}, "rejected"),
+        ({"decision": "approve", "approver": "Carol", "plan_hash": "PLAN"}, "refused"),
+        ({"decision": "approve", "approver": "alice", "plan_hash": "0" * 64}, "refused"),
+    ],
+)
+def test_decisions_are_checked_and_audited(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    published: list[str],
+    answer: dict[str, str],
+    outcome: str,
+) -> None:
+    plan_hash = _plan().hash
+    if answer["plan_hash"] == "PLAN":
+        answer = {**answer, "plan_hash": plan_hash[:12]}
+    _answer(monkeypatch, answer)
+    decision = _decide(tmp_path)
+    assert decision.outcome == outcome
+    assert decision.approved is (outcome == "approved")
+    event = _audited(tmp_path)
+    assert (event["outcome"], event["actor"]) == (outcome, "carol")
+    assert event["approver"] == answer["approver"]
+    assert event["plan_hash"] == plan_hash
+    [markdown] = published
+    assert plan_hash in markdown
+    assert "delete-inactive" in markdown
+    assert "EXECUTE" in markdown
+
+
+def test_silence_is_a_timeout_that_deletes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, published: list[str]
+) -> None:
+    from prefect.exceptions import FlowPauseTimeout
+
+    _answer(monkeypatch, FlowPauseTimeout("no answer"))
+    decision = _decide(tmp_path)
+    assert (decision.outcome, decision.approver, decision.approved) == ("timed_out", None, False)
+    assert _audited(tmp_path)["outcome"] == "timed_out"
+
+
+def test_the_input_form_refuses_emails_and_short_hashes() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        approval.PlanApproval(decision="approve", approver="a@b.co", plan_hash="a" * 12)
+    with pytest.raises(ValidationError):
+        approval.PlanApproval(decision="approve", approver="alice", plan_hash="abc")
+    with pytest.raises(ValidationError):
+        approval.PlanApproval(decision="maybe", approver="alice", plan_hash="a" * 12)
