@@ -33,11 +33,9 @@ format: install
 test: lint
 	$(BIN)/python -m pytest
 
+# The whole job against a local sandbox Gladly: export, plan, approve, delete, purge, verify.
 demo: install
-	@echo "make demo will run the whole job (export, plan, approve, delete, audit) against a local"
-	@echo "sandbox; it arrives with the deletion engine and the audit log. Today, try:"
-	@echo "  .venv/bin/gladly-pipeline sandbox --port 8080   (then export/plan against it)"
-	@exit 1
+	$(BIN)/gladly-pipeline demo --out demo-output
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -15,9 +15,7 @@ NOW = datetime(2026, 5, 20, 9, tzinfo=UTC)
 
 def test_search_values_never_reach_a_log_record(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    with Sandbox(
-        seed=3, customers=5, now=NOW, frozen_clock=True, rate_limit_per_second=None
-    ) as sb:
+    with Sandbox(seed=3, customers=5, now=NOW, frozen_clock=True, rate_limit_per_second=None) as sb:
         record = sb.org.raw_customer(sb.org.customer_ids()[0])
         assert record is not None
         email = record["emails"][0]["original"]

@@ -1,0 +1,212 @@
+"""A real `prefect server start`: deploy prefect.yaml, run through a worker, approve and reject."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from gladly_archive import Archive
+from gladly_archive.audit import AuditLog, verify_chain
+from gladly_sandbox import Sandbox
+from tests.flows._policies import INACTIVE, NOW
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+PREFECT = str(Path(sys.executable).with_name("prefect"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        args,
+        env=env,
+        cwd=REPO,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: stopped whole in `finally`
+    )
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=20)
+
+
+def _wait(check: Any, what: str, timeout: float, logs: list[Path]) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.5)  # polling a real server and worker: there is no event to wait on
+    tails = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in logs if p.exists())
+    raise AssertionError(f"timed out waiting for {what}\n{tails}")
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    port = _free_port()
+    with Sandbox(
+        seed=37, customers=50, now=NOW, frozen_clock=True, rate_limit_per_second=None
+    ) as sb:
+        env = {
+            **os.environ,
+            "PREFECT_HOME": str(tmp_path / "prefect-home"),
+            "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+            "PREFECT_WORKER_QUERY_SECONDS": "1",
+            "DO_NOT_TRACK": "1",
+            "GLADLY_BASE_URL": sb.base_url,
+            "GLADLY_USER": sb.user,
+            "GLADLY_API_TOKEN": sb.api_token,
+            "GLADLY_REQUESTS_PER_SECOND": "200",
+            "GLADLY_AUDIT_KEY": "real-server-test-key",
+            "GLADLY_PIPELINE_ROOT": str(tmp_path / "archive"),
+            "GLADLY_PIPELINE_ACTOR": "scheduler",
+            "PWD": str(REPO),  # prefect.yaml's working directory: "{{ $PWD }}"
+        }
+        env.pop("PREFECT_PROFILE", None)
+        logs = [tmp_path / "server.log", tmp_path / "worker.log"]
+        server = _start(
+            [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env,
+            logs[0],
+        )
+        worker: subprocess.Popen[bytes] | None = None
+        try:
+            health = f"http://127.0.0.1:{port}/api/health"
+
+            def healthy() -> bool:
+                try:
+                    return requests.get(health, timeout=2).status_code == 200
+                except requests.RequestException:
+                    return False
+
+            _wait(healthy, "the Prefect server", 180, logs)
+            for args in (
+                [PREFECT, "work-pool", "create", "gladly-process", "--type", "process"],
+                [PREFECT, "--no-prompt", "deploy", "--all"],
+            ):
+                done = subprocess.run(
+                    args, env=env, cwd=REPO, capture_output=True, text=True, timeout=180
+                )
+                assert done.returncode == 0, done.stdout + done.stderr
+            worker = _start([PREFECT, "worker", "start", "--pool", "gladly-process"], env, logs[1])
+            yield {"env": env, "sandbox": sb, "tmp": tmp_path, "logs": logs}
+        finally:
+            if worker is not None:
+                _stop(worker)
+            _stop(server)
+
+
+def _run(client: Any, name: str, parameters: dict[str, Any]) -> Any:
+    deployment = client.read_deployment_by_name(name)
+    return client.create_flow_run_from_deployment(deployment.id, parameters=parameters)
+
+
+def _state(client: Any, run_id: Any) -> str:
+    return str(client.read_flow_run(run_id).state.type.value)
+
+
+def test_deployments_run_through_a_worker_with_approval(stack: dict[str, Any]) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.flow_runs import resume_flow_run
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    env, sb, tmp, logs = stack["env"], stack["sandbox"], stack["tmp"], stack["logs"]
+    root = Path(env["GLADLY_PIPELINE_ROOT"])
+    with (
+        temporary_settings(updates={PREFECT_API_URL: env["PREFECT_API_URL"]}),
+        get_client(sync_client=True) as client,
+    ):
+        # The hourly export, run by the worker against the sandbox.
+        export = _run(client, "export-transcripts/hourly", {})
+        _wait(
+            lambda: _state(client, export.id) in ("COMPLETED", "FAILED", "CRASHED"),
+            "the export run",
+            240,
+            logs,
+        )
+        assert _state(client, export.id) == "COMPLETED", _state(client, export.id)
+        assert Archive(root).dataset("items").count_rows() > 0
+
+        policies = tmp / "policies.yaml"
+        policies.write_text(INACTIVE.format(close="true"))
+        params = {"dry_run": False, "policies": str(policies), "approval_timeout_hours": 1}
+
+        # A run a second person approves: paused, resumed with the plan's hash, executed.
+        approved = _run(client, "apply-retention/weekly", params)
+        _wait(lambda: _state(client, approved.id) == "PAUSED", "the pause", 240, logs)
+        plans = sorted((root / "_plans").iterdir())
+        from retention_policies.plan import Plan
+
+        plan = Plan.read(plans[-1])
+        targets = [t["target_id"] for t in plan.targets.to_pylist()]
+        assert targets
+        deleted_before = sb.org.counts()["deleted_customers"]
+        resume_flow_run(
+            approved.id,
+            run_input={"decision": "approve", "approver": "alice", "plan_hash": plan.hash},
+        )
+        _wait(
+            lambda: _state(client, approved.id) in ("COMPLETED", "FAILED", "CRASHED"),
+            "the approved run",
+            240,
+            logs,
+        )
+        assert _state(client, approved.id) == "COMPLETED"
+        assert all(sb.org.raw_customer(t)["deleted"] for t in targets)
+        assert sb.org.counts()["deleted_customers"] == deleted_before + len(targets)
+
+        # A run that is rejected deletes nothing, and the rejection is audited.
+        recent = tmp / "recent.yaml"
+        recent.write_text(
+            INACTIVE.format(close="true").replace("older_than: 400", "older_than: 30")
+        )
+        rejected = _run(client, "apply-retention/weekly", {**params, "policies": str(recent)})
+        _wait(lambda: _state(client, rejected.id) == "PAUSED", "the second pause", 240, logs)
+        counts = sb.org.counts()
+        second = Plan.read(sorted((root / "_plans").iterdir())[-1])
+        assert second.targets.num_rows > 0
+        assert second.hash != plan.hash
+        resume_flow_run(
+            rejected.id,
+            run_input={"decision": "reject", "approver": "bob", "plan_hash": second.hash},
+        )
+        _wait(
+            lambda: _state(client, rejected.id) in ("COMPLETED", "FAILED", "CRASHED"),
+            "the rejected run",
+            240,
+            logs,
+        )
+        assert _state(client, rejected.id) == "COMPLETED"
+        assert sb.org.counts() == counts
+    decisions = [
+        (e["outcome"], e["approver"], e["actor"])
+        for e in AuditLog(root).events().to_pylist()
+        if e["step"] == "approval"
+    ]
+    assert decisions == [("approved", "alice", "scheduler"), ("rejected", "bob", "scheduler")]
+    assert verify_chain(root).ok
