@@ -19,8 +19,13 @@ app = typer.Typer(
     name="gladly-pipeline",
     help=(
         "Archive Gladly transcripts to Parquet, apply retention policies as code, and erase "
-        "customer data provably. Connection settings come from GLADLY_BASE_URL, GLADLY_USER "
-        "and GLADLY_API_TOKEN."
+        "customer data provably.\n\n"
+        "New here? Run `gladly-pipeline demo`. The usual path: `export` (archive), `plan` "
+        "(what the policies would delete), `apply PLAN --approve HASH --execute`, "
+        "`audit verify`. Everything that deletes is a rehearsal until --execute.\n\n"
+        "Settings come from the environment: GLADLY_BASE_URL, GLADLY_USER, GLADLY_API_TOKEN, "
+        "GLADLY_AUDIT_KEY (keyed hashes of emails and phones), GLADLY_PIPELINE_ROOT (archive). "
+        "Exit codes: 0 done, 1 failed, 2 bad input or refused, 3 done but needs a look."
     ),
     no_args_is_help=True,
     add_completion=False,

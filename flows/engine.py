@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 
 from flows import outcomes as o
 from flows.engine_steps import Context, Recorder, Target, run_target
@@ -22,6 +24,7 @@ from flows.facts_cache import drop_facts, facts_tables
 from flows.subjects import Subjects
 from gladly_archive import Archive
 from gladly_archive.audit import AuditLog, AuditRun, verify_chain
+from gladly_archive.layout import INDEX_DIR
 from gladly_archive.purge import purge_customers
 from gladly_archive.tombstones import read_tombstones, write_tombstones
 from gladly_client import GladlyClient
@@ -187,8 +190,14 @@ def execute_plan(
         plan_hash=plan.hash,
     ) as run:
         all_targets = targets_of(plan)
-        finished = _finished(log.events(), plan.hash)
-        todo = [t for t in all_targets if t.key not in finished]
+        history = log.events()
+        finished = _finished(history, plan.hash)
+        tried = _attempts(history, plan.hash)
+        todo = [
+            dataclasses.replace(t, attempt=tried.get(t.key, 0) + 1)
+            for t in all_targets
+            if t.key not in finished
+        ]
         report.resumed = len(all_targets) - len(todo)
         run.append(
             target_type="run",
@@ -294,6 +303,27 @@ def _finished(events: pa.Table, plan_hash: str) -> set[tuple[str, str, str]]:
     }
 
 
+def _attempts(events: pa.Table, plan_hash: str) -> dict[tuple[str, str, str], int]:
+    """How many earlier runs of this plan reached each target (any event about it)."""
+    if events.num_rows == 0:
+        return {}
+    mask = pc.and_(
+        pc.equal(events.column("plan_hash"), plan_hash),
+        pc.is_in(events.column("target_type"), pa.array(["customer", "conversation", "item"])),
+    )
+    keys = ["policy_name", "target_type", "target_id"]
+    counted = (
+        events.filter(mask)
+        .select([*keys, "run_id"])
+        .group_by(keys)
+        .aggregate([("run_id", "count_distinct")])
+    )
+    return {
+        (r["policy_name"], r["target_type"], r["target_id"]): int(r["run_id_count_distinct"])
+        for r in counted.to_pylist()
+    }
+
+
 def _erased_customers(events: pa.Table) -> dict[str, set[str]]:
     """Customer ids Gladly no longer holds according to the log, with the ids they were
     merged under (both must leave our archive)."""
@@ -332,46 +362,34 @@ def _tombstone_and_purge(
     subjects: Subjects | None = None,
     merged: Mapping[str, str] | None = None,
 ) -> None:
-    """Every customer the log says is erased in Gladly and has no tombstone yet: tombstone it
-    (keyed hashes of its contacts) and purge its rows from our archive. Idempotent."""
+    """Every customer the log says is erased in Gladly: tombstone it if it has no tombstone
+    yet (keyed hashes of its contacts), and purge every tombstoned customer our archive still
+    lists (a run killed between the two left some). Idempotent; a no-op when all is done."""
     erased = _erased_customers(log.events())
     if not erased:
         return
     stones = read_tombstones(archive)
     have = set(stones.column("customer_id").to_pylist()) if stones.num_rows else set()
     missing = {cid: ids for cid, ids in erased.items() if cid not in have}
-    if not missing:
-        return
-    if subjects is None:
-        tables, _ = facts_tables(root)
-        subjects = Subjects.from_tables(tables, _flatten(missing.values()), ())
-        tables.con.close()
-    registry = HoldRegistry.empty(key=key)
-    deleted_at = datetime.now(UTC)
     rows: list[dict[str, object]] = []
-    for cid, ids in sorted(missing.items()):
-        emails = {e for i in ids for e in subjects.subject(i).emails}
-        phones = {p for i in ids for p in subjects.subject(i).phones}
-        for one in sorted(ids | ({merged[cid]} if merged and cid in merged else set())):
-            rows.append(
-                {
-                    "customer_id": one,
-                    "email_hashes": sorted(registry.hash_email(e) for e in emails),
-                    "phone_hashes": sorted(registry.hash_phone(p) for p in phones),
-                    "deleted_at": deleted_at,
-                    "run_id": report.run_id,
-                    "plan_hash": report.plan_hash,
-                }
-            )
-    run.append(
-        target_type="archive",
-        step="tombstone",
-        phase="intent",
-        detail=_detail_json({"customers": len(rows)}),
-    )
-    write_tombstones(archive, rows, run_id=report.run_id)
-    report.tombstoned += len(rows)
-    purged = sorted({str(r["customer_id"]) for r in rows})
+    if missing:
+        if subjects is None:
+            tables, _ = facts_tables(root)
+            subjects = Subjects.from_tables(tables, _flatten(missing.values()), ())
+            tables.con.close()
+        rows = _tombstone_rows(missing, subjects, key, report, merged or {})
+        run.append(
+            target_type="archive",
+            step="tombstone",
+            phase="intent",
+            detail=_detail_json({"customers": len(rows)}),
+        )
+        write_tombstones(archive, rows, run_id=report.run_id)
+        report.tombstoned += len(rows)
+    tombstoned = have | {str(r["customer_id"]) for r in rows}
+    purged = sorted({str(r["customer_id"]) for r in rows} | _still_listed(archive, tombstoned))
+    if not purged:
+        return
     run.append(
         target_type="archive", step="purge", phase="intent", detail=f"{len(purged)} customers"
     )
@@ -391,6 +409,48 @@ def _tombstone_and_purge(
         outcome="ok",
         detail=_detail_json(report.purge, sort_keys=True),
     )
+
+
+def _still_listed(archive: Archive, customer_ids: set[str]) -> set[str]:
+    """Tombstoned customers the archive's customer-file index still lists: the purge updates
+    the index last, so a customer listed there was not (completely) purged yet."""
+    if not customer_ids:
+        return set()
+    index = archive.path(INDEX_DIR)
+    if not Path(index).is_dir():
+        return set()
+    listed = ds.dataset(index, format="parquet").to_table(
+        columns=["customer_id"],
+        filter=pc.field("customer_id").isin(pa.array(sorted(customer_ids), pa.string())),
+    )
+    return set(pc.unique(listed.column("customer_id")).to_pylist())
+
+
+def _tombstone_rows(
+    missing: Mapping[str, set[str]],
+    subjects: Subjects,
+    key: bytes,
+    report: o.RunReport,
+    merged: Mapping[str, str],
+) -> list[dict[str, object]]:
+    registry = HoldRegistry.empty(key=key)
+    deleted_at = datetime.now(UTC)
+    rows: list[dict[str, object]] = []
+    for cid, ids in sorted(missing.items()):
+        emails = {e for i in ids for e in subjects.subject(i).emails}
+        phones = {p for i in ids for p in subjects.subject(i).phones}
+        for one in sorted(ids | ({merged[cid]} if cid in merged else set())):
+            rows.append(
+                {
+                    "customer_id": one,
+                    "email_hashes": sorted(registry.hash_email(e) for e in emails),
+                    "phone_hashes": sorted(registry.hash_phone(p) for p in phones),
+                    "deleted_at": deleted_at,
+                    "run_id": report.run_id,
+                    "plan_hash": report.plan_hash,
+                }
+            )
+    return rows
 
 
 def _flatten(groups: Iterable[set[str]]) -> set[str]:

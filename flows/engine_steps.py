@@ -55,6 +55,7 @@ class Target:
     last_activity: datetime | None = None
     close_open_conversations: bool = False
     subject_hash: str | None = None
+    attempt: int = 1  # 1 + the earlier runs of this plan that reached the target (resumes)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -71,6 +72,7 @@ class Target:
             "policy_hash": self.policy_hash,
             "action": self.action,
             "subject_hash": self.subject_hash,
+            "attempt": self.attempt,
         }
 
     def outcome(self, outcome: str, **kw: Any) -> o.TargetOutcome:

@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 # Each run is killed right after this many of its own audit events (the first run after 1,
 # the next after 3, …); the last run is left to finish. Together they hit the run's start,
 # hold checks, announced calls, results, outcomes, tombstones and the purge.
-KILL_POINTS = (1, 3, 6, 11, 19, 28, 47, 80, 121)
+KILL_POINTS = (1, 2, 4, 7, 11, 16, 22, 30, 45, 70, 110)
 
 
 def _run(args: list[str]) -> tuple[int, list[dict[str, object]]]:
@@ -88,7 +88,8 @@ def test_killed_at_many_points_every_rerun_converges(tmp_path: Path) -> None:
             kept = {(e["run_id"], e["seq"], e["hash"]) for e in AuditLog(root).events().to_pylist()}
             for line in acknowledged:
                 assert (line["run"], line["seq"], line["hash"]) in kept
-        assert kills >= 6  # the run really was interrupted many times before it finished
+        # The run really was interrupted many times before it finished.
+        assert kills >= 6, f"only {kills} kills, {len(acknowledged)} events"
 
         events = AuditLog(root).events().to_pylist()
         finals: dict[tuple[str, str, str], list[str]] = {}
@@ -99,6 +100,8 @@ def test_killed_at_many_points_every_rerun_converges(tmp_path: Path) -> None:
                 )
         assert set(finals) == targets
         assert all(len(v) == 1 for v in finals.values()), "a target was finished twice"
+        # A target reached by a killed run is tried again, and the log counts the attempts.
+        assert max(e["attempt"] or 0 for e in events if e["step"] == "outcome") >= 2
         assert verify_chain(root).ok
         for cid in customers:
             assert (sb.org.raw_customer(cid) or {}).get("deleted") is True
