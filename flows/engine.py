@@ -8,7 +8,7 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,17 +16,14 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 from flows import outcomes as o
 from flows.engine_steps import Context, Recorder, Target, run_target
-from flows.facts_cache import drop_facts, facts_tables
+from flows.erasure import detail_json, tombstone_and_purge
+from flows.facts_cache import facts_tables
 from flows.subjects import Subjects
 from gladly_archive import Archive
-from gladly_archive.audit import AuditLog, AuditRun, verify_chain
-from gladly_archive.layout import INDEX_DIR
-from gladly_archive.purge import purge_customers
-from gladly_archive.tombstones import read_tombstones, write_tombstones
+from gladly_archive.audit import AuditLog, verify_chain
 from gladly_client import GladlyClient
 from retention_policies.holds import HoldRegistry
 from retention_policies.plan import Plan, PlanIntegrityError
@@ -49,26 +46,6 @@ logger = logging.getLogger(__name__)
 # pacing, so more workers than this only queue.
 DEFAULT_WORKERS = 8
 # Targets never finished by an earlier run of the same plan are redone; these are not.
-_ERASED = (o.DELETED, o.ALREADY_DELETED)
-
-
-def _detail_json(value: object, **kw: object) -> str:
-    """JSON for an audit event's detail. Counts of a million and more are written with
-    thousands separators: the audit log refuses a bare run of 7+ digits (it could be a phone
-    number), and a count must never be what stops a deletion run."""
-
-    def spaced(v: object) -> object:
-        if isinstance(v, bool):
-            return v
-        if isinstance(v, int) and abs(v) >= 1_000_000:
-            return f"{v:,}"
-        if isinstance(v, dict):
-            return {k: spaced(x) for k, x in v.items()}
-        if isinstance(v, list | tuple):
-            return [spaced(x) for x in v]
-        return v
-
-    return json.dumps(spaced(value), **kw)  # type: ignore[arg-type]
 
 
 class PlanRefusedError(ValueError):
@@ -204,7 +181,7 @@ def execute_plan(
             step="run_started",
             phase="intent",
             outcome="dry_run" if dry_run else "execute",
-            detail=_detail_json(
+            detail=detail_json(
                 {
                     "targets": len(all_targets),
                     "resumed": report.resumed,
@@ -214,7 +191,7 @@ def execute_plan(
         )
         if not dry_run:
             # A crash after deleting but before erasing our copy: finish that first.
-            _tombstone_and_purge(archive, run, log, root, audit_key, report)
+            tombstone_and_purge(archive, run, log, root, audit_key, report)
         if subjects is None:
             tables, _ = facts_tables(root)
             subjects = Subjects.from_tables(
@@ -235,13 +212,13 @@ def execute_plan(
                     on_outcome(outcome)
         report.api_calls = dict(recorder.calls)
         if not dry_run:
-            _tombstone_and_purge(archive, run, log, root, audit_key, report, subjects, ctx.merged)
+            tombstone_and_purge(archive, run, log, root, audit_key, report, subjects, ctx.merged)
         run.append(
             target_type="run",
             step="run_finished",
             phase="result",
             outcome="ok" if report.ok else "attention",
-            detail=_detail_json({"outcomes": report.counts(), "api_calls": report.api_calls}),
+            detail=detail_json({"outcomes": report.counts(), "api_calls": report.api_calls}),
         )
     chain = verify_chain(root)
     report.chain_ok = chain.ok
@@ -322,139 +299,6 @@ def _attempts(events: pa.Table, plan_hash: str) -> dict[tuple[str, str, str], in
         (r["policy_name"], r["target_type"], r["target_id"]): int(r["run_id_count_distinct"])
         for r in counted.to_pylist()
     }
-
-
-def _erased_customers(events: pa.Table) -> dict[str, set[str]]:
-    """Customer ids Gladly no longer holds according to the log, with the ids they were
-    merged under (both must leave our archive)."""
-    if events.num_rows == 0:
-        return {}
-    mask = pc.and_(
-        pc.and_(
-            pc.equal(events.column("step"), "outcome"),
-            pc.equal(events.column("target_type"), "customer"),
-        ),
-        pc.is_in(events.column("outcome"), pa.array(_ERASED)),
-    )
-    merges = pc.and_(
-        pc.equal(events.column("step"), "preflight"),
-        pc.equal(events.column("outcome"), "merged"),
-    )
-    merged: dict[str, str] = {
-        r["target_id"]: r["detail"]
-        for r in events.filter(merges).select(["target_id", "detail"]).to_pylist()
-        if r["detail"]
-    }
-    out: dict[str, set[str]] = {}
-    for row in events.filter(mask).select(["target_id"]).to_pylist():
-        cid = row["target_id"]
-        out[cid] = {cid} | ({merged[cid]} if cid in merged else set())
-    return out
-
-
-def _tombstone_and_purge(
-    archive: Archive,
-    run: AuditRun,
-    log: AuditLog,
-    root: str,
-    key: bytes,
-    report: o.RunReport,
-    subjects: Subjects | None = None,
-    merged: Mapping[str, str] | None = None,
-) -> None:
-    """Every customer the log says is erased in Gladly: tombstone it if it has no tombstone
-    yet (keyed hashes of its contacts), and purge every tombstoned customer our archive still
-    lists (a run killed between the two left some). Idempotent; a no-op when all is done."""
-    erased = _erased_customers(log.events())
-    if not erased:
-        return
-    stones = read_tombstones(archive)
-    have = set(stones.column("customer_id").to_pylist()) if stones.num_rows else set()
-    missing = {cid: ids for cid, ids in erased.items() if cid not in have}
-    rows: list[dict[str, object]] = []
-    if missing:
-        if subjects is None:
-            tables, _ = facts_tables(root)
-            subjects = Subjects.from_tables(tables, _flatten(missing.values()), ())
-            tables.con.close()
-        rows = _tombstone_rows(missing, subjects, key, report, merged or {})
-        run.append(
-            target_type="archive",
-            step="tombstone",
-            phase="intent",
-            detail=_detail_json({"customers": len(rows)}),
-        )
-        write_tombstones(archive, rows, run_id=report.run_id)
-        report.tombstoned += len(rows)
-    tombstoned = have | {str(r["customer_id"]) for r in rows}
-    purged = sorted({str(r["customer_id"]) for r in rows} | _still_listed(archive, tombstoned))
-    if not purged:
-        return
-    run.append(
-        target_type="archive", step="purge", phase="intent", detail=f"{len(purged)} customers"
-    )
-    purge = purge_customers(archive, purged)
-    drop_facts(root)  # the planner's saved facts still hold the erased customers' contacts
-    report.purge = {
-        "customers": purge.customers,
-        "rows_removed": purge.rows_removed,
-        "files_rewritten": purge.files_rewritten,
-        "files_deleted": purge.files_deleted,
-        "not_purged": purge.not_purged,
-    }
-    run.append(
-        target_type="archive",
-        step="purge",
-        phase="result",
-        outcome="ok",
-        detail=_detail_json(report.purge, sort_keys=True),
-    )
-
-
-def _still_listed(archive: Archive, customer_ids: set[str]) -> set[str]:
-    """Tombstoned customers the archive's customer-file index still lists: the purge updates
-    the index last, so a customer listed there was not (completely) purged yet."""
-    if not customer_ids:
-        return set()
-    index = archive.path(INDEX_DIR)
-    if not Path(index).is_dir():
-        return set()
-    listed = ds.dataset(index, format="parquet").to_table(
-        columns=["customer_id"],
-        filter=pc.field("customer_id").isin(pa.array(sorted(customer_ids), pa.string())),
-    )
-    return set(pc.unique(listed.column("customer_id")).to_pylist())
-
-
-def _tombstone_rows(
-    missing: Mapping[str, set[str]],
-    subjects: Subjects,
-    key: bytes,
-    report: o.RunReport,
-    merged: Mapping[str, str],
-) -> list[dict[str, object]]:
-    registry = HoldRegistry.empty(key=key)
-    deleted_at = datetime.now(UTC)
-    rows: list[dict[str, object]] = []
-    for cid, ids in sorted(missing.items()):
-        emails = {e for i in ids for e in subjects.subject(i).emails}
-        phones = {p for i in ids for p in subjects.subject(i).phones}
-        for one in sorted(ids | ({merged[cid]} if cid in merged else set())):
-            rows.append(
-                {
-                    "customer_id": one,
-                    "email_hashes": sorted(registry.hash_email(e) for e in emails),
-                    "phone_hashes": sorted(registry.hash_phone(p) for p in phones),
-                    "deleted_at": deleted_at,
-                    "run_id": report.run_id,
-                    "plan_hash": report.plan_hash,
-                }
-            )
-    return rows
-
-
-def _flatten(groups: Iterable[set[str]]) -> set[str]:
-    return {one for group in groups for one in group}
 
 
 def identity_from_env(flow: str, approver: str | None = None) -> RunIdentity:
