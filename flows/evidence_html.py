@@ -2,198 +2,19 @@
 
 from __future__ import annotations
 
-import html
-import math
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
-from statistics import median
+from datetime import UTC, datetime
 from typing import Any
 
 from flows import outcomes as o
+from flows.evidence_charts import Html, age_bins, escape, reading_order, stacked_bars, timeline
 
 __all__ = ["age_bins", "iso", "render_report", "stacked_bars", "timeline"]
-
-# Outcomes in the order a reader meets them (erased, kept on purpose, failed), with their colours.
-COLOURS = {
-    o.DELETED: "#1b5e20",
-    o.REDACTED: "#43a047",
-    o.ITEM_DELETED: "#81c784",
-    o.ALREADY_DELETED: "#90a4ae",
-    o.NOT_ERASABLE: "#8d6e63",
-    o.HELD: "#1565c0",
-    o.BECAME_ACTIVE: "#7e57c2",
-    o.BLOCKED_OPEN: "#f9a825",
-    o.PREFLIGHT_INCOMPLETE: "#ffb74d",
-    o.VERIFY_FAILED: "#e57373",
-    o.FAILED: "#b71c1c",
-    o.DRY_RUN: "#bdbdbd",
-}
-ORDER = tuple(COLOURS)
-_SPARE = ("#00838f", "#ad1457", "#5d4037", "#37474f", "#827717")
-# Bucket of the outcomes-over-time chart by the span it covers: (unit, up to span, step, label).
-_BUCKETS = (
-    ("hour", timedelta(days=2), timedelta(hours=1), "%Y-%m-%d %H:00"),
-    ("day", timedelta(days=120), timedelta(days=1), "%Y-%m-%d"),
-    ("week", timedelta.max, timedelta(weeks=1), "wk %Y-%m-%d"),
-)
-_AGE_WIDTHS = (1, 7, 30, 90, 180, 365, 730, 1825, 3650, 36500)  # days per bar of the age chart
 
 
 def iso(value: datetime | None) -> str | None:
     """A time as ISO-8601 UTC to the second (2026-05-20T09:00:00Z)."""
     return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _ordered(names: Iterable[str]) -> list[str]:
-    known = set(names)
-    return [n for n in ORDER if n in known] + sorted(known - set(ORDER))
-
-
-def colour(name: str) -> str:
-    """The fill of an outcome's bars (unknown outcomes get a stable spare colour)."""
-    return COLOURS.get(name) or _SPARE[sum(map(ord, name)) % len(_SPARE)]
-
-
-# -- chart data ------------------------------------------------------------------------------
-
-
-def _floor(moment: datetime, unit: str) -> datetime:
-    moment = moment.astimezone(UTC)
-    if unit == "hour":
-        return moment.replace(minute=0, second=0, microsecond=0)
-    day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
-    return day if unit == "day" else day - timedelta(days=day.weekday())
-
-
-def timeline(points: list[tuple[datetime, str]]) -> dict[str, Any]:
-    """Terminal outcomes per hour (a span up to 2 days), per day (up to 120) or per week,
-    every bucket between the first and the last shown, empty ones too."""
-    if not points:
-        return {"bucket": None, "labels": [], "series": {}}
-    low, high = min(t for t, _ in points), max(t for t, _ in points)
-    unit, _, step, fmt = next(b for b in _BUCKETS if high - low <= b[1])
-    start = _floor(low, unit)
-    count = (_floor(high, unit) - start) // step + 1
-    series = {name: [0] * count for name in _ordered(n for _, n in points)}
-    for moment, name in points:
-        series[name][(_floor(moment, unit) - start) // step] += 1
-    labels = [(start + i * step).strftime(fmt) for i in range(count)]
-    return {"bucket": unit, "labels": labels, "series": series}
-
-
-def age_bins(ages: list[tuple[float, str]], max_bins: int = 15) -> dict[str, Any]:
-    """A histogram of ages in days, by outcome, at a width that keeps it under ``max_bins``."""
-    if not ages:
-        return {"count": 0, "labels": [], "series": {}}
-    values = sorted(a for a, _ in ages)
-    width = next(w for w in _AGE_WIDTHS if values[-1] // w - values[0] // w < max_bins)
-    first = int(values[0] // width)
-    count = int(values[-1] // width) - first + 1
-    series = {name: [0] * count for name in _ordered(n for _, n in ages)}
-    for age, name in ages:
-        series[name][int(age // width) - first] += 1
-    bounds = [((first + i) * width, (first + i + 1) * width) for i in range(count)]
-    labels = [
-        f"{lo / 365:g}-{hi / 365:g} y" if width >= 365 else f"{lo}-{hi} d" for lo, hi in bounds
-    ]
-    return {
-        "count": len(ages),
-        "width_days": width,
-        "min_days": round(values[0], 1),
-        "median_days": round(median(values), 1),
-        "max_days": round(values[-1], 1),
-        "labels": labels,
-        "series": series,
-    }
-
-
-# -- SVG -------------------------------------------------------------------------------------
-
-
-class _Html(str):
-    """Markup that is already escaped (a table cell shows it as is)."""
-
-
-def _e(value: Any) -> str:
-    if isinstance(value, _Html):
-        return value
-    return "—" if value is None or value == "" else html.escape(str(value), quote=True)
-
-
-def _nice_step(raw: float) -> int:
-    """1, 2 or 5 times a power of ten, at least ``raw`` (and at least 1: counts are whole)."""
-    if raw <= 1:
-        return 1
-    power = 10 ** math.floor(math.log10(raw))
-    return int(next(m * power for m in (1, 2, 5, 10) if m * power >= raw))
-
-
-def stacked_bars(
-    title: str, labels: Sequence[str], series: dict[str, list[int]], *, y_label: str
-) -> str:
-    """A stacked bar chart as inline SVG: one bar per label, one colour per series, a legend,
-    and a tooltip (<title>) on every segment."""
-    width, height = 760, 340
-    legend, legend_height = _legend(list(series), width)
-    left, right, top, bottom = 84, 12, 42 + legend_height, 78  # rotated labels need the left
-    plot_w, plot_h = width - left - right, height - top - bottom
-    totals = [sum(values[i] for values in series.values()) for i in range(len(labels))]
-    step = _nice_step(max(totals, default=0) / 5)
-    y_max = step * max(1, math.ceil(max(totals, default=0) / step))
-    scale, slot = plot_h / y_max, plot_w / max(1, len(labels))
-    bar = min(64.0, max(1.0, slot * 0.8))  # one bucket alone is a bar, not a wall
-    base = top + plot_h
-    out = [
-        f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-        f'role="img" aria-label="{_e(title)}"><title>{_e(title)}</title>',
-        f'<text x="{left}" y="18" class="ct">{_e(title)}</text>',
-        *legend,
-    ]
-    for k in range(y_max // step + 1):
-        y = base - k * step * scale
-        out.append(
-            f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
-            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{k * step}</text>'
-        )
-    every = max(1, math.ceil(len(labels) / 14))
-    for i, label in enumerate(labels):
-        x, y = left + i * slot + (slot - bar) / 2, float(base)
-        for name, values in series.items():
-            if values[i]:
-                h = values[i] * scale
-                y -= h
-                out.append(
-                    f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" '
-                    f'fill="{colour(name)}"><title>{_e(label)}: {_e(name)} {values[i]}</title>'
-                    "</rect>"
-                )
-        if i % every == 0:
-            cx, ly = left + (i + 0.5) * slot, base + 14
-            out.append(
-                f'<text x="{cx:.1f}" y="{ly}" text-anchor="end" '
-                f'transform="rotate(-35 {cx:.1f} {ly})">{_e(label)}</text>'
-            )
-    out.append(
-        f'<line x1="{left}" x2="{width - right}" y1="{base}" y2="{base}" class="axis"/>'
-        f'<text x="14" y="{top + plot_h / 2:.0f}" text-anchor="middle" '
-        f'transform="rotate(-90 14 {top + plot_h / 2:.0f})">{_e(y_label)}</text></svg>'
-    )
-    return "".join(out)
-
-
-def _legend(names: list[str], width: int) -> tuple[list[str], int]:
-    """Swatches and names in rows under the title; returns the parts and their height."""
-    parts, x, y = [], 56, 30
-    for name in names:
-        span = 17 + 7 * len(name) + 14  # swatch, name (~7 px a letter), gap
-        if x + span > width and x > 56:
-            x, y = 56, y + 18
-        parts.append(
-            f'<rect x="{x}" y="{y}" width="12" height="12" fill="{colour(name)}"/>'
-            f'<text x="{x + 17}" y="{y + 10}">{_e(name)}</text>'
-        )
-        x += span
-    return parts, (y - 30 + 18 if names else 0)
 
 
 # -- the page --------------------------------------------------------------------------------
@@ -225,14 +46,14 @@ def _cell(value: Any) -> str:
         return f"<td>{'yes' if value else 'no'}</td>"
     if isinstance(value, int | float):
         return f'<td class="n">{value}</td>'
-    return f"<td>{_e(value)}</td>"
+    return f"<td>{escape(value)}</td>"
 
 
 def _table(head: Sequence[str], rows: Iterable[Sequence[Any]], empty: str = "none") -> str:
     body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows)
     if not body:
-        return f'<p class="muted">{_e(empty)}</p>'
-    return "<table><tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + f"</tr>{body}</table>"
+        return f'<p class="muted">{escape(empty)}</p>'
+    return "<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + f"</tr>{body}</table>"
 
 
 def _grid(records: Iterable[dict[str, Any]], columns: str, empty: str = "none") -> str:
@@ -243,8 +64,8 @@ def _grid(records: Iterable[dict[str, Any]], columns: str, empty: str = "none") 
     return _table([h for _, h in pairs], rows, empty)
 
 
-def _code(value: Any) -> _Html:
-    return _Html(f"<code>{_e(value)}</code>")
+def _code(value: Any) -> Html:
+    return Html(f"<code>{escape(value)}</code>")
 
 
 def _chart(title: str, data: dict[str, Any], x_label: str, y_label: str) -> str:
@@ -265,16 +86,16 @@ def render_report(summary: dict[str, Any]) -> str:
     else:
         title = f"Erasure evidence: data subject {scope['subject_hash'][:12]}…"
         how = (
-            f"the events of the data subject whose {_e(scope['subject_kind'])} has the keyed hash "
-            f"{_code(scope['subject_hash'])} (HMAC-SHA256 with the pipeline's audit key; the "
-            f"{_e(scope['subject_kind'])} itself is not in this pack), the events of the "
+            f"the events of the data subject whose {escape(scope['subject_kind'])} has the keyed "
+            f"hash {_code(scope['subject_hash'])} (HMAC-SHA256 with the pipeline's audit key; the "
+            f"{escape(scope['subject_kind'])} itself is not in this pack), the events of the "
             "customers those runs erased for it, and those runs' own events (start, approval, "
             "tombstones, purge, finish: these count the whole run)"
         )
     parts = [
-        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>"
-        f"<style>{_CSS}</style></head><body><h1>{_e(title)}</h1>",
-        f"<p class='muted'>Generated {_e(summary['generated_at'])} from the audit log. Scope: "
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}</title>"
+        f"<style>{_CSS}</style></head><body><h1>{escape(title)}</h1>",
+        f"<p class='muted'>Generated {escape(summary['generated_at'])} from the audit log. Scope: "
         f"{how}; {summary['events']['selected']} event(s).</p>",
         _verdict(chain),
         _status(summary),
@@ -288,14 +109,14 @@ def render_report(summary: dict[str, Any]) -> str:
 
 def _verdict(chain: dict[str, Any]) -> str:
     unsealed = (
-        f" Not yet sealed (sealed by the next run): {_e(', '.join(chain['unsealed']))}."
+        f" Not yet sealed (sealed by the next run): {escape(', '.join(chain['unsealed']))}."
         if chain["unsealed"]
         else ""
     )
     if not chain["ok"]:
         return (
             f"<div class='verdict bad'><strong>✘ AUDIT CHAIN BROKEN.</strong> "
-            f"{_e(chain['problem'])}. Verified before the problem: {chain['runs']} run(s), "
+            f"{escape(chain['problem'])}. Verified before the problem: {chain['runs']} run(s), "
             f"{chain['events']} event(s).{unsealed}</div>"
         )
     return (
@@ -312,7 +133,7 @@ def _status(summary: dict[str, Any]) -> str:
     text = f"{total} target(s); {erased} erased and verified by reading back"
     if summary["status"] == "ok":
         return f"<div class='verdict ok'>{text}; nothing needs attention.</div>"
-    notes = "".join(f"<li>{_e(n)}</li>" for n in attention["notes"])
+    notes = "".join(f"<li>{escape(n)}</li>" for n in attention["notes"])
     return (
         f"<div class='verdict warn'>{text}; <strong>{attention['targets']} target(s) need "
         f"attention</strong> (listed below).{f'<ul>{notes}</ul>' if notes else ''}</div>"
@@ -347,7 +168,7 @@ def _runs_section(runs: list[dict[str, Any]]) -> list[str]:
 
 def _outcomes_section(summary: dict[str, Any], runs: list[dict[str, Any]]) -> list[str]:
     total = summary["outcomes"]["total"]
-    names = _ordered({*total, *(n for r in runs for n in r["outcomes"])})
+    names = reading_order({*total, *(n for r in runs for n in r["outcomes"])})
     short = [r["run_id"] if len(r["run_id"]) <= 16 else r["run_id"][:12] + "…" for r in runs]
     head = ["outcome", *(f"run {s}" for s in short), "latest per target"]
     rows = [[n, *(r["outcomes"].get(n, 0) for r in runs), total.get(n, 0)] for n in names]
@@ -437,7 +258,7 @@ def _other_sections(summary: dict[str, Any], runs: list[dict[str, Any]]) -> list
 
 
 def _ages(ages: dict[str, Any]) -> str:
-    note = f"<p class='muted'>{_e(ages['note'])}</p>" if ages.get("note") else ""
+    note = f"<p class='muted'>{escape(ages['note'])}</p>" if ages.get("note") else ""
     if not ages["count"]:
         return note or "<p class='muted'>Nothing to show.</p>"
     return (
