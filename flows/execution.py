@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +21,7 @@ from flows.oneoff import OneOffPlan, OneOffRequest, build_oneoff_plan
 from flows.outcomes import RunReport, TargetOutcome
 from flows.subjects import Subjects
 from gladly_client import GladlyClient
+from retention_policies.plan import Plan
 
 __all__ = [
     "ENV_AUDIT_KEY",
@@ -79,25 +81,18 @@ def run_apply(
 
     Settings come from `env` (default: the process environment)."""
     plan = load_approved_plan(plan_dir, approved_hash)
-    key = audit_key(env=env)
-    holds = HoldSource(holds_path, key)
-    own = client is None
-    client = client or GladlyClient.from_env(env=env)
-    try:
-        return execute_plan(
-            plan,
-            root=root,
-            client=client,
-            holds=holds,
-            audit_key=key,
-            identity=identity_from_env(flow, approver),
-            dry_run=dry_run,
-            workers=workers,
-            on_outcome=on_outcome,
-        )
-    finally:
-        if own:
-            client.close()
+    return _execute(
+        plan,
+        root=root,
+        dry_run=dry_run,
+        holds_path=holds_path,
+        flow=flow,
+        approver=approver,
+        workers=workers,
+        client=client,
+        on_outcome=on_outcome,
+        env=env,
+    )
 
 
 @dataclass
@@ -119,14 +114,9 @@ def plan_delete(
 ) -> tuple[OneOffPlan, Path]:
     """Resolve the request into a plan through read-only calls, and write it."""
     key = audit_key(env=env)
-    own = client is None
-    client = client or GladlyClient.from_env(env=env)
     moment = now or datetime.now(UTC)
-    try:
-        oneoff = build_oneoff_plan(request, client, key=key, now=moment)
-    finally:
-        if own:
-            client.close()
+    with _client_for(client, env) as gladly:
+        oneoff = build_oneoff_plan(request, gladly, key=key, now=moment)
     target = plans_dir(root) / f"oneoff-{moment:%Y%m%dT%H%M%S%fZ}-{oneoff.plan.hash[:12]}"
     oneoff.plan.write(target)
     return oneoff, target
@@ -146,26 +136,19 @@ def execute_delete(
     env: Mapping[str, str] | None = None,
 ) -> RunReport:
     """Run a one-off plan through the engine (a rehearsal unless `dry_run` is False)."""
-    key = audit_key(env=env)
-    holds = HoldSource(holds_path, key)
-    own = client is None
-    client = client or GladlyClient.from_env(env=env)
-    try:
-        return execute_plan(
-            oneoff.plan,
-            root=root,
-            client=client,
-            holds=holds,
-            audit_key=key,
-            identity=identity_from_env(flow, approver),
-            dry_run=dry_run,
-            workers=workers,
-            subjects=_subjects(root, oneoff),
-            on_outcome=on_outcome,
-        )
-    finally:
-        if own:
-            client.close()
+    return _execute(
+        oneoff.plan,
+        root=root,
+        dry_run=dry_run,
+        holds_path=holds_path,
+        flow=flow,
+        approver=approver,
+        workers=workers,
+        client=client,
+        on_outcome=on_outcome,
+        env=env,
+        subjects=_subjects(root, oneoff),
+    )
 
 
 def run_delete(
@@ -197,6 +180,49 @@ def run_delete(
         env=env,
     )
     return OneOffRun(oneoff, target, report)
+
+
+@contextmanager
+def _client_for(
+    client: GladlyClient | None, env: Mapping[str, str] | None
+) -> Iterator[GladlyClient]:
+    """The caller's client, or one from the settings that is closed afterwards."""
+    if client is not None:
+        yield client
+        return
+    with GladlyClient.from_env(env=env) as own:
+        yield own
+
+
+def _execute(
+    plan: Plan,
+    *,
+    root: str,
+    dry_run: bool,
+    holds_path: str | Path | None,
+    flow: str,
+    approver: str | None,
+    workers: int,
+    client: GladlyClient | None,
+    on_outcome: Callable[[TargetOutcome], None] | None,
+    env: Mapping[str, str] | None,
+    subjects: Subjects | None = None,
+) -> RunReport:
+    key = audit_key(env=env)
+    holds = HoldSource(holds_path, key)
+    with _client_for(client, env) as gladly:
+        return execute_plan(
+            plan,
+            root=root,
+            client=gladly,
+            holds=holds,
+            audit_key=key,
+            identity=identity_from_env(flow, approver),
+            dry_run=dry_run,
+            workers=workers,
+            subjects=subjects,
+            on_outcome=on_outcome,
+        )
 
 
 def _subjects(root: str, oneoff: OneOffPlan) -> Subjects:
