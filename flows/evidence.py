@@ -19,7 +19,9 @@ import pyarrow.parquet as pq
 from flows.evidence_html import render_report
 from flows.evidence_summary import ATTENTION, ERASED, PlanRef, summarise
 from flows.exporting import resolve_root
+from gladly_archive import Archive
 from gladly_archive.audit import AUDIT_EVENTS, AuditLog, verify_chain
+from gladly_archive.tombstones import match_tombstones
 from retention_policies.holds import keyed_hash
 from retention_policies.plan import Plan, PlanIntegrityError
 
@@ -109,8 +111,20 @@ def build_evidence(
         value = subject_email if subject_email is not None else subject_phone
         assert value is not None  # exactly one selector was checked above
         subject = keyed_hash(value, kind=kind, key=key or audit_key())
-        selected = _select_subject(events, subject)
-        scope = {"kind": "subject", "subject_kind": kind, "subject_hash": subject}
+        # Policy deletions carry no subject hash: the tombstones say whose contact it was.
+        stones = match_tombstones(
+            Archive(archive_root),
+            email_hashes=[subject] if kind == "email" else [],
+            phone_hashes=[subject] if kind == "phone" else [],
+        )
+        tombstoned = set(stones.column("customer_id").to_pylist())
+        selected = _select_subject(events, subject, tombstoned)
+        scope = {
+            "kind": "subject",
+            "subject_kind": kind,
+            "subject_hash": subject,
+            "tombstoned_customers": sorted(tombstoned),
+        }
         label = f"subject-{subject[:12]}"
     final = _out_path(archive_root, out_dir, label, moment)
     hashes = {h for h in pc.unique(selected.column("plan_hash")).to_pylist() if h}
@@ -130,12 +144,18 @@ def _select_run(events: pa.Table, run_id: str) -> pa.Table:
     return picked
 
 
-def _select_subject(events: pa.Table, subject_hash: str) -> pa.Table:
-    """The subject's events, the events of the customers those runs targeted for it (same
-    run), and those runs' own events (start, approval, tombstone, purge, finish)."""
+def _select_subject(
+    events: pa.Table, subject_hash: str, tombstoned: set[str] | None = None
+) -> pa.Table:
+    """The subject's events (by its hash, or about a customer whose tombstone holds it), the
+    events of the customers those runs targeted for it (same run), and those runs' own events
+    (start, approval, tombstone, purge, finish)."""
     if events.num_rows == 0:
         return events
     direct = pc.fill_null(pc.equal(events.column("subject_hash"), subject_hash), False)
+    if tombstoned:
+        about = pc.is_in(events.column("customer_id"), pa.array(sorted(tombstoned), pa.string()))
+        direct = pc.or_(direct, pc.fill_null(about, False))
     hits = events.filter(direct).select(["run_id", "customer_id"]).to_pylist()
     runs = pa.array(sorted({h["run_id"] for h in hits}), pa.string())
     pairs = pa.array(sorted({f"{h['run_id']}/{h['customer_id']}" for h in hits}), pa.string())

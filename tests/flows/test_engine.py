@@ -367,3 +367,21 @@ def test_erased_ids_an_old_export_brings_back_are_purged_again(world: World) -> 
     assert not found.hashes_checked
     left = archive.dataset("items").to_table(columns=["customer_id"]).column("customer_id")
     assert cid not in left.to_pylist()
+
+
+def test_an_auditor_finds_a_policy_deletion_by_the_persons_email(world: World) -> None:
+    from flows.evidence import build_evidence
+
+    plan_dir, plan_hash, _ = world.plan(INACTIVE.format(close="true"))
+    report = run_apply(
+        plan_dir, plan_hash, root=str(world.root), dry_run=False, client=world.client
+    )
+    cid = next(x.target_id for x in report.outcomes if x.outcome == o.DELETED)
+    email = world.customer(cid)["emails"][0]["original"]
+    pack = build_evidence(str(world.root), subject_email=email, key=KEY.encode())
+    # No subject hash was recorded (a policy, not a request): the tombstone names the customer.
+    assert pack.summary["scope"]["tombstoned_customers"] == [cid]
+    assert pack.summary["outcomes"]["total"] == {o.DELETED: 1}
+    for path in pack.out_dir.rglob("*"):
+        if path.is_file():
+            assert email.encode() not in path.read_bytes()
