@@ -3,7 +3,7 @@
     .venv/bin/python bench/plan_scale.py [--customers 1000000] [--items 10000000] [--keep]
 
 Builds (vectorised, about a minute) an archive in the ITEMS / CUSTOMERS layout under a temp root:
-items/date=…/part.parquet sorted by time, ~4 items a conversation, 5 % CUSTOMER_ACTIVITY items
+items/<day>/part.parquet sorted by time, ~4 items a conversation, 5 % CUSTOMER_ACTIVITY items
 without a conversation, status and topic changes carrying their JSON in raw_json, customers/ with
 one email and phone each. Then, in a child process (so peak RSS is its own, from os.wait4), times
 the fact tables (flows.facts_cache: built from the items, or the saved copy while the archive is
@@ -87,6 +87,7 @@ def build(root: Path, customers: int, items: int, seed: int = 7) -> None:
         "conversation_id": conv_ids,
         "customer_id": _ids("c", cust),
         "timestamp": pa.array(ts, pa.timestamp("us", tz="UTC")),
+        "date": pc.cast(pa.array(ts, pa.timestamp("us", tz="UTC")), pa.date32()),
         "initiator_type": pa.array(np.where(rng.random(items) < 0.5, "CUSTOMER", "AGENT")),
         "content_type": ctypes,
         "recording_status": pc.if_else(
@@ -106,7 +107,7 @@ def build(root: Path, customers: int, items: int, seed: int = 7) -> None:
     for n, offset in enumerate(range(0, items, chunk)):
         part = table.slice(offset, chunk)
         day = datetime.fromtimestamp(int(ts[offset]) / 1e6, UTC).date().isoformat()
-        out = root / "items" / f"date={day}"
+        out = root / "items" / day
         out.mkdir(parents=True, exist_ok=True)
         pq.write_table(part, out / f"part-{n:03d}.parquet", compression="zstd")
     numbers = np.arange(customers)

@@ -23,6 +23,7 @@ from gladly_archive.convert import (
     convert_items_lines,
     convert_topics_file,
 )
+from gladly_archive.fold import FoldReport, fold_archive, fold_due
 from gladly_archive.fs import ArchiveError, ArchiveLockedError, MissingStagedFileError
 from gladly_archive.purge import PURGED_DATASETS, PurgeReport, purge_customers
 from gladly_archive.schemas import (
@@ -83,6 +84,7 @@ __all__ = [
     "CommitResult",
     "ConvertStats",
     "DatasetWriter",
+    "FoldReport",
     "JobAlreadyArchivedError",
     "MissingStagedFileError",
     "PurgeReport",
@@ -96,6 +98,8 @@ __all__ = [
     "convert_items_file",
     "convert_items_lines",
     "convert_topics_file",
+    "fold_archive",
+    "fold_due",
     "match_tombstones",
     "purge_customers",
     "read_tombstones",

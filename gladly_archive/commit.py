@@ -55,7 +55,7 @@ class CommitIntent:
     job_id: str
     moves: list[tuple[str, str]]  # (staged path, final path)
     deletes: list[str]  # files replaced by this job's rewrites
-    manifest: dict[str, Any]
+    manifest: dict[str, Any]  # empty for a layout change (a fold), which archives no job
     summary: dict[str, Any] = field(default_factory=dict)  # the CommitResult figures
 
     def to_json(self) -> bytes:
@@ -170,7 +170,8 @@ def execute_intent(
     # The renames must be durable before the watermark says the job is archived.
     fsync_dirs(fs, moved_dirs)
     hook("before_manifest")
-    _write_manifest(fs, root, intent.manifest)
+    if intent.manifest:
+        _write_manifest(fs, root, intent.manifest)
     remove_dir(fs, _staging(root, intent.job_id))
 
 

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
 
 from gladly_archive.schemas import ITEMS
+
+_EPOCH_DAY = date(1970, 1, 1)
+_DAY_US = 86_400_000_000
 
 __all__ = [
     "CUSTOM_CHANNEL_MARKER",
@@ -210,7 +213,8 @@ def item_row(item: dict[str, Any], raw_json: str, job_id: str, archived_at: int)
         "conversation_id": _str(item.get("conversationId")),
         "customer_id": item["customerId"],
         "session_id": _first_str(item.get("sessionId"), content.get("sessionId")),
-        "timestamp": timestamp_micros(item["timestamp"]),
+        "timestamp": (stamp := timestamp_micros(item["timestamp"])),
+        "date": None if stamp is None else _EPOCH_DAY + timedelta(days=stamp // _DAY_US),
         "initiator_id": _party(item.get("initiator"), "id"),
         "initiator_type": _party(item.get("initiator"), "type"),
         "responder_id": _party(item.get("responder"), "id"),

@@ -15,8 +15,14 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from gladly_archive.fs import delete_if_exists, join, list_dirs, list_files
-from gladly_archive.layout import INDEX_DIR, relative
-from gladly_archive.schemas import CUSTOMER_FILES, ITEMS
+from gladly_archive.layout import (
+    INDEX_DIR,
+    day_of_partition,
+    folded_dir,
+    read_layout,
+    relative,
+)
+from gladly_archive.schemas import CUSTOMER_FILES, DATASETS, ITEMS, TRANSCRIPTS
 from gladly_archive.transcripts import (
     SOURCE_COLUMNS,
     bucket_of,
@@ -38,6 +44,14 @@ INDEXED_DATASETS = ("items", "customers", "transcripts")
 # a little to many directories neither leave them full of tiny files nor rewrite them each time.
 COMPACT_MIN_FILES = 8
 _READ_BATCH_ROWS = 64 * 1024
+# What an existing transcript row tells a rebuild: where its conversation's items lie.
+_OLD_COLUMNS = ["conversation_id", "customer_id", "first_timestamp", "last_timestamp"]
+_OLD_TRANSCRIPTS = pa.schema(
+    [
+        TRANSCRIPTS.field(n)
+        for n in ("conversation_id", "customer_id", "first_timestamp", "last_timestamp")
+    ]
+)
 
 
 def _column(fs: pafs.FileSystem, path: str, name: str) -> pa.ChunkedArray:
@@ -48,10 +62,6 @@ def _batches(fs: pafs.FileSystem, path: str) -> Iterator[pa.RecordBatch]:
     """A file's rows in bounded batches (never the whole file in memory)."""
     with fs.open_input_file(path) as handle:
         yield from pq.ParquetFile(handle).iter_batches(batch_size=_READ_BATCH_ROWS)
-
-
-def _partition_day(partition: str) -> date:
-    return date.fromisoformat(partition.removeprefix("date="))
 
 
 @dataclass
@@ -75,6 +85,8 @@ class CommitPlanner:
     duplicates_within_job: int = 0
     conversations_rebuilt: int = 0
     _removed_conversations: set[str] = field(default_factory=set)
+    # Files written by rewriting existing ones (their rows are not the job's).
+    _rewritten: set[str] = field(default_factory=set)
 
     def _to_fold(self, paths: list[str]) -> set[str]:
         """The small files among ``paths``, if there are enough of them to be worth merging."""
@@ -87,10 +99,36 @@ class CommitPlanner:
     # -- step 1: dedupe, latest wins ------------------------------------------------------
 
     def dedupe_items(self) -> None:
-        """Drop earlier copies of an item within the job, then replace existing copies."""
+        """Drop earlier copies of an item within the job, then replace existing copies: in the
+        item's day directory and, for days already folded, anywhere in the folded tier (an item
+        keeps its day, but its customer id changes when Gladly merges customers)."""
+        through = read_layout(self.fs, self.root).folded_through
+        early: list[pa.Array] = []
         for partition in sorted({f.partition for f in self.staged.get("items", [])}):
             ids = self._dedupe_within_job(partition)
             self._replace_existing(partition, ids)
+            day = day_of_partition(partition)
+            if through is not None and day is not None and day <= through:
+                early.append(ids)
+        if early:
+            ids = pa.concat_arrays(early)
+            for path in sorted(self._folded_hits("items", pc.field("item_id").isin(ids))):
+                partition = relative(join(self.root, "items"), path).rsplit("/", 1)[0]
+                self._rewrite_without(path, partition, ids)
+
+    def _folded_hits(
+        self, dataset: str, where: pc.Expression, columns: list[str] | None = None
+    ) -> dict[str, pa.Table]:
+        """The rows matching ``where`` in the dataset's folded tier, by file (files with any)."""
+        paths = list_files(self.fs, join(self.root, dataset, folded_dir(dataset)), recursive=True)
+        if not paths:
+            return {}
+        dataset_ = ds.dataset(paths, schema=DATASETS[dataset], format="parquet", filesystem=self.fs)
+        found: dict[str, list[pa.RecordBatch]] = {}
+        for tagged in dataset_.scanner(columns=columns or [], filter=where).scan_batches():
+            if tagged.record_batch.num_rows:
+                found.setdefault(tagged.fragment.path, []).append(tagged.record_batch)
+        return {path: pa.Table.from_batches(batches) for path, batches in found.items()}
 
     def _dedupe_within_job(self, partition: str) -> pa.Array:
         """Keep the last row of every item id in this partition's staged files; return the ids."""
@@ -139,77 +177,110 @@ class CommitPlanner:
         fold = self._to_fold(paths)
         for path in paths:
             hits = pc.is_in(_column(self.fs, path, "item_id"), value_set=ids)
-            count = pc.sum(hits).as_py() or 0
-            if not count and path not in fold:
+            if not pc.any(hits).as_py() and path not in fold:
                 continue
             writer = writer or self.make_writer("items", partition)
-            for batch in _batches(self.fs, path):
-                replaced = pc.is_in(batch.column("item_id"), value_set=ids)
-                gone = batch.filter(replaced).column("conversation_id").drop_null()
-                self._removed_conversations.update(gone.to_pylist())
-                writer.write_batch(batch.filter(pc.invert(replaced)))
-            self.deletes.append(path)
-            self.duplicates_replaced += count
+            self._rewrite_without(path, partition, ids, writer)
         if writer is not None:
             writer.close()
+            self._rewritten.update(f.path for f in writer.written)
+
+    def _rewrite_without(
+        self, path: str, partition: str, ids: pa.Array, writer: DatasetWriter | None = None
+    ) -> None:
+        """Copy an existing items file without the rows of ``ids`` (replaced by this job)."""
+        own = writer is None
+        writer = writer or self.make_writer("items", partition)
+        for batch in _batches(self.fs, path):
+            replaced = pc.is_in(batch.column("item_id"), value_set=ids)
+            gone = batch.filter(replaced)
+            self._removed_conversations.update(
+                gone.column("conversation_id").drop_null().to_pylist()
+            )
+            self.duplicates_replaced += gone.num_rows
+            writer.write_batch(batch.filter(pc.invert(replaced)))
+        self.deletes.append(path)
+        if own:
+            writer.close()
+            self._rewritten.update(f.path for f in writer.written)
 
     # -- step 2: transcripts --------------------------------------------------------------
 
     def rebuild_transcripts(self, built_at: datetime) -> None:
-        """Rebuild the row of every conversation this job touched, from all of its items."""
+        """Rebuild the row of every conversation this job touched, from all of its items.
+
+        Existing rows are looked for in the conversations' recent shards, then in the folded
+        tier; rebuilt rows go to the recent shards (a later fold moves them back once old).
+        """
         touched_set = set(self._removed_conversations)
         for staged in self.staged.get("items", []):
+            if staged.path in self._rewritten:
+                continue  # rows already in the archive, not the job's
             column = _column(self.fs, staged.path, "conversation_id")
             touched_set.update(pc.unique(column.drop_null()).to_pylist())
         if not touched_set:
             return
         touched = pa.array(sorted(touched_set), pa.string())
-        buckets = sorted({bucket_of(c) for c in touched_set})
-        rewrite: dict[int, list[str]] = {}
-        firsts: list[pa.Array] = []
-        lasts: list[pa.Array] = []
-        for bucket in buckets:
-            rewrite[bucket] = []
-            paths = list_files(self.fs, join(self.root, "transcripts", bucket_partition(bucket)))
+        shards = sorted({bucket_of(c) for c in touched_set})
+        rewrite: dict[str, list[str]] = {}
+        old_rows: list[pa.Table] = []
+        for shard in shards:
+            partition = bucket_partition(shard)
+            paths = list_files(self.fs, join(self.root, "transcripts", partition))
             fold = self._to_fold(paths)
+            rewrite[partition] = []
             for path in paths:
-                old = pq.read_table(
-                    path,
-                    columns=["conversation_id", "first_timestamp", "last_timestamp"],
-                    filesystem=self.fs,
-                ).filter(pc.is_in(pc.field("conversation_id"), value_set=touched))
-                firsts.extend(old.column("first_timestamp").chunks)
-                lasts.extend(old.column("last_timestamp").chunks)
+                old = self._old_transcripts(path, touched)
+                old_rows.append(old)
                 if old.num_rows or path in fold:
-                    rewrite[bucket].append(path)
-        items = self._items_of(touched, self._partitions_in_ranges(firsts, lasts))
+                    rewrite[partition].append(path)
+        seen = {c for t in old_rows for c in t.column("conversation_id").to_pylist()}
+        unseen = pa.array(sorted(touched_set - seen), pa.string())
+        if len(unseen):
+            where = pc.field("conversation_id").isin(unseen)
+            for path, old in self._folded_hits("transcripts", where, _OLD_COLUMNS).items():
+                old_rows.append(old)
+                base = join(self.root, "transcripts")
+                rewrite.setdefault(relative(base, path).rsplit("/", 1)[0], []).append(path)
+        old = pa.concat_tables(
+            [*(t.cast(_OLD_TRANSCRIPTS) for t in old_rows), _OLD_TRANSCRIPTS.empty_table()]
+        )
+        items = self._items_of(touched, old)
         built = build_transcripts(items, built_at)
         self.conversations_rebuilt = built.num_rows
-        row_buckets = np.array(
+        row_shards = np.array(
             [bucket_of(c) for c in built.column("conversation_id").to_pylist()], dtype=np.int64
         )
-        for bucket in buckets:
-            writer = self.make_writer("transcripts", bucket_partition(bucket))
-            for path in rewrite[bucket]:
+        for partition in sorted({*rewrite, *(bucket_partition(s) for s in shards)}):
+            writer = self.make_writer("transcripts", partition)
+            for path in rewrite.get(partition, []):
                 for batch in _batches(self.fs, path):
                     kept = pc.invert(pc.is_in(batch.column("conversation_id"), value_set=touched))
                     writer.write_batch(batch.filter(kept))
                 self.deletes.append(path)
-            for batch in built.filter(pa.array(row_buckets == bucket)).to_batches():
-                writer.write_batch(batch)
+            for shard in shards:
+                if bucket_partition(shard) == partition:
+                    for batch in built.filter(pa.array(row_shards == shard)).to_batches():
+                        writer.write_batch(batch)
             writer.close()
 
-    def _partitions_in_ranges(self, firsts: list[pa.Array], lasts: list[pa.Array]) -> set[str]:
-        """Existing item partitions that may hold items of the touched conversations.
+    def _old_transcripts(self, path: str, touched: pa.Array) -> pa.Table:
+        """The existing transcript rows of ``path`` among the touched conversations."""
+        return pq.read_table(path, columns=_OLD_COLUMNS, filesystem=self.fs).filter(
+            pc.is_in(pc.field("conversation_id"), value_set=touched)
+        )
+
+    def _day_partitions(self, old: pa.Table) -> set[str]:
+        """Existing item day directories that may hold items of the touched conversations.
 
         An existing transcript row spans its conversation's items (first..last timestamp), so
-        only partitions inside those spans need reading; the job's own partitions always do.
+        only days inside those spans need reading; the job's own partitions always do.
         """
         partitions = {f.partition for f in self.staged.get("items", [])}
-        if not firsts:
+        if not old.num_rows:
             return partitions
-        starts = np.asarray(pc.cast(pa.chunked_array(firsts), pa.date32()).cast(pa.int32()))
-        ends = np.asarray(pc.cast(pa.chunked_array(lasts), pa.date32()).cast(pa.int32()))
+        starts = np.asarray(pc.cast(old["first_timestamp"], pa.date32()).cast(pa.int32()))
+        ends = np.asarray(pc.cast(old["last_timestamp"], pa.date32()).cast(pa.int32()))
         order = np.argsort(starts, kind="stable")
         merged: list[list[int]] = []
         for start, end in zip(starts[order], ends[order], strict=True):
@@ -219,23 +290,32 @@ class CommitPlanner:
                 merged.append([int(start), int(end)])
         epoch = date(1970, 1, 1)
         for name in list_dirs(self.fs, join(self.root, "items")):
-            if not name.startswith("date="):
-                continue
-            day = (_partition_day(name) - epoch).days
-            if any(lo <= day <= hi for lo, hi in merged):
+            day = day_of_partition(name)
+            if day is not None and any(lo <= (day - epoch).days <= hi for lo, hi in merged):
                 partitions.add(name)
         return partitions
 
-    def _items_of(self, touched: pa.Array, partitions: set[str]) -> pa.Table:
-        """The touched conversations' items as they will be after this commit."""
+    def _items_of(self, touched: pa.Array, old: pa.Table) -> pa.Table:
+        """The touched conversations' items as they will be after this commit: from the job,
+        the day directories inside their spans and, for conversations that began on or before
+        the day folded through, the folded tier."""
+        partitions = sorted(self._day_partitions(old))
         deleted = set(self.deletes)
         paths = [
             path
-            for partition in sorted(partitions)
+            for partition in partitions
             for path in list_files(self.fs, join(self.root, "items", partition))
             if path not in deleted
         ]
         paths += [f.path for f in self.staged.get("items", [])]
+        through = read_layout(self.fs, self.root).folded_through
+        if through is not None and old.num_rows:
+            first = pc.min(pc.cast(old["first_timestamp"], pa.date32())).as_py()
+            if first <= through:
+                folded = join(self.root, "items", folded_dir("items"))
+                paths += [
+                    p for p in list_files(self.fs, folded, recursive=True) if p not in deleted
+                ]
         dataset = ds.dataset(paths, schema=ITEMS, format="parquet", filesystem=self.fs)
         return dataset.to_table(
             columns=SOURCE_COLUMNS, filter=pc.field("conversation_id").isin(touched)

@@ -28,7 +28,19 @@ from gladly_archive.fs import (
     list_files,
     temp_name,
 )
-from gladly_archive.layout import INDEX_DIR, MANIFEST_DIR, QUARANTINE_DIR, STAGING_DIR, relative
+from gladly_archive.layout import (
+    INDEX_DIR,
+    LAYOUT_NAME,
+    MANIFEST_DIR,
+    QUARANTINE_DIR,
+    STAGING_DIR,
+    customer_bucket,
+    day_of_partition,
+    folded_dir,
+    folded_partition,
+    read_layout,
+    relative,
+)
 from gladly_archive.schemas import CUSTOMER_FILES, CUSTOMERS, DATASETS, ITEMS, TRANSCRIPTS
 from gladly_archive.tombstones import TOMBSTONES_DIR
 from gladly_archive.transcripts import (
@@ -53,7 +65,7 @@ PURGED_DATASETS = (*_INDEXED, *_SCANNED, QUARANTINE_DIR, INDEX_DIR)
 # Top-level entries the purge searches, or that hold no customer rows (tombstones keep ids and
 # digests by design), or that recover_staging empties first.
 _KNOWN = {*_INDEXED, *_SCANNED, QUARANTINE_DIR, "_index", "agents", "topics", MANIFEST_DIR}
-_KNOWN.update((STAGING_DIR, TOMBSTONES_DIR))
+_KNOWN.update((STAGING_DIR, TOMBSTONES_DIR, LAYOUT_NAME))
 _TRANSCRIPT_KEYS = [
     "conversation_id",
     "customer_id",
@@ -188,8 +200,7 @@ class _Purge:
         for path in sorted(self._scan(files["customers"], CUSTOMERS, ["customer_id"])):
             self._rewrite("customers", path, self._by_customer)
         for name in _SCANNED:
-            paths = list_files(self.fs, self.archive.path(name), recursive=True)
-            for path in sorted(self._scan(paths, DATASETS[name], ["customer_id"])):
+            for path in sorted(self._scan(self._snapshots(name), DATASETS[name], ["customer_id"])):
                 self._rewrite(name, path, self._by_customer)
         raw_match = self._raw_line_matcher()
         for path in list_files(self.fs, self.archive.path(QUARANTINE_DIR), recursive=True):
@@ -212,6 +223,24 @@ class _Purge:
         fsync_dirs(self.fs, self.renamed_in)
 
     # -- finding ----------------------------------------------------------------------------
+
+    def _snapshots(self, dataset: str) -> list[str]:
+        """The enrichment files that may hold the customers: every recent run's, and in the
+        folded tier only their buckets' (a folded row's bucket is its customer's)."""
+        base = self.archive.path(dataset)
+        folded = folded_dir(dataset)
+        paths = [
+            path
+            for name in list_dirs(self.fs, base)
+            if name != folded
+            for path in list_files(self.fs, join(base, name))
+        ]
+        buckets = read_layout(self.fs, self.root).buckets
+        if buckets:
+            mine = sorted(set(customer_bucket(self.ids, buckets).tolist()))
+            for bucket in mine:
+                paths += list_files(self.fs, join(base, folded_partition(dataset, bucket)))
+        return paths
 
     def _scan(
         self,
@@ -263,6 +292,12 @@ class _Purge:
             if path not in indexed
         ]
         found.update(self._scan(more, TRANSCRIPTS, _TRANSCRIPT_KEYS, mine))
+        seen = {c for rows in found.values() for c in rows["conversation_id"].to_pylist()}
+        if set(convs.to_pylist()) - seen:
+            # ... or, once folded, in that customer's bucket: search the folded tier.
+            folded = join(transcripts, folded_dir("transcripts"))
+            rest = [p for p in list_files(self.fs, folded, recursive=True) if p not in found]
+            found.update(self._scan(rest, TRANSCRIPTS, _TRANSCRIPT_KEYS, mine))
         if not found:
             return
         rows = pa.concat_tables(list(found.values()))
@@ -294,11 +329,15 @@ class _Purge:
         items_dir = self.archive.path("items")
         paths = []
         for name in list_dirs(self.fs, items_dir):
-            if not name.startswith("date="):
-                continue
-            day = (date.fromisoformat(name.removeprefix("date=")) - epoch).days
-            if np.any((first <= day) & (day <= last)):
+            day = day_of_partition(name)
+            if day is not None and np.any(
+                (first <= (day - epoch).days) & ((day - epoch).days <= last)
+            ):
                 paths += list_files(self.fs, join(items_dir, name))
+        through = read_layout(self.fs, self.root).folded_through
+        if through is not None and int(first.min()) <= (through - epoch).days:
+            # The other customers' folded items: their buckets are unknown, search them all.
+            paths += list_files(self.fs, join(items_dir, folded_dir("items")), recursive=True)
         dataset = ds.dataset(paths, schema=ITEMS, format="parquet", filesystem=self.fs)
         wanted = shared["conversation_id"].combine_chunks()
         items = dataset.to_table(

@@ -26,13 +26,13 @@ __all__ = [
 ]
 
 # Bump when a column is added, removed or changes type; readers compare it from file metadata.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: items carry `date`; the folded tier (docs/erasure-layout.md)
 
 UTC_MICROS = pa.timestamp("us", tz="UTC")
 _STRINGS = pa.list_(pa.string())
 
-# Transcripts are spread over this many hash buckets so a run rewrites only the buckets holding
-# the conversations it touched.
+# Recent transcripts are spread over this many conversation hash shards so a run rewrites only
+# the shards holding the conversations it touched.
 TRANSCRIPT_BUCKETS = 16
 
 
@@ -55,7 +55,7 @@ ATTACHMENT = pa.struct(
     ]
 )
 
-# items/date=YYYY-MM-DD/…  — one row per conversation item, partitioned by the item's UTC date.
+# items/YYYY-MM-DD/… (the item's UTC day) and items/folded/<bucket>/… — one row per item.
 ITEMS = with_metadata(
     "items",
     pa.schema(
@@ -65,6 +65,7 @@ ITEMS = with_metadata(
             pa.field("customer_id", pa.string(), nullable=False),
             pa.field("session_id", pa.string()),  # envelope sessionId, else content.sessionId
             pa.field("timestamp", UTC_MICROS, nullable=False),
+            pa.field("date", pa.date32(), nullable=False),  # the timestamp's UTC date
             pa.field("initiator_id", pa.string()),
             pa.field("initiator_type", pa.string()),
             pa.field("responder_id", pa.string()),
@@ -97,7 +98,8 @@ ITEMS = with_metadata(
     ),
 )
 
-# customers/job_id=…/…  — the export's flattened customer records, one file set per job.
+# customers/job=…/… and customers/job=folded/<bucket>/… — the export's flattened customer
+# records, one file set per job until folded.
 CUSTOMERS = with_metadata(
     "customers",
     pa.schema(
@@ -147,7 +149,8 @@ TOPICS = with_metadata(
     ),
 )
 
-# transcripts/bucket=NN/…  — one row per conversation, rebuilt for the conversations a run touched.
+# transcripts/shard-NN/… and transcripts/folded/<bucket>/… — one row per conversation, rebuilt
+# for the conversations a run touched.
 TRANSCRIPTS = with_metadata(
     "transcripts",
     pa.schema(

@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from gladly_archive.commit import (
     CommitIntent,
@@ -47,6 +48,16 @@ class CommitResult:
     duplicates_replaced: int  # item rows superseded by a later copy (in the archive or this job)
     conversations_rebuilt: int
     quarantined: int
+
+
+def with_item_dates(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """An ITEMS batch whose ``date`` column is the UTC date of its ``timestamp``."""
+    names = batch.schema.names
+    if "date" not in names or "timestamp" not in names:
+        return batch  # not ITEMS: the writer's schema check names what is wrong
+    position = names.index("date")
+    dates = pc.cast(batch.column("timestamp"), pa.date32())
+    return batch.set_column(position, batch.schema.field("date").with_type(pa.date32()), dates)
 
 
 class StagedJob:
@@ -146,8 +157,12 @@ class StagedJob:
         return rows
 
     def write_items(self, batches: Iterable[pa.RecordBatch]) -> int:
-        """Stage items (schema ITEMS) into date partitions; returns rows written."""
-        return self._write("items", batches, by_date="timestamp")
+        """Stage items (schema ITEMS) into day partitions; returns rows written.
+
+        The ``date`` column is set here from ``timestamp`` (its UTC date), so it always agrees
+        with the directory the row lands in, whatever the caller put there.
+        """
+        return self._write("items", (with_item_dates(b) for b in batches), by_date="timestamp")
 
     def write_customers(self, batches: Iterable[pa.RecordBatch]) -> int:
         """Stage customer records (schema CUSTOMERS); returns rows written."""

@@ -41,8 +41,8 @@ def bucket_of(conversation_id: str) -> int:
 
 
 def bucket_partition(bucket: int) -> str:
-    """The Hive directory name of a bucket, e.g. ``bucket=07``."""
-    return f"bucket={bucket:02d}"
+    """The directory of a recent transcripts shard, e.g. ``shard-07``."""
+    return f"shard-{bucket:02d}"
 
 
 def _text(value: str) -> pa.Scalar:

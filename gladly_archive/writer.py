@@ -51,7 +51,7 @@ class WrittenFile:
     """One finished part file."""
 
     path: str  # full path on the filesystem
-    partition: str  # partition directory relative to the dataset ("" or "date=2025-03-01")
+    partition: str  # partition directory relative to the dataset ("", "2025-03-01", "job=…")
     rows: int
     size_bytes: int
 
@@ -115,7 +115,7 @@ def bounded_slices(
 
 
 def date_partitions(batch: pa.RecordBatch, column: str) -> Iterator[tuple[str, pa.RecordBatch]]:
-    """Split a batch by the UTC date of a timestamp column: ("date=YYYY-MM-DD", rows) pairs.
+    """Split a batch by the UTC date of a timestamp column: ("YYYY-MM-DD", rows) pairs.
 
     Vectorised: one sort by date and contiguous slices, no Python loop over rows.
     """
@@ -131,7 +131,7 @@ def date_partitions(batch: pa.RecordBatch, column: str) -> Iterator[tuple[str, p
     ends = np.concatenate((cuts, [len(days)]))
     labels = pc.strftime(pc.take(sorted_dates, pa.array(starts)), format="%Y-%m-%d").to_pylist()
     for label, start, end in zip(labels, starts, ends, strict=True):
-        yield f"date={label}", ordered.slice(int(start), int(end - start))
+        yield label, ordered.slice(int(start), int(end - start))
 
 
 class _RotatingFile:
@@ -196,7 +196,7 @@ class DatasetWriter:
 
     Files are named ``<file_prefix>-<n>.parquet``, written under a hidden temporary name and
     renamed when closed, zstd-compressed, one row group per (bounded) batch, rotated past
-    ``max_file_bytes``. With ``partition_by_date`` the rows go to ``date=YYYY-MM-DD/``
+    ``max_file_bytes``. With ``partition_by_date`` the rows go to ``YYYY-MM-DD/``
     sub-directories by the UTC date of that timestamp column; ``partition`` puts every file in
     one fixed sub-directory instead (e.g. ``job=…``).
     """

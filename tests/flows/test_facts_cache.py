@@ -25,7 +25,7 @@ def test_saved_facts_are_reused_until_the_archive_changes(tmp_path: Path) -> Non
         assert second.arrow(name).equals(load_tables(tmp_path).arrow(name)), name
 
     # A new export's items: the saved copy no longer describes the archive.
-    _write(tmp_path, "items", [_item("i9", "v9", "c3", _ts(9), "SMS")], ITEMS, "date=2024-01-09")
+    _write(tmp_path, "items", [_item("i9", "v9", "c3", _ts(9), "SMS")], ITEMS, "2024-01-09")
     third, cached = facts_tables(str(tmp_path))
     assert not cached
     assert "c3" in third.arrow("customers").column("customer_id").to_pylist()

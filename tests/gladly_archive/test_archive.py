@@ -48,6 +48,7 @@ def item(
         conversation_id=conversation_id,
         customer_id=customer_id,
         timestamp=at,
+        date=at.astimezone(UTC).date(),
         initiator_type=initiator_type,
         content_type=content_type,
         text=text,
@@ -138,8 +139,8 @@ def test_commit_puts_every_dataset_in_its_final_layout(tmp_path: Path) -> None:
     result = job.commit()
 
     files = all_files(tmp_path)
-    assert "items/date=2025-03-01/part-J1-0.parquet" in files
-    assert "items/date=2025-03-02/part-J1-1.parquet" in files
+    assert "items/2025-03-01/part-J1-0.parquet" in files
+    assert "items/2025-03-02/part-J1-1.parquet" in files
     assert "customers/job=J1/part-J1-0.parquet" in files
     assert "agents/job=J1/part-J1-0.parquet" in files
     assert "topics/job=J1/part-J1-0.parquet" in files
@@ -147,7 +148,7 @@ def test_commit_puts_every_dataset_in_its_final_layout(tmp_path: Path) -> None:
     assert "_manifest/job_id=J1.parquet" in files
     assert any(f.startswith("_index/customer_files/part-J1-") for f in files)
     assert {f.split("/")[1] for f in files if f.startswith("transcripts/")} == {
-        f"bucket={bucket_of(c):02d}" for c in ("c1", "c2")
+        f"shard-{bucket_of(c):02d}" for c in ("c1", "c2")
     }
     # Nothing left in staging but the lock directory; no temporary files anywhere.
     assert not [f for f in files if f.startswith("_staging/")]
@@ -166,14 +167,13 @@ def test_commit_puts_every_dataset_in_its_final_layout(tmp_path: Path) -> None:
     assert archive.archived_job_ids() == {"J1"}
 
 
-def test_transcript_buckets_follow_crc32_of_the_conversation(tmp_path: Path) -> None:
+def test_transcript_shards_follow_crc32_of_the_conversation(tmp_path: Path) -> None:
     archive = Archive.open(tmp_path)
     archive_job(archive, "J1", [item("i1", "conv-a", "u1", T0), item("i2", "conv-b", "u1", T0)])
-    table = archive.dataset("transcripts").to_table(columns=["conversation_id", "bucket"])
-    for conversation, bucket in zip(
-        table["conversation_id"].to_pylist(), table["bucket"].to_pylist(), strict=True
-    ):
-        assert bucket == bucket_of(conversation)
+    for conversation in ("conv-a", "conv-b"):
+        shard = tmp_path / "transcripts" / f"shard-{bucket_of(conversation):02d}"
+        rows = pq.read_table(shard).column("conversation_id").to_pylist()
+        assert conversation in rows
 
 
 def test_manifest_records_the_job_figures(tmp_path: Path) -> None:
@@ -209,7 +209,7 @@ def test_manifest_records_the_job_figures(tmp_path: Path) -> None:
             ],
             "quarantined_lines": 2,
             "archived_at": ARCHIVED_AT,
-            "schema_version": 1,
+            "schema_version": 2,
         }
     ]
 
@@ -225,7 +225,7 @@ def test_latest_copy_of_an_item_wins_across_jobs(tmp_path: Path) -> None:
     assert item_texts(archive) == [("i1", "new"), ("i2", "hello"), ("i3", "hello")]
     assert result.duplicates_replaced == 1
     # The replaced file is gone; its surviving row lives on in a file of the second job.
-    assert not (tmp_path / "items/date=2025-03-01/part-J1-0.parquet").exists()
+    assert not (tmp_path / "items/2025-03-01/part-J1-0.parquet").exists()
     transcript = archive.dataset("transcripts").to_table()["transcript"].to_pylist()
     assert transcript == [
         "2025-03-01T10:00:00Z CUSTOMER: new\n"
@@ -253,7 +253,7 @@ def test_last_copy_of_an_item_wins_within_a_job(tmp_path: Path) -> None:
 def test_recover_cleans_leftover_staging_of_an_archived_job(tmp_path: Path) -> None:
     archive = Archive.open(tmp_path)
     archive_job(archive, "J1", [item("i1", "c1", "u1", T0)])
-    leftover = tmp_path / "_staging" / "J1" / "items" / "date=2025-03-01"
+    leftover = tmp_path / "_staging" / "J1" / "items" / "2025-03-01"
     leftover.mkdir(parents=True)
     (leftover / "part-J1-0.parquet").write_bytes(b"stale")
     assert archive.recover() == []
@@ -263,7 +263,7 @@ def test_recover_cleans_leftover_staging_of_an_archived_job(tmp_path: Path) -> N
 
 def test_small_files_are_merged_once_enough_gather(tmp_path: Path) -> None:
     archive = Archive.open(tmp_path)
-    partition = tmp_path / "items" / "date=2025-03-01"
+    partition = tmp_path / "items" / "2025-03-01"
     counts = []
     for n in range(12):
         archive_job(archive, f"J{n}", [item(f"i{n}", "c1", "u1", T0 + timedelta(minutes=n))])
@@ -343,7 +343,7 @@ def test_index_lists_exactly_the_files_holding_each_customer(tmp_path: Path) -> 
     index = archive.dataset("_index/customer_files").to_table()
     u2 = index.filter(pc.field("customer_id") == "u2")
     assert sorted(u2["dataset"].to_pylist()) == ["customers", "items", "transcripts"]
-    assert "items/date=2025-03-03/part-J1-1.parquet" in u2["path"].to_pylist()
+    assert "items/2025-03-03/part-J1-1.parquet" in u2["path"].to_pylist()
 
 
 def test_index_drops_rows_of_replaced_files(tmp_path: Path) -> None:
@@ -351,7 +351,7 @@ def test_index_drops_rows_of_replaced_files(tmp_path: Path) -> None:
     archive_job(archive, "J1", [item("i1", "c1", "u1", T0), item("i2", "c2", "u2", T0)])
     archive_job(archive, "J2", [item("i1", "c1", "u1", T0, text="edited", job_id="J2")])
     paths = archive.dataset("_index/customer_files").to_table()["path"].to_pylist()
-    assert "items/date=2025-03-01/part-J1-0.parquet" not in paths
+    assert "items/2025-03-01/part-J1-0.parquet" not in paths
     assert all((tmp_path / p).exists() for p in paths)
     _index_matches_files(archive, tmp_path)
 
@@ -462,8 +462,8 @@ def test_state_digest_follows_the_data_files(tmp_path: Path) -> None:
     archive = Archive.open(tmp_path)
     empty = archive.state(("items", "customers"))
     assert archive.state(("items", "customers")) == empty
-    (tmp_path / "items" / "date=2024-01-01").mkdir(parents=True)
-    data = tmp_path / "items" / "date=2024-01-01" / "part-0.parquet"
+    (tmp_path / "items" / "2024-01-01").mkdir(parents=True)
+    data = tmp_path / "items" / "2024-01-01" / "part-0.parquet"
     pq.write_table(pa.table({"x": [1, 2]}), data)
     one = archive.state(("items", "customers"))
     assert one != empty

@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from gladly_archive.fs import ArchiveLockedError
 from gladly_archive.purge import PURGED_DATASETS, purge_customers
 from gladly_archive.schemas import CONVERSATIONS, CUSTOMER_PROFILES
 from gladly_archive.tombstones import read_tombstones, write_tombstones
+from gladly_archive.transcripts import bucket_of
 from tests.gladly_archive.test_archive import T0, customers_table, fixed_clock, item, items_table
 
 # A is purged; A10 holds A's id inside its own (a quarantined line naming A10 must stay).
@@ -184,12 +185,9 @@ def test_exactly_the_customers_rows_disappear_from_every_dataset(root: Path) -> 
     index = after["_index/customer_files"]
     assert A not in index["customer_id"].to_pylist()
     assert all((root / p).is_file() for p in index["path"].to_pylist())
-    m2_file = archive.dataset("transcripts").to_table(
-        columns=["bucket"], filter=pc.field("conversation_id") == "m2"
-    )["bucket"][0]
     listed = set(zip(index["customer_id"].to_pylist(), index["path"].to_pylist(), strict=True))
     assert any(
-        c == B and p.startswith(f"transcripts/bucket={m2_file.as_py():02d}/") for c, p in listed
+        c == B and p.startswith(f"transcripts/shard-{bucket_of('m2'):02d}/") for c, p in listed
     )
     # Nowhere in the archive is a row of A left.
     assert not [p for p in root.rglob("*.parquet") if holds(p, A)]
@@ -219,7 +217,7 @@ def test_untouched_files_are_not_rewritten(root: Path) -> None:
         and "m1" in pq.read_table(root / p)["conversation_id"].to_pylist()
     }
     untouched = set(before) - changing
-    assert any(p.startswith("items/date=2025-03-06/") for p in untouched)  # day 5: no A
+    assert any(p.startswith("items/2025-03-06/") for p in untouched)  # day 5: no A
     assert any(p.startswith("transcripts/") for p in untouched)
     assert any(p.startswith("customer_profiles/run=r2/") for p in untouched)
     purge_customers(archive, [A])
@@ -248,7 +246,7 @@ def test_unknown_and_already_purged_customers_are_a_no_op(root: Path) -> None:
 
 
 def test_rewritten_files_keep_schema_metadata_compression_and_row_groups(root: Path) -> None:
-    path = root / "items/date=2025-03-01/part-J1-0.parquet"
+    path = root / "items/2025-03-01/part-J1-0.parquet"
     old = pq.ParquetFile(path)
     old_schema, old_groups = old.schema_arrow, old.metadata.num_row_groups
     old_codec = old.metadata.row_group(0).column(0).compression
@@ -264,7 +262,7 @@ def test_rewritten_files_keep_schema_metadata_compression_and_row_groups(root: P
 def test_readers_still_work_after_a_purge(root: Path) -> None:
     purge_customers(Archive(root), [A, C])
     dataset = ds.dataset(root / "items", format="parquet", partitioning="hive")
-    table = dataset.to_table(filter=ds.field("date") == "2025-03-01")
+    table = dataset.to_table(filter=ds.field("date") == date(2025, 3, 1))
     assert sorted(table["item_id"].to_pylist()) == ["i4", "i8"]
     assert set(Archive(root).dataset("items").to_table()["customer_id"].to_pylist()) == {B, A10}
     assert not [p for p in root.rglob("*") if p.name.startswith(".") and p.name != ".lock"]
@@ -346,7 +344,7 @@ def test_a_purge_waits_for_no_one_while_another_writer_holds_the_lock(root: Path
             purge_customers(archive, [A])
     finally:
         held.release()
-    assert holds(root / "items/date=2025-03-01/part-J1-0.parquet", A)
+    assert holds(root / "items/2025-03-01/part-J1-0.parquet", A)
 
 
 def test_an_interrupted_commit_is_finished_before_the_purge(root: Path) -> None:
@@ -396,8 +394,8 @@ def test_several_customers_at_once_and_files_left_empty_are_unindexed(root: Path
     archive = Archive(root, clock=fixed_clock)
     report = purge_customers(archive, [C, A])
     assert report.customers == 2
-    assert not (root / "items/date=2025-03-06").exists() or not list(
-        (root / "items/date=2025-03-06").glob("*.parquet")
+    assert not (root / "items/2025-03-06").exists() or not list(
+        (root / "items/2025-03-06").glob("*.parquet")
     )
     index = archive.dataset("_index/customer_files").to_table()
     assert not {A, C} & set(index["customer_id"].to_pylist())

@@ -98,7 +98,7 @@ def test_no_items_build_an_empty_table() -> None:
 def test_buckets_are_a_stable_crc32_of_the_conversation_id() -> None:
     assert bucket_of("conv-1") == zlib.crc32(b"conv-1") % TRANSCRIPT_BUCKETS
     assert bucket_of("conv-1") == 12  # pinned: a different hash would move every row
-    assert bucket_partition(5) == "bucket=05"
+    assert bucket_partition(5) == "shard-05"
 
 
 def test_a_second_job_rebuilds_the_conversation_from_all_its_items(tmp_path: Path) -> None:

@@ -73,10 +73,10 @@ def test_files_are_invisible_until_closed_then_renamed(tmp_path: Path) -> None:
     assert [p for p in directory.rglob(".*") if p.is_file()] == []
     assert written == [
         WrittenFile(
-            str(directory / "date=2025-03-01" / "part-J1-0.parquet"),
-            "date=2025-03-01",
+            str(directory / "2025-03-01" / "part-J1-0.parquet"),
+            "2025-03-01",
             10,
-            (directory / "date=2025-03-01" / "part-J1-0.parquet").stat().st_size,
+            (directory / "2025-03-01" / "part-J1-0.parquet").stat().st_size,
         )
     ]
 
@@ -104,7 +104,7 @@ def test_items_are_partitioned_by_their_utc_date(tmp_path: Path) -> None:
         writer.write_batches(items_table(rows).to_batches())
     got = {p.parent.name: pq.read_table(p)["item_id"].to_pylist() for p in _parquet_files(tmp_path)}
     # Rows keep their order within a partition.
-    assert got == {"date=2025-03-01": ["c"], "date=2025-03-02": ["a", "b", "d"]}
+    assert got == {"2025-03-01": ["c"], "2025-03-02": ["a", "b", "d"]}
 
 
 def test_date_partitions_splits_without_reordering() -> None:
@@ -112,9 +112,9 @@ def test_date_partitions_splits_without_reordering() -> None:
     batch = table.to_batches()[0].take(pa.array([5, 0, 3, 1, 4, 2]))
     parts = [(p, b["item_id"].to_pylist()) for p, b in date_partitions(batch, "timestamp")]
     assert parts == [
-        ("date=2025-03-01", ["i00000", "i00001"]),
-        ("date=2025-03-02", ["i00003", "i00002"]),
-        ("date=2025-03-03", ["i00005", "i00004"]),
+        ("2025-03-01", ["i00000", "i00001"]),
+        ("2025-03-02", ["i00003", "i00002"]),
+        ("2025-03-03", ["i00005", "i00004"]),
     ]
 
 
@@ -140,7 +140,7 @@ def test_files_carry_the_schema_and_its_version(tmp_path: Path) -> None:
     schema = pq.read_schema(path)
     assert schema.equals(ITEMS)
     assert schema.metadata[b"gladly_pipeline.dataset"] == b"items"
-    assert schema.metadata[b"gladly_pipeline.schema_version"] == b"1"
+    assert schema.metadata[b"gladly_pipeline.schema_version"] == b"2"
 
 
 @pytest.mark.parametrize(

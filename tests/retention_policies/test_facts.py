@@ -36,6 +36,7 @@ def _item(
         conversation_id=conv,
         customer_id=cust,
         timestamp=when,
+        date=when.astimezone(UTC).date(),
         content_type=ctype,
         job_id="j1",
         archived_at=T,
@@ -79,7 +80,7 @@ def _archive(root: Path) -> None:
             _item("i7", None, "c2", _ts(7), "CUSTOMER_ACTIVITY"),
         ],
         ITEMS,
-        "date=2024-01-01",
+        "2024-01-01",
     )
     base = {f.name: None for f in CUSTOMERS} | {"raw_json": "{}"}
     _write(

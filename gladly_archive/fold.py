@@ -1,0 +1,423 @@
+"""Fold older rows into per-customer buckets, so erasing a customer rewrites one file per dataset.
+
+Recent data is written where writing is cheap (items by day, transcripts by conversation hash,
+customers by job, enrichment by run); a customer's rows are then spread over every day and job
+they appear in, and erasing a hundred customers rewrites half the archive. ``fold_archive``
+moves everything older than a cut-off day into ``<dataset>/folded/<bucket>/`` (see
+``layout.folded_dir``): one bucket of customers per file, rows in time order. A fold is a
+commit like an export's: files staged, a durable intent, renames, deletions, crash-safe through
+``recover_staging``; the customer file index follows it.
+
+The number of buckets is chosen at the first fold from the number of customers (about
+``TARGET_CUSTOMERS_PER_BUCKET`` a bucket) and kept in ``_layout.json`` with the day folded
+through. Rows are shuffled to their buckets through spill files of bounded size, so a first
+fold of years of data needs memory for a slice of it, not all of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+
+from gladly_archive.archive import Archive
+from gladly_archive.commit import CommitIntent, execute_intent, recover_staging, write_intent
+from gladly_archive.fs import atomic_write_bytes, join, list_dirs, list_files
+from gladly_archive.layout import (
+    FOLDED_DATASETS,
+    LAYOUT_NAME,
+    STAGING_DIR,
+    Layout,
+    customer_bucket,
+    day_of_partition,
+    folded_dir,
+    folded_partition,
+    read_layout,
+    relative,
+)
+from gladly_archive.merge import CommitPlanner
+from gladly_archive.schemas import DATASETS
+from gladly_archive.writer import DatasetWriter, WrittenFile
+
+__all__ = [
+    "FOLD_EVERY_DAYS",
+    "KEEP_DAYS",
+    "FoldReport",
+    "choose_buckets",
+    "fold_archive",
+    "fold_due",
+    "recent_days",
+]
+
+log = logging.getLogger(__name__)
+
+TARGET_CUSTOMERS_PER_BUCKET = 500
+MIN_BUCKETS, MAX_BUCKETS = 4, 4096
+KEEP_DAYS = 31  # the recent tier: what exports touch and analysts query most
+FOLD_EVERY_DAYS = 31  # fold once the oldest recent day is this much older than KEEP_DAYS
+# In-memory size of the rows one shuffle slice holds (Parquet expands about this much).
+_SLICE_BYTES = 256 << 20
+_EXPANSION = 5
+_BUCKET = "__bucket"
+
+# The column that says how old a row is, and the order rows keep inside a bucket.
+_AGE = {
+    "items": "timestamp",
+    "transcripts": "last_timestamp",
+    "customers": "archived_at",
+    "conversations": "fetched_at",
+    "customer_profiles": "fetched_at",
+}
+_ORDER = {
+    "items": ["timestamp", "item_id"],
+    "transcripts": ["first_timestamp", "conversation_id"],
+    "customers": ["archived_at", "customer_id"],
+    "conversations": ["fetched_at", "conversation_id"],
+    "customer_profiles": ["fetched_at", "customer_id"],
+}
+
+
+def choose_buckets(customers: int) -> int:
+    """A power of two giving about TARGET_CUSTOMERS_PER_BUCKET customers a bucket."""
+    wanted = max(1, math.ceil(customers / TARGET_CUSTOMERS_PER_BUCKET))
+    return int(min(MAX_BUCKETS, max(MIN_BUCKETS, 1 << (wanted - 1).bit_length())))
+
+
+@dataclass
+class FoldReport:
+    """What one fold did, per dataset of FOLDED_DATASETS."""
+
+    through: date
+    buckets: int
+    rows_folded: dict[str, int] = field(default_factory=dict)
+    files_written: dict[str, int] = field(default_factory=dict)
+    files_replaced: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def recent_days(archive: Archive) -> list[date]:
+    """The days that have items in the recent tier, oldest first."""
+    base = archive.path("items")
+    days = []
+    for name in list_dirs(archive.fs, base):
+        day = day_of_partition(name)
+        if day is not None and list_files(archive.fs, join(base, name)):
+            days.append(day)
+    return sorted(days)
+
+
+def _remove_empty_dirs(fs: pafs.FileSystem, directories: set[str]) -> None:
+    """Drop directories a fold emptied (readers skip them anyway; this keeps listings short)."""
+    for directory in sorted(directories):
+        selector = pafs.FileSelector(directory, allow_not_found=True)
+        if not fs.get_file_info(selector):
+            fs.delete_dir(directory)
+
+
+def fold_due(
+    archive: Archive,
+    today: date,
+    *,
+    keep_days: int = KEEP_DAYS,
+    every_days: int = FOLD_EVERY_DAYS,
+) -> date | None:
+    """The day to fold through if the recent tier has grown past ``keep_days + every_days``
+    (so folds happen about every ``every_days``), else None."""
+    days = recent_days(archive)
+    if not days or days[0] > today - timedelta(days=keep_days + every_days):
+        return None
+    return today - timedelta(days=keep_days)
+
+
+def fold_archive(archive: Archive, through: date, *, buckets: int | None = None) -> FoldReport:
+    """Move every row dated on or before ``through`` into the folded tier (see module doc).
+
+    ``buckets`` fixes the bucket count at the first fold (default: from the number of
+    customers); a later fold must keep it (ValueError otherwise). Takes the writer lock and
+    finishes any interrupted commit or fold first. Killed at any point, the archive holds each
+    row exactly once (the next writer rolls the fold forward or discards it).
+    """
+    started = time.perf_counter()
+    lock = archive.lock()
+    lock.acquire()
+    try:
+        recover_staging(archive.fs, archive.root, archive.crash_hook)
+        layout = read_layout(archive.fs, archive.root)
+        if buckets is not None and layout.buckets is not None and buckets != layout.buckets:
+            raise ValueError(
+                f"this archive is folded into {layout.buckets} buckets; a fold cannot change "
+                f"that (asked for {buckets}). Leave --buckets out."
+            )
+        if buckets is not None and (buckets < 1 or buckets & (buckets - 1)):
+            raise ValueError(f"buckets must be a power of two, got {buckets}")
+        count = layout.buckets or buckets or choose_buckets(_count_customers(archive))
+        report = FoldReport(through=through, buckets=count)
+        # The record goes first: "folded through" is an upper bound that commits use to decide
+        # where to look, so it may run ahead of a fold that is discarded, never behind one.
+        newest = max(d for d in (through, layout.folded_through) if d is not None)
+        atomic_write_bytes(
+            archive.fs,
+            archive.path(LAYOUT_NAME),
+            Layout(buckets=count, folded_through=newest).to_json(),
+        )
+        _Fold(archive, through, count, report).run()
+    finally:
+        lock.release()
+    report.seconds = time.perf_counter() - started
+    log.info(
+        "fold through %s into %d buckets: rows %s; files written %s, replaced %s",
+        through,
+        report.buckets,
+        {k: v for k, v in report.rows_folded.items() if v},
+        {k: v for k, v in report.files_written.items() if v},
+        {k: v for k, v in report.files_replaced.items() if v},
+    )
+    return report
+
+
+def _count_customers(archive: Archive) -> int:
+    paths = list_files(archive.fs, archive.path("customers"), recursive=True)
+    paths += list_files(archive.fs, archive.path("items"), recursive=True)
+    if not paths:
+        return 0
+    ids = [pq.read_table(p, columns=["customer_id"], filesystem=archive.fs)[0] for p in paths]
+    chunks = [chunk for column in ids for chunk in column.chunks]
+    return int(pc.count_distinct(pa.chunked_array(chunks, pa.string())).as_py())
+
+
+class _Fold:
+    """One fold: selects the rows leaving the recent tier, shuffles them into buckets, commits."""
+
+    def __init__(self, archive: Archive, through: date, buckets: int, report: FoldReport) -> None:
+        self.archive, self.fs, self.root = archive, archive.fs, archive.root
+        self.through, self.buckets, self.report = through, buckets, report
+        stamp = archive.clock().strftime("%Y%m%dT%H%M%S")
+        self.fold_id = f"fold-{stamp}-{uuid.uuid4().hex[:8]}"
+        self.staging = join(self.root, STAGING_DIR, self.fold_id)
+        self.staged: dict[str, list[WrittenFile]] = {}
+        self.deletes: list[str] = []
+
+    def _hook(self, point: str) -> None:
+        if self.archive.crash_hook is not None:
+            self.archive.crash_hook(point)
+
+    def _writer(self, dataset: str, partition: str) -> DatasetWriter:
+        def on_file(written: WrittenFile) -> None:
+            self.staged.setdefault(dataset, []).append(written)
+            self._hook(f"fold:staged:{dataset}")
+
+        return DatasetWriter(
+            self.fs,
+            join(self.staging, dataset),
+            dataset,
+            DATASETS[dataset],
+            file_prefix=f"part-{self.fold_id}",
+            partition=partition,
+            max_file_bytes=self.archive.max_file_bytes,
+            on_file=on_file,
+        )
+
+    def run(self) -> None:
+        self.fs.create_dir(self.staging, recursive=True)
+        for dataset in FOLDED_DATASETS:
+            self.report.rows_folded[dataset] = 0
+            self.report.files_written[dataset] = 0
+            self.report.files_replaced[dataset] = 0
+            self._fold(dataset)
+        if not self.deletes and not self.staged:
+            self.fs.delete_dir(self.staging)
+            return
+        planner = CommitPlanner(
+            fs=self.fs,
+            root=self.root,
+            staging_root=self.staging,
+            job_id=self.fold_id,
+            staged=self.staged,
+            make_writer=self._writer,
+            compact_below_bytes=self.archive.compact_below_bytes,
+            deletes=self.deletes,
+        )
+        planner.update_index()
+        moves = [
+            (relative(self.root, f.path), relative(self.staging, f.path))
+            for files in self.staged.values()
+            for f in files
+        ]
+        intent = CommitIntent(
+            job_id=self.fold_id,
+            moves=moves,
+            deletes=[relative(self.root, p) for p in planner.deletes],
+            manifest={},
+            summary={"fold_through": self.through.isoformat(), "buckets": self.buckets},
+        )
+        write_intent(self.fs, self.root, intent)
+        self._hook("fold:intent_written")
+        execute_intent(self.fs, self.root, intent, self.archive.crash_hook)
+        _remove_empty_dirs(self.fs, {join(self.root, p).rsplit("/", 1)[0] for p in intent.deletes})
+
+    # -- choosing what leaves ---------------------------------------------------------------
+
+    def _is_old(self, column: pa.ChunkedArray | pa.Array) -> pa.Array:
+        """Rows dated on or before the cut-off day (UTC)."""
+        days = pc.cast(column, pa.date32())
+        return pc.fill_null(pc.less_equal(days, pa.scalar(self.through, pa.date32())), False)
+
+    def _leaving(self, dataset: str) -> tuple[list[str], list[str]]:
+        """(files that leave whole, transcript shard files that lose some rows)."""
+        base = self.archive.path(dataset)
+        if dataset == "items":
+            whole = []
+            for name in list_dirs(self.fs, base):
+                day = day_of_partition(name)
+                if day is not None and day <= self.through:
+                    whole += list_files(self.fs, join(base, name))
+            return whole, []
+        if dataset == "transcripts":
+            split = []
+            for name in list_dirs(self.fs, base):
+                if name == folded_dir(dataset):
+                    continue
+                for path in list_files(self.fs, join(base, name)):
+                    ages = pq.read_table(path, columns=[_AGE[dataset]], filesystem=self.fs)[0]
+                    if pc.any(self._is_old(ages)).as_py():
+                        split.append(path)
+            return [], split
+        # Per-job and per-run directories leave whole once their newest row is old enough.
+        whole = []
+        for name in list_dirs(self.fs, base):
+            if name == folded_dir(dataset):
+                continue
+            paths = list_files(self.fs, join(base, name))
+            if not paths:
+                continue
+            ages = [pq.read_table(p, columns=[_AGE[dataset]], filesystem=self.fs)[0] for p in paths]
+            newest = pc.max(pa.chunked_array([c for a in ages for c in a.chunks])).as_py()
+            if newest is not None and newest.date() <= self.through:
+                whole += paths
+        return whole, []
+
+    def _batches(self, path: str) -> Iterator[pa.RecordBatch]:
+        with self.fs.open_input_file(path) as handle:
+            yield from pq.ParquetFile(handle).iter_batches(batch_size=64 * 1024)
+
+    # -- the shuffle ------------------------------------------------------------------------
+
+    def _fold(self, dataset: str) -> None:
+        whole, split = self._leaving(dataset)
+        if not whole and not split:
+            return
+        sizes = [i.size or 0 for i in self.fs.get_file_info(whole + split)]
+        slices = max(1, math.ceil(sum(sizes) * _EXPANSION / _SLICE_BYTES))
+        per_slice = math.ceil(self.buckets / slices)
+        spill = _Spill(self.fs, join(self.staging, "_spill", dataset), slices)
+        moved = 0
+        for path in whole:
+            for batch in self._batches(path):
+                moved += spill.add(self._tagged(batch, per_slice))
+            self.deletes.append(path)
+        if split:
+            for path in split:
+                partition = path[len(self.archive.path(dataset)) + 1 :].rsplit("/", 1)[0]
+                stay = self._writer(dataset, partition)
+                for batch in self._batches(path):
+                    old = self._is_old(batch.column(_AGE[dataset]))
+                    moved += spill.add(self._tagged(batch.filter(old), per_slice))
+                    stay.write_batch(batch.filter(pc.invert(old)))
+                stay.close()
+                self.deletes.append(path)
+        spill.close()
+        self.report.rows_folded[dataset] = moved
+        self.report.files_replaced[dataset] += len(whole) + len(split)
+        for number in range(slices):
+            rows = spill.read(number)
+            if rows is None:
+                continue
+            self._write_buckets(dataset, rows)
+        self._hook(f"fold:shuffled:{dataset}")
+
+    def _tagged(self, batch: pa.RecordBatch, per_slice: int) -> tuple[pa.RecordBatch, np.ndarray]:
+        """The batch with its rows' bucket, and each row's shuffle slice."""
+        buckets = customer_bucket(batch.column("customer_id"), self.buckets)
+        tagged = batch.append_column(_BUCKET, pa.array(buckets.astype(np.int32)))
+        return tagged, buckets // per_slice
+
+    def _write_buckets(self, dataset: str, rows: pa.Table) -> None:
+        """Merge one slice's rows with the folded files of their buckets; write each bucket."""
+        base = self.archive.path(dataset)
+        bucket_column = np.asarray(rows.column(_BUCKET).combine_chunks())
+        rows = rows.drop_columns([_BUCKET])
+        order = np.argsort(bucket_column, kind="stable")
+        ordered = bucket_column[order]
+        rows = rows.take(pa.array(order))
+        starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+        ends = np.concatenate((starts[1:], [len(ordered)]))
+        for start, end in zip(starts, ends, strict=True):
+            bucket = int(ordered[start])
+            partition = folded_partition(dataset, bucket)
+            existing = list_files(self.fs, join(base, partition))
+            parts = [rows.slice(int(start), int(end - start))]
+            for path in existing:
+                parts.append(pq.read_table(path, filesystem=self.fs, schema=DATASETS[dataset]))
+                self.deletes.append(path)
+            merged = pa.concat_tables(parts).sort_by([(c, "ascending") for c in _ORDER[dataset]])
+            with self._writer(dataset, partition) as writer:
+                writer.write_batches(merged.combine_chunks().to_batches())
+            self.report.files_replaced[dataset] += len(existing)
+            self.report.files_written[dataset] += 1
+
+
+class _Spill:
+    """Rows parked by shuffle slice in LZ4-compressed Arrow IPC files under the staging area."""
+
+    def __init__(self, fs: pafs.FileSystem, directory: str, slices: int) -> None:
+        self.fs, self.directory, self.slices = fs, directory, slices
+        self._writers: dict[int, ipc.RecordBatchFileWriter] = {}
+        self._sinks: dict[int, pa.NativeFile] = {}
+        fs.create_dir(directory, recursive=True)
+
+    def _path(self, number: int) -> str:
+        return join(self.directory, f"{number:05d}.arrow")
+
+    def add(self, tagged: tuple[pa.RecordBatch, np.ndarray]) -> int:
+        batch, slice_of = tagged
+        if batch.num_rows == 0:
+            return 0
+        order = np.argsort(slice_of, kind="stable")
+        ordered = slice_of[order]
+        batch = batch.take(pa.array(order))
+        starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+        ends = np.concatenate((starts[1:], [len(ordered)]))
+        for start, end in zip(starts, ends, strict=True):
+            number = int(ordered[start])
+            writer = self._writers.get(number)
+            if writer is None:
+                sink = self.fs.open_output_stream(self._path(number))
+                options = ipc.IpcWriteOptions(compression="lz4")
+                writer = ipc.new_file(sink, batch.schema, options=options)
+                self._writers[number], self._sinks[number] = writer, sink
+            writer.write_batch(batch.slice(int(start), int(end - start)))
+        return int(batch.num_rows)
+
+    def close(self) -> None:
+        for number, writer in self._writers.items():
+            writer.close()
+            self._sinks[number].close()
+
+    def read(self, number: int) -> pa.Table | None:
+        if number not in self._writers:
+            return None
+        with self.fs.open_input_file(self._path(number)) as handle:
+            table = ipc.open_file(handle).read_all()
+        self.fs.delete_file(self._path(number))
+        return table
