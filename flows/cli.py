@@ -10,6 +10,7 @@ from flows.cli_delete import apply, audit_verify, delete
 from flows.cli_demo import demo
 from flows.cli_enrich import enrich
 from flows.cli_export import export
+from flows.cli_fold import fold
 from flows.cli_plan import plan
 from flows.cli_policies import holds_hash, validate
 from flows.exit_codes import EXIT_FAILED, EXIT_USAGE
@@ -40,6 +41,7 @@ def root() -> None:
 
 app.command(name="export")(export)
 app.command(name="enrich")(enrich)
+app.command(name="fold")(fold)
 app.command(name="plan")(plan)
 app.command(name="apply")(apply)
 app.command(name="delete")(delete)

@@ -114,7 +114,7 @@ def export(
             console.print(f"[red]Gladly request failed:[/red] {exc}")
             raise typer.Exit(EXIT_FAILED) from None
     _print_export_report(console, report)
-    if report.archived:
+    if report.archived or report.folded is not None:
         # Paid here, once per change, so that planning starts from saved fact tables.
         refresh_facts(report.root)
     if report.failed:
@@ -132,6 +132,9 @@ def _print_export_report(console: Console, report: ExportReport) -> None:
     for dataset, rows in sorted(report.rows_by_dataset().items()):
         table.add_row(f"rows → {dataset}", str(rows))
     table.add_row("quarantined lines", str(report.quarantined))
+    if report.folded is not None:
+        folded = sum(report.folded.rows_folded.values())
+        table.add_row(f"rows folded (dated ≤ {report.folded.through})", str(folded))
     console.print(table)
     for outcome in report.failed:
         console.print(f"[red]FAILED[/red] job {outcome.job_id}: {outcome.error}")

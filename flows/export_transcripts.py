@@ -64,7 +64,7 @@ def export_transcripts(
             archive_one=lambda job, now: archive_job(client, archive, job, now),
             audit_key=optional_audit_key(),
         )
-    if report.archived:
+    if report.archived or report.folded is not None:
         refresh_plan_facts(report.root)
     for outcome in report.failed:
         logger.error("export job %s could not be archived: %s", outcome.job_id, outcome.error)
@@ -104,6 +104,7 @@ def summarize(report: ExportReport) -> dict[str, Any]:
         "erased_customers_purged_again": (
             report.reappeared.repurged if report.reappeared is not None else None
         ),
+        "folded_through": None if report.folded is None else report.folded.through.isoformat(),
     }
 
 

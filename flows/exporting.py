@@ -22,6 +22,7 @@ from gladly_archive.convert import (
     convert_items_file,
     convert_topics_file,
 )
+from gladly_archive.fold import FoldReport, fold_archive, fold_due
 from gladly_client import GladlyClient, GladlyError
 from gladly_client.models import ExportJob
 
@@ -123,6 +124,8 @@ class ExportReport:
     warnings: list[ExpiryWarning] = field(default_factory=list)
     # Erased customers who came back, and erased ids an older job re-imported (then purged).
     reappeared: ReappearedReport | None = None
+    # The fold this run did (about monthly: rows older than a month into customer buckets).
+    folded: FoldReport | None = None
 
     @property
     def ok(self) -> bool:
@@ -307,12 +310,15 @@ def run_export(
     on_job: Callable[[JobOutcome], None] | None = None,
     archive_one: Callable[[ExportJob, datetime], JobOutcome] | None = None,
     audit_key: bytes | None = None,
+    fold: bool = True,
 ) -> ExportReport:
     """Archive every completed, not yet archived export job, oldest first, one commit per job.
 
     `archive_one(job, now)` replaces the per-job step (the Prefect flow passes a task here).
     Erased ids a job re-imported are purged again; with `audit_key`, a new profile holding an
-    erased customer's email or phone (keyed hashes) is reported as reappeared.
+    erased customer's email or phone (keyed hashes) is reported as reappeared. With `fold`,
+    once the recent tier holds more than two months the archive is folded through a month ago
+    (gladly_archive.fold), which keeps erasing a customer cheap.
     """
     now = _aware(now or datetime.now(UTC))
     report = ExportReport(root=str(archive.root))
@@ -344,6 +350,15 @@ def run_export(
         # key, new profiles holding an erased customer's contact are reported as well.
         jobs = [o.job_id for o in report.archived]
         report.reappeared = check_reappeared(archive, jobs, audit_key)
+    through = fold_due(archive, now.date()) if fold else None
+    if through is not None:
+        report.folded = fold_archive(archive, through)
+        logger.info(
+            "folded rows dated up to %s into %d customer buckets (%.1f s)",
+            through,
+            report.folded.buckets,
+            report.folded.seconds,
+        )
     archived_now = archive.archived_job_ids()
     report.warnings = expiry_warnings(
         [job for job in pending.completed if job.id not in archived_now],

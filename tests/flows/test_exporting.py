@@ -7,7 +7,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pyarrow.compute as pc
@@ -205,6 +205,39 @@ def test_a_cut_short_download_is_retried_and_never_archived_as_complete(
         for entry in record["files"]:
             on_disk = sandbox.exports.file_path(record["job_id"], entry["name"]).read_bytes()
             assert entry["bytes_read"] == len(on_disk)
+
+
+def test_an_export_run_folds_rows_older_than_a_month_without_changing_them(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    folded, plain = Archive.open(tmp_path / "folded"), Archive.open(tmp_path / "plain")
+    with _client(sandbox) as client:
+        report = run_export(client, folded, now=NOW)
+        run_export(client, plain, now=NOW, fold=False)
+        again = run_export(client, folded, now=NOW)
+    through = NOW.date() - timedelta(days=31)
+    assert report.folded is not None
+    assert report.folded.through == through
+    assert report.folded.rows_folded["items"] > 0
+    assert again.folded is None  # the recent tier holds a month now: nothing due
+    assert _snapshot(folded) == _snapshot(plain)
+    for name in ("items", "transcripts"):
+        assert (
+            folded.dataset(name)
+            .to_table()
+            .sort_by([("item_id" if name == "items" else "conversation_id", "ascending")])
+            .drop_columns(["built_at"] if name == "transcripts" else [])
+            .equals(
+                plain.dataset(name)
+                .to_table()
+                .sort_by([("item_id" if name == "items" else "conversation_id", "ascending")])
+                .drop_columns(["built_at"] if name == "transcripts" else [])
+            )
+        )
+    recent = [p for p in (tmp_path / "folded" / "items").iterdir() if p.name != "folded"]
+    assert recent
+    assert all(date.fromisoformat(p.name) > through for p in recent)
+    assert not [p for p in (tmp_path / "plain" / "items").iterdir() if p.name == "folded"]
 
 
 def test_jobs_close_to_expiry_and_failed_jobs_are_reported(tmp_path: Path) -> None:
