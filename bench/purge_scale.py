@@ -1,32 +1,33 @@
 """Purging 100 customers vs rewriting the whole archive, at 10 M items: the ≤ 0.1 goal.
 
     .venv/bin/python bench/purge_scale.py [--items 10000000] [--customers 1000000]
-        [--layout current|clustered|both] [--cluster-files 8] [--purge 100] [--keep]
+        [--layout folded|recent|both|clustered] [--buckets N] [--cluster-files 8]
+        [--purge 100] [--keep]
 
-Builds (vectorised, in a child process) an archive in the archive's own layout: 3 years of
-daily export jobs; ~4 items a conversation (5 % CUSTOMER_ACTIVITY items without one) within a
-day or two of its start; ~2.5 conversations a customer at random times; one items file per
-date partition written by that day's job; customers/job=<day>/ with the customers of the
-day's items; transcripts built by gladly_archive.build_transcripts into the 16 conversation
-buckets (one file each, as commits leave them after folding); weekly enrichment runs
-(conversations/, customer_profiles/); a few quarantined raw lines; and the customer file index
-with exactly the rows merge.update_index writes (each job's rows sorted by customer, files of
-2 M rows). Ids are random 22-character URL-safe strings like Gladly's; texts are words drawn
-from a skewed vocabulary, and raw_json repeats the item as JSON, so sizes and compression are
-those of real items. Agents, topics and the manifest are left out (the purge never opens
-them).
+Builds (vectorised, in a child process) an archive as exports leave it, all in the recent
+tier: 3 years of daily export jobs; ~4 items a conversation (5 % CUSTOMER_ACTIVITY items
+without one) within a day or two of its start; ~2.5 conversations a customer at random times;
+one items file per day directory written by that day's job; customers/job=<day>/ with the
+customers of the day's items; transcripts built by gladly_archive.build_transcripts into the
+16 conversation shards; weekly enrichment runs (conversations/, customer_profiles/); a few
+quarantined raw lines; and the customer file index with exactly the rows merge.update_index
+writes (each job's rows sorted by customer, files of 2 M rows). Ids are random 22-character
+URL-safe strings like Gladly's; texts are words drawn from a skewed vocabulary, and raw_json
+repeats the item as JSON, so sizes and compression are those of real items. Agents, topics and
+the manifest are left out (the purge never opens them).
 
-Then, in another child: (a) rewrites every file of the datasets a purge may touch (read each
-row group, write it with the same codec, temporary name, fsync, rename: the purge's own I/O),
-(b0) purges 100 unknown ids (the fixed cost: index read, enrichment and quarantine scans),
-(b) purges 100 random customers, and prints b/a, the files and bytes touched per dataset,
-and three DuckDB scans of items an analyst would run.
-
-``--layout clustered`` builds the smallest layout change that localises a customer's rows: every
-file of the current layout split into ``--cluster-files`` files by customer (hash), transcripts
-partitioned by the date of the conversation's first item instead of 16 buckets. ``both``
-measures both in one run and also prints the clustered figures as ratios to the current
-layout's (its own baseline grows with its file count, so b/a alone flatters it).
+Then, in another child: for ``folded`` (the default, the layout the export flow keeps) (f) the
+archive's own fold_archive moves everything but the last month into customer buckets, as the
+export run does once a month; (a) rewrites every file of the datasets a purge may touch (read
+each row group, write it with the same codec, temporary name, fsync, rename: the purge's own
+I/O); (b0) purges 100 unknown ids (the fixed cost: index read, enrichment and quarantine
+scans); (b) purges 100 random customers, and prints b/a, the files and bytes touched per
+dataset, and three DuckDB scans of items an analyst would run. ``recent`` measures the archive
+never folded; ``both`` measures both in one run and prints the folded figures also as ratios to
+the recent-only ones (the folded baseline has more files, so b/a alone flatters it).
+``--buckets`` folds into that many buckets instead of the archive's choice (2,048 here).
+``clustered`` is an earlier experiment: every recent file split into ``--cluster-files`` files
+by customer.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ import tempfile
 import time
 import zlib
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -229,7 +230,7 @@ class Builder:
     def write_items(
         self, conv_of: Ints, cust_of: Ints, ts: Ints, kind: Ints, day_of: Ints
     ) -> pa.Table:
-        """items/date=…/ by 32-day chunks; returns the columns transcripts are built from."""
+        """items/<day>/ by 32-day chunks; returns the columns transcripts are built from."""
         rng = self.rng
         bounds = np.searchsorted(day_of, np.arange(0, DAYS + 32, 32))
         types = pa.array([*TYPES, "CUSTOMER_ACTIVITY"])
@@ -264,6 +265,7 @@ class Builder:
                 "conversation_id": conv_ids,
                 "customer_id": cust_ids,
                 "timestamp": stamp,
+                "date": pc.cast(stamp, pa.date32()),
                 "initiator_type": who,
                 "content_type": content,
                 "text": text.cast(pa.large_string()),
@@ -276,12 +278,12 @@ class Builder:
 
             def name(key: int) -> str:
                 label = day_label(key // self.cells)
-                return f"items/date={label}/part-exp-{label}-{key % self.cells}.parquet"
+                return f"items/{label}/part-exp-{label}-{key % self.cells}.parquet"
 
             written, files = write_cells(self.root, table, day * self.cells + self.cell(cust), name)
             file_of[lo:hi] = files + len(paths)
             paths += written
-        jobs = ["exp-" + p.split("/")[1].removeprefix("date=") for p in paths]
+        jobs = ["exp-" + p.split("/")[1] for p in paths]
         self.add_index("items", cust_of, paths, file_of, jobs)
         return pa.concat_tables(sources)
 
@@ -339,7 +341,7 @@ class Builder:
             if self.cluster:
                 parts.append(built)
                 continue
-            path = f"transcripts/bucket={bucket:02d}/part-{last}-{bucket}.parquet"
+            path = f"transcripts/shard-{bucket:02d}/part-{last}-{bucket}.parquet"
             written, file_of = write_cells(
                 self.root, built, np.zeros(len(cust), np.int64), lambda _, p=path: p
             )
@@ -353,7 +355,7 @@ class Builder:
 
         def name_of(key: int) -> str:
             label = day_label(key // self.cells)
-            return f"transcripts/date={label}/part-{last}-{key % self.cells}.parquet"
+            return f"transcripts/{label}/part-{last}-{key % self.cells}.parquet"
 
         paths, file_of = write_cells(self.root, built, day * self.cells + self.cell(cust), name_of)
         self.add_index("transcripts", cust, paths, file_of, last)
@@ -507,11 +509,24 @@ def scans(root: Path, customer: str) -> dict[str, float]:
     return timings
 
 
-def measure(root: Path, purge: int, seed: int) -> dict[str, Any]:
-    """Child process: baseline rewrite, scans, no-op purge, purge; one JSON line."""
+def measure(root: Path, purge: int, seed: int, fold: bool, buckets: int | None) -> dict[str, Any]:
+    """Child process: (fold,) baseline rewrite, scans, no-op purge, purge; one JSON line."""
     from gladly_archive import Archive, purge_customers
+    from gladly_archive.fold import KEEP_DAYS, fold_archive
 
     archive = Archive(root)
+    folded: dict[str, Any] = {}
+    if fold:
+        # What the export flow does once the recent tier outgrows two months; the first fold
+        # of an archive that never was (as here) moves all but the last month.
+        through = date.fromisoformat(day_label(DAYS - 1)) - timedelta(days=KEEP_DAYS)
+        fold_report = fold_archive(archive, through, buckets=buckets)
+        folded = {
+            "fold_s": fold_report.seconds,
+            "buckets": fold_report.buckets,
+            "rows": sum(fold_report.rows_folded.values()),
+            "through": through.isoformat(),
+        }
     files = data_files(root)
     before = stats(files)
     index = archive.dataset("_index/customer_files").to_table(columns=["customer_id", "dataset"])
@@ -563,6 +578,7 @@ def measure(root: Path, purge: int, seed: int) -> dict[str, Any]:
         "not_purged": report.not_purged,
         "left": left,
         "scans": timings,
+        "fold": folded,
     }
 
 
@@ -595,6 +611,12 @@ def show(
     print(f"   files: {listing}")
     spread = ", ".join(f"{k} {v:.2f}" for k, v in result["spread"].items())
     print(f"   files holding one customer's rows, on average: {spread}")
+    if result["fold"]:
+        fold = result["fold"]
+        print(
+            f"   (f) fold through {fold['through']} into {fold['buckets']:,} customer buckets: "
+            f"{fold['fold_s']:.1f} s for {fold['rows']:,} rows (paid once a month)"
+        )
     print(
         f"   (a) rewrite whole archive: {rewrite:.1f} s "
         f"({total_files:,} files, {megabytes(total_bytes)})"
@@ -610,9 +632,9 @@ def show(
     )
     if current is not None:
         print(
-            f"       against the current layout of this run: (a) x "
+            f"       against the recent-only layout of this run: (a) x "
             f"{rewrite / current['rewrite_s']:.2f}, (b) x {purge / current['purge_s']:.2f}; "
-            f"(b) = {purge / current['rewrite_s']:.3f} x the current layout's (a)"
+            f"(b) = {purge / current['rewrite_s']:.3f} x the recent-only layout's (a)"
         )
     touched_bytes = sum(t[1] for t in result["touched"].values())
     parts = [
@@ -628,7 +650,7 @@ def show(
     removed = ", ".join(f"{k} {v:,}" for k, v in result["rows_removed"].items())
     print(f"       rows removed: {removed}")
     timings = ", ".join(
-        f"{k} {v:.2f} s" + (f" ({v / current['scans'][k]:.2f} x current)" if current else "")
+        f"{k} {v:.2f} s" + (f" ({v / current['scans'][k]:.2f} x recent-only)" if current else "")
         for k, v in result["scans"].items()
     )
     print(f"   analyst scans of items (DuckDB, 2 threads): {timings}")
@@ -638,7 +660,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--items", type=int, default=10_000_000)
     parser.add_argument("--customers", type=int, default=1_000_000)
-    parser.add_argument("--layout", choices=["current", "clustered", "both"], default="current")
+    parser.add_argument(
+        "--layout", choices=["folded", "recent", "clustered", "both"], default="folded"
+    )
     parser.add_argument("--cluster-files", type=int, default=8)
     parser.add_argument("--purge", type=int, default=100)
     parser.add_argument("--seed", type=int, default=11)
@@ -646,15 +670,20 @@ def main() -> None:
     parser.add_argument("--build")
     parser.add_argument("--measure")
     parser.add_argument("--cluster", type=int, default=0)
+    parser.add_argument("--fold", action="store_true")
+    parser.add_argument(
+        "--buckets", type=int, help="fold into this many buckets (default: the archive's choice)"
+    )
     args = parser.parse_args()
     if args.build:
         builder = Builder(Path(args.build), args.items, args.customers, args.cluster, args.seed)
         print(json.dumps(builder.build()))
         return
     if args.measure:
-        print(json.dumps(measure(Path(args.measure), args.purge, args.seed)))
+        measured = measure(Path(args.measure), args.purge, args.seed, args.fold, args.buckets)
+        print(json.dumps(measured))
         return
-    layouts = ["current", "clustered"] if args.layout == "both" else [args.layout]
+    layouts = ["recent", "folded"] if args.layout == "both" else [args.layout]
     current: dict[str, Any] | None = None
     for layout in layouts:
         cluster = args.cluster_files if layout == "clustered" else 0
@@ -670,14 +699,17 @@ def main() -> None:
                 purge=args.purge,
                 seconds=time.perf_counter() - started,
             )
-            result = json.loads(
-                child(
-                    ["--measure", str(root), "--purge", str(args.purge), "--seed", str(args.seed)]
-                )
-            )
-            label = "current layout" if not cluster else f"clustered layout ({cluster} files)"
+            measuring = ["--measure", str(root), "--purge", str(args.purge)]
+            measuring += ["--seed", str(args.seed)] + (["--fold"] if layout == "folded" else [])
+            measuring += ["--buckets", str(args.buckets)] if args.buckets else []
+            result = json.loads(child(measuring))
+            label = {
+                "recent": "recent-only layout (never folded)",
+                "folded": "folded layout (the last month recent, older rows in customer buckets)",
+                "clustered": f"clustered experiment ({cluster} files a directory)",
+            }[layout]
             show(label, built, result, current)
-            if layout == "current":
+            if layout == "recent":
                 current = result
         finally:
             if args.keep:
