@@ -46,8 +46,8 @@ def fold(
     changed or dropped; readers see the same tables before and after.
     """
     day = through.date() if through else datetime.now(UTC).date() - timedelta(days=KEEP_DAYS)
-    archive = Archive.open(resolve_root(root))
     try:
+        archive = Archive.open(resolve_root(root))
         report = fold_archive(archive, day, buckets=buckets)
     except ValueError as exc:
         console.print(f"[red]fold refused:[/red] {exc}")

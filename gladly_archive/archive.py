@@ -22,6 +22,7 @@ from gladly_archive.layout import (
     MANIFEST_DIR,
     PARTITION_FIELDS,
     STAGING_DIR,
+    check_layout,
     validate_job_id,
 )
 from gladly_archive.schemas import DATASETS, SCHEMA_VERSION
@@ -149,6 +150,8 @@ class Archive:
         """
         if name not in DATASETS:
             raise ValueError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}")
+        if name in ("items", "transcripts"):
+            check_layout(self.fs, self.root)
         schema = DATASETS[name]
         partition = PARTITION_FIELDS[name]
         if partition is not None and partition.name not in schema.names:

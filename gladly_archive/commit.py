@@ -24,7 +24,13 @@ from gladly_archive.fs import (
     read_bytes,
     remove_dir,
 )
-from gladly_archive.layout import INTENT_NAME, MANIFEST_DIR, STAGING_DIR, manifest_name
+from gladly_archive.layout import (
+    INTENT_NAME,
+    MANIFEST_DIR,
+    STAGING_DIR,
+    check_layout,
+    manifest_name,
+)
 from gladly_archive.schemas import MANIFEST
 
 __all__ = [
@@ -190,6 +196,7 @@ def recover_staging(fs: pafs.FileSystem, root: str, hook: CrashHook | None = Non
     roll forward. Neither: discard; nothing of it ever became visible, and the job is redone.
     Must run under the writer lock.
     """
+    check_layout(fs, root)
     rolled: list[str] = []
     for job_id in list_dirs(fs, join(root, STAGING_DIR)):
         if job_id.startswith("."):

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
-from gladly_archive.fs import exists, join, read_bytes
+from gladly_archive.fs import ArchiveError, exists, join, list_dirs, read_bytes
 
 __all__ = [
     "DOWNLOADS_DIR",
@@ -28,6 +28,8 @@ __all__ = [
     "QUARANTINE_DIR",
     "STAGING_DIR",
     "Layout",
+    "OldLayoutError",
+    "check_layout",
     "customer_bucket",
     "day_of_partition",
     "day_partition",
@@ -186,3 +188,26 @@ def read_layout(fs: pafs.FileSystem, root: str) -> Layout:
         buckets=body.get("buckets"),
         folded_through=None if through is None else date.fromisoformat(through),
     )
+
+
+class OldLayoutError(ArchiveError, ValueError):
+    """The archive was written by layout 1 (before the folded tier)."""
+
+
+def check_layout(fs: pafs.FileSystem, root: str) -> None:
+    """Raise OldLayoutError if ``root`` holds layout-1 directories (``items/date=…``,
+    ``transcripts/bucket=…``): their items lack the ``date`` column and commits would not find
+    their rows, so nothing reads or writes such an archive by mistake."""
+    old = [
+        f"{dataset}/{name}"
+        for dataset, prefix in (("items", "date="), ("transcripts", "bucket="))
+        for name in list_dirs(fs, join(root, dataset))
+        if name.startswith(prefix)
+    ]
+    if old:
+        raise OldLayoutError(
+            f"the archive at {root} was written by an earlier release (layout 1: {old[0]} and "
+            f"{len(old) - 1} more directories like it); this release reads layout 2. Export into "
+            "a new root (--root or GLADLY_PIPELINE_ROOT) and remove the old one once the new "
+            "one holds every job Gladly still lists, or keep using the earlier release on it."
+        )

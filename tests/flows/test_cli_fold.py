@@ -61,3 +61,14 @@ def test_bad_input_is_refused_and_changes_nothing(
     assert message in result.output
     assert files(root) == snapshot
     assert not (root / "_layout.json").exists()
+
+
+def test_an_archive_of_the_earlier_layout_is_named_and_left_alone(tmp_path: Path) -> None:
+    old = tmp_path / "old" / "transcripts" / "bucket=03"
+    old.mkdir(parents=True)
+    result = runner.invoke(app, ["fold", "--root", str(tmp_path / "old")])
+    assert result.exit_code == 2
+    assert "earlier release" in result.output
+    assert "transcripts/bucket=03" in result.output
+    assert old.is_dir()
+    assert not (tmp_path / "old" / "_layout.json").exists()

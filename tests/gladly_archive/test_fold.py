@@ -21,6 +21,7 @@ from gladly_archive.archive import Archive
 from gladly_archive.fold import choose_buckets, fold_archive, fold_due
 from gladly_archive.layout import (
     FOLDED_DATASETS,
+    OldLayoutError,
     customer_bucket,
     folded_dir,
     read_layout,
@@ -317,3 +318,21 @@ def test_layout_file_is_plain_json(root: Path) -> None:
     fold_archive(Archive(root, clock=fixed_clock), PARTIAL, buckets=BUCKETS)
     body = json.loads((root / "_layout.json").read_text())
     assert body == {"version": 1, "buckets": BUCKETS, "folded_through": "2025-03-04"}
+
+
+def test_an_archive_of_the_earlier_layout_is_refused_clearly(tmp_path: Path) -> None:
+    old = tmp_path / "old"
+    (old / "items" / "date=2025-03-01").mkdir(parents=True)
+    pq.write_table(
+        items_table([item("i1", "v1", A, T0)]).drop_columns(["date"]),
+        old / "items" / "date=2025-03-01" / "part-0.parquet",
+    )
+    for attempt in (
+        lambda: Archive.open(old),
+        lambda: Archive(old).dataset("items"),
+        lambda: fold_archive(Archive(old), ALL),
+        lambda: purge_customers(Archive(old), [A]),
+    ):
+        with pytest.raises(OldLayoutError, match=r"earlier release.*items/date=2025-03-01"):
+            attempt()
+    assert sorted(p.name for p in (old / "items").iterdir()) == ["date=2025-03-01"]
