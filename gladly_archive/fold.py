@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 
 from gladly_archive.archive import Archive
 from gladly_archive.commit import CommitIntent, execute_intent, recover_staging, write_intent
-from gladly_archive.fs import atomic_write_bytes, join, list_dirs, list_files
+from gladly_archive.fs import atomic_write_bytes, exists, join, list_dirs, list_files
 from gladly_archive.layout import (
     FOLDED_DATASETS,
     LAYOUT_NAME,
@@ -120,8 +120,9 @@ def recent_days(archive: Archive) -> list[date]:
 def _remove_empty_dirs(fs: pafs.FileSystem, directories: set[str]) -> None:
     """Drop directories a fold emptied (readers skip them anyway; this keeps listings short)."""
     for directory in sorted(directories):
+        # On object stores an emptied "directory" may already be gone.
         selector = pafs.FileSelector(directory, allow_not_found=True)
-        if not fs.get_file_info(selector):
+        if exists(fs, directory) and not fs.get_file_info(selector):
             fs.delete_dir(directory)
 
 

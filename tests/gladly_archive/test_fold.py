@@ -14,6 +14,7 @@ import pandas as pd
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
@@ -336,3 +337,19 @@ def test_an_archive_of_the_earlier_layout_is_refused_clearly(tmp_path: Path) -> 
         with pytest.raises(OldLayoutError, match=r"earlier release.*items/date=2025-03-01"):
             attempt()
     assert sorted(p.name for p in (old / "items").iterdir()) == ["date=2025-03-01"]
+
+
+def test_a_fold_works_on_a_non_local_filesystem() -> None:
+    fs, _ = pafs.FileSystem.from_uri("mock:///")
+    archive = Archive.open("archive", filesystem=fs, clock=fixed_clock)
+    rows = [item("i1", "v1", A, T0), item("i2", "v2", B, T0 + timedelta(days=40))]
+    job = archive.stage_job("J1")
+    job.write_items(items_table(rows).to_batches())
+    job.commit()
+    report = fold_archive(archive, date(2025, 3, 10), buckets=BUCKETS)
+    assert report.rows_folded["items"] == 1
+    items = archive.dataset("items").to_table(columns=["item_id", "date"]).to_pylist()
+    assert sorted(r["item_id"] for r in items) == ["i1", "i2"]
+    listed = fs.get_file_info(pafs.FileSelector("archive/items", recursive=True))
+    assert any("/folded/" in i.path for i in listed)
+    assert not any(i.path.endswith("2025-03-01") for i in listed)
