@@ -7,13 +7,15 @@ import signal
 import socket
 import subprocess
 import sys
-import time
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 import requests
+from prefect.exceptions import FlowRunWaitTimeout
 
 from gladly_archive import Archive
 from gladly_archive.audit import AuditLog, verify_chain
@@ -24,6 +26,7 @@ pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 PREFECT = str(Path(sys.executable).with_name("prefect"))
+FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
 def _free_port() -> int:
@@ -53,15 +56,63 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=20)
 
 
-def _wait(check: Any, what: str, timeout: float, logs: list[Path]) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.5)  # polling a real server and worker: there is no event to wait on
+def _timed_out(what: str, logs: list[Path]) -> AssertionError:
     tails = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in logs if p.exists())
-    raise AssertionError(f"timed out waiting for {what}\n{tails}")
+    return AssertionError(f"timed out waiting for {what}\n{tails}")
+
+
+def _serving(proc: subprocess.Popen[bytes], log: Path, timeout: float) -> bool:
+    """Copy the server's output to its log; True once Uvicorn says it is serving (the line is
+    read as it is written: no polling), False if the process ends or the time runs out."""
+    ready = threading.Event()
+
+    def copy() -> None:
+        assert proc.stdout is not None
+        with log.open("wb") as out:
+            for line in proc.stdout:
+                out.write(line)
+                out.flush()
+                if b"Uvicorn running on" in line:
+                    ready.set()
+
+    threading.Thread(target=copy, daemon=True).start()
+    return ready.wait(timeout)
+
+
+async def _reach(run_id: Any, wanted: set[str], timeout: float) -> str:
+    """Wait for the flow run to enter one of ``wanted`` states, on the server's event stream
+    (subscribed before the first read, so no change is missed)."""
+    from prefect.client.orchestration import get_client
+    from prefect.events.clients import get_events_subscriber
+    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+
+    only_this_run = EventFilter(
+        event=EventNameFilter(prefix=["prefect.flow-run"]),
+        resource=EventResourceFilter(id=[f"prefect.flow-run.{run_id}"]),
+    )
+    with anyio.fail_after(timeout):
+        async with get_events_subscriber(filter=only_this_run) as events, get_client() as client:
+            run = await client.read_flow_run(run_id)
+            if run.state is not None and run.state.type.value in wanted:
+                return str(run.state.type.value)
+            async for event in events:
+                state = event.resource.get("prefect.state-type")
+                if state in wanted:
+                    return str(state)
+    raise AssertionError("unreachable")  # fail_after raises first
+
+
+def _wait_state(run_id: Any, wanted: set[str], what: str, logs: list[Path]) -> str:
+    try:
+        if wanted == FINAL:
+            # Prefect's own wait: events, then reads until the final state is visible.
+            from prefect.flow_runs import wait_for_flow_run
+
+            run = anyio.run(lambda: wait_for_flow_run(run_id, timeout=240))
+            return str(run.state.type.value)
+        return anyio.run(_reach, run_id, wanted, 240.0)
+    except (TimeoutError, FlowRunWaitTimeout):
+        raise _timed_out(what, logs) from None
 
 
 @pytest.fixture
@@ -89,22 +140,19 @@ def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
         }
         env.pop("PREFECT_PROFILE", None)
         logs = [tmp_path / "server.log", tmp_path / "worker.log"]
-        server = _start(
+        server = subprocess.Popen(
             [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            env,
-            logs[0],
+            env={**env, "PREFECT_SERVER_LOGGING_LEVEL": "INFO"},
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         worker: subprocess.Popen[bytes] | None = None
         try:
-            health = f"http://127.0.0.1:{port}/api/health"
-
-            def healthy() -> bool:
-                try:
-                    return requests.get(health, timeout=2).status_code == 200
-                except requests.RequestException:
-                    return False
-
-            _wait(healthy, "the Prefect server", 180, logs)
+            if not _serving(server, logs[0], 180):
+                raise _timed_out("the Prefect server", logs)
+            assert requests.get(f"http://127.0.0.1:{port}/api/health", timeout=10).ok
             for args in (
                 [PREFECT, "work-pool", "create", "gladly-process", "--type", "process"],
                 [PREFECT, "--no-prompt", "deploy", "--all"],
@@ -143,12 +191,7 @@ def test_deployments_run_through_a_worker_with_approval(stack: dict[str, Any]) -
     ):
         # The hourly export, run by the worker against the sandbox.
         export = _run(client, "export-transcripts/hourly", {})
-        _wait(
-            lambda: _state(client, export.id) in ("COMPLETED", "FAILED", "CRASHED"),
-            "the export run",
-            240,
-            logs,
-        )
+        _wait_state(export.id, FINAL, "the export run", logs)
         assert _state(client, export.id) == "COMPLETED", _state(client, export.id)
         assert Archive(root).dataset("items").count_rows() > 0
 
@@ -158,7 +201,7 @@ def test_deployments_run_through_a_worker_with_approval(stack: dict[str, Any]) -
 
         # A run a second person approves: paused, resumed with the plan's hash, executed.
         approved = _run(client, "apply-retention/weekly", params)
-        _wait(lambda: _state(client, approved.id) == "PAUSED", "the pause", 240, logs)
+        _wait_state(approved.id, {"PAUSED"}, "the pause", logs)
         plans = sorted((root / "_plans").iterdir())
         from retention_policies.plan import Plan
 
@@ -170,12 +213,7 @@ def test_deployments_run_through_a_worker_with_approval(stack: dict[str, Any]) -
             approved.id,
             run_input={"decision": "approve", "approver": "alice", "plan_hash": plan.hash},
         )
-        _wait(
-            lambda: _state(client, approved.id) in ("COMPLETED", "FAILED", "CRASHED"),
-            "the approved run",
-            240,
-            logs,
-        )
+        _wait_state(approved.id, FINAL, "the approved run", logs)
         assert _state(client, approved.id) == "COMPLETED"
         assert all(sb.org.raw_customer(t)["deleted"] for t in targets)
         assert sb.org.counts()["deleted_customers"] == deleted_before + len(targets)
@@ -186,7 +224,7 @@ def test_deployments_run_through_a_worker_with_approval(stack: dict[str, Any]) -
             INACTIVE.format(close="true").replace("older_than: 400", "older_than: 30")
         )
         rejected = _run(client, "apply-retention/weekly", {**params, "policies": str(recent)})
-        _wait(lambda: _state(client, rejected.id) == "PAUSED", "the second pause", 240, logs)
+        _wait_state(rejected.id, {"PAUSED"}, "the second pause", logs)
         counts = sb.org.counts()
         second = Plan.read(sorted((root / "_plans").iterdir())[-1])
         assert second.targets.num_rows > 0
@@ -195,12 +233,7 @@ def test_deployments_run_through_a_worker_with_approval(stack: dict[str, Any]) -
             rejected.id,
             run_input={"decision": "reject", "approver": "bob", "plan_hash": second.hash},
         )
-        _wait(
-            lambda: _state(client, rejected.id) in ("COMPLETED", "FAILED", "CRASHED"),
-            "the rejected run",
-            240,
-            logs,
-        )
+        _wait_state(rejected.id, FINAL, "the rejected run", logs)
         assert _state(client, rejected.id) == "COMPLETED"
         assert sb.org.counts() == counts
     decisions = [
