@@ -36,11 +36,22 @@ def plan_one_off(params: dict[str, Any], root: str) -> tuple[OneOffPlan, Path]:
 
 @task(name="execute-one-off", cache_policy=NO_CACHE, persist_result=False)
 def execute_one_off(
-    oneoff: OneOffPlan, root: str, dry_run: bool, approver: str | None, flow_name: str
+    oneoff: OneOffPlan,
+    root: str,
+    dry_run: bool,
+    approver: str | None,
+    flow_name: str,
+    holds_path: str | None,
 ) -> RunReport:
-    """Run the engine over the one-off plan."""
+    """Run the engine over the one-off plan (legal holds re-checked per target)."""
     return execute_delete(
-        oneoff, root=root, dry_run=dry_run, approver=approver, flow=flow_name, env=run_env()
+        oneoff,
+        root=root,
+        dry_run=dry_run,
+        approver=approver,
+        flow=flow_name,
+        holds_path=holds_path,
+        env=run_env(),
     )
 
 
@@ -59,11 +70,13 @@ def delete_customer_data(
     approval_threshold: int = DEFAULT_APPROVAL_THRESHOLD,
     requested_by: str | None = None,
     approval_timeout_hours: float = 24.0,
+    holds_path: str | None = None,
 ) -> dict[str, Any]:
     """Delete one subject's data: scope `profile` (whole customer), `conversations` (erase what
     the API can) or `items` (only `item_ids`). A bad input row stops everything before any
     call. In a deployment, more than `approval_threshold` targets wait for a second person's
-    approval. Needs GLADLY_AUDIT_KEY and the Gladly settings (environment or Secret blocks)."""
+    approval. Legal holds in `holds_path` win over the request, target by target. Needs
+    GLADLY_AUDIT_KEY and the Gladly settings (environment or Secret blocks)."""
     params = {
         "emails": emails or [],
         "phones": phones or [],
@@ -92,7 +105,7 @@ def delete_customer_data(
         if not decision.approved:
             raise NotApprovedError(f"not approved ({decision.reason}): nothing was deleted")
         approver = decision.approver
-    report = execute_one_off(oneoff, archive_root, dry_run, approver, flow_name)
+    report = execute_one_off(oneoff, archive_root, dry_run, approver, flow_name, holds_path)
     publish_run(report, "delete-customer-data")
     return {
         **summarize_run(report),
@@ -113,6 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reason", default="")
     parser.add_argument("--execute", action="store_true")
     parser.add_argument("--root")
+    parser.add_argument("--holds")
     args = parser.parse_args(argv)
     result = delete_customer_data(
         emails=args.email,
@@ -124,6 +138,7 @@ def main(argv: list[str] | None = None) -> None:
         reason=args.reason,
         dry_run=not args.execute,
         root=args.root,
+        holds_path=args.holds,
     )
     print(json.dumps(result, indent=2, default=str))
 

@@ -208,6 +208,31 @@ def test_holds_added_after_planning_win(world: World) -> None:
     assert email not in (outcome[by_email].detail or "")
 
 
+def test_the_one_off_flow_honours_legal_holds(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.delete_customer_data import delete_customer_data
+
+    monkeypatch.setenv("GLADLY_BASE_URL", world.sandbox.base_url)
+    monkeypatch.setenv("GLADLY_USER", world.sandbox.user)
+    monkeypatch.setenv("GLADLY_API_TOKEN", world.sandbox.api_token)
+    held = next(c for c in world.sandbox.org.customer_ids() if not world.customer(c)["deleted"])
+    registry = HoldRegistry.empty(key=KEY.encode()).add(
+        "customer_id", held, reason="litigation", reference="L-9"
+    )
+    holds = world.tmp / "holds.yaml"
+    registry.write(holds)
+    result = delete_customer_data(
+        customer_ids=[held],
+        dry_run=False,
+        close_open_conversations=True,
+        root=str(world.root),
+        holds_path=str(holds),
+    )
+    assert result["outcomes"] == {o.HELD: 1}
+    assert world.customer(held)["deleted"] is False
+
+
 def test_item_redaction_is_verified(world: World) -> None:
     plan_dir, plan_hash, targets = world.plan(CALLS)
     assert targets
