@@ -8,6 +8,9 @@ import posixpath
 import uuid
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
 __all__ = [
@@ -180,6 +183,25 @@ def list_files(fs: pafs.FileSystem, directory: str, *, recursive: bool = False) 
             continue
         found.append(info.path)
     return sorted(found)
+
+
+def rows_by_file(
+    fs: pafs.FileSystem,
+    paths: list[str],
+    schema: pa.Schema,
+    where: pc.Expression,
+    columns: list[str],
+) -> dict[str, pa.Table]:
+    """The rows of ``paths`` matching ``where``, by file, for the files that hold any. Reads only
+    ``columns`` (and the filter's), several files at a time."""
+    if not paths:
+        return {}
+    dataset = ds.dataset(paths, schema=schema, format="parquet", filesystem=fs)
+    found: dict[str, list[pa.RecordBatch]] = {}
+    for tagged in dataset.scanner(columns=columns, filter=where).scan_batches():
+        if tagged.record_batch.num_rows:
+            found.setdefault(tagged.fragment.path, []).append(tagged.record_batch)
+    return {path: pa.Table.from_batches(batches) for path, batches in found.items()}
 
 
 def list_dirs(fs: pafs.FileSystem, directory: str) -> list[str]:

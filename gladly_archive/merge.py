@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -14,7 +13,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from gladly_archive.fs import delete_if_exists, join, list_dirs, list_files
+from gladly_archive.fs import delete_if_exists, join, list_dirs, list_files, rows_by_file
 from gladly_archive.layout import (
     INDEX_DIR,
     day_of_partition,
@@ -33,7 +32,6 @@ from gladly_archive.writer import DatasetWriter, WrittenFile
 
 __all__ = ["CommitPlanner", "WriterFactory"]
 
-log = logging.getLogger(__name__)
 
 # (dataset directory, partition directory) -> a writer into the job's staging area.
 WriterFactory = Callable[[str, str], DatasetWriter]
@@ -121,14 +119,7 @@ class CommitPlanner:
     ) -> dict[str, pa.Table]:
         """The rows matching ``where`` in the dataset's folded tier, by file (files with any)."""
         paths = list_files(self.fs, join(self.root, dataset, folded_dir(dataset)), recursive=True)
-        if not paths:
-            return {}
-        dataset_ = ds.dataset(paths, schema=DATASETS[dataset], format="parquet", filesystem=self.fs)
-        found: dict[str, list[pa.RecordBatch]] = {}
-        for tagged in dataset_.scanner(columns=columns or [], filter=where).scan_batches():
-            if tagged.record_batch.num_rows:
-                found.setdefault(tagged.fragment.path, []).append(tagged.record_batch)
-        return {path: pa.Table.from_batches(batches) for path, batches in found.items()}
+        return rows_by_file(self.fs, paths, DATASETS[dataset], where, columns or [])
 
     def _dedupe_within_job(self, partition: str) -> pa.Array:
         """Keep the last row of every item id in this partition's staged files; return the ids."""

@@ -26,6 +26,7 @@ from gladly_archive.fs import (
     join,
     list_dirs,
     list_files,
+    rows_by_file,
     temp_name,
 )
 from gladly_archive.layout import (
@@ -175,6 +176,7 @@ class _Purge:
     def __init__(self, archive: Archive, ids: pa.Array, report: PurgeReport) -> None:
         self.archive, self.fs, self.root = archive, archive.fs, archive.root
         self.ids, self.report = ids, report
+        self.layout = read_layout(self.fs, self.root)
         self.deleted: list[str] = []  # relative paths of files left empty
         self.renamed_in: set[str] = set()  # directories whose renames are not yet durable
         self._done = 0
@@ -235,7 +237,7 @@ class _Purge:
             if name != folded
             for path in list_files(self.fs, join(base, name))
         ]
-        buckets = read_layout(self.fs, self.root).buckets
+        buckets = self.layout.buckets
         if buckets:
             mine = sorted(set(customer_bucket(self.ids, buckets).tolist()))
             for bucket in mine:
@@ -252,15 +254,8 @@ class _Purge:
         """The rows matching ``where`` (default: of the customers), by file, of the files that
         hold any. Reads only ``columns`` (and the filter's), several files at a time."""
         self.report.files_scanned += len(paths)
-        if not paths:
-            return {}
         where = pc.field("customer_id").isin(self.ids) if where is None else where
-        dataset = ds.dataset(paths, schema=schema, format="parquet", filesystem=self.fs)
-        found: dict[str, list[pa.RecordBatch]] = {}
-        for tagged in dataset.scanner(columns=columns, filter=where).scan_batches():
-            if tagged.record_batch.num_rows:
-                found.setdefault(tagged.fragment.path, []).append(tagged.record_batch)
-        return {path: pa.Table.from_batches(batches) for path, batches in found.items()}
+        return rows_by_file(self.fs, paths, schema, where, columns)
 
     def _index_rows(self, customers: pa.Array) -> tuple[pa.Table, set[str]]:
         """Index rows of these customers whose data file exists, and the index files holding
@@ -334,7 +329,7 @@ class _Purge:
                 (first <= (day - epoch).days) & ((day - epoch).days <= last)
             ):
                 paths += list_files(self.fs, join(items_dir, name))
-        through = read_layout(self.fs, self.root).folded_through
+        through = self.layout.folded_through
         if through is not None and int(first.min()) <= (through - epoch).days:
             # The other customers' folded items: their buckets are unknown, search them all.
             paths += list_files(self.fs, join(items_dir, folded_dir("items")), recursive=True)
