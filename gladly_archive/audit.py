@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -59,6 +60,7 @@ __all__ = [
     "check_fields",
     "event_hash",
     "verify_chain",
+    "write_events_file",
 ]
 
 Clock = Callable[[], datetime]
@@ -241,9 +243,11 @@ class AuditLog:
         }
         try:
             table = events_table(events).replace_schema_metadata(metadata)
-        except (pa.ArrowException, TypeError, ValueError) as exc:
+        except (pa.ArrowException, TypeError, ValueError):
+            # Arrow's message quotes the offending value: name the file only.
             raise AuditError(
-                f"audit journal {journal.path} holds malformed events: {exc}"
+                f"audit journal {journal.path} holds malformed events (a field of the wrong "
+                "type); restore the journal from a backup or move it aside, then verify"
             ) from None
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink)
@@ -298,7 +302,13 @@ class AuditLog:
                 continue  # sealed between the two listings: read again
             head = self._head() if sealed else GENESIS
             for journal in order_journals(loaded, head):
-                tables.append(events_table(journal.events))
+                try:
+                    tables.append(events_table(journal.events))
+                except (pa.ArrowException, TypeError, ValueError):
+                    raise AuditError(
+                        f"audit journal of run {journal.run_id} holds malformed events (a field "
+                        "of the wrong type); restore it from a backup or move it aside"
+                    ) from None
             return pa.concat_tables(tables) if tables else AUDIT_EVENTS.empty_table()
         raise AuditError(f"the audit journals under {self.dir} kept changing while being read")
 
@@ -435,3 +445,14 @@ class AuditRun:
         """Seal (also while an exception propagates, which is then re-raised unchanged)."""
         if not self._closed:
             self.seal()
+
+
+def write_events_file(events: pa.Table, path: str | os.PathLike[str]) -> str:
+    """Write a selection of audit events (AUDIT_EVENTS) to one Parquet file, as an extract for
+    an auditor; returns the SHA-256 of the bytes written. The caller makes it visible (an
+    evidence pack renames its whole directory into place)."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(events.cast(AUDIT_EVENTS), sink)
+    data = sink.getvalue().to_pybytes()
+    Path(path).write_bytes(data)
+    return hashlib.sha256(data).hexdigest()

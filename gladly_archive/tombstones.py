@@ -73,7 +73,11 @@ def _as_table(table_or_rows: pa.Table | list[dict[str, Any]], run_id: str) -> pa
     columns: dict[str, pa.ChunkedArray | pa.Array] = {}
     for field in TOMBSTONES:
         if field.name in given.column_names:
-            columns[field.name] = given.column(field.name).cast(field.type)
+            try:
+                columns[field.name] = given.column(field.name).cast(field.type)
+            except (pa.ArrowException, TypeError, ValueError):
+                # Arrow's message quotes the value; the column's name is enough.
+                raise ValueError(f"tombstones: column {field.name!r} is not {field.type}") from None
         elif field.name in _HASH_COLUMNS:
             columns[field.name] = pa.nulls(rows, field.type)
         elif field.name == "run_id":

@@ -221,3 +221,18 @@ def test_match_scales_without_a_row_loop(tmp_path: Path) -> None:
     table = match_tombstones(archive, email_hashes=wanted, phone_hashes=[digest("+3")])
     expected = {f"c{n}" for n in range(0, 5000, 7)} | {"c3"}
     assert set(table["customer_id"].to_pylist()) == expected
+
+
+def test_a_value_of_the_wrong_type_is_refused_without_being_echoed(tmp_path: Path) -> None:
+    archive = Archive(tmp_path)
+    table = pa.table(
+        {
+            "customer_id": ["c1"],
+            "deleted_at": ["jane.doe@example.com"],  # a value in the wrong column
+            "plan_hash": ["p" * 64],
+        }
+    )
+    with pytest.raises(ValueError, match="column 'deleted_at' is not timestamp") as caught:
+        write_tombstones(archive, table, run_id="R1")
+    assert "jane" not in str(caught.value)
+    assert not (tmp_path / "tombstones").exists()
