@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -14,13 +13,12 @@ from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from flows.evidence_html import render_report
 from flows.evidence_summary import ATTENTION, ERASED, PlanRef, summarise
 from flows.exporting import resolve_root
 from gladly_archive import Archive
-from gladly_archive.audit import AUDIT_EVENTS, AuditLog, verify_chain
+from gladly_archive.audit import AuditLog, verify_chain, write_events_file
 from gladly_archive.tombstones import match_tombstones
 from retention_policies.holds import keyed_hash
 from retention_policies.plan import Plan, PlanIntegrityError
@@ -215,10 +213,7 @@ def _write_pack(final: Path, selected: pa.Table, summary: dict[str, Any]) -> Evi
     tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex}"
     tmp.mkdir()
     try:
-        events = selected.cast(AUDIT_EVENTS)
-        pq.write_table(events, tmp / "events.parquet")
-        digest = hashlib.sha256((tmp / "events.parquet").read_bytes()).hexdigest()
-        summary["events"]["parquet_sha256"] = digest
+        summary["events"]["parquet_sha256"] = write_events_file(selected, tmp / "events.parquet")
         text = json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n"
         (tmp / "summary.json").write_text(text, encoding="utf-8")
         (tmp / "report.html").write_text(render_report(summary), encoding="utf-8")
