@@ -111,7 +111,7 @@ def delete(
     GLADLY_AUDIT_KEY. Exit codes as for `apply`.
     """
     from flows.execution import run_delete
-    from flows.oneoff import OneOffInputError, parse_request
+    from flows.oneoff import parse_request
 
     console = Console(stderr=True)
     archive_root = resolve_root(root)
@@ -135,10 +135,7 @@ def delete(
                 workers=workers,
                 on_outcome=tick,
             )
-    except OneOffInputError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(EXIT_USAGE) from None
-    except ValueError as exc:
+    except ValueError as exc:  # bad input (OneOffInputError among them): nothing happened
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(EXIT_USAGE) from None
     except GladlyError as exc:
