@@ -5,19 +5,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 from flows import outcomes as o
-from flows.facts_cache import drop_facts, facts_tables
+from flows.facts_cache import drop_facts
 from flows.subjects import Subjects
 from gladly_archive import Archive
 from gladly_archive.audit import AuditLog, AuditRun
-from gladly_archive.layout import INDEX_DIR
-from gladly_archive.purge import purge_customers
+from gladly_archive.purge import purge_customers, still_listed
 from gladly_archive.tombstones import read_tombstones, write_tombstones
 from retention_policies.holds import HoldRegistry
 
@@ -96,9 +93,7 @@ def tombstone_and_purge(
     rows: list[dict[str, object]] = []
     if missing:
         if subjects is None:
-            tables, _ = facts_tables(root)
-            subjects = Subjects.from_tables(tables, _flatten(missing.values()), ())
-            tables.con.close()
+            subjects = Subjects.load(root, _flatten(missing.values()), ())
         rows = _tombstone_rows(missing, subjects, key, report, merged or {})
         run.append(
             target_type="archive",
@@ -109,7 +104,7 @@ def tombstone_and_purge(
         write_tombstones(archive, rows, run_id=report.run_id)
         report.tombstoned += len(rows)
     tombstoned = have | {str(r["customer_id"]) for r in rows}
-    purged = sorted({str(r["customer_id"]) for r in rows} | _still_listed(archive, tombstoned))
+    purged = sorted({str(r["customer_id"]) for r in rows} | still_listed(archive, tombstoned))
     if not purged:
         return
     run.append(
@@ -131,21 +126,6 @@ def tombstone_and_purge(
         outcome="ok",
         detail=detail_json(report.purge, sort_keys=True),
     )
-
-
-def _still_listed(archive: Archive, customer_ids: set[str]) -> set[str]:
-    """Tombstoned customers the archive's customer-file index still lists: the purge updates
-    the index last, so a customer listed there was not (completely) purged yet."""
-    if not customer_ids:
-        return set()
-    index = archive.path(INDEX_DIR)
-    if not Path(index).is_dir():
-        return set()
-    listed = ds.dataset(index, format="parquet").to_table(
-        columns=["customer_id"],
-        filter=pc.field("customer_id").isin(pa.array(sorted(customer_ids), pa.string())),
-    )
-    return set(pc.unique(listed.column("customer_id")).to_pylist())
 
 
 def _tombstone_rows(

@@ -52,7 +52,7 @@ from gladly_archive.transcripts import (
 )
 from gladly_archive.writer import DatasetWriter
 
-__all__ = ["PURGED_DATASETS", "PurgeReport", "purge_customers"]
+__all__ = ["PURGED_DATASETS", "PurgeReport", "purge_customers", "still_listed"]
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +144,18 @@ def purge_customers(archive: Archive, customer_ids: Iterable[str]) -> PurgeRepor
         report.files_scanned,
     )
     return report
+
+
+def still_listed(archive: Archive, customer_ids: Iterable[str]) -> set[str]:
+    """The customers among ``customer_ids`` that the customer-file index still lists. A purge
+    updates the index last, so a customer listed there was not (completely) purged yet."""
+    ids = sorted({str(c) for c in customer_ids if c})
+    if not ids:
+        return set()
+    paths = list_files(archive.fs, archive.path(INDEX_DIR))
+    where = pc.field("customer_id").isin(pa.array(ids, pa.string()))
+    found = rows_by_file(archive.fs, paths, CUSTOMER_FILES, where, ["customer_id"])
+    return {c for table in found.values() for c in table.column("customer_id").to_pylist()}
 
 
 def _not_purged(archive: Archive) -> list[str]:

@@ -14,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
@@ -21,7 +22,7 @@ from gladly_archive.archive import Archive
 from gladly_archive.convert import QuarantinedLine
 from gladly_archive.enrichment import append_snapshot
 from gladly_archive.fs import ArchiveLockedError
-from gladly_archive.purge import PURGED_DATASETS, purge_customers
+from gladly_archive.purge import PURGED_DATASETS, purge_customers, still_listed
 from gladly_archive.schemas import CONVERSATIONS, CUSTOMER_PROFILES
 from gladly_archive.tombstones import read_tombstones, write_tombstones
 from gladly_archive.transcripts import bucket_of
@@ -401,3 +402,20 @@ def test_several_customers_at_once_and_files_left_empty_are_unindexed(root: Path
     assert not {A, C} & set(index["customer_id"].to_pylist())
     assert all((root / p).is_file() for p in index["path"].to_pylist())
     assert os.listdir(root / "customers/job=J1")  # B and A10 remain
+
+
+def test_still_listed_names_the_customers_the_index_holds_until_purged(root: Path) -> None:
+    archive = Archive(root, clock=fixed_clock)
+    assert still_listed(archive, [A, B, "nobody", ""]) == {A, B}
+    purge_customers(archive, [A])
+    assert still_listed(archive, [A, B]) == {B}
+    assert still_listed(Archive(root / "missing"), [A]) == set()
+
+
+def test_still_listed_reads_through_the_archive_filesystem() -> None:
+    fs, _ = pafs.FileSystem.from_uri("mock:///")
+    archive = Archive.open("archive", filesystem=fs, clock=fixed_clock)
+    job = archive.stage_job("J1")
+    job.write_items(items_table([item("i1", "v1", A, T0)]).to_batches())
+    job.commit()
+    assert still_listed(archive, [A, B]) == {A}
