@@ -20,7 +20,6 @@ import pyarrow.compute as pc
 from flows import outcomes as o
 from flows.engine_steps import Context, Recorder, Target, run_target
 from flows.erasure import detail_json, tombstone_and_purge
-from flows.facts_cache import facts_tables
 from flows.subjects import Subjects
 from gladly_archive import Archive
 from gladly_archive.audit import AuditLog, verify_chain
@@ -45,7 +44,6 @@ logger = logging.getLogger(__name__)
 # ~100 ms latency, with three calls per profile in sequence; the client's throttle does the
 # pacing, so more workers than this only queue.
 DEFAULT_WORKERS = 8
-# Targets never finished by an earlier run of the same plan are redone; these are not.
 
 
 class PlanRefusedError(ValueError):
@@ -193,13 +191,11 @@ def execute_plan(
             # A crash after deleting but before erasing our copy: finish that first.
             tombstone_and_purge(archive, run, log, root, audit_key, report)
         if subjects is None:
-            tables, _ = facts_tables(root)
-            subjects = Subjects.from_tables(
-                tables,
+            subjects = Subjects.load(
+                root,
                 {t.customer_id for t in todo if t.customer_id},
                 {t.conversation_id for t in todo if t.conversation_id},
             )
-            tables.con.close()
         recorder = Recorder(run)
         ctx = Context(client, recorder, holds.current, subjects, clock(), dry_run)
         # Whole customers first: their conversations' items then need no call at all.

@@ -173,21 +173,19 @@ class Context:
             convs.append(self.subjects.conversations[target.conversation_id])
         elif target.conversation_id:
             convs.append(HeldConversation(target.conversation_id))
-        if target.target_type == "customer":
-            convs.extend(
-                c
-                for c in self.subjects.conversations.values()
-                if self.subjects.owner.get(c.conversation_id) == customer_id
-            )
+        if target.target_type == "customer" and customer_id is not None:
+            convs.extend(self.subjects.owned.get(customer_id, ()))
         ids = {customer_id, target.customer_id} - {None}
+        email_hashes = [registry.hash_email(e) for e in subject.emails]
+        phone_hashes = [registry.hash_phone(p) for p in subject.phones]
         labels: set[str] = set()
         for cid in ids:
             labels.update(
                 registry.matching(
                     self.now,
                     customer_id=cid,
-                    email_hashes=[registry.hash_email(e) for e in subject.emails],
-                    phone_hashes=[registry.hash_phone(p) for p in subject.phones],
+                    email_hashes=email_hashes,
+                    phone_hashes=phone_hashes,
                     custom_attributes=subject.custom_attributes,
                     conversations=convs,
                     names=self.subjects.names,

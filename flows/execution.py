@@ -16,7 +16,6 @@ from flows.engine import (
     identity_from_env,
     load_approved_plan,
 )
-from flows.facts_cache import facts_tables
 from flows.oneoff import OneOffPlan, OneOffRequest, build_oneoff_plan
 from flows.outcomes import RunReport, TargetOutcome
 from flows.subjects import Subjects
@@ -230,11 +229,7 @@ def _subjects(root: str, oneoff: OneOffPlan) -> Subjects:
     targets = oneoff.plan.targets
     customers = {c for c in targets.column("customer_id").to_pylist() if c}
     conversations = {c for c in targets.column("conversation_id").to_pylist() if c}
-    tables, _ = facts_tables(root)
-    try:
-        subjects = Subjects.from_tables(tables, customers, conversations)
-    finally:
-        tables.con.close()
+    subjects = Subjects.load(root, customers, conversations)
     for subject in oneoff.subjects.customers.values():
         subjects.merge(subject)
     return subjects

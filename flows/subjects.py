@@ -9,6 +9,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from flows.facts_cache import facts_tables
 from gladly_client.models import Customer
 from retention_policies.facts import Tables
 from retention_policies.holds import HeldConversation
@@ -43,8 +44,20 @@ class Subjects:
 
     customers: dict[str, Subject] = field(default_factory=dict)
     conversations: dict[str, HeldConversation] = field(default_factory=dict)
-    owner: dict[str, str] = field(default_factory=dict)  # conversation id → customer id
+    # customer id → the conversations the archive knows of that customer (for customer holds)
+    owned: dict[str, list[HeldConversation]] = field(default_factory=dict)
     names: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+
+    @classmethod
+    def load(
+        cls, root: str, customer_ids: Iterable[str], conversation_ids: Iterable[str]
+    ) -> Subjects:
+        """``from_tables`` over the archive's (saved) fact tables, closed afterwards."""
+        tables, _ = facts_tables(root)
+        try:
+            return cls.from_tables(tables, customer_ids, conversation_ids)
+        finally:
+            tables.con.close()
 
     @classmethod
     def from_tables(
@@ -81,8 +94,9 @@ class Subjects:
                 cid, tuple(emails or ()), tuple(phones or ()), _attrs(attrs)
             )
         for vid, inbox, topics, owner in conv_rows:
-            subjects.conversations[vid] = HeldConversation(vid, inbox, tuple(topics or ()))
-            subjects.owner[vid] = owner
+            held = HeldConversation(vid, inbox, tuple(topics or ()))
+            subjects.conversations[vid] = held
+            subjects.owned.setdefault(owner, []).append(held)
         return subjects
 
     def add_profile(self, customer: Customer) -> Subject:
