@@ -12,6 +12,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import deployment, flow_run
 
+from flows import outcomes as o
 from flows.approval import request_approval
 from flows.execution import run_apply
 from flows.exporting import resolve_root
@@ -138,7 +139,7 @@ def apply_retention(
         flow_name,
     )
     for outcome in report.outcomes:
-        if outcome.outcome in ("failed", "verify_failed"):
+        if outcome.outcome in (o.FAILED, o.VERIFY_FAILED):
             logger.error(
                 "%s %s: %s (%s %s)",
                 outcome.target_type,
