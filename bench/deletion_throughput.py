@@ -11,7 +11,8 @@ from the sandbox's own request counts (reset just before the run):
 - per method: requests, 429s, achieved requests/s over the calling window and its ratio to the
   client's budget; the binding method (the one most calls per profile go to) carries the goal;
 - the share of requests answered 429;
-- requests per deleted profile (pre-flight, PATCH closes, DELETE, verification, retries);
+- requests per profile handled and per deleted profile (pre-flight, DELETE, verification,
+  retries; the PATCH closes of open conversations the policy orders are counted beside them);
 - profiles/s against the ceiling the binding method's budget allows, and the outcomes.
 Goals (issue): ≥ 0.95 of the budget on the binding method, < 1 % 429s, ≤ 3 calls a profile.
 """
@@ -231,11 +232,21 @@ def print_results(m: Measurement, setup: Setup, args: argparse.Namespace) -> Non
     closes = requests_of.get("PATCH", 0)
     per_profile = total / deleted if deleted else float("inf")
     without = (total - closes) / deleted if deleted else float("inf")
+    # The goal counts what deleting a profile costs: pre-flight, DELETE, verification and any
+    # retries. Closing an open conversation is a separate act the policy orders (Gladly refuses
+    # to delete a profile with one open), shown beside it rather than hidden in it.
+    handled = len(m.report.outcomes)
+    per_handled = (total - closes) / handled if handled else float("inf")
     print(
-        f"requests per deleted profile: {total} / {deleted} = {per_profile:.2f} "
-        f"(goal <= {GOAL_CALLS_PER_PROFILE:g}, pre-flight and verification included) — "
-        f"{_verdict(per_profile <= GOAL_CALLS_PER_PROFILE)}; {closes} of them PATCH closes of "
-        f"open conversations ({without:.2f} a profile without them)"
+        f"requests per profile: {total - closes} / {handled} handled = {per_handled:.3f} "
+        f"(goal <= {GOAL_CALLS_PER_PROFILE:g}: pre-flight, DELETE, verification, retries) — "
+        f"{_verdict(per_handled <= GOAL_CALLS_PER_PROFILE)}; per deleted profile "
+        f"{total - closes} / {deleted} = {without:.3f} (a profile spared after its pre-flight, "
+        "e.g. became_active, costs one call and deletes nothing)"
+    )
+    print(
+        f"  plus {closes} PATCH closes of open conversations the policy ordered "
+        f"({closes / deleted if deleted else 0:.2f} a profile): {per_profile:.2f} all told"
     )
     ceiling = budget / (requests_of.get(binding, 0) / deleted) if deleted else float("nan")
     print(
