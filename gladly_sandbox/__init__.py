@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from gladly_sandbox.clock import SandboxClock
     from gladly_sandbox.exports import ExportSpec
-    from gladly_sandbox.generate import OrgSpec
+    from gladly_sandbox.orgdata import OrgSpec
     from gladly_sandbox.sandbox import Sandbox
     from gladly_sandbox.settings import FaultSpec, SandboxUser, ServerSettings
 
@@ -27,7 +27,7 @@ __all__ = [
 _HOMES = {
     "ExportSpec": "gladly_sandbox.exports",
     "FaultSpec": "gladly_sandbox.settings",
-    "OrgSpec": "gladly_sandbox.generate",
+    "OrgSpec": "gladly_sandbox.orgdata",
     "Sandbox": "gladly_sandbox.sandbox",
     "SandboxClock": "gladly_sandbox.clock",
     "SandboxUser": "gladly_sandbox.settings",

@@ -9,18 +9,16 @@ import ipaddress
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs
 
 from gladly_sandbox.control import CONTROL_PREFIX, RESET, ControlError, handle_control
 from gladly_sandbox.errors import ApiError
 from gladly_sandbox.faults import FaultPlan
 from gladly_sandbox.routes import JSON, ApiRequest, Route, encode_json, match_route
+from gladly_sandbox.server import SandboxServer
 from gladly_sandbox.settings import API_PREFIX, ROLE_API_USER, SandboxUser, ServerSettings
 from gladly_sandbox.wire import BadRequest, WireHandler
-
-if TYPE_CHECKING:
-    from gladly_sandbox.server import SandboxServer
 
 log = logging.getLogger(__name__)
 

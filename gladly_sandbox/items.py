@@ -18,7 +18,7 @@ from gladly_sandbox.tables import digits_for, from_micros, quantize, to_micros
 from gladly_sandbox.voice import RECORDING_SECONDS, silent_mp3
 
 if TYPE_CHECKING:
-    from gladly_sandbox.generate import OrgData
+    from gladly_sandbox.orgdata import OrgData
 
 ITEM_LIST_LIMIT = 1000  # documented
 EXPORT_BATCH = 2000  # items rendered per lock hold while exporting

@@ -8,7 +8,7 @@ from typing import Any
 
 from gladly_sandbox.control import ORG_SWITCHES
 from gladly_sandbox.exports import ExportSpec
-from gladly_sandbox.generate import OrgSpec
+from gladly_sandbox.orgdata import OrgSpec
 from gladly_sandbox.settings import FaultSpec, SandboxUser, setting_names
 
 _EXPLICIT = ("seed", "customers", "now")  # OrgSpec fields that are Sandbox parameters

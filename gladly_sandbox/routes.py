@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote
 
 from gladly_sandbox.errors import ApiError
+from gladly_sandbox.route_templates import ROUTE_TEMPLATES
 from gladly_sandbox.settings import ROLE_COMPLIANCE_ADMIN, SandboxUser, ServerSettings
 
 if TYPE_CHECKING:
@@ -292,7 +293,8 @@ ROUTES: tuple[Route, ...] = (
     _route("/export/jobs/{jobId}", {"GET": get_job, "DELETE": delete_job}),
     _route("/export/jobs/{jobId}/files/{filename}", {"GET": export_file}, download=True),
 )
-ROUTE_TEMPLATES: tuple[str, ...] = tuple(r.template for r in ROUTES)
+if tuple(r.template for r in ROUTES) != ROUTE_TEMPLATES:
+    raise ImportError("routes.ROUTES and route_templates.ROUTE_TEMPLATES list different routes")
 
 # Routes grouped by segment count, so matching compares a handful of literals per request.
 _BY_LENGTH: dict[int, tuple[Route, ...]] = {}

@@ -20,8 +20,9 @@ from typing import Any
 from gladly_sandbox.clock import SandboxClock
 from gladly_sandbox.control import ORG_SWITCHES, apply_changes, check_org_switch
 from gladly_sandbox.exports import ExportService, ExportSpec
-from gladly_sandbox.generate import OrgSpec
+from gladly_sandbox.handler import SandboxRequestHandler
 from gladly_sandbox.options import is_loopback_host, split_options, to_control_json
+from gladly_sandbox.orgdata import OrgSpec
 from gladly_sandbox.server import SandboxServer
 from gladly_sandbox.settings import (
     ROLE_COMPLIANCE_ADMIN,
@@ -142,6 +143,7 @@ class Sandbox:
             exports = ExportService(org, clock, self.export_spec, files_dir)
             server = SandboxServer(
                 (self._host, self._port),
+                SandboxRequestHandler,
                 org=org,
                 exports=exports,
                 clock=clock,

@@ -9,12 +9,11 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from http.server import ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 from gladly_sandbox.control import RequestStats
 from gladly_sandbox.faults import FaultInjector
-from gladly_sandbox.handler import SandboxRequestHandler
 from gladly_sandbox.ratelimit import RateLimiter
 from gladly_sandbox.settings import ServerSettings
 
@@ -36,6 +35,7 @@ class SandboxServer(ThreadingHTTPServer):
     def __init__(
         self,
         address: tuple[str, int],
+        handler_class: type[BaseHTTPRequestHandler],
         *,
         org: Organisation,
         exports: ExportService,
@@ -60,7 +60,7 @@ class SandboxServer(ThreadingHTTPServer):
         self._connections_lock = threading.Lock()
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
-        super().__init__(address, SandboxRequestHandler)
+        super().__init__(address, handler_class)
 
     def server_bind(self) -> None:
         """Bind without HTTPServer's reverse DNS lookup of the host (slow on some machines)."""

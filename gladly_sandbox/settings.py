@@ -8,6 +8,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
+from gladly_sandbox.route_templates import ROUTE_TEMPLATES
+
 ROLE_API_USER = "API_USER"
 ROLE_COMPLIANCE_ADMIN = "COMPLIANCE_ADMIN"
 ROLES = frozenset({ROLE_API_USER, ROLE_COMPLIANCE_ADMIN})
@@ -184,9 +186,9 @@ def _parse_faults(value: object) -> dict[str, FaultSpec]:
         if not isinstance(raw_route, str):
             raise ValueError(f"faults: keys must be route templates or '*' (got {raw_route!r})")
         route = raw_route.removeprefix(API_PREFIX) if raw_route != ANY_ROUTE else raw_route
-        if route != ANY_ROUTE and route not in _known_routes():
+        if route != ANY_ROUTE and route not in ROUTE_TEMPLATES:
             raise ValueError(
-                f"faults: unknown route {raw_route!r}; valid: '*', {', '.join(_known_routes())}"
+                f"faults: unknown route {raw_route!r}; valid: '*', {', '.join(ROUTE_TEMPLATES)}"
             )
         if isinstance(spec, FaultSpec):
             parsed[route] = spec
@@ -277,13 +279,6 @@ def normalise_settings(changes: Mapping[str, Any]) -> dict[str, Any]:
         else:
             raise TypeError(f"unknown setting {name!r}; valid: {', '.join(setting_names())}")
     return out
-
-
-def _known_routes() -> tuple[str, ...]:
-    # Imported late: routes imports this module for the settings type.
-    from gladly_sandbox.routes import ROUTE_TEMPLATES
-
-    return ROUTE_TEMPLATES
 
 
 _SETTING_NAMES: tuple[str, ...] = tuple(

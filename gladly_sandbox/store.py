@@ -12,8 +12,9 @@ from gladly_sandbox.clock import SandboxClock
 from gladly_sandbox.content import Renderer
 from gladly_sandbox.customers import CustomerOperations
 from gladly_sandbox.errors import ApiError
-from gladly_sandbox.generate import OrgData, OrgSpec, data_now, generate
+from gladly_sandbox.generate import data_now, generate
 from gladly_sandbox.items import ItemOperations
+from gladly_sandbox.orgdata import OrgData, OrgSpec
 
 __all__ = ["OrgSpec", "Organisation"]
 

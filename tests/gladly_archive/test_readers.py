@@ -15,7 +15,7 @@ import pytest
 from gladly_archive.archive import Archive
 from gladly_archive.convert import QuarantinedLine, convert_customers_file, convert_items_lines
 from gladly_sandbox.clock import SandboxClock
-from gladly_sandbox.generate import OrgSpec
+from gladly_sandbox.orgdata import OrgSpec
 from gladly_sandbox.store import Organisation
 
 NOW = datetime(2025, 3, 10, tzinfo=UTC)

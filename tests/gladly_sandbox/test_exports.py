@@ -15,8 +15,8 @@ import pytest
 from gladly_sandbox.clock import SandboxClock
 from gladly_sandbox.errors import ApiError
 from gladly_sandbox.exports import ExportService, ExportSpec
-from gladly_sandbox.generate import OrgSpec
 from gladly_sandbox.ids import format_timestamp, parse_timestamp
+from gladly_sandbox.orgdata import OrgSpec
 from gladly_sandbox.store import Organisation
 
 NOW = datetime(2025, 1, 10, tzinfo=UTC)

@@ -11,8 +11,8 @@ import pytest
 
 from gladly_sandbox.clock import SandboxClock
 from gladly_sandbox.errors import ApiError
-from gladly_sandbox.generate import OrgSpec
 from gladly_sandbox.ids import parse_timestamp
+from gladly_sandbox.orgdata import OrgSpec
 from gladly_sandbox.store import Organisation
 
 # Three years back from here reach into Twitter's time (the channel closed on 2023-04-20).

@@ -9,8 +9,8 @@ import pytest
 
 from gladly_sandbox.clock import SandboxClock
 from gladly_sandbox.errors import ApiError
-from gladly_sandbox.generate import OrgSpec
 from gladly_sandbox.ids import parse_timestamp
+from gladly_sandbox.orgdata import OrgSpec
 from gladly_sandbox.store import Organisation
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
