@@ -34,17 +34,18 @@ from typing import Any
 
 import requests
 
-from flows.engine import DEFAULT_WORKERS
-from flows.execution import ENV_AUDIT_KEY, run_apply
-from flows.exporting import run_export
-from flows.facts_cache import facts_tables
-from flows.outcomes import DELETED, RunReport
+from audit_log.outcomes import DELETED, RunReport
+from erasure.engine import DEFAULT_WORKERS
+from erasure.execution import run_apply
 from gladly_archive import Archive
+from gladly_archive.keyed import ENV_AUDIT_KEY
 from gladly_client import GladlyClient
 from gladly_client.constants import DEFAULT_REQUESTS_PER_SECOND, GLADLY_RATE_LIMIT_PER_SECOND
 from gladly_sandbox import Sandbox
+from ingest.exporting import run_export
 from retention_policies import HoldRegistry, load_policies
 from retention_policies.evaluate import evaluate
+from retention_policies.facts_cache import facts_tables
 
 NOW = datetime(2026, 5, 20, 9, tzinfo=UTC)
 GOAL_BUDGET_SHARE = 0.95  # of the client's budget, on the method that limits throughput

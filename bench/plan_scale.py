@@ -6,10 +6,10 @@ Builds (vectorised, about a minute) an archive in the ITEMS / CUSTOMERS layout u
 items/<day>/part.parquet sorted by time, ~4 items a conversation, 5 % CUSTOMER_ACTIVITY items
 without a conversation, status and topic changes carrying their JSON in raw_json, customers/ with
 one email and phone each. Then, in a child process (so peak RSS is its own, from os.wait4), times
-the fact tables (flows.facts_cache: built from the items, or the saved copy while the archive is
-unchanged) and evaluate with the shipped example policies: cold (built, then saved), warm (the
-saved copy the export flow refreshes after each commit), and warm with limits removed (every match
-expanded into targets — the worst case).
+the fact tables (retention_policies.facts_cache: built from the items, or the saved copy while the
+archive is unchanged) and evaluate with the shipped example policies: cold (built, then saved),
+warm (the saved copy the export flow refreshes after each commit), and warm with limits removed
+(every match expanded into targets — the worst case).
 Goals: ≤ 10 s and ≤ 1 GB peak RSS for facts + evaluate; printed as ratios (≤ 1.0 meets the goal).
 """
 
@@ -141,8 +141,8 @@ def build(root: Path, customers: int, items: int, seed: int = 7) -> None:
 
 def measure(root: Path, unlimited: bool) -> None:
     """Child process: load + evaluate once, print a JSON line of timings."""
-    from flows.facts_cache import facts_tables
     from retention_policies.evaluate import evaluate
+    from retention_policies.facts_cache import facts_tables
     from retention_policies.holds import Hold, HoldRegistry
     from retention_policies.loader import load_policies
     from retention_policies.model import Limits

@@ -1,1 +1,1 @@
-"""Prefect flows and the gladly-pipeline command line."""
+"""Prefect wiring only: flows, thin tasks, approval pause, artifacts and Secret blocks."""

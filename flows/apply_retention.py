@@ -12,15 +12,15 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import deployment, flow_run
 
-from flows import outcomes as o
+from audit_log import outcomes as o
+from audit_log.outcomes import RunReport
+from erasure.execution import run_apply
 from flows.approval import request_approval
-from flows.execution import run_apply
-from flows.exporting import resolve_root
-from flows.outcomes import RunReport
-from flows.planning import make_plan
 from flows.run_artifacts import publish_run, summarize_run
 from flows.secrets import run_env
+from gladly_archive.location import resolve_archive_root
 from retention_policies.plan import Plan
+from retention_policies.planning import make_plan
 
 DEFAULT_POLICIES = "retention_policies/policies"
 
@@ -87,7 +87,7 @@ def apply_retention(
     Settings and secrets come from the environment or Prefect Secret blocks, never parameters.
     """
     logger = get_run_logger()
-    archive_root = resolve_root(root)
+    archive_root = resolve_archive_root(root)
     flow_name = f"deployment:{deployment.name}" if deployment.name else "flow:apply-retention"
     approval = "pre-approved" if approved_plan_hash else "rehearsal without approval"
     if approved_plan_hash is None:

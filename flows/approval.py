@@ -13,7 +13,7 @@ from prefect.exceptions import FlowPauseTimeout
 from prefect.input import RunInput
 from pydantic import Field
 
-from gladly_archive.audit import AuditLog
+from audit_log import AuditLog
 from retention_policies.plan import Plan
 
 __all__ = [

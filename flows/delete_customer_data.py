@@ -12,13 +12,13 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import deployment
 
+from audit_log.outcomes import RunReport
+from erasure.execution import execute_delete, plan_delete
+from erasure.oneoff import OneOffPlan, parse_request
 from flows.approval import request_approval
-from flows.execution import execute_delete, plan_delete
-from flows.exporting import resolve_root
-from flows.oneoff import OneOffPlan, parse_request
-from flows.outcomes import RunReport
 from flows.run_artifacts import publish_run, summarize_run
 from flows.secrets import run_env
+from gladly_archive.location import resolve_archive_root
 
 # Above this many targets a deployment run waits for a second person's approval.
 DEFAULT_APPROVAL_THRESHOLD = 25
@@ -87,7 +87,7 @@ def delete_customer_data(
         "reason": reason,
         "close_open_conversations": close_open_conversations,
     }
-    archive_root = resolve_root(root)
+    archive_root = resolve_archive_root(root)
     requester = requested_by or os.environ.get("GLADLY_PIPELINE_ACTOR") or "unknown"
     flow_name = f"deployment:{deployment.name}" if deployment.name else "flow:delete-customer-data"
     oneoff, plan_dir = plan_one_off(params, archive_root)

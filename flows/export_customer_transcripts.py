@@ -9,10 +9,10 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
-from flows.customer_export import CustomerExportReport, run_customer_export
-from flows.exporting import resolve_root
 from gladly_archive import Archive
+from gladly_archive.location import resolve_archive_root
 from gladly_client import GladlyClient
+from ingest.customer_export import CustomerExportReport, run_customer_export
 
 
 @flow(name="export-customer-transcripts")
@@ -29,7 +29,7 @@ def export_customer_transcripts(
     result by Gladly id; the emails given are referred to only by position.
     """
     logger = get_run_logger()
-    archive = Archive.open(resolve_root(root))
+    archive = Archive.open(resolve_archive_root(root))
     with GladlyClient.from_env() as client:
         report = run_customer_export(
             client,

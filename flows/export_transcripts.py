@@ -11,19 +11,19 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.execution import optional_audit_key
-from flows.exporting import (
+from gladly_archive import Archive
+from gladly_archive.keyed import optional_audit_key
+from gladly_archive.location import resolve_archive_root
+from gladly_client import GladlyClient
+from gladly_client.models import ExportJob
+from ingest.exporting import (
     DEFAULT_EXPIRY_WARNING_DAYS,
     ExportReport,
     JobOutcome,
     archive_export_job,
-    resolve_root,
     run_export,
 )
-from flows.facts_cache import refresh_facts
-from gladly_archive import Archive
-from gladly_client import GladlyClient
-from gladly_client.models import ExportJob
+from retention_policies.facts_cache import refresh_facts
 
 
 # No Prefect retries: the client already retries 429/5xx/cut downloads, and a failed job is
@@ -54,7 +54,7 @@ def export_transcripts(
     root from `root`, else GLADLY_PIPELINE_ROOT, else ./gladly-data.
     """
     logger = get_run_logger()
-    archive = Archive.open(resolve_root(root))
+    archive = Archive.open(resolve_archive_root(root))
     with GladlyClient.from_env() as client:
         report = run_export(
             client,

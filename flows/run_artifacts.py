@@ -6,7 +6,7 @@ from typing import Any
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.outcomes import RunReport
+from audit_log.outcomes import RunReport
 
 __all__ = ["publish_run", "summarize_run"]
 

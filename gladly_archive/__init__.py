@@ -1,18 +1,8 @@
-"""Everything we keep: transcript archive, customers, tombstones and the audit log (issue 4)."""
+"""Everything we keep about conversations and customers: schemas, commits, fold, purge."""
 
 from __future__ import annotations
 
 from gladly_archive.archive import Archive, CommitResult, JobAlreadyArchivedError, StagedJob
-from gladly_archive.audit import (
-    AUDIT_EVENTS,
-    AUDIT_SCHEMA_VERSION,
-    GENESIS,
-    AuditError,
-    AuditLog,
-    AuditRun,
-    ChainReport,
-    verify_chain,
-)
 from gladly_archive.convert import (
     ConvertStats,
     QuarantinedLine,
@@ -56,12 +46,9 @@ from gladly_archive.writer import DatasetWriter, SchemaMismatchError
 __all__ = [
     "AGENTS",
     "ATTACHMENT",
-    "AUDIT_EVENTS",
-    "AUDIT_SCHEMA_VERSION",
     "CUSTOMERS",
     "CUSTOMER_FILES",
     "DATASETS",
-    "GENESIS",
     "ITEMS",
     "MANIFEST",
     "MANIFEST_FILE",
@@ -77,10 +64,6 @@ __all__ = [
     "Archive",
     "ArchiveError",
     "ArchiveLockedError",
-    "AuditError",
-    "AuditLog",
-    "AuditRun",
-    "ChainReport",
     "CommitResult",
     "ConvertStats",
     "DatasetWriter",
@@ -103,7 +86,6 @@ __all__ = [
     "match_tombstones",
     "purge_customers",
     "read_tombstones",
-    "verify_chain",
     "with_metadata",
     "write_tombstones",
 ]

@@ -5,31 +5,43 @@ from __future__ import annotations
 import contextlib
 import itertools
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 
 from gladly_archive.commit import (
     CommitIntent,
+    CrashHook,
     execute_intent,
     manifest_record,
     read_intent,
     write_intent,
 )
+from gladly_archive.convert import QuarantinedLine
 from gladly_archive.fs import ArchiveError, ArchiveLockedError, WriterLock, join, remove_dir
 from gladly_archive.layout import INDEX_DIR, QUARANTINE_DIR, job_partition, relative
 from gladly_archive.merge import CommitPlanner
 from gladly_archive.schemas import DATASETS, QUARANTINE, SCHEMA_VERSION, UTC_MICROS
 from gladly_archive.writer import DatasetWriter, WrittenFile
 
-if TYPE_CHECKING:
-    from gladly_archive.archive import Archive
-    from gladly_archive.convert import QuarantinedLine
+
+class ArchiveSettings(Protocol):
+    """What a staged job needs of its archive (the archive itself, which stages jobs)."""
+
+    fs: pafs.FileSystem
+    root: str
+    crash_hook: CrashHook | None
+    clock: Callable[[], datetime]
+    max_file_bytes: int
+    compact_below_bytes: int
+
 
 __all__ = ["CommitResult", "StagedJob"]
 
@@ -71,7 +83,7 @@ class StagedJob:
 
     def __init__(
         self,
-        archive: Archive,
+        archive: ArchiveSettings,
         job_id: str,
         lock: WriterLock,
         staging: str,

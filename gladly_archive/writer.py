@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import posixpath
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
@@ -29,6 +30,7 @@ __all__ = [
     "bounded_slices",
     "check_schema",
     "date_partitions",
+    "write_parquet_file",
 ]
 
 DEFAULT_MAX_FILE_BYTES = 128 << 20
@@ -334,3 +336,22 @@ class DatasetWriter:
         self.written.append(written)
         if self._user_on_file is not None:
             self._user_on_file(written)
+
+
+def write_parquet_file(
+    data: pa.Table | pa.RecordBatchReader,
+    path: str | os.PathLike[str],
+    *,
+    compression: str = "snappy",
+) -> int:
+    """Write a table, or stream a reader's batches one row group each, into one local Parquet
+    file; the rows written. The caller makes it atomic (a temporary directory renamed)."""
+    if isinstance(data, pa.Table):
+        pq.write_table(data, path, compression=compression)
+        return int(data.num_rows)
+    rows = 0
+    with pq.ParquetWriter(path, data.schema, compression=compression) as writer:
+        for batch in data:
+            writer.write_batch(batch)
+            rows += batch.num_rows
+    return rows

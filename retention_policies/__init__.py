@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from gladly_archive.keyed import keyed_hash
+
 # --- policies, loader and holds (helper P1) ---
 from retention_policies.actions import (
     ACTION_TYPES,
@@ -24,7 +26,7 @@ from retention_policies.filters import (
     TopicFilter,
     ValueFilter,
 )
-from retention_policies.holds import HOLD_KINDS, HeldConversation, Hold, HoldRegistry, keyed_hash
+from retention_policies.holds import HOLD_KINDS, HeldConversation, Hold, HoldRegistry
 from retention_policies.loader import PolicyProblem, PolicyValidationError, load_policies
 from retention_policies.model import Limits, Policy, iter_filters
 from retention_policies.vocab import (

@@ -14,6 +14,7 @@ import duckdb
 import pyarrow as pa
 
 # One vocabulary for the whole package: what Gladly lets the API redact or delete.
+from gladly_archive.writer import write_parquet_file
 from retention_policies.vocab import DELETABLE_TYPES, REDACTABLE_TYPES
 
 __all__ = [
@@ -386,6 +387,8 @@ _SAVED = ("customers", "conversations", "inboxes", "topics")
 # a saved copy is valid only for the same archive state and the same version.
 SOURCE_DATASETS = ("items", "customers", "conversations", "customer_profiles", "inboxes", "topics")
 FACTS_VERSION = "2"
+# Rows per row group when saving: bounded memory whatever the archive's size.
+_SAVE_BATCH_ROWS = 128 * 1024
 
 
 def save_tables(tables: Tables, directory: str | Path) -> None:
@@ -394,8 +397,8 @@ def save_tables(tables: Tables, directory: str | Path) -> None:
     `load_tables` takes. Customers are saved without their lazy roll-ups."""
     directory = Path(directory)
     for name in _SAVED:
-        out = _quote(str(directory / f"{name}.parquet"))
-        tables.con.execute(f"COPY {name} TO {out} (FORMAT PARQUET, COMPRESSION ZSTD)")
+        rows = tables.con.sql(f"SELECT * FROM {name}").to_arrow_reader(_SAVE_BATCH_ROWS)
+        write_parquet_file(rows, directory / f"{name}.parquet", compression="zstd")
 
 
 def open_tables(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import hmac
 import io
 import json
 import re
@@ -16,6 +15,7 @@ from typing import Any, Literal
 
 import yaml
 
+from gladly_archive.keyed import keyed_hash
 from retention_policies.loader import PolicyProblem, PolicyValidationError, read_yaml_documents
 
 HOLD_KINDS: tuple[str, ...] = (
@@ -30,20 +30,6 @@ HOLD_KINDS: tuple[str, ...] = (
 HOLD_FIELDS: tuple[str, ...] = ("kind", "value", "reason", "reference", "ends_on")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _HASH_HINT = "store its keyed hash instead: run `gladly-pipeline holds hash --{kind} …`"
-
-
-def normalise(value: str, kind: Literal["email", "phone"]) -> str:
-    """Email: trimmed and lower-cased; phone: only '+' and digits kept."""
-    if kind == "email":
-        return value.strip().lower()
-    return "".join(ch for ch in value if ch.isdigit() or ch == "+")
-
-
-def keyed_hash(value: str, *, kind: Literal["email", "phone"], key: bytes) -> str:
-    """HMAC-SHA256 hex of the normalised email or phone, so holds never store it in clear."""
-    if not key:
-        raise ValueError("the audit key must not be empty")
-    return hmac.new(key, normalise(value, kind).encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True)

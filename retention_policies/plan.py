@@ -21,6 +21,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from gladly_archive.writer import write_parquet_file
+
 __all__ = ["TARGET_SCHEMA", "Plan", "PlanIntegrityError", "table_digest"]
 
 _TS = pa.timestamp("us", tz="UTC")
@@ -175,8 +177,8 @@ class Plan:
         tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex}"
         tmp.mkdir()
         try:
-            pq.write_table(self.targets, tmp / "targets.parquet")
-            pq.write_table(self.held, tmp / "held.parquet")
+            write_parquet_file(self.targets, tmp / "targets.parquet")
+            write_parquet_file(self.held, tmp / "held.parquet")
             for name, content in (
                 ("summary.json", self.summary()),
                 ("plan.json", self._manifest()),

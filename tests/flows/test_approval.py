@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 import flows.approval as approval
-from gladly_archive.audit import AuditLog, verify_chain
+from audit_log import AuditLog, verify_chain
 from retention_policies.plan import TARGET_SCHEMA, Plan
 
 NOW = datetime(2026, 5, 20, 9, tzinfo=UTC)

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
+from gladly_pipeline.cli import app
 from gladly_sandbox import Sandbox
-from tests.flows._policies import INACTIVE_AND_CALLS, NOW
+from tests._policies import INACTIVE_AND_CALLS, NOW
 
 pytestmark = pytest.mark.integration
 

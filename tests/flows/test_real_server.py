@@ -17,10 +17,10 @@ import pytest
 import requests
 from prefect.exceptions import FlowRunWaitTimeout
 
+from audit_log import AuditLog, verify_chain
 from gladly_archive import Archive
-from gladly_archive.audit import AuditLog, verify_chain
 from gladly_sandbox import Sandbox
-from tests.flows._policies import INACTIVE, NOW
+from tests._policies import INACTIVE, NOW
 
 pytestmark = pytest.mark.integration
 

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
+from gladly_archive.keyed import keyed_hash
 from retention_policies.evaluate import evaluate
-from retention_policies.holds import keyed_hash
 from retention_policies.plan import Plan
 from tests.retention_policies._builders import (
     KEY,

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from retention_policies.holds import HoldRegistry, keyed_hash
+from gladly_archive.keyed import keyed_hash
+from retention_policies.holds import HoldRegistry
 from retention_policies.loader import PolicyValidationError
 
 KEY = b"test-audit-key"

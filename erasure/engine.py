@@ -1,0 +1,312 @@
+"""The deletion engine: exactly the approved plan, audited, resumable, our own copy erased too."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from audit_log import AuditLog, verify_chain
+from audit_log import outcomes as o
+from erasure.own_archive import detail_json, tombstone_and_purge
+from erasure.steps import Context, Recorder, Target, run_target
+from erasure.subjects import Subjects
+from gladly_archive import Archive
+from gladly_client import GladlyClient
+from retention_policies.holds import HoldRegistry
+from retention_policies.plan import Plan, PlanIntegrityError
+
+__all__ = [
+    "DEFAULT_WORKERS",
+    "HoldSource",
+    "PlanRefusedError",
+    "RunIdentity",
+    "execute_plan",
+    "identity_from_env",
+    "load_approved_plan",
+    "targets_of",
+]
+
+logger = logging.getLogger(__name__)
+
+# Enough calls in flight to keep the client's per-method budget (8/s by default) busy at
+# ~100 ms latency, with three calls per profile in sequence; the client's throttle does the
+# pacing, so more workers than this only queue.
+DEFAULT_WORKERS = 8
+
+
+class PlanRefusedError(ValueError):
+    """The plan may not be executed: wrong hash, changed on disk, or unreadable."""
+
+
+def load_approved_plan(plan_dir: str | Path, approved_hash: str) -> Plan:
+    """The plan in `plan_dir`, verified against its own hash and the approved one.
+
+    Refused before the first call when the directory was changed after planning or when the
+    approval names another plan."""
+    approved = (approved_hash or "").strip().lower()
+    if len(approved) < 12:
+        raise PlanRefusedError(
+            "the approval must name the plan hash (at least its first 12 characters), "
+            "as printed by `gladly-pipeline plan`"
+        )
+    try:
+        plan = Plan.read(plan_dir)
+    except PlanIntegrityError as exc:
+        raise PlanRefusedError(f"refused: {exc}") from None
+    if not plan.hash.startswith(approved):
+        raise PlanRefusedError(
+            f"refused: {plan_dir} holds plan {plan.hash[:12]}…, but {approved[:12]}… was "
+            "approved; plan again or approve the plan you mean"
+        )
+    return plan
+
+
+class HoldSource:
+    """The hold registry, read again whenever its file changes (a hold added after planning,
+    even during the run, wins from the next target on)."""
+
+    def __init__(self, path: str | Path | None, key: bytes) -> None:
+        self._path = Path(path) if path is not None else None
+        self._key = key
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int] | None = None
+        self._registry = HoldRegistry.empty(key=key)
+        self.current()  # a broken file fails here, before the first call
+
+    def current(self) -> HoldRegistry:
+        """The registry as the file says now."""
+        if self._path is None:
+            return self._registry
+        stat = os.stat(self._path)
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        with self._lock:
+            if stamp != self._stamp:
+                self._registry = HoldRegistry.load(self._path, key=self._key)
+                self._stamp = stamp
+            return self._registry
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """Who and what a run is, on every audit event: requester, approver, flow or deployment."""
+
+    actor: str
+    approver: str | None
+    flow: str
+
+
+def targets_of(plan: Plan) -> list[Target]:
+    """The plan's targets as the engine takes them (one-off subject hashes from the facts)."""
+    rows = plan.targets.to_pylist()
+    out = []
+    for row in rows:
+        facts = json.loads(row["matched_facts_json"] or "{}")
+        out.append(
+            Target(
+                target_type=row["target_type"],
+                target_id=row["target_id"],
+                customer_id=row["customer_id"],
+                conversation_id=row["conversation_id"],
+                policy_name=row["policy_name"],
+                policy_hash=row["policy_hash"],
+                action=row["action"],
+                operation=row["operation"],
+                content_type=row["content_type"],
+                last_activity=row["last_activity"],
+                close_open_conversations=bool(row["close_open_conversations"]),
+                subject_hash=facts.get("subject_hash"),
+            )
+        )
+    return out
+
+
+def execute_plan(
+    plan: Plan,
+    *,
+    root: str,
+    client: GladlyClient,
+    holds: HoldSource,
+    audit_key: bytes,
+    identity: RunIdentity,
+    dry_run: bool = True,
+    workers: int = DEFAULT_WORKERS,
+    subjects: Subjects | None = None,
+    now: Callable[[], datetime] | None = None,
+    on_outcome: Callable[[o.TargetOutcome], None] | None = None,
+) -> o.RunReport:
+    """Execute `plan` (already verified and approved) against Gladly, or only rehearse it.
+
+    Every step is an audit event, durable before the call it announces. Targets a previous run
+    of the same plan finished are skipped, so a rerun after a crash converges. After the
+    calls, deleted customers become tombstones and are purged from our own archive (audited).
+    Dry runs call nothing and change nothing but the audit log.
+    """
+    clock = now or (lambda: datetime.now(UTC))
+    log = AuditLog(root)
+    archive = Archive(root)
+    report = o.RunReport(run_id=uuid.uuid4().hex, plan_hash=plan.hash, dry_run=dry_run)
+    with log.start_run(
+        report.run_id,
+        actor=identity.actor,
+        approver=identity.approver,
+        flow=identity.flow,
+        plan_hash=plan.hash,
+    ) as run:
+        all_targets = targets_of(plan)
+        history = log.events()
+        finished = _finished(history, plan.hash)
+        tried = _attempts(history, plan.hash)
+        todo = [
+            dataclasses.replace(t, attempt=tried.get(t.key, 0) + 1)
+            for t in all_targets
+            if t.key not in finished
+        ]
+        report.resumed = len(all_targets) - len(todo)
+        run.append(
+            target_type="run",
+            step="run_started",
+            phase="intent",
+            outcome="dry_run" if dry_run else "execute",
+            detail=detail_json(
+                {
+                    "targets": len(all_targets),
+                    "resumed": report.resumed,
+                    "reasons": [p["reason"] for p in plan.policies if p.get("reason")],
+                }
+            ),
+        )
+        if not dry_run:
+            # A crash after deleting but before erasing our copy: finish that first.
+            tombstone_and_purge(archive, run, log, root, audit_key, report)
+        if subjects is None:
+            subjects = Subjects.load(
+                root,
+                {t.customer_id for t in todo if t.customer_id},
+                {t.conversation_id for t in todo if t.conversation_id},
+            )
+        recorder = Recorder(run)
+        ctx = Context(client, recorder, holds.current, subjects, clock(), dry_run)
+        # Whole customers first: their conversations' items then need no call at all.
+        customers = [t for t in todo if t.operation == "delete_customer"]
+        rest = [t for t in todo if t.operation != "delete_customer"]
+        for phase in (customers, rest):
+            for outcome in _run_all(ctx, phase, workers):
+                report.outcomes.append(outcome)
+                if on_outcome is not None:
+                    on_outcome(outcome)
+        report.api_calls = dict(recorder.calls)
+        if not dry_run:
+            tombstone_and_purge(archive, run, log, root, audit_key, report, subjects, ctx.merged)
+        run.append(
+            target_type="run",
+            step="run_finished",
+            phase="result",
+            outcome="ok" if report.ok else "attention",
+            detail=detail_json({"outcomes": report.counts(), "api_calls": report.api_calls}),
+        )
+    chain = verify_chain(root)
+    report.chain_ok = chain.ok
+    report.chain_last_hash = chain.last_hash
+    return report
+
+
+def _run_all(ctx: Context, targets: list[Target], workers: int) -> Iterator[o.TargetOutcome]:
+    """Targets through a bounded pool (a few per worker in flight, never the whole plan);
+    each target's terminal outcome is an audit event before it is yielded."""
+    pending: set[Future[o.TargetOutcome]] = set()
+    queue = iter(targets)
+    limit = max(1, workers) * 4
+
+    def finish(target: Target, outcome: o.TargetOutcome) -> o.TargetOutcome:
+        ctx.recorder.event(
+            target,
+            step="outcome",
+            phase="result",
+            outcome=outcome.outcome,
+            http_status=outcome.http_status,
+            error_code=outcome.error_code,
+            detail=outcome.detail,
+        )
+        return outcome
+
+    def one(target: Target) -> o.TargetOutcome:
+        try:
+            outcome = run_target(ctx, target)
+        except Exception as exc:  # a bug or an audit failure: recorded, never silent
+            logger.exception("target %s %s failed unexpectedly", target.target_type, target.key)
+            outcome = target.outcome(o.FAILED, detail=f"internal error: {type(exc).__name__}")
+        return finish(target, outcome)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for target in queue:
+            pending.add(pool.submit(one, target))
+            if len(pending) >= limit:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                yield from (f.result() for f in done)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            yield from (f.result() for f in done)
+
+
+def _finished(events: pa.Table, plan_hash: str) -> set[tuple[str, str, str]]:
+    """Targets of this plan with a final outcome in any earlier run."""
+    if events.num_rows == 0:
+        return set()
+    mask = pc.and_(
+        pc.equal(events.column("plan_hash"), plan_hash),
+        pc.equal(events.column("step"), "outcome"),
+    )
+    rows = events.filter(mask).select(["policy_name", "target_type", "target_id", "outcome"])
+    return {
+        (r["policy_name"], r["target_type"], r["target_id"])
+        for r in rows.to_pylist()
+        if r["outcome"] in o.FINAL_OUTCOMES
+    }
+
+
+def _attempts(events: pa.Table, plan_hash: str) -> dict[tuple[str, str, str], int]:
+    """How many earlier runs of this plan reached each target (any event about it)."""
+    if events.num_rows == 0:
+        return {}
+    mask = pc.and_(
+        pc.equal(events.column("plan_hash"), plan_hash),
+        pc.is_in(events.column("target_type"), pa.array(["customer", "conversation", "item"])),
+    )
+    keys = ["policy_name", "target_type", "target_id"]
+    counted = (
+        events.filter(mask)
+        .select([*keys, "run_id"])
+        .group_by(keys)
+        .aggregate([("run_id", "count_distinct")])
+    )
+    return {
+        (r["policy_name"], r["target_type"], r["target_id"]): int(r["run_id_count_distinct"])
+        for r in counted.to_pylist()
+    }
+
+
+def identity_from_env(flow: str, approver: str | None = None) -> RunIdentity:
+    """The requester from GLADLY_PIPELINE_ACTOR (else the OS user), the approver as given."""
+    actor = os.environ.get("GLADLY_PIPELINE_ACTOR") or _os_user()
+    return RunIdentity(actor=actor, approver=approver, flow=flow)
+
+
+def _os_user() -> str:
+    try:
+        import getpass
+
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

@@ -1,0 +1,401 @@
+"""One target through the engine: hold check, live pre-flight, act, verify, record."""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol, TypeVar
+
+from audit_log import outcomes as o
+from erasure.subjects import Subjects
+from gladly_client import GladlyClient
+from gladly_client.errors import (
+    CustomerMovedError,
+    GladlyAPIError,
+    GladlyError,
+    NotFoundError,
+    ProfileHasOpenConversationsError,
+)
+from gladly_client.item_models import Item
+from gladly_client.models import Conversation
+from retention_policies.holds import HeldConversation, HoldRegistry
+
+__all__ = ["Context", "Recorder", "Target", "run_target"]
+
+T = TypeVar("T")
+# A customer whose live conversations show activity this much after what the plan knew of has
+# come back (the margin absorbs Gladly's timestamp rounding).
+ACTIVITY_MARGIN = timedelta(seconds=1)
+
+
+class AuditAppender(Protocol):
+    """What the engine needs of an audit run (audit_log.writer.AuditRun)."""
+
+    def append(self, **fields: Any) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Target:
+    """One row of a plan's targets, as the engine needs it."""
+
+    target_type: str
+    target_id: str
+    customer_id: str | None
+    conversation_id: str | None
+    policy_name: str
+    policy_hash: str
+    action: str
+    operation: str
+    content_type: str | None = None
+    last_activity: datetime | None = None
+    close_open_conversations: bool = False
+    subject_hash: str | None = None
+    attempt: int = 1  # 1 + the earlier runs of this plan that reached the target (resumes)
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """What identifies a target within a plan (policy, type, id)."""
+        return (self.policy_name, self.target_type, self.target_id)
+
+    def audit_fields(self) -> dict[str, Any]:
+        """The target's fields every audit event about it carries."""
+        return {
+            "target_type": self.target_type,
+            "target_id": self.target_id,
+            "customer_id": self.customer_id,
+            "policy_name": self.policy_name,
+            "policy_hash": self.policy_hash,
+            "action": self.action,
+            "subject_hash": self.subject_hash,
+            "attempt": self.attempt,
+        }
+
+    def outcome(self, outcome: str, **kw: Any) -> o.TargetOutcome:
+        """This target's terminal outcome."""
+        return o.TargetOutcome(
+            target_type=self.target_type,
+            target_id=self.target_id,
+            customer_id=self.customer_id,
+            policy_name=self.policy_name,
+            action=self.action,
+            operation=self.operation,
+            outcome=outcome,
+            **kw,
+        )
+
+
+@dataclass
+class Call:
+    """The result of one API call as the audit log sees it."""
+
+    value: Any
+    status: int | None
+    code: str | None
+    error: GladlyError | None
+
+
+class Recorder:
+    """Appends audit events (thread-safe) and wraps each API call in an intent and a result.
+
+    The intent is durable before the call starts and the result right after it returns, so a
+    crash at any instant leaves an announced call without a result at worst — never a call the
+    log does not know of.
+    """
+
+    def __init__(self, run: AuditAppender) -> None:
+        self._run = run
+        self._lock = threading.Lock()
+        self.calls: Counter[str] = Counter()
+
+    def event(self, target: Target, **fields: Any) -> None:
+        """One audit event about `target`."""
+        with self._lock:
+            self._run.append(**target.audit_fields(), **fields)
+
+    def call(
+        self, target: Target, step: str, method: str, ok_status: int, fn: Callable[[], T]
+    ) -> Call:
+        """Announce, make and record one call; Gladly's refusals are returned, not raised."""
+        self.event(target, step=step, phase="intent", detail=method)
+        started = time.perf_counter()
+        value: Any = None
+        status: int | None = ok_status
+        code: str | None = None
+        error: GladlyError | None = None
+        try:
+            value = fn()
+        except GladlyAPIError as exc:
+            status, code, error = exc.status, exc.code, exc
+        except GladlyError as exc:  # connection errors after the client's own retries
+            status, code, error = None, type(exc).__name__, exc
+        with self._lock:
+            self.calls[method] += 1
+        self.event(
+            target,
+            step=step,
+            phase="result",
+            http_status=status,
+            error_code=code,
+            duration_ms=(time.perf_counter() - started) * 1000,
+            outcome="ok" if error is None else "error",
+        )
+        return Call(value, status, code, error)
+
+
+@dataclass
+class Context:
+    """Everything a target's steps share: the client, the audit recorder, holds, subjects."""
+
+    client: GladlyClient
+    recorder: Recorder
+    holds: Callable[[], HoldRegistry]
+    subjects: Subjects
+    now: datetime
+    dry_run: bool
+    merged: dict[str, str] = field(default_factory=dict)  # old id → id it lives under now
+    # Customers this run erased: their items are gone with them, no call needed.
+    erased: set[str] = field(default_factory=set)
+
+    def hold_labels(
+        self, target: Target, customer_id: str | None, live: Sequence[Conversation] = ()
+    ) -> list[str]:
+        """The holds protecting the target now: its customer, contacts, attributes, and the
+        conversations the archive knows of or the pre-flight just saw."""
+        registry = self.holds()
+        subject = self.subjects.subject(customer_id)
+        convs = [HeldConversation(c.id, c.inbox_id, tuple(c.topic_ids)) for c in live]
+        if target.conversation_id and target.conversation_id in self.subjects.conversations:
+            convs.append(self.subjects.conversations[target.conversation_id])
+        elif target.conversation_id:
+            convs.append(HeldConversation(target.conversation_id))
+        if target.target_type == "customer" and customer_id is not None:
+            convs.extend(self.subjects.owned.get(customer_id, ()))
+        ids = {customer_id, target.customer_id} - {None}
+        email_hashes = [registry.hash_email(e) for e in subject.emails]
+        phone_hashes = [registry.hash_phone(p) for p in subject.phones]
+        labels: set[str] = set()
+        for cid in ids:
+            labels.update(
+                registry.matching(
+                    self.now,
+                    customer_id=cid,
+                    email_hashes=email_hashes,
+                    phone_hashes=phone_hashes,
+                    custom_attributes=subject.custom_attributes,
+                    conversations=convs,
+                    names=self.subjects.names,
+                )
+            )
+        return sorted(labels)
+
+    def check_holds(
+        self, target: Target, customer_id: str | None, live: Sequence[Conversation] = ()
+    ) -> o.TargetOutcome | None:
+        """Record the hold check; the HELD outcome when a hold protects the target."""
+        labels = self.hold_labels(target, customer_id, live)
+        self.recorder.event(
+            target,
+            step="hold_check",
+            phase="result",
+            outcome="held" if labels else "clear",
+            detail="; ".join(labels) or None,
+        )
+        return target.outcome(o.HELD, detail="; ".join(labels)) if labels else None
+
+
+def run_target(ctx: Context, target: Target) -> o.TargetOutcome:
+    """Take one target through its steps and return its one terminal outcome."""
+    if target.operation == "delete_customer":
+        outcome = _customer(ctx, target)
+        if outcome.outcome in (o.DELETED, o.ALREADY_DELETED) and target.customer_id:
+            ctx.erased.add(target.customer_id)
+        return outcome
+    held = ctx.check_holds(target, target.customer_id)
+    if held is not None:
+        return held
+    if target.customer_id in ctx.erased and not ctx.dry_run:
+        return target.outcome(o.ALREADY_DELETED, detail="deleted with its customer in this run")
+    if target.operation == "not_erasable_via_api":
+        return target.outcome(o.NOT_ERASABLE, detail=target.content_type or target.target_type)
+    if ctx.dry_run:
+        return target.outcome(o.DRY_RUN, detail=f"would {target.operation}")
+    if target.operation == "redact":
+        return _redact(ctx, target)
+    if target.operation == "delete":
+        return _delete_item(ctx, target)
+    return target.outcome(o.FAILED, detail=f"unknown operation {target.operation}")
+
+
+def _failed(target: Target, call: Call, what: str) -> o.TargetOutcome:
+    return target.outcome(o.FAILED, http_status=call.status, error_code=call.code, detail=what)
+
+
+def _customer(ctx: Context, target: Target) -> o.TargetOutcome:
+    held = ctx.check_holds(target, target.customer_id)
+    if held is not None:
+        return held
+    if ctx.dry_run:
+        return target.outcome(o.DRY_RUN, detail="would delete_customer")
+    rec, client = ctx.recorder, ctx.client
+    customer_id = target.target_id
+    listed = rec.call(
+        target,
+        "preflight",
+        "GET",
+        200,
+        lambda: client.conversations.list_for_customer(customer_id),
+    )
+    if isinstance(listed.error, CustomerMovedError) and listed.error.new_id:
+        # A merged id: follow it once to the profile it lives under now, and say so.
+        customer_id = listed.error.new_id
+        ctx.merged[target.target_id] = customer_id
+        rec.event(target, step="preflight", phase="result", outcome="merged", detail=customer_id)
+        listed = rec.call(
+            target,
+            "preflight",
+            "GET",
+            200,
+            lambda: client.conversations.list_for_customer(customer_id),
+        )
+    moved = f"merged into {customer_id}" if customer_id != target.target_id else None
+    if isinstance(listed.error, NotFoundError):
+        return target.outcome(o.ALREADY_DELETED, http_status=404, detail=moved)
+    if listed.error is not None:
+        return _failed(target, listed, "pre-flight: listing conversations")
+    conversations = listed.value.conversations
+    if listed.value.truncated:
+        return target.outcome(
+            o.PREFLIGHT_INCOMPLETE, detail="Gladly cut the conversation list at 100"
+        )
+    held = ctx.check_holds(target, customer_id, conversations)
+    if held is not None:
+        return held
+    if target.last_activity is not None:
+        newest = max(
+            (t for c in conversations for t in (c.created_at, c.closed_at) if t is not None),
+            default=None,
+        )
+        if newest is not None and newest > target.last_activity + ACTIVITY_MARGIN:
+            return target.outcome(o.BECAME_ACTIVE, detail=moved)
+    still_open = [c for c in conversations if c.is_open]
+    if still_open and not target.close_open_conversations:
+        return target.outcome(
+            o.BLOCKED_OPEN, detail=f"{len(still_open)} open conversation(s); policy may not close"
+        )
+    for conversation in still_open:
+        closed = rec.call(
+            target,
+            "close_conversation",
+            "PATCH",
+            204,
+            functools.partial(_close, client, conversation),
+        )
+        if closed.error is not None and not isinstance(closed.error, NotFoundError):
+            return _failed(target, closed, f"closing conversation {conversation.id}")
+    deleted = rec.call(target, "act", "DELETE", 204, lambda: client.customers.delete(customer_id))
+    if isinstance(deleted.error, NotFoundError):
+        return target.outcome(o.ALREADY_DELETED, http_status=404, detail=moved)
+    if isinstance(deleted.error, ProfileHasOpenConversationsError):
+        return target.outcome(
+            o.BLOCKED_OPEN, http_status=400, error_code=deleted.code, detail="opened meanwhile"
+        )
+    if deleted.error is not None:
+        return _failed(target, deleted, "deleting the profile")
+    return _verify_customer(ctx, target, customer_id, moved)
+
+
+def _close(client: GladlyClient, conversation: Conversation) -> None:
+    client.conversations.close(conversation.id, force=True)
+
+
+def _verify_customer(
+    ctx: Context, target: Target, customer_id: str, moved: str | None
+) -> o.TargetOutcome:
+    """One call: a search by the customer's email (or phone) must not find the profile; with
+    neither known, reading the profile must answer 404."""
+    rec, client = ctx.recorder, ctx.client
+    subject = ctx.subjects.subject(target.customer_id)
+    if subject.emails or subject.phones:
+        email = subject.emails[0] if subject.emails else None
+        phone = None if email else subject.phones[0]
+        found = rec.call(
+            target, "verify", "GET", 200, lambda: client.customers.find(email=email, phone=phone)
+        )
+        if found.error is not None:
+            return _failed(target, found, "verification search")
+        ids = {c.id for c in found.value}
+        if ids & {customer_id, target.target_id}:
+            return target.outcome(o.VERIFY_FAILED, detail="search still finds the profile")
+        if ids:
+            # Gladly recreates a profile on new contact: a different profile holds it now.
+            return target.outcome(
+                o.DELETED, detail=_join(moved, "a new profile holds this contact (reappeared)")
+            )
+        return target.outcome(o.DELETED, detail=moved)
+    got = rec.call(target, "verify", "GET", 200, lambda: client.customers.get(customer_id))
+    if isinstance(got.error, NotFoundError):
+        return target.outcome(o.DELETED, detail=moved)
+    if got.error is None or isinstance(got.error, CustomerMovedError):
+        return target.outcome(o.VERIFY_FAILED, http_status=got.status, detail="profile answers")
+    return _failed(target, got, "verification read")
+
+
+def _join(*parts: str | None) -> str:
+    return "; ".join(p for p in parts if p)
+
+
+def _redact(ctx: Context, target: Target) -> o.TargetOutcome:
+    return _erase_item(ctx, target, "POST", 201, ctx.client.items.redact, "redacting", o.REDACTED)
+
+
+def _delete_item(ctx: Context, target: Target) -> o.TargetOutcome:
+    return _erase_item(
+        ctx, target, "DELETE", 204, ctx.client.items.delete, "deleting", o.ITEM_DELETED
+    )
+
+
+def _erase_item(
+    ctx: Context,
+    target: Target,
+    method: str,
+    ok_status: int,
+    act: Callable[[str], None],
+    verb: str,
+    erased: str,
+) -> o.TargetOutcome:
+    """Redact or delete one item, then read it back: a redacted item must carry no content,
+    a deleted one must answer 404."""
+    rec, client = ctx.recorder, ctx.client
+    done = rec.call(target, "act", method, ok_status, functools.partial(act, target.target_id))
+    if isinstance(done.error, NotFoundError):
+        return target.outcome(o.ALREADY_DELETED, http_status=404, detail=target.content_type)
+    if done.error is not None:
+        return _failed(target, done, f"{verb} a {target.content_type} item")
+    read = rec.call(target, "verify", "GET", 200, lambda: client.items.get(target.target_id))
+    if isinstance(read.error, NotFoundError):
+        return target.outcome(erased, detail=target.content_type)
+    if read.error is not None:
+        return _failed(target, read, "verification read")
+    if erased == o.ITEM_DELETED:
+        return target.outcome(o.VERIFY_FAILED, detail="item still answers")
+    if _has_content(read.value):
+        return target.outcome(o.VERIFY_FAILED, detail="item still has content")
+    return target.outcome(erased, detail=target.content_type)
+
+
+_TEXT_KEYS = ("body", "content", "subject")
+
+
+def _has_content(item: Item) -> bool:
+    """Whether a read-back item still carries anything a person wrote or said."""
+    if item.text:
+        return True
+    content = item.raw.get("content") or {}
+    if any(isinstance(content.get(k), str) and content[k].strip() for k in _TEXT_KEYS):
+        return True
+    return bool(content.get("attachments")) or bool(content.get("recordingUrl"))

@@ -1,0 +1,1 @@
+"""The auditor's pack: plan, approvals, outcomes and the audit chain, reconciled."""

@@ -1,0 +1,1 @@
+"""The gladly-pipeline command line: parse, call the functions the flows call, print, exit."""

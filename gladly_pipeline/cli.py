@@ -1,0 +1,129 @@
+"""The `gladly-pipeline` command line."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+from gladly_client import GladlyClient, GladlyError
+from gladly_pipeline.audit_report import audit_report
+from gladly_pipeline.delete import apply, audit_verify, delete
+from gladly_pipeline.demo import demo
+from gladly_pipeline.enrich import enrich
+from gladly_pipeline.exit_codes import EXIT_FAILED, EXIT_USAGE
+from gladly_pipeline.export import export
+from gladly_pipeline.fold import fold
+from gladly_pipeline.plan import plan
+from gladly_pipeline.policies import holds_hash, validate
+
+app = typer.Typer(
+    name="gladly-pipeline",
+    help=(
+        "Archive Gladly transcripts to Parquet, apply retention policies as code, and erase "
+        "customer data provably.\n\n"
+        "New here? Run `gladly-pipeline demo`. The usual path: `export` (archive), `plan` "
+        "(what the policies would delete), `apply PLAN --approve HASH --execute`, "
+        "`audit verify`. Everything that deletes is a rehearsal until --execute.\n\n"
+        "Settings come from the environment: GLADLY_BASE_URL, GLADLY_USER, GLADLY_API_TOKEN, "
+        "GLADLY_AUDIT_KEY (keyed hashes of emails and phones), GLADLY_PIPELINE_ROOT (archive). "
+        "Exit codes: 0 done, 1 failed, 2 bad input or refused, 3 done but needs a look."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console(stderr=True)
+
+
+@app.callback()
+def root() -> None:
+    """Archive, retain and erase Gladly data."""
+
+
+app.command(name="export")(export)
+app.command(name="enrich")(enrich)
+app.command(name="fold")(fold)
+app.command(name="plan")(plan)
+app.command(name="apply")(apply)
+app.command(name="delete")(delete)
+app.command(name="demo")(demo)
+
+audit_app = typer.Typer(
+    help="The audit log: verify its hash chain; write an evidence pack for an auditor.",
+    no_args_is_help=True,
+)
+audit_app.command(name="verify")(audit_verify)
+audit_app.command(name="report")(audit_report)
+app.add_typer(audit_app, name="audit")
+
+policies_app = typer.Typer(help="Validate retention policies.", no_args_is_help=True)
+policies_app.command(name="validate")(validate)
+app.add_typer(policies_app, name="policies")
+
+holds_app = typer.Typer(
+    help="Legal holds: hash an email or phone for the registry.", no_args_is_help=True
+)
+holds_app.command(name="hash")(holds_hash)
+app.add_typer(holds_app, name="holds")
+
+
+@app.command()
+def check() -> None:
+    """Check the Gladly settings and that the API answers (reads the export schedules)."""
+    try:
+        client = GladlyClient.from_env()
+    except ValueError as exc:
+        console.print(f"[red]Configuration error:[/red] {exc}")
+        raise typer.Exit(EXIT_USAGE) from None
+    with client:
+        try:
+            schedules = client.exports.list_schedules()
+        except GladlyError as exc:
+            console.print(f"[red]Gladly did not accept the request:[/red] {exc}")
+            raise typer.Exit(EXIT_FAILED) from None
+    console.print(
+        f"[green]OK[/green] {client.base_url} answered; "
+        f"{len(schedules)} export schedule(s): "
+        + (", ".join(s.frequency or "?" for s in schedules) or "none")
+    )
+
+
+@app.command()
+def sandbox(
+    port: int = typer.Option(8080, help="Port to listen on (0 picks a free one)."),
+    seed: int = typer.Option(42, help="Seed of the synthetic organisation."),
+    customers: int = typer.Option(2000, help="Number of synthetic customers."),
+    host: str = typer.Option("127.0.0.1", help="Loopback address to bind (nothing else)."),
+    rate_limit: float = typer.Option(10.0, help="Requests/second per HTTP method; 0 = off."),
+    latency_ms: float = typer.Option(0.0, help="Milliseconds added to every API answer."),
+    frequency: str = typer.Option("DAILY", help="Export schedule: DAILY or HOURLY."),
+) -> None:
+    """Serve a local Gladly sandbox on loopback until Ctrl-C (prints the settings to paste)."""
+    # Imported here so the other commands never load the sandbox and its data generator.
+    from gladly_sandbox.serve import build_sandbox, serve
+
+    if frequency not in ("DAILY", "HOURLY"):
+        console.print(f"[red]--frequency must be DAILY or HOURLY[/red] (got {frequency!r})")
+        raise typer.Exit(EXIT_USAGE)
+    try:
+        local = build_sandbox(
+            host=host,
+            port=port,
+            seed=seed,
+            customers=customers,
+            rate_limit=rate_limit,
+            latency_ms=latency_ms,
+            frequency=frequency,
+        )
+        serve(local)
+    except (ValueError, OSError) as exc:  # a bad option, or the port is taken
+        console.print(f"[red]Cannot start the sandbox:[/red] {exc}")
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

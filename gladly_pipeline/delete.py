@@ -1,0 +1,223 @@
+"""`gladly-pipeline apply`, `delete`, `audit verify`: the engine and its evidence, from a shell."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from audit_log.outcomes import RunReport, TargetOutcome
+from gladly_archive.location import resolve_archive_root
+from gladly_client import GladlyError
+from gladly_pipeline.common import RootOption
+from gladly_pipeline.exit_codes import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK, EXIT_USAGE
+
+_HOLDS = Annotated[
+    Path | None,
+    typer.Option(help="Legal hold registry (YAML or CSV); re-read whenever it changes."),
+]
+_EXECUTE = Annotated[
+    bool,
+    typer.Option(
+        "--execute",
+        help="Really call Gladly. Without it nothing is changed: the run is rehearsed.",
+    ),
+]
+_WORKERS = Annotated[int, typer.Option(help="Targets in flight (the client paces the calls).")]
+
+
+def apply(
+    plan_dir: Annotated[Path, typer.Argument(help="A plan directory written by `plan`.")],
+    approve: Annotated[str, typer.Option(help="The plan hash you approve (as `plan` printed it).")],
+    execute: _EXECUTE = False,
+    holds: _HOLDS = None,
+    root: RootOption = None,
+    approver: Annotated[
+        str | None, typer.Option(help="Who approved (recorded in the audit log).")
+    ] = None,
+    workers: _WORKERS = 8,
+) -> None:
+    """Execute exactly the approved plan: holds re-checked, each target verified and audited.
+
+    Refused before the first call if the plan on disk changed or another hash was approved.
+    Needs GLADLY_AUDIT_KEY. Exit codes: 0 done; 1 a call failed or a deletion did not verify;
+    2 refused or bad input; 3 done, but some targets need a look (held, blocked, active again).
+    """
+    from erasure.engine import PlanRefusedError
+    from erasure.execution import run_apply
+
+    console = Console(stderr=True)
+    archive_root = resolve_archive_root(root)
+    try:
+        with _progress(console) as tick:
+            report = run_apply(
+                plan_dir,
+                approve,
+                root=archive_root,
+                dry_run=not execute,
+                holds_path=holds,
+                approver=approver,
+                workers=workers,
+                on_outcome=tick,
+            )
+    except (PlanRefusedError, ValueError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(EXIT_USAGE) from None
+    except GladlyError as exc:
+        console.print(f"[red]Gladly request failed:[/red] {exc}")
+        raise typer.Exit(EXIT_FAILED) from None
+    _finish(console, report, archive_root)
+
+
+def delete(
+    email: Annotated[
+        list[str] | None, typer.Option(help="A customer's email (repeatable).")
+    ] = None,
+    phone: Annotated[
+        list[str] | None, typer.Option(help="A customer's phone (repeatable).")
+    ] = None,
+    customer_id: Annotated[
+        list[str] | None, typer.Option(help="A Gladly customer id (repeatable).")
+    ] = None,
+    csv: Annotated[
+        Path | None, typer.Option(help="CSV with a column email, phone or customer_id.")
+    ] = None,
+    scope: Annotated[
+        str,
+        typer.Option(
+            help="profile (the whole customer), conversations (erase what the API can), or "
+            "items (only --item-id, e.g. a message with a card number)."
+        ),
+    ] = "profile",
+    item_id: Annotated[list[str] | None, typer.Option(help="An item id (scope items).")] = None,
+    reason: Annotated[str, typer.Option(help="Ticket reference for the audit log.")] = "",
+    close_open_conversations: Annotated[
+        bool, typer.Option(help="Close open conversations so the profile can be deleted.")
+    ] = False,
+    execute: _EXECUTE = False,
+    holds: _HOLDS = None,
+    root: RootOption = None,
+    workers: _WORKERS = 8,
+) -> None:
+    """Delete one customer's data now (an erasure request, a card number sent in a chat).
+
+    The input is checked first, every bad row reported, and nothing happens until it is clean.
+    Without --execute it only shows what would happen. Legal holds still win. Needs
+    GLADLY_AUDIT_KEY. Exit codes as for `apply`.
+    """
+    from erasure.execution import run_delete
+    from erasure.oneoff import parse_request
+
+    console = Console(stderr=True)
+    archive_root = resolve_archive_root(root)
+    try:
+        request = parse_request(
+            emails=email or [],
+            phones=phone or [],
+            customer_ids=customer_id or [],
+            csv_path=csv,
+            scope=scope,
+            item_ids=item_id or [],
+            reason=reason,
+            close_open_conversations=close_open_conversations,
+        )
+        with _progress(console) as tick:
+            run = run_delete(
+                request,
+                root=archive_root,
+                dry_run=not execute,
+                holds_path=holds,
+                workers=workers,
+                on_outcome=tick,
+            )
+    except ValueError as exc:  # bad input (OneOffInputError among them): nothing happened
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(EXIT_USAGE) from None
+    except GladlyError as exc:
+        console.print(f"[red]Gladly request failed:[/red] {exc}")
+        raise typer.Exit(EXIT_FAILED) from None
+    for line in run.oneoff.not_found:
+        console.print(f"[yellow]not found[/yellow] {line}")
+    console.print(f"plan written to {run.plan_dir} (hash {run.report.plan_hash})")
+    _finish(console, run.report, archive_root)
+
+
+def audit_verify(root: RootOption = None) -> None:
+    """Check the audit log's hash chain: every event, every run, in order, unaltered.
+
+    Exit codes: 0 the chain holds; 1 an event was altered, removed or reordered (the first
+    problem is named).
+    """
+    from audit_log import verify_chain
+
+    console = Console(stderr=True)
+    report = verify_chain(resolve_archive_root(root))
+    for run in report.unsealed:
+        console.print(f"[yellow]unsealed run[/yellow] {run} (sealed by the next engine run)")
+    if not report.ok:
+        console.print(f"[bold red]AUDIT CHAIN BROKEN[/bold red]: {report.problem}")
+        raise typer.Exit(EXIT_FAILED)
+    console.print(
+        f"[green]audit chain holds[/green]: {report.runs} run(s), {report.events} event(s); "
+        f"newest hash {report.last_hash}"
+    )
+    raise typer.Exit(EXIT_OK)
+
+
+class _progress:
+    """A progress line per finished target while the engine runs."""
+
+    def __init__(self, console: Console) -> None:
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=console,
+            transient=True,
+        )
+        self._task = self._progress.add_task("targets done", total=None)
+
+    def __enter__(self) -> Callable[[TargetOutcome], None]:
+        self._progress.start()
+        return lambda _outcome: self._progress.advance(self._task)
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+
+def _finish(console: Console, report: RunReport, root: str) -> None:
+    mode = "REHEARSAL (nothing changed; add --execute)" if report.dry_run else "EXECUTED"
+    table = Table(title=f"Run {report.run_id[:12]} of plan {report.plan_hash[:12]}… — {mode}")
+    table.add_column("outcome")
+    table.add_column("targets", justify="right")
+    for outcome, count in report.counts().items():
+        table.add_row(outcome, str(count))
+    if report.resumed:
+        table.add_row("finished by an earlier run", str(report.resumed))
+    console.print(table)
+    if report.api_calls:
+        calls = ", ".join(f"{m} {n}" for m, n in sorted(report.api_calls.items()))
+        console.print(f"API calls: {calls}")
+    if report.tombstoned:
+        removed = sum(report.purge.get("rows_removed", {}).values())
+        console.print(
+            f"archive: {report.tombstoned} tombstone(s); {removed} row(s) purged from {root}"
+        )
+    for note in report.purge.get("not_purged", []):
+        console.print(f"[yellow]not purged[/yellow] {note}")
+    failed = [o for o in report.outcomes if o.outcome in ("failed", "verify_failed")]
+    for one in failed[:20]:
+        console.print(
+            f"[red]{one.outcome}[/red] {one.target_type} {one.target_id}: "
+            f"{one.detail or ''} {one.http_status or ''} {one.error_code or ''}"
+        )
+    chain = {True: "holds", False: "BROKEN", None: "not checked"}[report.chain_ok]
+    console.print(f"audit chain {chain}; newest hash {report.chain_last_hash}")
+    if not report.ok or report.chain_ok is False:
+        raise typer.Exit(EXIT_FAILED)
+    raise typer.Exit(EXIT_ATTENTION if report.needs_attention else EXIT_OK)

@@ -1,0 +1,188 @@
+"""`gladly-pipeline export`: archive export jobs (or named customers), with progress bars."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from gladly_archive.keyed import optional_audit_key
+from gladly_client import GladlyError
+from gladly_pipeline.common import RootOption, connect
+from gladly_pipeline.exit_codes import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK
+from ingest.customer_export import CustomerExportReport, run_customer_export
+from ingest.exporting import DEFAULT_EXPIRY_WARNING_DAYS, ExportReport, run_export
+from retention_policies.facts_cache import refresh_facts
+
+
+class RichProgress:
+    """A progress bar per downloaded file."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._task: TaskID | None = None
+
+    def file_started(self, job_id: str, name: str) -> None:
+        self._task = self._progress.add_task(f"{job_id[:10]}… {name}", total=None)
+
+    def file_progress(self, received: int, expected: int | None) -> None:
+        if self._task is not None:
+            self._progress.update(self._task, completed=received, total=expected)
+
+    def file_finished(self, job_id: str, name: str, rows: int) -> None:
+        if self._task is not None:
+            done = self._progress.tasks[self._task].completed or 1
+            self._progress.update(self._task, total=done, completed=done)
+            self._task = None
+
+
+def export(
+    root: RootOption = None,
+    since: Annotated[
+        datetime | None,
+        typer.Option(
+            help="Skip export windows that ended before this date (YYYY-MM-DD).",
+            formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"],
+        ),
+    ] = None,
+    customer_email: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--customer-email",
+            help="Archive this customer's conversations through the API instead (repeatable).",
+        ),
+    ] = None,
+    customer_id: Annotated[
+        list[str] | None,
+        typer.Option("--customer-id", help="Same, by Gladly customer id (repeatable)."),
+    ] = None,
+    expiry_warning_days: Annotated[
+        float,
+        typer.Option(help="Warn about unarchived jobs this many days old (Gladly keeps 14)."),
+    ] = DEFAULT_EXPIRY_WARNING_DAYS,
+) -> None:
+    """Archive Gladly's completed export jobs into Parquet, oldest first (or named customers).
+
+    Exit codes: 0 all archived; 1 a job or call failed; 2 bad settings or options;
+    3 archived, but a job is about to expire unarchived, Gladly failed a job, or a customer's
+    history was cut short by Gladly's API limits.
+    """
+    console = Console(stderr=True)
+    client, archive = connect(root, console)
+    with client:
+        try:
+            if customer_email or customer_id:
+                customer_report = run_customer_export(
+                    client, archive, emails=customer_email or [], customer_ids=customer_id or []
+                )
+                _print_customer_report(console, customer_report)
+                raise typer.Exit(EXIT_OK if customer_report.complete else EXIT_ATTENTION)
+            with Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=console,
+                transient=False,
+            ) as progress:
+                report = run_export(
+                    client,
+                    archive,
+                    since=since.replace(tzinfo=UTC) if since and not since.tzinfo else since,
+                    now=datetime.now(UTC),
+                    expiry_warning_days=expiry_warning_days,
+                    progress=RichProgress(progress),
+                    audit_key=optional_audit_key(),
+                )
+        except GladlyError as exc:
+            console.print(f"[red]Gladly request failed:[/red] {exc}")
+            raise typer.Exit(EXIT_FAILED) from None
+    _print_export_report(console, report)
+    if report.archived or report.folded is not None:
+        # Paid here, once per change, so that planning starts from saved fact tables.
+        refresh_facts(report.root)
+    if report.failed:
+        raise typer.Exit(EXIT_FAILED)
+    raise typer.Exit(EXIT_ATTENTION if report.warnings else EXIT_OK)
+
+
+def _print_export_report(console: Console, report: ExportReport) -> None:
+    table = Table(title=f"Export into {report.root}")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    table.add_row("jobs archived now", str(len(report.archived)))
+    table.add_row("jobs already archived", str(report.already_archived))
+    table.add_row("jobs failed", str(len(report.failed)))
+    for dataset, rows in sorted(report.rows_by_dataset().items()):
+        table.add_row(f"rows → {dataset}", str(rows))
+    table.add_row("quarantined lines", str(report.quarantined))
+    if report.folded is not None:
+        folded = sum(report.folded.rows_folded.values())
+        table.add_row(f"rows folded (dated ≤ {report.folded.through})", str(folded))
+    console.print(table)
+    for outcome in report.failed:
+        console.print(f"[red]FAILED[/red] job {outcome.job_id}: {outcome.error}")
+    for warning in report.warnings:
+        console.print(f"[bold red]AT RISK[/bold red] {warning.describe()}")
+    print_reappeared(console, report)
+
+
+def print_reappeared(console: Console, report: ExportReport) -> None:
+    """Erased customers who came back (ids only), or why that was not checked."""
+    found = report.reappeared
+    if found is None:
+        return
+    if not found.hashes_checked:
+        console.print(
+            "[yellow]not checked for erased customers who came back under a new id[/yellow]: "
+            "set GLADLY_AUDIT_KEY"
+        )
+    for one in found.reappeared:
+        console.print(
+            f"[bold yellow]REAPPEARED[/bold yellow] customer {one.customer_id} has the "
+            f"{one.matched_on} of {one.tombstoned_id}, erased {one.deleted_at:%Y-%m-%d}"
+        )
+    if found.repurged:
+        console.print(
+            f"purged again: {len(found.repurged)} erased customer(s) an older export brought "
+            f"back ({found.rows_repurged} rows)"
+        )
+
+
+def _print_customer_report(console: Console, report: CustomerExportReport) -> None:
+    table = Table(title=f"Customer export {report.job_id}")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    table.add_row("inputs", str(report.requested))
+    table.add_row("customers found", str(len(report.customer_ids)))
+    table.add_row("conversations", str(report.conversations))
+    table.add_row("items", str(report.items))
+    table.add_row("call transcripts fetched", str(report.call_transcripts))
+    console.print(table)
+    for reference in report.not_found:
+        console.print(f"[yellow]not found[/yellow]: {reference}")
+    for old, new in report.moved.items():
+        console.print(f"merged: customer {old} now lives under {new}")
+    for customer in report.truncated_customers:
+        console.print(
+            f"[yellow]INCOMPLETE[/yellow] customer {customer}: more than 100 conversations; "
+            "the rest are only in the export files"
+        )
+    for conversation in report.incomplete_conversations:
+        console.print(
+            f"[yellow]INCOMPLETE[/yellow] conversation {conversation}: more than 1000 items; "
+            "the rest are only in the export files"
+        )

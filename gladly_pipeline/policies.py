@@ -1,0 +1,57 @@
+"""`gladly-pipeline policies validate` and `gladly-pipeline holds hash`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from gladly_pipeline.exit_codes import EXIT_USAGE
+from retention_policies import PolicyValidationError, keyed_hash, load_policies
+
+AUDIT_KEY_ENV = "GLADLY_AUDIT_KEY"
+
+err = Console(stderr=True)
+
+
+def validate(
+    path: Annotated[Path, typer.Argument(help="A policy YAML file or a directory of them.")],
+) -> None:
+    """Validate retention policies; print each with its version hash, or every problem."""
+    try:
+        policies = load_policies(path)
+    except PolicyValidationError as exc:
+        for problem in exc.problems:
+            typer.echo(str(problem), err=True)
+        count = len(exc.problems)
+        typer.echo(f"{count} problem{'s' if count != 1 else ''}; nothing is valid.", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    for policy in policies:
+        state = "" if policy.enabled else "  (disabled)"
+        typer.echo(
+            f"{policy.name}  resource={policy.resource}  action={policy.action.type}  "
+            f"hash={policy.version_hash}{state}"
+        )
+    typer.echo(f"{len(policies)} polic{'ies' if len(policies) != 1 else 'y'} valid.")
+
+
+def holds_hash(
+    email: Annotated[str | None, typer.Option("--email", help="The email to hash.")] = None,
+    phone: Annotated[str | None, typer.Option("--phone", help="The phone to hash.")] = None,
+) -> None:
+    """Print the keyed hash a holds file stores for an email or phone (key: GLADLY_AUDIT_KEY)."""
+    if (email is None) == (phone is None):
+        err.print("[red]Give exactly one of --email or --phone.[/red]")
+        raise typer.Exit(EXIT_USAGE)
+    key = os.environ.get(AUDIT_KEY_ENV, "")
+    if not key:
+        err.print(f"[red]{escape(AUDIT_KEY_ENV)} is not set:[/red] it keys the hashes of holds.")
+        raise typer.Exit(EXIT_USAGE)
+    if email is not None:
+        typer.echo(keyed_hash(email, kind="email", key=key.encode("utf-8")))
+    elif phone is not None:
+        typer.echo(keyed_hash(phone, kind="phone", key=key.encode("utf-8")))

@@ -1,0 +1,1 @@
+"""Turn Gladly's data into archive rows: export jobs, per-customer downloads, enrichment."""

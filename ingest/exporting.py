@@ -1,0 +1,376 @@
+"""Export jobs into the archive: which jobs, in what order, each committed whole; expiry watch."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+import pyarrow as pa
+
+from gladly_archive import Archive, StagedJob
+from gladly_archive.convert import (
+    ConvertStats,
+    QuarantinedLine,
+    convert_agents_file,
+    convert_customers_file,
+    convert_items_file,
+    convert_topics_file,
+)
+from gladly_archive.fold import FoldReport, fold_archive, fold_due
+from gladly_client import GladlyClient, GladlyError
+from gladly_client.models import ExportJob
+from ingest.reappeared import ReappearedReport, check_reappeared
+
+logger = logging.getLogger("ingest.exporting")
+
+# Gladly deletes export jobs and their files 14 days after they were made; we warn well before.
+GLADLY_EXPORT_RETENTION_DAYS = 14
+DEFAULT_EXPIRY_WARNING_DAYS = 12
+
+Converter = Callable[..., Iterator[pa.RecordBatch]]
+
+
+class ProgressSink(Protocol):
+    """What a progress display implements; every method is optional to act on."""
+
+    def file_started(self, job_id: str, name: str) -> None: ...
+
+    def file_progress(self, received: int, expected: int | None) -> None: ...
+
+    def file_finished(self, job_id: str, name: str, rows: int) -> None: ...
+
+
+class _NoProgress:
+    def file_started(self, job_id: str, name: str) -> None:
+        pass
+
+    def file_progress(self, received: int, expected: int | None) -> None:
+        pass
+
+    def file_finished(self, job_id: str, name: str, rows: int) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class _FileKind:
+    convert: Converter
+    write: Callable[[StagedJob, Iterator[pa.RecordBatch]], int]
+    dataset: str
+
+
+# The order matters only for the reader of the progress bars: small lookups first.
+_FILES: dict[str, _FileKind] = {
+    "agents.jsonl": _FileKind(convert_agents_file, StagedJob.write_agents, "agents"),
+    "topics.jsonl": _FileKind(convert_topics_file, StagedJob.write_topics, "topics"),
+    "customers.jsonl": _FileKind(convert_customers_file, StagedJob.write_customers, "customers"),
+    "conversation_items.jsonl": _FileKind(convert_items_file, StagedJob.write_items, "items"),
+}
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """What happened to one export job in this run."""
+
+    job_id: str
+    window_start: datetime | None
+    window_end: datetime | None
+    updated_at: datetime
+    status: str  # "archived" | "failed"
+    rows_by_dataset: dict[str, int] = field(default_factory=dict)
+    quarantined: int = 0
+    duplicates_replaced: int = 0
+    skipped_files: tuple[str, ...] = ()
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ExpiryWarning:
+    """A job Gladly will soon delete (or already failed) that is not in the archive."""
+
+    job_id: str
+    status: str
+    updated_at: datetime
+    expires_at: datetime
+    reason: str
+
+    def describe(self) -> str:
+        """One line a person acts on."""
+        expires = f"{self.expires_at:%Y-%m-%d %H:%M}Z"
+        return f"job {self.job_id} ({self.status}, expires {expires}): {self.reason}"
+
+
+@dataclass
+class ExportReport:
+    """The result of one export run: what was archived, what failed, what is at risk."""
+
+    root: str
+    archived: list[JobOutcome] = field(default_factory=list)
+    failed: list[JobOutcome] = field(default_factory=list)
+    already_archived: int = 0
+    warnings: list[ExpiryWarning] = field(default_factory=list)
+    # Erased customers who came back, and erased ids an older job re-imported (then purged).
+    reappeared: ReappearedReport | None = None
+    # The fold this run did (about monthly: rows older than a month into customer buckets).
+    folded: FoldReport | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing failed and nothing is about to be lost."""
+        return not self.failed and not self.warnings
+
+    def rows_by_dataset(self) -> dict[str, int]:
+        """Rows archived per dataset over all jobs of the run."""
+        totals: dict[str, int] = {}
+        for outcome in self.archived:
+            for name, rows in outcome.rows_by_dataset.items():
+                totals[name] = totals.get(name, 0) + rows
+        return totals
+
+    @property
+    def quarantined(self) -> int:
+        """Lines set aside as unreadable in this run."""
+        return sum(o.quarantined for o in self.archived)
+
+
+@dataclass(frozen=True)
+class PendingJobs:
+    """What Gladly lists right now, against what the archive holds."""
+
+    todo: list[ExportJob]  # completed, not archived, not excluded by `since`; oldest first
+    completed: list[ExportJob]  # every completed job Gladly still lists
+    failed: list[ExportJob]
+    already_archived: int
+
+
+def pending_jobs(
+    client: GladlyClient, archive: Archive, *, since: datetime | None = None
+) -> PendingJobs:
+    """Completed jobs not yet archived (oldest first), failed jobs, and how many are archived.
+
+    `since` skips jobs whose window ended before it (e.g. a first run that needs only recent
+    days); skipped jobs still count for the expiry watch.
+    """
+    archived = archive.archived_job_ids()
+    completed = client.exports.list_jobs(status="COMPLETED")
+    failed = client.exports.list_jobs(status="FAILED")
+    todo = [job for job in completed if job.id not in archived]
+    already = len(completed) - len(todo)
+    if since is not None:
+        since = _aware(since)
+        todo = [job for job in todo if (end := _window_end(job)) is None or end > since]
+    todo.sort(key=lambda job: (job.updated_at, _window_start(job) or job.updated_at, job.id))
+    return PendingJobs(todo, completed, failed, already)
+
+
+def archive_export_job(
+    client: GladlyClient,
+    archive: Archive,
+    job: ExportJob,
+    *,
+    now: datetime,
+    progress: ProgressSink | None = None,
+) -> JobOutcome:
+    """Download every file of one job once, convert it, and commit the job as a whole.
+
+    Nothing of the job becomes visible until all of its files are staged; any failure aborts
+    the staging and the job is simply redone by the next run.
+    """
+    sink = progress or _NoProgress()
+    staged = archive.stage_job(
+        job.id,
+        kind="export_job",
+        window_start=_window_start(job),
+        window_end=_window_end(job),
+        job_updated_at=job.updated_at,
+    )
+    rows: dict[str, int] = {}
+    skipped: list[str] = []
+    try:
+        for name in sorted(job.files, key=_file_order):
+            kind = _FILES.get(name)
+            if kind is None:
+                # A file Gladly added that we have no schema for: say so, never drop silently.
+                logger.warning("job %s: no converter for file %s; not archived", job.id, name)
+                skipped.append(name)
+                continue
+            sink.file_started(job.id, name)
+            rows[kind.dataset] = rows.get(kind.dataset, 0) + _archive_file(
+                client, staged, job, name, kind, now=now, sink=sink
+            )
+            sink.file_finished(job.id, name, rows[kind.dataset])
+        result = staged.commit()
+    except BaseException:
+        staged.abort()
+        raise
+    return JobOutcome(
+        job_id=job.id,
+        window_start=_window_start(job),
+        window_end=_window_end(job),
+        updated_at=job.updated_at,
+        status="archived",
+        rows_by_dataset=dict(result.rows_by_dataset),
+        quarantined=result.quarantined,
+        duplicates_replaced=result.duplicates_replaced,
+        skipped_files=tuple(skipped),
+    )
+
+
+def _archive_file(
+    client: GladlyClient,
+    staged: StagedJob,
+    job: ExportJob,
+    name: str,
+    kind: _FileKind,
+    *,
+    now: datetime,
+    sink: ProgressSink,
+) -> int:
+    local = Path(staged.download_dir) / name
+    download = client.exports.download_file(job.id, name, local, on_progress=sink.file_progress)
+    quarantined: list[QuarantinedLine] = []
+    stats = ConvertStats()
+    try:
+        batches = kind.convert(
+            local, job_id=job.id, archived_at=now, on_quarantine=quarantined.append, stats=stats
+        )
+        written = kind.write(staged, batches)
+        if quarantined:
+            staged.write_quarantine(name, quarantined)
+        staged.record_file(
+            name,
+            rows_written=written,
+            lines_read=stats.lines_read,
+            bytes_read=download.bytes_read,
+            sha256=download.sha256,
+        )
+    finally:
+        local.unlink(missing_ok=True)
+    return written
+
+
+def expiry_warnings(
+    not_archived: list[ExportJob],
+    failed: list[ExportJob],
+    *,
+    now: datetime,
+    threshold_days: float = DEFAULT_EXPIRY_WARNING_DAYS,
+) -> list[ExpiryWarning]:
+    """Jobs Gladly will delete soon that we do not hold, and jobs Gladly failed to produce."""
+    warnings = []
+    threshold = timedelta(days=threshold_days)
+    retention = timedelta(days=GLADLY_EXPORT_RETENTION_DAYS)
+    for job in not_archived:
+        if now - job.updated_at >= threshold:
+            warnings.append(
+                ExpiryWarning(
+                    job.id,
+                    job.status,
+                    job.updated_at,
+                    job.updated_at + retention,
+                    f"not archived {(now - job.updated_at).days} days after completion; Gladly "
+                    "deletes it at 14 days — archive it now or ask Gladly Support to regenerate",
+                )
+            )
+    for job in failed:
+        warnings.append(
+            ExpiryWarning(
+                job.id,
+                job.status,
+                job.updated_at,
+                job.updated_at + retention,
+                "Gladly reports this export job FAILED; its window has no archive — ask Gladly "
+                "Support to regenerate it",
+            )
+        )
+    return warnings
+
+
+def run_export(
+    client: GladlyClient,
+    archive: Archive,
+    *,
+    since: datetime | None = None,
+    now: datetime | None = None,
+    expiry_warning_days: float = DEFAULT_EXPIRY_WARNING_DAYS,
+    progress: ProgressSink | None = None,
+    on_job: Callable[[JobOutcome], None] | None = None,
+    archive_one: Callable[[ExportJob, datetime], JobOutcome] | None = None,
+    audit_key: bytes | None = None,
+    fold: bool = True,
+) -> ExportReport:
+    """Archive every completed, not yet archived export job, oldest first, one commit per job.
+
+    `archive_one(job, now)` replaces the per-job step (the Prefect flow passes a task here).
+    Erased ids a job re-imported are purged again; with `audit_key`, a new profile holding an
+    erased customer's email or phone (keyed hashes) is reported as reappeared. With `fold`,
+    once the recent tier holds more than two months the archive is folded through a month ago
+    (gladly_archive.fold), which keeps erasing a customer cheap.
+    """
+    now = _aware(now or datetime.now(UTC))
+    report = ExportReport(root=str(archive.root))
+    pending = pending_jobs(client, archive, since=since)
+    report.already_archived = pending.already_archived
+    for job in pending.todo:
+        try:
+            if archive_one is not None:
+                outcome = archive_one(job, now)
+            else:
+                outcome = archive_export_job(client, archive, job, now=now, progress=progress)
+            report.archived.append(outcome)
+        except GladlyError as exc:
+            # str(GladlyError) is safe by construction: method, path template, status, codes.
+            outcome = JobOutcome(
+                job_id=job.id,
+                window_start=_window_start(job),
+                window_end=_window_end(job),
+                updated_at=job.updated_at,
+                status="failed",
+                error=str(exc),
+            )
+            report.failed.append(outcome)
+            logger.error("job %s could not be archived: %s", job.id, exc)
+        if on_job is not None:
+            on_job(outcome)
+    if report.archived:
+        # Always: erased ids an older job re-imported are purged again (ids only). With the
+        # key, new profiles holding an erased customer's contact are reported as well.
+        jobs = [o.job_id for o in report.archived]
+        report.reappeared = check_reappeared(archive, jobs, audit_key)
+    through = fold_due(archive, now.date()) if fold else None
+    if through is not None:
+        report.folded = fold_archive(archive, through)
+        logger.info(
+            "folded rows dated up to %s into %d customer buckets (%.1f s)",
+            through,
+            report.folded.buckets,
+            report.folded.seconds,
+        )
+    archived_now = archive.archived_job_ids()
+    report.warnings = expiry_warnings(
+        [job for job in pending.completed if job.id not in archived_now],
+        pending.failed,
+        now=now,
+        threshold_days=expiry_warning_days,
+    )
+    return report
+
+
+def _file_order(name: str) -> tuple[int, str]:
+    order = list(_FILES)
+    return (order.index(name) if name in order else len(order), name)
+
+
+def _window_start(job: ExportJob) -> datetime | None:
+    return job.parameters.start_at if job.parameters else None
+
+
+def _window_end(job: ExportJob) -> datetime | None:
+    return job.parameters.end_at if job.parameters else None
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -1,0 +1,53 @@
+"""Make a retention plan from policy files, a hold registry and the archive; write it to disk."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+
+from gladly_archive.keyed import audit_key
+from retention_policies.evaluate import evaluate
+from retention_policies.facts_cache import facts_tables
+from retention_policies.holds import HoldRegistry
+from retention_policies.loader import load_policies
+from retention_policies.plan import Plan
+
+__all__ = ["make_plan", "plans_dir"]
+
+
+def plans_dir(root: str) -> Path:
+    """Where plans are written: beside a local archive, else ./gladly-plans."""
+    return Path("gladly-plans") if "://" in root else Path(root) / "_plans"
+
+
+def make_plan(
+    policies: str | Path,
+    *,
+    root: str,
+    holds_path: str | Path | None = None,
+    out: str | Path | None = None,
+    now: datetime | None = None,
+    env: Mapping[str, str] | None = None,
+) -> tuple[Plan, Path]:
+    """Evaluate the policies over the archive at `now` and write the plan (default
+    `<root>/_plans/<UTC timestamp>`). Raises PolicyValidationError / ValueError on bad input
+    before anything is written."""
+    loaded = load_policies(policies)
+    key = audit_key(required=holds_path is not None, env=env)
+    registry = (
+        HoldRegistry.load(holds_path, key=key)
+        if holds_path is not None
+        else HoldRegistry.empty(key=key)
+    )
+    moment = now or datetime.now(UTC)
+    tables, _ = facts_tables(root)
+    try:
+        plan = evaluate(loaded, tables, registry, moment)
+    finally:
+        tables.con.close()
+    target = Path(out) if out is not None else plans_dir(root) / moment.strftime("%Y%m%dT%H%M%SZ")
+    if out is None and target.exists():
+        target = target.with_name(f"{target.name}-{plan.hash[:8]}")
+    plan.write(target)
+    return plan, target

@@ -1,0 +1,30 @@
+"""`gladly-pipeline demo` does the whole job and leaves nothing running."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from gladly_pipeline.cli import app
+from tests._console import says
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_demo_runs_end_to_end_and_stops_everything(tmp_path: Path) -> None:
+    before = {t.ident for t in threading.enumerate()}
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(app, ["demo", "--out", str(out), "--customers", "120"])
+    assert result.exit_code == 0, result.output
+    for words in ("APPROVES plan", "Audit chain holds", "Try a query", "evidence pack"):
+        assert says(result.output, words)
+    assert says(result.output, "deleted")
+    assert says(result.output, "redacted")
+    assert (out / "archive" / "_audit" / "runs").is_dir()
+    assert any((out / "archive" / "_evidence").rglob("report.html"))
+    assert any((out / "archive" / "tombstones").rglob("*.parquet"))
+    # The sandbox's server thread and every worker thread are gone.
+    assert [t.name for t in threading.enumerate() if t.ident not in before] == []

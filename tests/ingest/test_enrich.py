@@ -1,0 +1,50 @@
+"""Enrichment fetches inbox, status, topics and custom attributes the export files lack."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from gladly_archive import Archive
+from gladly_client import GladlyClient
+from gladly_sandbox import Sandbox
+from ingest.enrich import enrich_archive
+from ingest.exporting import run_export
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 5, 20, 9, tzinfo=UTC)
+
+
+def test_enrichment_within_a_budget_then_the_backlog_matches_the_sandbox(tmp_path: Path) -> None:
+    with Sandbox(
+        seed=23, customers=40, now=NOW, frozen_clock=True, rate_limit_per_second=None
+    ) as sb:
+        archive = Archive.open(tmp_path / "archive")
+        with GladlyClient(sb.base_url, sb.user, sb.api_token, requests_per_second=500.0) as c:
+            run_export(c, archive, now=NOW)
+            first = enrich_archive(c, archive, max_calls=30, now=NOW)
+            assert first.conversations_fetched == 30
+            assert first.customers_fetched == 0
+            assert first.backlog_conversations > 0
+            second = enrich_archive(c, archive, max_calls=100_000, now=NOW)
+            assert second.backlog_conversations == 0
+            assert second.backlog_customers == 0
+            assert second.conversations_fetched == first.backlog_conversations
+            third = enrich_archive(c, archive, max_calls=100_000, now=NOW)
+            assert (third.conversations_fetched, third.customers_fetched) == (0, 0)
+
+        conversations = archive.dataset("conversations").to_table().to_pylist()
+        for row in conversations:
+            truth = sb.org.get_conversation(row["conversation_id"])
+            assert row["inbox_id"] == truth["inboxId"]
+            assert row["status"] == truth["status"]
+            assert row["topic_ids"] == truth.get("topicIds", [])
+        profiles = archive.dataset("customer_profiles").to_table().to_pylist()
+        assert profiles
+        for row in profiles:
+            truth = sb.org.get_customer(row["customer_id"])
+            assert json.loads(row["custom_attributes_json"]) == truth.get("customAttributes", {})
