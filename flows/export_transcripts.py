@@ -68,6 +68,8 @@ def export_transcripts(
         refresh_plan_facts(report.root)
     for outcome in report.failed:
         logger.error("export job %s could not be archived: %s", outcome.job_id, outcome.error)
+    for skipped in report.skipped:
+        logger.error("EXPORT JOB SKIPPED: %s", skipped.describe())
     for warning in report.warnings:
         logger.error("EXPORT AT RISK: %s", warning.describe())
     if report.reappeared is not None:
@@ -90,6 +92,8 @@ def summarize(report: ExportReport) -> dict[str, Any]:
         "jobs_archived": [o.job_id for o in report.archived],
         "jobs_failed": {o.job_id: o.error for o in report.failed},
         "jobs_already_archived": report.already_archived,
+        # Ids unsafe to print appear as "sha256:" and a hash prefix.
+        "jobs_skipped": [{"job": s.job, "reason": s.reason} for s in report.skipped],
         "rows_by_dataset": report.rows_by_dataset(),
         "quarantined_lines": report.quarantined,
         "warnings": [w.describe() for w in report.warnings],
@@ -109,7 +113,7 @@ def summarize(report: ExportReport) -> dict[str, Any]:
 
 
 def publish_export_artifact(report: ExportReport) -> None:
-    """A table a person reads in the Prefect UI: one row per job, then the warnings."""
+    """A table a person reads in the Prefect UI: one row per job, skipped jobs, then warnings."""
     rows: list[dict[str, Any]] = [
         {
             "job": o.job_id,
@@ -123,6 +127,10 @@ def publish_export_artifact(report: ExportReport) -> None:
         for o in [*report.archived, *report.failed]
     ]
     rows.extend(
+        {"job": s.job, "window": "", "outcome": "skipped", "note": s.describe()}
+        for s in report.skipped
+    )
+    rows.extend(
         {"job": w.job_id, "window": "", "outcome": "AT RISK", "note": w.describe()}
         for w in report.warnings
     )
@@ -133,7 +141,8 @@ def publish_export_artifact(report: ExportReport) -> None:
         key="export-transcripts",
         description=(
             f"Archive {report.root}: {len(report.archived)} job(s) archived, "
-            f"{len(report.failed)} failed, {len(report.warnings)} warning(s), "
+            f"{len(report.failed)} failed, {len(report.skipped)} skipped (unsafe id), "
+            f"{len(report.warnings)} warning(s), "
             f"{report.quarantined} quarantined line(s)."
         ),
     )

@@ -36,6 +36,8 @@ HEADER_RATE_LIMIT = "Ratelimit-Limit-Second"
 HEADER_RATE_REMAINING = "Ratelimit-Remaining-Second"
 HEADER_RETRY_AFTER = "Retry-After"
 HEADER_LOCATION = "Location"
+HEADER_CONTENT_LENGTH = "Content-Length"
+HEADER_CONTENT_ENCODING = "Content-Encoding"
 # Gladly documents no request-id header; these are the names we look for, in order.
 REQUEST_ID_HEADERS = ("Gladly-Request-Id", "X-Request-Id", "X-Amzn-Trace-Id")
 

@@ -7,7 +7,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gladly_client.constants import HEADER_RETRY_AFTER, REQUEST_ID_HEADERS, RETRY_AFTER_MAX_SECONDS
+from pydantic import ValidationError
+
+from gladly_client.constants import (
+    HEADER_CONTENT_ENCODING,
+    HEADER_CONTENT_LENGTH,
+    HEADER_RETRY_AFTER,
+    REQUEST_ID_HEADERS,
+    RETRY_AFTER_MAX_SECONDS,
+)
 
 __all__ = [
     "AuthenticationError",
@@ -20,6 +28,7 @@ __all__ = [
     "GladlyError",
     "GladlyTimeoutError",
     "IncompleteDownloadError",
+    "MalformedResponseError",
     "NotFoundError",
     "PermissionDeniedError",
     "ProfileHasOpenConversationsError",
@@ -27,6 +36,8 @@ __all__ = [
     "ResponseValidationError",
     "ServerError",
     "UnexpectedStatusError",
+    "body_cut_short",
+    "error_from_body",
     "error_from_response",
     "parse_error_details",
     "parse_retry_after",
@@ -40,11 +51,13 @@ class GladlyError(Exception):
 class GladlyConnectionError(GladlyError):
     """The request never got an HTTP answer: DNS, refused or reset connection."""
 
-    def __init__(self, method: str, path_template: str, reason: str) -> None:
+    def __init__(
+        self, method: str, path_template: str, reason: str, *, summary: str = "connection failed"
+    ) -> None:
         self.method = method
         self.path_template = path_template
         self.reason = reason
-        super().__init__(f"{method} {path_template}: connection failed ({reason})")
+        super().__init__(f"{method} {path_template}: {summary} ({reason})")
 
 
 class GladlyTimeoutError(GladlyConnectionError):
@@ -63,6 +76,37 @@ class IncompleteDownloadError(GladlyConnectionError):
         super().__init__(
             method, path_template, f"download cut short after {received} bytes{announced}"
         )
+
+
+class MalformedResponseError(GladlyConnectionError):
+    """Gladly answered 2xx, but the body that should be JSON was garbled or cut short.
+
+    Treated like a reset connection: retried with the same backoff and attempt budget, then
+    raised. The message names method, path template, status, sizes and request id; never the
+    body (it may hold customer data) and never the query string.
+    """
+
+    def __init__(
+        self,
+        method: str,
+        path_template: str,
+        *,
+        status: int,
+        received: int,
+        expected: int | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        self.status = status
+        self.received = received
+        self.expected = expected
+        self.request_id = request_id
+        if expected is not None and received < expected:
+            reason = f"{status} body cut short after {received} of {expected} announced bytes"
+        else:
+            reason = f"{status} body of {received} bytes is not valid JSON"
+        if request_id:
+            reason += f" [request {request_id}]"
+        super().__init__(method, path_template, reason, summary="malformed response")
 
 
 @dataclass(frozen=True)
@@ -303,3 +347,55 @@ def error_from_response(
 
 def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def body_cut_short(headers: Mapping[str, str], body: bytes) -> bool:
+    """True when an unencoded body is shorter than the `Content-Length` it announced."""
+    announced = headers.get(HEADER_CONTENT_LENGTH)
+    if announced is None or not announced.strip().isdigit():
+        return False
+    if headers.get(HEADER_CONTENT_ENCODING):
+        # The announced length is of the encoded body; requests has already decoded it.
+        return False
+    return len(body) < int(announced)
+
+
+def error_from_body(
+    *,
+    status: int,
+    method: str,
+    path_template: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    validation: ValidationError | None = None,
+) -> MalformedResponseError | ResponseValidationError:
+    """Map one 2xx answer whose body could not be used to the exception that describes it.
+
+    The only such mapping (`error_from_response` is the only one for error statuses). A body
+    cut short of its `Content-Length`, or one that is not JSON at all, is a transport fault
+    (`MalformedResponseError`, retried); valid JSON of the wrong shape is a changed API
+    (`ResponseValidationError`, not retried). Neither message quotes the body.
+    """
+    request_id = next((headers[h] for h in REQUEST_ID_HEADERS if h in headers), None)
+    errors = (
+        validation.errors(include_url=False, include_context=False, include_input=False)
+        if validation is not None
+        else []
+    )
+    if (
+        validation is None
+        or body_cut_short(headers, body)
+        or any(e["type"] == "json_invalid" for e in errors)
+    ):
+        announced = headers.get(HEADER_CONTENT_LENGTH, "").strip()
+        return MalformedResponseError(
+            method,
+            path_template,
+            status=status,
+            received=len(body),
+            expected=int(announced) if announced.isdigit() else None,
+            request_id=request_id,
+        )
+    # Only the locations: pydantic's own message quotes the offending input values.
+    locations = [".".join(str(part) for part in e["loc"]) or "<root>" for e in errors]
+    return ResponseValidationError(method, path_template, validation.title, locations)

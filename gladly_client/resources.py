@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter
 
 from gladly_client.constants import HEADER_LIMITED_DATA
-from gladly_client.errors import ResponseValidationError
 from gladly_client.models import (
     Conversation,
     ConversationList,
@@ -40,26 +40,28 @@ _EXPORT_JOB = "/export/jobs/{job_id}"
 _EXPORT_FILE = "/export/jobs/{job_id}/files/{filename}"
 
 
-def _parse(model: type[M], result: HTTPResult, method: str, template: str) -> M:
-    try:
+def _one(model: type[M]) -> Callable[[HTTPResult], M]:
+    """A body parser for one `model`; run by the transport inside its retried unit."""
+
+    def parse(result: HTTPResult) -> M:
         return model.model_validate_json(result.body)
-    except ValidationError as exc:
-        raise _validation_error(exc, model.__name__, method, template) from None
+
+    return parse
 
 
-def _parse_list(model: type[M], result: HTTPResult, method: str, template: str) -> list[M]:
-    try:
-        return TypeAdapter(list[model]).validate_json(result.body)  # type: ignore[valid-type]
-    except ValidationError as exc:
-        raise _validation_error(exc, f"list[{model.__name__}]", method, template) from None
+@cache
+def _list_adapter(model: type[BaseModel]) -> TypeAdapter[list[Any]]:
+    return TypeAdapter(list[model])  # type: ignore[valid-type]
 
 
-def _validation_error(
-    exc: ValidationError, model: str, method: str, template: str
-) -> ResponseValidationError:
-    # Only the locations: pydantic's own message quotes the offending input values.
-    locations = [".".join(str(part) for part in err["loc"]) or "<root>" for err in exc.errors()]
-    return ResponseValidationError(method, template, model, locations)
+def _many(model: type[M]) -> Callable[[HTTPResult], list[M]]:
+    """A body parser for a JSON array of `model`."""
+    adapter = _list_adapter(model)
+
+    def parse(result: HTTPResult) -> list[M]:
+        return adapter.validate_json(result.body)
+
+    return parse
 
 
 def _truncated(headers: Mapping[str, str]) -> bool:
@@ -99,15 +101,16 @@ class CustomersResource:
         if not next(iter(chosen.values())).strip():
             raise ValueError("find() was given an empty search value")
         # The query string holds personal data: it goes to requests' params, never to a log.
-        result = self._t.request("GET", _CUSTOMERS, params=chosen)
-        return _parse_list(Customer, result, "GET", _CUSTOMERS)
+        return self._t.request("GET", _CUSTOMERS, params=chosen, parse=_many(Customer))
 
     def get(self, customer_id: str) -> Customer:
         """One profile. A merged id raises `CustomerMovedError` carrying the new id."""
-        result = self._t.request(
-            "GET", _CUSTOMER, path_params={"customer_id": _require_id("customer_id", customer_id)}
+        return self._t.request(
+            "GET",
+            _CUSTOMER,
+            path_params={"customer_id": _require_id("customer_id", customer_id)},
+            parse=_one(Customer),
         )
-        return _parse(Customer, result, "GET", _CUSTOMER)
 
     def delete(self, customer_id: str) -> None:
         """Delete the profile and all its conversations, irreversibly.
@@ -130,24 +133,28 @@ class ConversationsResource:
 
     def list_for_customer(self, customer_id: str) -> ConversationList:
         """A customer's conversations, oldest first, at most 100 (`truncated` when more exist)."""
-        result = self._t.request(
+        parse_list = _many(Conversation)
+
+        def parse(result: HTTPResult) -> ConversationList:
+            return ConversationList(
+                conversations=tuple(parse_list(result)), truncated=_truncated(result.headers)
+            )
+
+        return self._t.request(
             "GET",
             _CUSTOMER_CONVERSATIONS,
             path_params={"customer_id": _require_id("customer_id", customer_id)},
-        )
-        conversations = _parse_list(Conversation, result, "GET", _CUSTOMER_CONVERSATIONS)
-        return ConversationList(
-            conversations=tuple(conversations), truncated=_truncated(result.headers)
+            parse=parse,
         )
 
     def get(self, conversation_id: str) -> Conversation:
         """One conversation."""
-        result = self._t.request(
+        return self._t.request(
             "GET",
             _CONVERSATION,
             path_params={"conversation_id": _require_id("conversation_id", conversation_id)},
+            parse=_one(Conversation),
         )
-        return _parse(Conversation, result, "GET", _CONVERSATION)
 
     def close(self, conversation_id: str, *, force: bool = True) -> None:
         """Close a conversation; `force` closes it even while the customer awaits a reply."""
@@ -170,21 +177,27 @@ class ItemsResource:
     ) -> ItemList:
         """A conversation's items, oldest first, at most 1000 (`truncated` when more exist)."""
         params = {"sessionId": session_id} if session_id else None
-        result = self._t.request(
+        parse_list = _many(Item)
+
+        def parse(result: HTTPResult) -> ItemList:
+            return ItemList(items=tuple(parse_list(result)), truncated=_truncated(result.headers))
+
+        return self._t.request(
             "GET",
             _CONVERSATION_ITEMS,
             path_params={"conversation_id": _require_id("conversation_id", conversation_id)},
             params=params,
+            parse=parse,
         )
-        items = _parse_list(Item, result, "GET", _CONVERSATION_ITEMS)
-        return ItemList(items=tuple(items), truncated=_truncated(result.headers))
 
     def get(self, item_id: str) -> Item:
         """One item."""
-        result = self._t.request(
-            "GET", _ITEM, path_params={"item_id": _require_id("item_id", item_id)}
+        return self._t.request(
+            "GET",
+            _ITEM,
+            path_params={"item_id": _require_id("item_id", item_id)},
+            parse=_one(Item),
         )
-        return _parse(Item, result, "GET", _ITEM)
 
     def redact(self, item_id: str) -> None:
         """Remove an item's content (chat, SMS, email, call, voicemail, WhatsApp, Twitter)."""
@@ -198,10 +211,12 @@ class ItemsResource:
 
     def voice_transcript(self, item_id: str) -> VoiceTranscript:
         """The transcript of a call item."""
-        result = self._t.request(
-            "GET", _ITEM_TRANSCRIPT, path_params={"item_id": _require_id("item_id", item_id)}
+        return self._t.request(
+            "GET",
+            _ITEM_TRANSCRIPT,
+            path_params={"item_id": _require_id("item_id", item_id)},
+            parse=_one(VoiceTranscript),
         )
-        return _parse(VoiceTranscript, result, "GET", _ITEM_TRANSCRIPT)
 
 
 class ExportFileStream:
@@ -245,8 +260,7 @@ class ExportsResource:
 
     def list_schedules(self) -> list[ExportSchedule]:
         """The organisation's export schedules."""
-        result = self._t.request("GET", _EXPORT_SCHEDULES)
-        return _parse_list(ExportSchedule, result, "GET", _EXPORT_SCHEDULES)
+        return self._t.request("GET", _EXPORT_SCHEDULES, parse=_many(ExportSchedule))
 
     def list_jobs(
         self,
@@ -262,15 +276,16 @@ class ExportsResource:
             params["startAt"] = _iso(start_at)
         if end_at is not None:
             params["endAt"] = _iso(end_at)
-        result = self._t.request("GET", _EXPORT_JOBS, params=params or None)
-        return _parse_list(ExportJob, result, "GET", _EXPORT_JOBS)
+        return self._t.request("GET", _EXPORT_JOBS, params=params or None, parse=_many(ExportJob))
 
     def get_job(self, job_id: str) -> ExportJob:
         """One export job."""
-        result = self._t.request(
-            "GET", _EXPORT_JOB, path_params={"job_id": _require_id("job_id", job_id)}
+        return self._t.request(
+            "GET",
+            _EXPORT_JOB,
+            path_params={"job_id": _require_id("job_id", job_id)},
+            parse=_one(ExportJob),
         )
-        return _parse(ExportJob, result, "GET", _EXPORT_JOB)
 
     def delete_job(self, job_id: str) -> None:
         """Delete a finished job and its files (400 while it is PENDING or IN_PROGRESS)."""

@@ -12,10 +12,11 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar, overload
 from urllib.parse import quote, urlsplit
 
 import requests
+from pydantic import ValidationError
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
@@ -23,6 +24,8 @@ from gladly_client.constants import (
     API_PREFIX,
     CONNECTION_POOL_SIZE,
     DEFAULT_CONNECT_TIMEOUT_SECONDS,
+    HEADER_CONTENT_ENCODING,
+    HEADER_CONTENT_LENGTH,
     HEADER_RATE_REMAINING,
     STREAM_CHUNK_BYTES,
     USER_AGENT,
@@ -31,12 +34,16 @@ from gladly_client.errors import (
     GladlyConnectionError,
     GladlyTimeoutError,
     IncompleteDownloadError,
+    body_cut_short,
+    error_from_body,
     error_from_response,
 )
 from gladly_client.retry import build_retrying
 from gladly_client.throttle import Throttle
 
 logger = logging.getLogger("gladly_client")
+
+T = TypeVar("T")
 
 
 class _DropQueryStrings(logging.Filter):
@@ -162,6 +169,7 @@ class Transport:
         quoted = {k: quote(str(v), safe="") for k, v in (path_params or {}).items()}
         return f"{self.base_url}{API_PREFIX}{template.format(**quoted)}"
 
+    @overload
     def request(
         self,
         method: str,
@@ -170,16 +178,50 @@ class Transport:
         path_params: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
         json: Any = None,
-    ) -> HTTPResult:
-        """Send one logical request (with retries) and return its successful answer."""
+        parse: None = None,
+    ) -> HTTPResult: ...
+
+    @overload
+    def request(
+        self,
+        method: str,
+        template: str,
+        *,
+        path_params: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        parse: Callable[[HTTPResult], T],
+    ) -> T: ...
+
+    def request(
+        self,
+        method: str,
+        template: str,
+        *,
+        path_params: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        parse: Callable[[HTTPResult], T] | None = None,
+    ) -> HTTPResult | T:
+        """Send one logical request (with retries) and return its successful answer.
+
+        With `parse`, the answer's body is decoded inside the retried unit and `parse(result)`
+        is returned: a garbled or cut-short body raises `MalformedResponseError`, which is
+        retried like a reset connection; a pydantic `ValidationError` on valid JSON becomes
+        `ResponseValidationError`, which is not (a changed API stays changed). Without
+        `parse` the body is not looked at (204 and empty answers are fine).
+        """
         url = self.url(template, path_params)
 
-        def send_once() -> HTTPResult:
+        def send_once() -> HTTPResult | T:
             with self._send(method, template, url, params=params, json=json, stream=False) as resp:
-                return HTTPResult(resp.status_code, resp.headers, resp.content)
+                result = HTTPResult(resp.status_code, resp.headers, resp.content)
+            if parse is None:
+                return result
+            return _decode(parse, result, method, template)
 
-        result: HTTPResult = self._retrying.copy()(send_once)
-        return result
+        answer: HTTPResult | T = self._retrying.copy()(send_once)
+        return answer
 
     def download(
         self,
@@ -228,9 +270,9 @@ class Transport:
         digest = hashlib.sha256()
         received = 0
         with self._send("GET", template, url, stream=True) as resp:
-            announced = resp.headers.get("Content-Length")
+            announced = resp.headers.get(HEADER_CONTENT_LENGTH)
             expected = int(announced) if announced and announced.isdigit() else None
-            encoded = bool(resp.headers.get("Content-Encoding"))
+            encoded = bool(resp.headers.get(HEADER_CONTENT_ENCODING))
             try:
                 for chunk in resp.raw.stream(STREAM_CHUNK_BYTES, decode_content=True):
                     out.write(chunk)
@@ -303,6 +345,30 @@ class Transport:
             )
         # Closed whatever happens to its reader.
         return closing(resp)
+
+
+def _decode(parse: Callable[[HTTPResult], T], result: HTTPResult, method: str, template: str) -> T:
+    """Apply `parse` to a 2xx answer; a body it cannot use is mapped by `error_from_body`."""
+    if body_cut_short(result.headers, result.body):
+        raise error_from_body(
+            status=result.status,
+            method=method,
+            path_template=template,
+            headers=result.headers,
+            body=result.body,
+        )
+    try:
+        return parse(result)
+    except ValidationError as exc:
+        # `from None`: pydantic's message and the exception's context quote the body.
+        raise error_from_body(
+            status=result.status,
+            method=method,
+            path_template=template,
+            headers=result.headers,
+            body=result.body,
+            validation=exc,
+        ) from None
 
 
 def _remaining(headers: Mapping[str, str]) -> int | None:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -76,8 +77,9 @@ def export(
     """Archive Gladly's completed export jobs into Parquet, oldest first (or named customers).
 
     Exit codes: 0 all archived; 1 a job or call failed; 2 bad settings or options;
-    3 archived, but a job is about to expire unarchived, Gladly failed a job, or a customer's
-    history was cut short by Gladly's API limits.
+    3 archived, but a job is about to expire unarchived, Gladly failed a job, a job was
+    skipped because its id is not a safe file name, or a customer's history was cut short by
+    Gladly's API limits.
     """
     console = Console(stderr=True)
     client, archive = connect(root, console)
@@ -116,7 +118,7 @@ def export(
         refresh_facts(report.root)
     if report.failed:
         raise typer.Exit(EXIT_FAILED)
-    raise typer.Exit(EXIT_ATTENTION if report.warnings else EXIT_OK)
+    raise typer.Exit(EXIT_ATTENTION if report.warnings or report.skipped else EXIT_OK)
 
 
 def _print_export_report(console: Console, report: ExportReport) -> None:
@@ -126,6 +128,8 @@ def _print_export_report(console: Console, report: ExportReport) -> None:
     table.add_row("jobs archived now", str(len(report.archived)))
     table.add_row("jobs already archived", str(report.already_archived))
     table.add_row("jobs failed", str(len(report.failed)))
+    if report.skipped:
+        table.add_row("jobs skipped (unsafe id)", str(len(report.skipped)))
     for dataset, rows in sorted(report.rows_by_dataset().items()):
         table.add_row(f"rows → {dataset}", str(rows))
     table.add_row("quarantined lines", str(report.quarantined))
@@ -135,8 +139,15 @@ def _print_export_report(console: Console, report: ExportReport) -> None:
     console.print(table)
     for outcome in report.failed:
         console.print(f"[red]FAILED[/red] job {outcome.job_id}: {outcome.error}")
+    if report.skipped:
+        # One line for all of them; ids unsafe to print are already hash prefixes.
+        jobs = ", ".join(escape(s.job) for s in report.skipped)
+        console.print(
+            f"[bold yellow]SKIPPED[/bold yellow] {len(report.skipped)} export job(s) whose id "
+            f"is not a safe file name; nothing was written for them: {jobs}"
+        )
     for warning in report.warnings:
-        console.print(f"[bold red]AT RISK[/bold red] {warning.describe()}")
+        console.print(f"[bold red]AT RISK[/bold red] {escape(warning.describe())}")
     print_reappeared(console, report)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -21,6 +23,7 @@ from gladly_archive.convert import (
     convert_topics_file,
 )
 from gladly_archive.fold import FoldReport, fold_archive, fold_due
+from gladly_archive.layout import validate_job_id
 from gladly_client import GladlyClient, GladlyError
 from gladly_client.models import ExportJob
 from ingest.reappeared import ReappearedReport, check_reappeared
@@ -32,6 +35,29 @@ GLADLY_EXPORT_RETENTION_DAYS = 14
 DEFAULT_EXPIRY_WARNING_DAYS = 12
 
 Converter = Callable[..., Iterator[pa.RecordBatch]]
+
+# A job id is printed as it is only when it is short, visible ASCII (no spaces, no control or
+# escape characters); any other id is named by the start of its SHA-256.
+_PRINTABLE_JOB_ID = re.compile(r"[!-~]{1,100}")
+_JOB_ID_HASH_CHARS = 12
+
+
+def job_label(job_id: str) -> str:
+    """`job_id` if it is safe to print, else `sha256:` and the first 12 hex digits of it."""
+    if _PRINTABLE_JOB_ID.fullmatch(job_id):
+        return job_id
+    digest = hashlib.sha256(job_id.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"sha256:{digest[:_JOB_ID_HASH_CHARS]}"
+
+
+def unsafe_job_id_reason(job_id: str) -> str | None:
+    """Why `job_id` cannot name the archive's files and directories, or None when it can."""
+    try:
+        validate_job_id(job_id)
+    except ValueError as exc:
+        # The archive's message states the rule, never the id.
+        return f"job id is not a safe file name ({exc})"
+    return None
 
 
 class ProgressSink(Protocol):
@@ -88,6 +114,27 @@ class JobOutcome:
 
 
 @dataclass(frozen=True)
+class SkippedJob:
+    """An export job left alone (nothing written under its id) and why.
+
+    `job` is the id when it is safe to print, else `sha256:` and a short prefix of its hash.
+    """
+
+    job: str
+    status: str
+    updated_at: datetime
+    reason: str
+
+    def describe(self) -> str:
+        """One line a person acts on."""
+        expires = self.updated_at + timedelta(days=GLADLY_EXPORT_RETENTION_DAYS)
+        return (
+            f"job {self.job} ({self.status}, Gladly deletes it {expires:%Y-%m-%d %H:%M}Z): "
+            f"{self.reason}; not archived — ask Gladly Support about this job"
+        )
+
+
+@dataclass(frozen=True)
 class ExpiryWarning:
     """A job Gladly will soon delete (or already failed) that is not in the archive."""
 
@@ -105,11 +152,13 @@ class ExpiryWarning:
 
 @dataclass
 class ExportReport:
-    """The result of one export run: what was archived, what failed, what is at risk."""
+    """The result of one export run: what was archived, failed, skipped, and is at risk."""
 
     root: str
     archived: list[JobOutcome] = field(default_factory=list)
     failed: list[JobOutcome] = field(default_factory=list)
+    # Jobs never touched because their id cannot name a file (reported, not failed).
+    skipped: list[SkippedJob] = field(default_factory=list)
     already_archived: int = 0
     warnings: list[ExpiryWarning] = field(default_factory=list)
     # Erased customers who came back, and erased ids an older job re-imported (then purged).
@@ -119,8 +168,8 @@ class ExportReport:
 
     @property
     def ok(self) -> bool:
-        """True when nothing failed and nothing is about to be lost."""
-        return not self.failed and not self.warnings
+        """True when nothing failed, nothing was skipped and nothing is about to be lost."""
+        return not self.failed and not self.skipped and not self.warnings
 
     def rows_by_dataset(self) -> dict[str, int]:
         """Rows archived per dataset over all jobs of the run."""
@@ -259,7 +308,10 @@ def expiry_warnings(
     now: datetime,
     threshold_days: float = DEFAULT_EXPIRY_WARNING_DAYS,
 ) -> list[ExpiryWarning]:
-    """Jobs Gladly will delete soon that we do not hold, and jobs Gladly failed to produce."""
+    """Jobs Gladly will delete soon that we do not hold, and jobs Gladly failed to produce.
+
+    Jobs are named by `job_label`: an id unsafe to print appears as a hash prefix.
+    """
     warnings = []
     threshold = timedelta(days=threshold_days)
     retention = timedelta(days=GLADLY_EXPORT_RETENTION_DAYS)
@@ -267,7 +319,7 @@ def expiry_warnings(
         if now - job.updated_at >= threshold:
             warnings.append(
                 ExpiryWarning(
-                    job.id,
+                    job_label(job.id),
                     job.status,
                     job.updated_at,
                     job.updated_at + retention,
@@ -278,7 +330,7 @@ def expiry_warnings(
     for job in failed:
         warnings.append(
             ExpiryWarning(
-                job.id,
+                job_label(job.id),
                 job.status,
                 job.updated_at,
                 job.updated_at + retention,
@@ -305,6 +357,9 @@ def run_export(
     """Archive every completed, not yet archived export job, oldest first, one commit per job.
 
     `archive_one(job, now)` replaces the per-job step (the Prefect flow passes a task here).
+    A job whose id cannot name a file is skipped before anything is written for it and listed
+    in `report.skipped`; a job whose calls still fail after the client's retries (any
+    `GladlyError`, a garbled answer included) is listed in `report.failed`; the run goes on.
     Erased ids a job re-imported are purged again; with `audit_key`, a new profile holding an
     erased customer's email or phone (keyed hashes) is reported as reappeared. With `fold`,
     once the recent tier holds more than two months the archive is folded through a month ago
@@ -314,7 +369,15 @@ def run_export(
     report = ExportReport(root=str(archive.root))
     pending = pending_jobs(client, archive, since=since)
     report.already_archived = pending.already_archived
+    skipped_ids: set[str] = set()
     for job in pending.todo:
+        reason = unsafe_job_id_reason(job.id)
+        if reason is not None:
+            skipped = SkippedJob(job_label(job.id), job.status, job.updated_at, reason)
+            report.skipped.append(skipped)
+            skipped_ids.add(job.id)
+            logger.error("export job skipped: %s", skipped.describe())
+            continue
         try:
             if archive_one is not None:
                 outcome = archive_one(job, now)
@@ -351,7 +414,12 @@ def run_export(
         )
     archived_now = archive.archived_job_ids()
     report.warnings = expiry_warnings(
-        [job for job in pending.completed if job.id not in archived_now],
+        # Skipped jobs are reported once, as skipped: no run can archive them.
+        [
+            job
+            for job in pending.completed
+            if job.id not in archived_now and job.id not in skipped_ids
+        ],
         pending.failed,
         now=now,
         threshold_days=expiry_warning_days,

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import responses
+from responses import matchers
 
 from gladly_sandbox import Sandbox
 
@@ -38,7 +40,9 @@ def _artifact_rows(key: str) -> list[dict[str, object]]:
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
         )
     assert artifacts, f"no artifact {key!r}"
-    data = artifacts[-1].data
+    # The Prefect API lives for the whole session: the newest artifact is this test's.
+    newest = max(artifacts, key=lambda a: a.created or datetime.min.replace(tzinfo=UTC))
+    data = newest.data
     return json.loads(data) if isinstance(data, str) else list(data)  # type: ignore[arg-type]
 
 
@@ -80,3 +84,34 @@ def test_export_customer_transcripts_flow_names_customers_by_id_only(
     rows = _artifact_rows("export-customer-transcripts")
     assert email not in str(result)
     assert email not in str(rows)
+
+
+def test_export_transcripts_flow_reports_a_job_skipped_for_its_unsafe_id(
+    prefect_api: None, sandbox_env: Sandbox, tmp_path: Path
+) -> None:
+    from flows.export_transcripts import export_transcripts
+
+    good = max(sandbox_env.exports.list_jobs(status="COMPLETED"), key=lambda j: j["updatedAt"])
+    base = sandbox_env.base_url
+    # Prefect's own client speaks httpx: only the client's requests calls are intercepted.
+    with responses.RequestsMock() as mock:
+        mock.add_passthru(base)
+        mock.get(
+            f"{base}/api/v1/export/jobs",
+            json=[good, {**good, "id": "../escaped-evil"}, {**good, "id": "evil\nid"}],
+            match=[matchers.query_param_matcher({"status": "COMPLETED"})],
+        )
+        result = export_transcripts(root=str(tmp_path / "archive"))
+    assert result["jobs_archived"] == [good["id"]]
+    assert not result["ok"]
+    skipped = result["jobs_skipped"]
+    assert len(skipped) == 2
+    assert skipped[0]["job"] == "../escaped-evil"  # unsafe as a path, harmless to print
+    assert skipped[1]["job"].startswith("sha256:")
+    assert all("not a safe file name" in s["reason"] for s in skipped)
+    rows = _artifact_rows("export-transcripts")
+    assert [row["job"] for row in rows if row["outcome"] == "skipped"] == [
+        s["job"] for s in skipped
+    ]
+    assert "evil\nid" not in str(result)
+    assert "evil\nid" not in str(rows)

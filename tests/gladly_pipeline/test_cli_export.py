@@ -11,6 +11,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
+import responses
+from responses import matchers
 from typer.testing import CliRunner
 
 from gladly_pipeline.cli import app
@@ -24,16 +26,22 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 @pytest.fixture
-def env() -> Iterator[dict[str, str]]:
+def sandbox() -> Iterator[Sandbox]:
     with Sandbox(
         seed=31, customers=50, now=NOW, frozen_clock=True, rate_limit_per_second=None
     ) as sb:
-        yield {
-            "GLADLY_BASE_URL": sb.base_url,
-            "GLADLY_USER": sb.user,
-            "GLADLY_API_TOKEN": sb.api_token,
-            "GLADLY_REQUESTS_PER_SECOND": "200",
-        }
+        yield sb
+
+
+@pytest.fixture
+def env(sandbox: Sandbox) -> dict[str, str]:
+    sb = sandbox
+    return {
+        "GLADLY_BASE_URL": sb.base_url,
+        "GLADLY_USER": sb.user,
+        "GLADLY_API_TOKEN": sb.api_token,
+        "GLADLY_REQUESTS_PER_SECOND": "200",
+    }
 
 
 def test_export_archives_prints_a_summary_and_the_readme_queries_work(
@@ -95,3 +103,40 @@ def test_export_for_one_customer_by_email(env: dict[str, str], tmp_path: Path) -
     assert says(result.output, "customers found")
     assert not says(result.output, email)
     assert os.listdir(tmp_path / "a" / "items")
+
+
+def test_export_skips_a_job_with_an_unsafe_id_archives_the_rest_and_exits_3(
+    sandbox: Sandbox, env: dict[str, str], tmp_path: Path
+) -> None:
+    completed = sandbox.exports.list_jobs(status="COMPLETED")
+    good = max(completed, key=lambda j: j["updatedAt"])  # young: no expiry warning for it
+    unsafe_id = "../escaped-evil\x1b[2J"
+    root = tmp_path / "a" / "archive"
+    with responses.RequestsMock() as mock:
+        mock.add_passthru(sandbox.base_url)
+        mock.get(
+            f"{sandbox.base_url}/api/v1/export/jobs",
+            json=[good, {**good, "id": unsafe_id}],
+            match=[matchers.query_param_matcher({"status": "COMPLETED"})],
+        )
+        mock.get(
+            f"{sandbox.base_url}/api/v1/export/jobs",
+            json=[],
+            match=[matchers.query_param_matcher({"status": "FAILED"})],
+        )
+        result = CliRunner().invoke(app, ["export", "--root", str(root)], env=env)
+    assert result.exit_code == 3, result.output
+    assert re.search(r"jobs archived now\s*│\s*1", result.output)
+    assert says(result.output, "SKIPPED 1 export job(s) whose id is not a safe file name")
+    assert len([line for line in result.output.splitlines() if "SKIPPED" in line]) == 1
+    assert "escaped-evil" not in result.output  # not printable as it is: a hash prefix
+    assert "\x1b[2J" not in result.output
+    assert says(result.output, "sha256:")
+    assert not says(result.output, "AT RISK")
+    assert os.listdir(root / "items")
+    written = [
+        os.path.join(folder, name)
+        for folder, dirs, files in os.walk(tmp_path)
+        for name in [*dirs, *files]
+    ]
+    assert not [p for p in written if "evil" in os.path.relpath(p, tmp_path)]

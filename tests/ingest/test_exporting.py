@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -12,12 +14,15 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 import pytest
+import responses
+from responses import matchers
 
 from gladly_archive import Archive
-from gladly_client import GladlyClient
+from gladly_client import GladlyClient, MalformedResponseError
+from gladly_client.models import ExportJob
 from gladly_sandbox import FaultSpec, Sandbox
 from ingest.customer_export import run_customer_export
-from ingest.exporting import run_export
+from ingest.exporting import JobOutcome, archive_export_job, job_label, run_export
 
 pytestmark = pytest.mark.integration
 
@@ -316,3 +321,106 @@ def test_customer_export_through_the_api_reports_truncation(tmp_path: Path) -> N
         assert set(archived.column("item_id").to_pylist()) == expected
         assert set(archived.column("job_id").to_pylist()) == {report.job_id}
         assert "nobody" not in json.dumps(report.__dict__, default=str)
+
+
+# Gladly's ids are URL-safe base64; these are not, and must never become paths or get printed.
+ESCAPING_ID = "../../escaped-evil"
+UNPRINTABLE_ID = "evil\x1b[31m\nid/with-newline"
+
+
+def _unsafe_listing(sb: Sandbox, good: int = 2) -> tuple[list[str], list[dict[str, object]]]:
+    """The oldest `good` completed jobs of the sandbox, plus copies of one under unsafe ids."""
+    jobs = sorted(sb.exports.list_jobs(status="COMPLETED"), key=lambda j: j["updatedAt"])[:good]
+    unsafe = [{**jobs[0], "id": job_id} for job_id in (ESCAPING_ID, UNPRINTABLE_ID)]
+    return [j["id"] for j in jobs], [*jobs, *unsafe]
+
+
+def _all_paths(top: Path) -> list[str]:
+    """Every file and directory under `top`, relative to it."""
+    return [
+        os.path.relpath(os.path.join(folder, name), top)
+        for folder, dirs, files in os.walk(top)
+        for name in [*dirs, *files]
+    ]
+
+
+def test_a_job_whose_id_is_not_a_safe_file_name_is_skipped_and_the_others_archived(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    good, listing = _unsafe_listing(sandbox)
+    archive = Archive.open(tmp_path / "nested" / "archive")
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+        # Only the COMPLETED listing is doctored; every other call reaches the real sandbox.
+        mock.add_passthru(sandbox.base_url)
+        mock.get(
+            f"{sandbox.base_url}/api/v1/export/jobs",
+            json=listing,
+            match=[matchers.query_param_matcher({"status": "COMPLETED"})],
+        )
+        with _client(sandbox) as client:
+            report = run_export(client, archive, now=NOW)
+
+    assert sorted(o.job_id for o in report.archived) == sorted(good)
+    assert report.failed == []
+    assert archive.archived_job_ids() == set(good)
+    digest = hashlib.sha256(UNPRINTABLE_ID.encode()).hexdigest()[:12]
+    assert [s.job for s in report.skipped] == [ESCAPING_ID, f"sha256:{digest}"]
+    assert all("not a safe file name" in s.reason for s in report.skipped)
+    assert not report.ok
+    shown = "".join(s.describe() for s in report.skipped)
+    assert "\x1b" not in shown
+    assert "\n" not in shown
+    assert "/with-newline" not in shown
+    # Reported once, as skipped, not again as about to expire.
+    assert not {ESCAPING_ID, f"sha256:{digest}"} & {w.job_id for w in report.warnings}
+    # Nothing anywhere under the test's directory was named after either unsafe id.
+    paths = _all_paths(tmp_path)
+    assert paths
+    assert not [p for p in paths if "evil" in p or digest in p]
+    assert not (tmp_path / "escaped-evil").exists()
+
+
+def test_job_labels_show_safe_ids_and_hash_the_rest() -> None:
+    assert job_label("Xq3nT0cUQ5mYbX1kR2hH_w") == "Xq3nT0cUQ5mYbX1kR2hH_w"
+    assert job_label(ESCAPING_ID) == ESCAPING_ID  # unsafe as a path, harmless to print
+    for unprintable in (UNPRINTABLE_ID, "", "with space", "é", "x" * 101):
+        label = job_label(unprintable)
+        assert label.startswith("sha256:")
+        assert len(label) == len("sha256:") + 12
+
+
+def test_a_job_that_keeps_getting_garbled_answers_fails_alone(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A MalformedResponseError left after the client's retries fails only its own job."""
+    good, listing = _unsafe_listing(sandbox, good=3)
+    unlucky = good[1]
+    seen: list[str] = []
+    archive = Archive.open(tmp_path / "archive")
+    with responses.RequestsMock() as mock:
+        mock.add_passthru(sandbox.base_url)
+        mock.get(
+            f"{sandbox.base_url}/api/v1/export/jobs",
+            json=listing,
+            match=[matchers.query_param_matcher({"status": "COMPLETED"})],
+        )
+        with _client(sandbox) as client:
+
+            def archive_one(job: ExportJob, now: datetime) -> JobOutcome:
+                seen.append(job.id)
+                if job.id == unlucky:
+                    raise MalformedResponseError(
+                        "GET", "/export/jobs/{job_id}/files/{filename}", status=200, received=7
+                    )
+                return archive_export_job(client, archive, job, now=now)
+
+            report = run_export(client, archive, now=NOW, archive_one=archive_one)
+
+    assert seen == good  # the unsafe ids never reached the per-job step
+    assert sorted(o.job_id for o in report.archived) == sorted(set(good) - {unlucky})
+    assert [o.job_id for o in report.failed] == [unlucky]
+    error = report.failed[0].error or ""
+    assert "malformed response" in error
+    assert "/export/jobs/{job_id}/files/{filename}" in error
+    assert len(report.skipped) == 2
+    assert archive.archived_job_ids() == set(good) - {unlucky}
