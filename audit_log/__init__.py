@@ -1,4 +1,4 @@
-"""The tamper-evident, PII-free audit log: write-ahead journal, hash chain, verifier, outcomes."""
+"""The tamper-evident, PII-free audit log: journal, keyed hash chain, verifier, outcomes."""
 
 from __future__ import annotations
 

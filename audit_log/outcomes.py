@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 __all__ = [
-    "ALREADY_DELETED",
+    "ALREADY_ABSENT",
     "BECAME_ACTIVE",
     "BLOCKED_OPEN",
     "DELETED",
@@ -17,17 +21,24 @@ __all__ = [
     "HELD",
     "ITEM_DELETED",
     "NOT_ERASABLE",
+    "NOT_FOUND",
+    "ONE_OFF_POLICY",
     "PREFLIGHT_INCOMPLETE",
     "REDACTED",
     "VERIFY_FAILED",
     "RunReport",
     "TargetOutcome",
+    "rehearsal_runs",
+    "request_key",
 ]
 
 DELETED = "deleted"  # the profile (and every conversation in it) is gone; verified
 REDACTED = "redacted"  # the item's content is gone; verified
 ITEM_DELETED = "item_deleted"  # a CUSTOMER_ACTIVITY item is gone
-ALREADY_DELETED = "already_deleted"  # 404 before or on the call: nothing left to erase
+# Gladly says it does not exist, but we knew of it (our archive, or this request's lookup): not
+# an erasure of ours; our archive's copy is erased (tombstoned) only if the archive held it.
+ALREADY_ABSENT = "already_absent"
+NOT_FOUND = "not_found"  # a target that matches no one: nothing known, nothing erased
 NOT_ERASABLE = "not_erasable_via_api"  # Gladly's API offers no way to erase it (reported, kept)
 HELD = "held"  # a legal hold protects it (checked again just before the call)
 BECAME_ACTIVE = "became_active"  # the customer has activity newer than the plan knew of
@@ -37,11 +48,15 @@ VERIFY_FAILED = "verify_failed"  # the call succeeded but reading back still fin
 FAILED = "failed"  # Gladly refused or kept failing after the client's retries
 DRY_RUN = "dry_run"  # nothing was called; `detail` says what would be
 
+# The policy name of one-off requests: their targets belong to the request (its keyed hash is
+# their policy_hash), which keeps its identity over reruns; a policy's targets to their plan.
+ONE_OFF_POLICY = "one-off"
+
 # Outcomes a rerun of the same plan leaves alone; FAILED, VERIFY_FAILED and DRY_RUN are tried
 # again (a rerun converges on the rest).
 FINAL_OUTCOMES = frozenset(
-    {DELETED, REDACTED, ITEM_DELETED, ALREADY_DELETED, NOT_ERASABLE, HELD, BECAME_ACTIVE}
-    | {BLOCKED_OPEN, PREFLIGHT_INCOMPLETE}
+    {DELETED, REDACTED, ITEM_DELETED, ALREADY_ABSENT, NOT_FOUND, NOT_ERASABLE, HELD}
+    | {BECAME_ACTIVE, BLOCKED_OPEN, PREFLIGHT_INCOMPLETE}
 )
 
 
@@ -90,6 +105,8 @@ class RunReport:
     dry_run: bool
     outcomes: list[TargetOutcome] = field(default_factory=list)
     resumed: int = 0  # targets a previous run of this plan had already finished
+    # Targets of any plan or request whose interrupted call this run found had taken effect.
+    recovered: list[TargetOutcome] = field(default_factory=list)
     tombstoned: int = 0
     purge: dict[str, Any] = field(default_factory=dict)
     api_calls: dict[str, int] = field(default_factory=dict)
@@ -111,6 +128,27 @@ class RunReport:
     def needs_attention(self) -> bool:
         """Something was not erased that a person should look at (blocked, active, partial)."""
         return any(
-            o.outcome in (BLOCKED_OPEN, PREFLIGHT_INCOMPLETE, BECAME_ACTIVE, HELD)
+            o.outcome in (BLOCKED_OPEN, PREFLIGHT_INCOMPLETE, BECAME_ACTIVE, HELD, NOT_FOUND)
             for o in self.outcomes
         )
+
+
+def request_key(event: Mapping[str, Any]) -> str:
+    """What an audit event's target belongs to: its one-off request (stable over reruns, which
+    plan anew), else its plan. One final outcome per target per request key."""
+    if event.get("policy_name") == ONE_OFF_POLICY:
+        return f"request:{event.get('policy_hash')}"
+    return f"plan:{event.get('plan_hash')}"
+
+
+def rehearsal_runs(events: pa.Table) -> set[str]:
+    """Runs that were rehearsals (dry runs): their outcomes never count as anything done."""
+    if events.num_rows == 0:
+        return set()
+    started = events.filter(
+        pc.and_(
+            pc.equal(events.column("step"), "run_started"),
+            pc.equal(events.column("outcome"), DRY_RUN),
+        )
+    )
+    return set(started.column("run_id").to_pylist())

@@ -1,22 +1,49 @@
-"""The audit log's format and its check: schema, event hash, files on disk, verify_chain."""
+"""The audit log's check: verify_chain walks sealed runs and journals under the audit key."""
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from gladly_archive.fs import ArchiveError
-from gladly_archive.schemas import UTC_MICROS, with_metadata
+from audit_log.files import (
+    AUDIT_DIR,
+    AUDIT_EVENTS,
+    AUDIT_SCHEMA_VERSION,
+    EARLIER_RELEASE,
+    GENESIS,
+    GENESIS_V1,
+    META_COUNT,
+    META_DATASET,
+    META_LAST,
+    META_PREV,
+    META_RUN_ID,
+    META_RUN_NUMBER,
+    META_VERSION,
+    SEALED_NAME,
+    AuditError,
+    Journal,
+    SealedRun,
+    canonical_event,
+    canonical_time,
+    chain_key,
+    event_hash,
+    event_mac,
+    events_table,
+    is_earlier_release,
+    journal_paths,
+    order_journals,
+    read_journal,
+    read_sealed,
+    sealed_metadata,
+    sealed_runs,
+)
 
 __all__ = [
     "AUDIT_DIR",
@@ -39,199 +66,24 @@ __all__ = [
     "verify_chain",
 ]
 
-# Bump when an audit column is added, removed or changes type (independent of the archive's).
-AUDIT_SCHEMA_VERSION = 1
-GENESIS = hashlib.sha256(b"gladly-pipeline audit log v1").hexdigest()
-
-_VERSION_KEY = b"gladly_pipeline.schema_version"
-_S = pa.string()
-_stamped = with_metadata(
-    "audit",
-    pa.schema(
-        [
-            pa.field("run_id", _S, nullable=False),
-            pa.field("seq", pa.int64(), nullable=False),  # 0, 1, 2, … within a run
-            pa.field("time", UTC_MICROS, nullable=False),
-            pa.field("actor", _S),  # who requested: a handle, never an email
-            pa.field("approver", _S),
-            pa.field("flow", _S),  # flow or deployment name
-            pa.field("policy_name", _S),
-            pa.field("policy_hash", _S),
-            pa.field("plan_hash", _S),
-            pa.field("target_type", _S),  # customer | conversation | item | run | archive
-            pa.field("target_id", _S),  # a Gladly id
-            pa.field("customer_id", _S),
-            pa.field("subject_hash", _S),  # HMAC-SHA256 hex of the requester's email/phone
-            pa.field("action", _S),
-            pa.field("step", _S),
-            pa.field("phase", _S),  # intent | result
-            pa.field("outcome", _S),
-            pa.field("http_status", pa.int32()),
-            pa.field("error_code", _S),
-            pa.field("attempt", pa.int32()),
-            pa.field("duration_ms", pa.float64()),
-            pa.field("detail", _S),  # non-personal: content type, a merged id, counts as JSON
-            pa.field("prev_hash", _S, nullable=False),
-            pa.field("hash", _S, nullable=False),
-        ]
-    ),
+_HEAD = re.compile(r"(\d+)-([0-9a-f]{64})")
+HEAD_FORMAT = (
+    "<events>-<hash>: the number of events, a dash, and the 64 lowercase hex digits of the "
+    "last event's hash, as ChainReport.head gives it"
 )
-# audit/… under <root>/_audit/runs — one Parquet file per sealed run.
-AUDIT_EVENTS = _stamped.with_metadata(
-    {**_stamped.metadata, _VERSION_KEY: str(AUDIT_SCHEMA_VERSION).encode()}
-)
-
-# Footer keys of a sealed run file.
-META_RUN_ID = b"gladly_pipeline.audit.run_id"
-META_RUN_NUMBER = b"gladly_pipeline.audit.run_number"
-META_PREV = b"gladly_pipeline.audit.prev_run_last_hash"
-META_LAST = b"gladly_pipeline.audit.last_hash"
-META_COUNT = b"gladly_pipeline.audit.event_count"
-
-AUDIT_DIR = "_audit"
-SEALED_NAME = re.compile(r"^(\d{6,})-([A-Za-z0-9][A-Za-z0-9_.-]*)\.parquet$")
-
-
-class AuditError(ArchiveError):
-    """The audit log refused an event or a run, or found its files damaged."""
-
-
-def canonical_time(value: datetime) -> str:
-    """An event time as hashed: ISO-8601 UTC with microseconds (2025-03-01T10:00:00.000000Z)."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def event_hash(event: Mapping[str, Any]) -> str:
-    """sha256 hex of the canonical JSON of every field but ``hash`` (missing fields as null).
-
-    Canonical: ``json.dumps(sort_keys=True, separators=(",", ":"))``, time via ``canonical_time``,
-    floats as Python writes them.
-    """
-    body = {name: event.get(name) for name in AUDIT_EVENTS.names if name != "hash"}
-    if isinstance(body["time"], datetime):
-        body["time"] = canonical_time(body["time"])
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-# -- the files --------------------------------------------------------------------------------
-
-
-class SealedRun(NamedTuple):
-    """A sealed run file: its run number, run id and path."""
-
-    number: int
-    run_id: str
-    path: Path
-
-
-@dataclass
-class Journal:
-    """A run's write-ahead journal as read back: the acknowledged events, in order."""
-
-    path: Path
-    run_id: str
-    events: list[dict[str, Any]]
-    mtime_ns: int
-
-
-def sealed_runs(audit_dir: Path) -> list[SealedRun]:
-    """The sealed run files in run-number order (unrecognised and hidden names skipped)."""
-    found = []
-    for path in (audit_dir / "runs").glob("*.parquet"):
-        match = SEALED_NAME.match(path.name)
-        if match:
-            found.append(SealedRun(int(match.group(1)), match.group(2), path))
-    return sorted(found)
-
-
-def sealed_metadata(path: Path) -> dict[bytes, bytes]:
-    """A sealed file's footer key-value metadata."""
-    return dict(pq.ParquetFile(path).metadata.metadata or {})
-
-
-def journal_paths(audit_dir: Path) -> list[Path]:
-    """The unsealed journals, by name (use ``order_journals`` for chain order)."""
-    return sorted((audit_dir / "journal").glob("*.jsonl"))
-
-
-def read_journal(path: Path) -> Journal:
-    """Read a journal, dropping a torn last line: it was never acknowledged."""
-    data = path.read_bytes()
-    mtime_ns = path.stat().st_mtime_ns
-    lines = data.split(b"\n")
-    tail = lines.pop()  # bytes after the last newline: empty, or an append cut short
-    events = []
-    for number, line in enumerate(lines, 1):
-        try:
-            raw = json.loads(line)
-        except ValueError:
-            # A crash can only tear the line being appended: every earlier one was fsynced.
-            if number == len(lines) and not tail:
-                break
-            raise AuditError(
-                f"audit journal {path} line {number} is not JSON, yet it is not the last "
-                "line: the journal was damaged or edited; keep it as evidence"
-            ) from None
-        events.append(_journal_event(raw, path, number))
-    return Journal(path, path.stem, events, mtime_ns)
-
-
-def _journal_event(raw: Any, path: Path, number: int) -> dict[str, Any]:
-    if not isinstance(raw, dict) or set(raw) != set(AUDIT_EVENTS.names):
-        raise AuditError(f"audit journal {path} line {number} does not hold an audit event")
-    try:
-        raw["time"] = datetime.fromisoformat(raw["time"])
-    except (TypeError, ValueError):
-        raise AuditError(f"audit journal {path} line {number} has no valid time") from None
-    return raw
-
-
-def order_journals(journals: list[Journal], head: str) -> list[Journal]:
-    """Chain order: each journal whose first event links to the current head comes next.
-
-    Journals that link to nothing (none in a healthy log, or empty ones) follow by
-    modification time, so they are still sealed and ``verify_chain`` reports the break.
-    """
-    remaining = sorted(journals, key=lambda j: (j.mtime_ns, j.run_id))
-    ordered = []
-    while remaining:
-        linked = [j for j in remaining if j.events and j.events[0]["prev_hash"] == head]
-        chosen = linked[0] if linked else remaining[0]
-        remaining.remove(chosen)
-        ordered.append(chosen)
-        if chosen.events:
-            head = chosen.events[-1]["hash"]
-    return ordered
-
-
-def events_table(events: list[dict[str, Any]]) -> pa.Table:
-    """Events as an AUDIT_EVENTS table."""
-    return pa.Table.from_pylist(events, schema=AUDIT_EVENTS)
-
-
-def read_sealed(path: Path) -> pa.Table:
-    """A sealed run's events (AuditError if its schema is not the audit schema)."""
-    table = pq.ParquetFile(path).read()
-    if not table.schema.equals(AUDIT_EVENTS, check_metadata=False):
-        raise AuditError(f"{path} does not have the audit schema; run verify_chain")
-    return table.replace_schema_metadata(AUDIT_EVENTS.metadata)
-
-
-# -- verification -----------------------------------------------------------------------------
-
-_DATASET_KEY = b"gladly_pipeline.dataset"
 
 
 @dataclass
 class ChainReport:
     """What ``verify_chain`` found.
 
-    ``runs`` and ``events`` count what was verified before the first problem (all of it when
-    ``ok``). ``unsealed`` lists the run ids of journals not yet sealed (not a failure: the next
-    run or ``recover()`` seals them). ``last_hash`` is the verified chain's head: publish it
-    somewhere else (a flow artifact), because removing the newest run files leaves a shorter
-    chain that is still valid and only an outside copy of the head reveals it.
+    ``runs`` counts the sealed runs and ``events`` the events (sealed runs' and journals') that
+    were verified before the first problem (all of them when ``ok``). ``unsealed`` lists the
+    run ids of journals not yet sealed (verified too; the next run or ``recover()`` seals
+    them). ``last_hash`` is the keyed hash of the last verified event (GENESIS if none).
+    ``head`` (``<events>-<last_hash>``) is what to keep somewhere else (a flow artifact, a
+    ticket): removing the newest events leaves a shorter chain that is still valid, and only
+    ``verify_chain(..., expect_head=<a head kept earlier>)`` reveals it.
     """
 
     ok: bool
@@ -241,41 +93,118 @@ class ChainReport:
     unsealed: list[str] = field(default_factory=list)
     last_hash: str = GENESIS
 
+    @property
+    def head(self) -> str:
+        """``f"{events}-{last_hash}"``: how long the verified chain is and how it ends."""
+        return f"{self.events}-{self.last_hash}"
+
 
 class _Broken(Exception):
     """The first problem, in words a person can act on."""
 
 
-def verify_chain(root: str | os.PathLike[str]) -> ChainReport:
-    """Walk every sealed run of the audit log under ``<root>/_audit`` in run-number order.
+class _Walk:
+    """The chain verified so far: its events, its last hash, and the hash at a kept position."""
 
-    Checks the schema, run numbers without gaps, seq 0..n-1, every prev_hash against the
-    previous event's hash (and the file's recorded prev_run_last_hash), every hash recomputed,
-    and each file's recorded last_hash and event_count. Stops at the first problem.
+    def __init__(self, wanted: int | None) -> None:
+        self.runs = 0
+        self.events = 0
+        self.last = GENESIS
+        self.wanted = wanted
+        self.found: str | None = GENESIS if wanted == 0 else None
+
+    def extend(self, hashes: list[str]) -> None:
+        """Count a verified file's or journal's events (only once all of them verified)."""
+        if self.wanted is not None and self.events < self.wanted <= self.events + len(hashes):
+            self.found = hashes[self.wanted - self.events - 1]
+        self.events += len(hashes)
+        if hashes:
+            self.last = hashes[-1]
+
+
+def verify_chain(
+    root: str | os.PathLike[str], *, key: bytes, expect_head: str | None = None
+) -> ChainReport:
+    """Verify the audit log under ``<root>/_audit`` with the audit key (GLADLY_AUDIT_KEY).
+
+    Sealed runs in run-number order: the schema, run numbers without gaps, seq 0..n-1, every
+    prev_hash against the previous event's hash (and the file's recorded prev_run_last_hash),
+    every keyed hash recomputed, each file's recorded last_hash and event_count. Then every
+    unsealed journal in chain order, continuing the chain (a torn last line, a crash
+    mid-append, is not a failure). With ``expect_head`` (a ``ChainReport.head`` kept
+    elsewhere) the log must still hold that many events, the last of them with that hash; a
+    log that grew since passes. No log at all, or one written by an earlier release (audit
+    schema version 1, unkeyed), is not ok. Stops at the first problem. Raises AuditError only
+    for an empty (or non-bytes) key.
     """
-    audit_dir = Path(root).expanduser().resolve() / AUDIT_DIR
-    unsealed = [path.stem for path in journal_paths(audit_dir)]
-    runs = events = 0
-    head = GENESIS
-    previous = "the start of the log (GENESIS)"
+    chain = chain_key(key)
+    kept = None
+    if expect_head is not None:
+        kept = _parse_head(expect_head)
+        if kept is None:
+            return ChainReport(False, 0, 0, f"the head you kept is not of the form {HEAD_FORMAT}")
+    root_path = Path(root).expanduser().resolve()
+    for _ in range(5):
+        try:
+            return _verify(root_path, chain, kept)
+        except FileNotFoundError:
+            continue  # a run was sealed (its journal removed) while it was being read: again
+    changing = f"the audit journals under {root_path / AUDIT_DIR} kept changing while verified"
+    return ChainReport(False, 0, 0, f"{changing}; verify again when no run is sealing")
+
+
+def _parse_head(text: str) -> tuple[int, str] | None:
+    match = _HEAD.fullmatch(text.strip()) if isinstance(text, str) else None
+    return (int(match.group(1)), match.group(2)) if match else None
+
+
+def _verify(root: Path, chain: bytes, kept: tuple[int, str] | None) -> ChainReport:
+    """One pass of verify_chain; FileNotFoundError if a journal vanished while being read."""
+    audit_dir = root / AUDIT_DIR
+    if not root.is_dir():
+        what = "is not a directory" if root.exists() else "does not exist"
+        return ChainReport(False, 0, 0, f"the archive root {root} {what}; check --root")
+    # Journals are listed before runs: a seal renames its run file into place before it
+    # removes the journal, so a run sealed meanwhile is among the runs (its journal skipped).
+    journals = journal_paths(audit_dir)
+    sealed = sealed_runs(audit_dir)
+    sealed_ids = {run.run_id for run in sealed}
+    journals = [path for path in journals if path.stem not in sealed_ids]
+    unsealed = [path.stem for path in journals]
+    walk = _Walk(kept[0] if kept else None)
     try:
         _check_names(audit_dir)
-        for expected, run in enumerate(sealed_runs(audit_dir), 1):
-            label = f"{run.path.name} (run {run.number}, run_id {run.run_id})"
-            if run.number != expected:
-                gap = (
-                    "run 1 is missing: the first sealed file is"
-                    if expected == 1
-                    else (f"run {expected} is missing: after {previous} comes")
-                )
-                raise _Broken(f"{gap} {run.path.name}; a whole run file was deleted or renamed")
-            count, head = _verify_file(run.path, label, run.run_id, run.number, head, previous)
-            runs += 1
-            events += count
-            previous = f"{run.path.name} (run {run.number})"
+        if not sealed and not journals:
+            raise _Broken(f"no audit log under {audit_dir}: nothing to verify; check --root")
+        previous = _verify_runs(sealed, chain, walk)
+        loaded = [_read_journal(path) for path in journals]
+        for journal in order_journals(loaded, walk.last):
+            walk.extend(_verify_journal(journal, chain, walk, previous))
+            if journal.events:
+                previous = f"journal {journal.path.name}"
+        if kept is not None:
+            _check_head(kept, walk)
     except _Broken as problem:
-        return ChainReport(False, runs, events, str(problem), unsealed, head)
-    return ChainReport(True, runs, events, None, unsealed, head)
+        return ChainReport(False, walk.runs, walk.events, str(problem), unsealed, walk.last)
+    return ChainReport(True, walk.runs, walk.events, None, unsealed, walk.last)
+
+
+def _check_head(kept: tuple[int, str], walk: _Walk) -> None:
+    count, kept_hash = kept
+    if count > walk.events:
+        raise _Broken(
+            f"the log holds {walk.events} events but the head you kept was taken at {count}: "
+            "the newest events were removed"
+        )
+    if walk.found != kept_hash:
+        where = "the empty log's GENESIS" if count == 0 else f"event {count} (in chain order)"
+        raise _Broken(
+            f"the head you kept says {where} has another hash than the log's: the log was "
+            "rewritten since the head was taken (or the head was copied wrong)"
+        )
+
+
+# -- sealed runs ------------------------------------------------------------------------------
 
 
 def _check_names(audit_dir: Path) -> None:
@@ -299,20 +228,38 @@ def _check_names(audit_dir: Path) -> None:
         numbers[number] = path.name
 
 
-def _verify_file(
-    path: Path, label: str, run_id: str, number: int, head: str, previous: str
-) -> tuple[int, str]:
-    """Check one sealed run chained to ``head``; returns its event count and last hash."""
+def _verify_runs(sealed: list[SealedRun], chain: bytes, walk: _Walk) -> str:
+    """Verify the sealed runs in order into ``walk``; returns what the last one was called."""
+    previous = "the start of the log (GENESIS)"
+    for expected, run in enumerate(sealed, 1):
+        label = f"{run.path.name} (run {run.number}, run_id {run.run_id})"
+        if run.number != expected:
+            gap = (
+                "run 1 is missing: the first sealed file is"
+                if expected == 1
+                else (f"run {expected} is missing: after {previous} comes")
+            )
+            raise _Broken(f"{gap} {run.path.name}; a whole run file was deleted or renamed")
+        walk.extend(_verify_file(run, label, chain, walk, previous))
+        walk.runs += 1
+        previous = f"{run.path.name} (run {run.number})"
+    return previous
+
+
+def _verify_file(run: SealedRun, label: str, chain: bytes, walk: _Walk, previous: str) -> list[str]:
+    """Check one sealed run chained to the walk so far; returns its events' hashes."""
     try:
-        table = pq.ParquetFile(path).read()
-        meta = dict(pq.ParquetFile(path).metadata.metadata or {})
+        table = pq.ParquetFile(run.path).read()
+        meta = dict(pq.ParquetFile(run.path).metadata.metadata or {})
     except (OSError, pa.ArrowException) as exc:
         raise _Broken(f"{label} cannot be read as Parquet ({exc}); the file was damaged") from None
+    if is_earlier_release(meta):
+        raise _Broken(f"{label} {EARLIER_RELEASE}")
     if not table.schema.equals(AUDIT_EVENTS, check_metadata=False):
         raise _Broken(f"{label} does not have the audit schema; the file was rewritten")
     if (
-        meta.get(_DATASET_KEY) != b"audit"
-        or meta.get(_VERSION_KEY) != str(AUDIT_SCHEMA_VERSION).encode()
+        meta.get(META_DATASET) != b"audit"
+        or meta.get(META_VERSION) != str(AUDIT_SCHEMA_VERSION).encode()
     ):
         raise _Broken(f"{label} is not marked as audit schema version {AUDIT_SCHEMA_VERSION}")
     try:
@@ -320,11 +267,12 @@ def _verify_file(
         recorded_number, recorded_count = int(meta[META_RUN_NUMBER]), int(meta[META_COUNT])
     except (KeyError, ValueError):
         raise _Broken(f"{label} lacks its run metadata; the file was rewritten") from None
-    if recorded[META_RUN_ID] != run_id or recorded_number != number:
+    if recorded[META_RUN_ID] != run.run_id or recorded_number != run.number:
         raise _Broken(
             f"{label} records run {recorded_number} ({recorded[META_RUN_ID]}) in its metadata, "
             "not the run its name says; the file was renamed"
         )
+    head = walk.last
     if recorded[META_PREV] != head:
         raise _Broken(
             f"{label}: its recorded prev_run_last_hash is not the last hash of {previous}; "
@@ -332,16 +280,34 @@ def _verify_file(
         )
     rows = table.to_pylist()
     _check_seqs(label, [row["seq"] for row in rows], recorded_count)
+    hashes: list[str] = []
     for row in rows:
-        _check_event(label, row, run_id, head, recorded[META_PREV])
+        seq = row["seq"]
+        if row["run_id"] != run.run_id:
+            raise _Broken(
+                f"{label}: seq {seq} belongs to another run; events were moved between files"
+            )
+        if row["prev_hash"] != head:
+            if seq == 0:
+                raise _Broken(
+                    f"{label}: seq 0's prev_hash does not match the file's recorded "
+                    f"prev_run_last_hash ({recorded[META_PREV]}); the event or the metadata "
+                    "was altered"
+                )
+            raise _Broken(
+                f"{label}: seq {seq}'s prev_hash is not the hash of seq {seq - 1}; an event "
+                "before it is missing, or was altered and re-hashed"
+            )
+        _check_hash(f"{label}: seq {seq}", row, chain, first=walk.events + len(hashes) == 0)
         head = row["hash"]
+        hashes.append(head)
     if recorded[META_LAST] != head:
         last = f"its last event (seq {len(rows) - 1})" if rows else "its previous run"
         raise _Broken(
             f"{label}: its recorded last_hash does not match the hash of {last}; the file's "
             "metadata was altered"
         )
-    return len(rows), head
+    return hashes
 
 
 def _check_seqs(label: str, seqs: list[int], recorded_count: int) -> None:
@@ -371,23 +337,78 @@ def _check_seqs(label: str, seqs: list[int], recorded_count: int) -> None:
         )
 
 
-def _check_event(label: str, row: dict[str, Any], run_id: str, head: str, file_prev: str) -> None:
-    seq = row["seq"]
-    if row["run_id"] != run_id:
-        raise _Broken(f"{label}: seq {seq} belongs to another run; events were moved between files")
-    if row["prev_hash"] != head:
-        if seq == 0:
-            raise _Broken(
-                f"{label}: seq 0's prev_hash does not match the file's recorded "
-                f"prev_run_last_hash ({file_prev}); the event or the metadata was altered"
-            )
-        raise _Broken(
-            f"{label}: seq {seq}'s prev_hash is not the hash of seq {seq - 1}; an event before "
-            "it is missing, or was altered and re-hashed"
-        )
+def _check_hash(where: str, event: dict[str, Any], chain: bytes, *, first: bool) -> None:
+    """The event's hash is its keyed hash; say how it was forged when that can be told."""
     try:
-        recomputed = event_hash(row)
+        body = canonical_event(event)
     except ValueError:
-        recomputed = None  # NaN or infinity cannot be in a genuine event
-    if recomputed != row["hash"]:
-        raise _Broken(f"{label}: seq {seq} was altered: its content no longer matches its hash")
+        body = None  # NaN or infinity cannot be in a genuine event
+    if body is not None and event_mac(event, chain) == event["hash"]:
+        return
+    if body is not None and hashlib.sha256(body).hexdigest() == event["hash"]:
+        raise _Broken(
+            f"{where} was altered: its hash is an unkeyed sha256 of its content, which this "
+            "release never writes; the event was rewritten and re-hashed without the audit key"
+        )
+    hint = (
+        " (nothing before it verified: if no event does, the log was written with another "
+        "GLADLY_AUDIT_KEY, or rewritten by someone without the key)"
+        if first
+        else ""
+    )
+    raise _Broken(f"{where} was altered: its content no longer matches its keyed hash{hint}")
+
+
+# -- journals ---------------------------------------------------------------------------------
+
+
+def _read_journal(path: Path) -> Journal:
+    """A journal read back (a torn last line dropped); FileNotFoundError if it was sealed."""
+    try:
+        return read_journal(path)
+    except FileNotFoundError:
+        raise
+    except AuditError as exc:
+        raise _Broken(str(exc)) from None
+    except OSError as exc:
+        raise _Broken(f"audit journal {path} cannot be read ({exc.strerror})") from None
+
+
+def _verify_journal(journal: Journal, chain: bytes, walk: _Walk, previous: str) -> list[str]:
+    """Check an unsealed journal chained to the walk so far; returns its events' hashes."""
+    label = f"journal {journal.path.name} (unsealed run {journal.run_id})"
+    events = journal.events
+    if events and events[0]["prev_hash"] == GENESIS_V1:
+        raise _Broken(f"{label} {EARLIER_RELEASE}")
+    try:
+        events_table(events)
+    except (pa.ArrowException, TypeError, ValueError):
+        # Arrow's message quotes the offending value: name the journal only.
+        raise _Broken(
+            f"{label} holds an event with a field of the wrong type; the journal was edited"
+        ) from None
+    head = walk.last
+    hashes: list[str] = []
+    for position, event in enumerate(events):
+        where = f"{label} line {position + 1}"
+        if event["seq"] != position:
+            raise _Broken(
+                f"{where} holds seq {event['seq']} where seq {position} belongs; an event was "
+                "deleted, added or moved"
+            )
+        if event["run_id"] != journal.run_id:
+            raise _Broken(f"{where} belongs to another run; events were moved between journals")
+        if event["prev_hash"] != head:
+            if position == 0:
+                raise _Broken(
+                    f"{label}: its first event does not link to what precedes it, {previous}; "
+                    "a run before it was removed or replaced, or the journal was edited"
+                )
+            raise _Broken(
+                f"{where}: its prev_hash is not the hash of line {position}; an event before "
+                "it is missing, or was altered and re-hashed"
+            )
+        _check_hash(where, event, chain, first=walk.events + position == 0)
+        head = event["hash"]
+        hashes.append(head)
+    return hashes

@@ -1,16 +1,14 @@
-"""The tamper-evident audit log's writer: a hash-chained write-ahead journal, sealed per run."""
+"""The tamper-evident audit log's writer: a keyed hash chain in a write-ahead journal, per run."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import json
-import math
 import os
-import re
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -20,30 +18,35 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from audit_log.verify import (
+from audit_log.fields import CALLER_FIELDS, PHASES, TARGET_TYPES, check_fields, check_value
+from audit_log.files import (
     AUDIT_DIR,
     AUDIT_EVENTS,
     AUDIT_SCHEMA_VERSION,
+    EARLIER_RELEASE,
     GENESIS,
+    GENESIS_V1,
     META_COUNT,
     META_LAST,
     META_PREV,
     META_RUN_ID,
     META_RUN_NUMBER,
     AuditError,
-    ChainReport,
     Journal,
     canonical_time,
+    chain_key,
     event_hash,
+    event_mac,
     events_table,
+    is_earlier_release,
     journal_paths,
     order_journals,
     read_journal,
     read_sealed,
     sealed_metadata,
     sealed_runs,
-    verify_chain,
 )
+from audit_log.verify import ChainReport, verify_chain
 from gladly_archive.fs import ArchiveLockedError, WriterLock, atomic_write_bytes, fsync_dirs
 
 __all__ = [
@@ -65,97 +68,6 @@ __all__ = [
 
 Clock = Callable[[], datetime]
 
-_FILLED = ("run_id", "seq", "time", "prev_hash", "hash")
-CALLER_FIELDS = tuple(name for name in AUDIT_EVENTS.names if name not in _FILLED)
-TARGET_TYPES = ("archive", "conversation", "customer", "item", "run")
-PHASES = ("intent", "result")
-MAX_TEXT = 2000
-
-_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # also a file name
-_OPAQUE_ID = re.compile(r"[A-Za-z0-9_.:=-]{1,128}")  # Gladly ids are base64url
-_HEX = {
-    "subject_hash": re.compile(r"[0-9a-f]{64}"),
-    # At least 32 digits, so no phone number can pass as a "hash".
-    "policy_hash": re.compile(r"[0-9a-f]{32,128}"),
-    "plan_hash": re.compile(r"[0-9a-f]{32,128}"),
-}
-_ENUMS = {"target_type": TARGET_TYPES, "phase": PHASES}
-_EMAIL = re.compile(r"[\w.+%-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}")
-# 7+ digits with optional +, spaces, dashes, parentheses; not inside a longer word or decimal,
-# so hex digests, base64 ids and float fractions are not mistaken for phone numbers.
-_PHONE = re.compile(r"(?<![\w+])(?<!\d\.)\+?\(?\d[\d\s()-]{5,}\d(?!\w)(?!\.\d)")
-# ISO dates and timestamps look like "2025-03-01" (8 digits and dashes): not phones.
-_ISO_TIME = re.compile(
-    r"\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])"
-    r"(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
-)
-
-
-def _refuse(name: str, why: str) -> AuditError:
-    # Never echo the value: the point of refusing is that it may be personal data.
-    return AuditError(f"audit field {name!r} refused: {why} (the value is not shown)")
-
-
-def _looks_like_phone(text: str, *, whole: bool) -> bool:
-    if whole:
-        match = _PHONE.fullmatch(text)
-        return match is not None and sum(c.isdigit() for c in text) >= 7
-    stripped = _ISO_TIME.sub("_", text)
-    return any(sum(c.isdigit() for c in m.group()) >= 7 for m in _PHONE.finditer(stripped))
-
-
-def _check_value(name: str, value: Any) -> Any:
-    """The value as stored, or AuditError; strings are screened for personal data."""
-    if value is None:
-        return None
-    if name in ("http_status", "attempt"):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _refuse(name, f"must be an int, not {type(value).__name__}")
-        if not -(2**31) <= value < 2**31:
-            raise _refuse(name, "is outside the int32 range")
-        return value
-    if name == "duration_ms":
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise _refuse(name, f"must be a number, not {type(value).__name__}")
-        if not math.isfinite(value):
-            raise _refuse(name, "must be a finite number")
-        return float(value)  # hashed as a float, exactly as Parquet gives it back
-    if not isinstance(value, str):
-        raise _refuse(name, f"must be a str, not {type(value).__name__}")
-    if len(value) > MAX_TEXT:
-        raise _refuse(name, f"is {len(value)} characters long, over {MAX_TEXT}: no transcript text")
-    if name in _HEX:
-        if not _HEX[name].fullmatch(value):
-            raise _refuse(name, "must be a lowercase hex digest (hash emails/phones with HMAC)")
-        return value
-    opaque = name in ("run_id", "target_id", "customer_id")
-    if _EMAIL.search(value):
-        raise _refuse(name, "looks like an email address; audit events hold no personal data")
-    if _looks_like_phone(value, whole=opaque):
-        raise _refuse(name, "looks like a phone number; audit events hold no personal data")
-    if name == "run_id" and not _RUN_ID.fullmatch(value):
-        raise _refuse(name, "must be 1-128 letters, digits, '_', '.', '-' (it names a file)")
-    if opaque and not _OPAQUE_ID.fullmatch(value):
-        raise _refuse(name, "must be an opaque id: 1-128 letters, digits and _ . : = -")
-    if name in _ENUMS and value not in _ENUMS[name]:
-        raise _refuse(name, f"must be one of {', '.join(_ENUMS[name])}")
-    return value
-
-
-def check_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate caller-supplied event fields: known names, types, and no personal data."""
-    clean = {}
-    for name, value in fields.items():
-        if name in _FILLED:
-            raise AuditError(f"audit field {name!r} is filled in by the audit log, not the caller")
-        if name not in CALLER_FIELDS:
-            raise AuditError(
-                f"unknown audit field {name!r}; valid fields: {', '.join(CALLER_FIELDS)}"
-            )
-        clean[name] = _check_value(name, value)
-    return clean
-
-
 # -- the log ----------------------------------------------------------------------------------
 
 
@@ -169,11 +81,16 @@ class AuditLog:
     ``journal/<run_id>.jsonl`` is a run's write-ahead journal (one fsynced JSON line per
     event), ``runs/<n:06d>-<run_id>.parquet`` a sealed run, ``lock`` the lock held for a whole
     run so that runs are sequential and the hash chain stays linear. Reading (``events``,
-    ``verify_chain``) takes no lock.
+    ``verify_chain``) takes no lock. Every event's hash is keyed with the audit key, so only
+    a holder of the key can write an event that verifies.
     """
 
-    def __init__(self, root: str | os.PathLike[str], *, clock: Clock | None = None) -> None:
-        """Point at ``root`` (no I/O); ``clock`` stamps event times (default: now, in UTC)."""
+    def __init__(
+        self, root: str | os.PathLike[str], *, key: bytes, clock: Clock | None = None
+    ) -> None:
+        """Point at ``root`` (no I/O); ``key`` is the audit key (GLADLY_AUDIT_KEY as bytes;
+        AuditError if empty); ``clock`` stamps event times (default: now, in UTC)."""
+        self._chain = chain_key(key)  # only the derived chain key is kept
         self.dir = Path(root).expanduser().resolve() / AUDIT_DIR
         self.clock = clock or _now
         self._fs = pafs.LocalFileSystem()
@@ -190,7 +107,10 @@ class AuditLog:
         return lock
 
     def recover(self) -> list[str]:
-        """Seal every journal a crashed run left, oldest first; returns their run ids."""
+        """Seal every journal a crashed run left, oldest first; returns their run ids.
+
+        Refuses (AuditError) a log written by an earlier release, as ``start_run`` does.
+        """
         lock = self._take_lock()
         try:
             return self._recover_locked()
@@ -203,6 +123,7 @@ class AuditLog:
         for stale in runs_dir.glob(".*.tmp"):
             stale.unlink(missing_ok=True)
         journals = [read_journal(path) for path in journal_paths(self.dir)]
+        self._refuse_earlier_release(journals)
         recovered = []
         for journal in order_journals(journals, self._head()):
             self._seal_journal(journal)
@@ -221,6 +142,57 @@ class AuditLog:
                 f"cannot read the last hash of {sealed[-1].path} ({exc}); "
                 "run verify_chain and repair or restore that file before appending"
             ) from None
+
+    def _refuse_earlier_release(self, journals: list[Journal]) -> None:
+        """AuditError if an earlier release's unkeyed chain is here: never extend it.
+
+        This release appends nothing after a version-1 file and an earlier release wrote only
+        version-1 files, so a log holding one holds it first (an old log) or last (an old
+        release wrote after this one): two footers tell, however long the log.
+        """
+        sealed = sealed_runs(self.dir)
+        for run in dict.fromkeys(sealed[:1] + sealed[-1:]):
+            try:
+                meta = sealed_metadata(run.path)
+            except (OSError, pa.ArrowException) as exc:
+                raise AuditError(
+                    f"cannot read the metadata of {run.path} ({exc}); run verify_chain and "
+                    "repair or restore that file before appending"
+                ) from None
+            if is_earlier_release(meta):
+                raise AuditError(f"audit log {self.dir}: {run.path.name} {EARLIER_RELEASE}")
+        for journal in journals:
+            if journal.events and journal.events[0]["prev_hash"] == GENESIS_V1:
+                raise AuditError(
+                    f"audit log {self.dir}: journal {journal.path.name} {EARLIER_RELEASE}"
+                )
+
+    def _check_key(self) -> None:
+        """AuditError unless the newest sealed event verifies under this log's key: events
+        appended under another key would make the log fail verification from there on."""
+        for run in reversed(sealed_runs(self.dir)):
+            try:
+                table = read_sealed(run.path)
+            except (OSError, pa.ArrowException) as exc:
+                raise AuditError(
+                    f"cannot read {run.path} ({exc}); run verify_chain and repair or restore "
+                    "that file before appending"
+                ) from None
+            if table.num_rows == 0:
+                continue  # a run without events carries no hash of its own
+            newest = table.slice(table.num_rows - 1).to_pylist()[0]
+            try:
+                verified = event_mac(newest, self._chain) == newest["hash"]
+            except ValueError:
+                verified = False  # NaN or infinity: no genuine event holds one
+            if not verified:
+                raise AuditError(
+                    f"the newest audit event (in {run.path.name}) does not verify under this "
+                    "audit key: GLADLY_AUDIT_KEY is not the key the log was written with, or "
+                    "the log was altered; nothing was appended. Run verify_chain with the "
+                    "right key"
+                )
+            return
 
     def _seal_journal(self, journal: Journal) -> Path:
         """Write the journal as the next sealed run file, then remove the journal (locked)."""
@@ -265,14 +237,17 @@ class AuditLog:
 
         ``common`` fields (actor, approver, flow, plan_hash, …) go on every event of the run
         unless an append overrides them. ``run_id`` defaults to a uuid4 hex. Raises AuditError
-        if another live process holds the lock, if the run id was used, or a field is refused.
+        if another live process holds the lock, if the run id was used, or a field is refused;
+        if the log was written by an earlier release (an unkeyed chain, never extended), or its
+        newest event does not verify under this log's key.
         """
         run_id = uuid.uuid4().hex if run_id is None else run_id
-        _check_value("run_id", run_id)
+        check_value("run_id", run_id)
         clean = check_fields(common)
         lock = self._take_lock()
         try:
             self._recover_locked()
+            self._check_key()
             if any(run.run_id == run_id for run in sealed_runs(self.dir)):
                 raise AuditError(f"audit run id {run_id} is already sealed; run ids are unique")
             head = self._head()
@@ -359,7 +334,7 @@ class AuditRun:
     def append(self, **fields: Any) -> dict[str, Any]:
         """Append one event; it is on disk (written, flushed, fsynced) when this returns.
 
-        Fills run_id, seq, time, prev_hash and hash; the run's common fields are the defaults.
+        Fills run_id, seq, time, prev_hash and hash (keyed); the run's common fields are defaults.
         Returns the event as written. Raises AuditError for an unknown field, a value that
         looks like personal data, or a failed write (the run then takes no more events).
         Thread-safe.
@@ -380,7 +355,7 @@ class AuditRun:
         event.update(
             run_id=self.run_id, seq=self._seq, time=now.astimezone(UTC), prev_hash=self._head
         )
-        event["hash"] = event_hash(event)
+        event["hash"] = event_mac(event, self._log._chain)
         line = json.dumps(
             {**event, "time": canonical_time(event["time"])}, sort_keys=True, separators=(",", ":")
         )

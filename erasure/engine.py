@@ -14,12 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from audit_log import AuditLog, verify_chain
 from audit_log import outcomes as o
 from erasure.own_archive import detail_json, tombstone_and_purge
+from erasure.recovery import interrupted_targets, plan_history, sweep_interrupted
 from erasure.steps import Context, Recorder, Target, run_target
 from erasure.subjects import Subjects
 from gladly_archive import Archive
@@ -154,7 +152,7 @@ def execute_plan(
     Dry runs call nothing and change nothing but the audit log.
     """
     clock = now or (lambda: datetime.now(UTC))
-    log = AuditLog(root)
+    log = AuditLog(root, key=audit_key)
     archive = Archive(root)
     report = o.RunReport(run_id=uuid.uuid4().hex, plan_hash=plan.hash, dry_run=dry_run)
     with log.start_run(
@@ -165,39 +163,44 @@ def execute_plan(
         plan_hash=plan.hash,
     ) as run:
         all_targets = targets_of(plan)
-        history = log.events()
-        finished = _finished(history, plan.hash)
-        tried = _attempts(history, plan.hash)
-        todo = [
-            dataclasses.replace(t, attempt=tried.get(t.key, 0) + 1)
-            for t in all_targets
-            if t.key not in finished
-        ]
-        report.resumed = len(all_targets) - len(todo)
         run.append(
             target_type="run",
             step="run_started",
             phase="intent",
-            outcome="dry_run" if dry_run else "execute",
+            outcome=o.DRY_RUN if dry_run else "execute",
             detail=detail_json(
                 {
                     "targets": len(all_targets),
-                    "resumed": report.resumed,
                     "reasons": [p["reason"] for p in plan.policies if p.get("reason")],
                 }
             ),
         )
+        recorder = Recorder(run)
         if not dry_run:
-            # A crash after deleting but before erasing our copy: finish that first.
+            # A crash between a destructive call and its record, in this plan or any other:
+            # re-check those in Gladly and record what their calls did; then erase our copy of
+            # every customer the log says is gone (a crash before the purge left some).
+            found = interrupted_targets(log.events())
+            if found:
+                sweep = Context(client, recorder, holds.current, Subjects(), clock(), False)
+                report.recovered = sweep_interrupted(sweep, found)
             tombstone_and_purge(archive, run, log, root, audit_key, report)
+        history = plan_history(log.events(), plan)
+        todo = [
+            dataclasses.replace(t, attempt=history.attempts.get(t.key, 0) + 1)
+            for t in all_targets
+            if t.key not in history.finished
+        ]
+        report.resumed = len(all_targets) - len(todo)
         if subjects is None:
             subjects = Subjects.load(
                 root,
                 {t.customer_id for t in todo if t.customer_id},
                 {t.conversation_id for t in todo if t.conversation_id},
             )
-        recorder = Recorder(run)
-        ctx = Context(client, recorder, holds.current, subjects, clock(), dry_run)
+        ctx = Context(
+            client, recorder, holds.current, subjects, clock(), dry_run, sent=history.sent
+        )
         # Whole customers first: their conversations' items then need no call at all.
         customers = [t for t in todo if t.operation == "delete_customer"]
         rest = [t for t in todo if t.operation != "delete_customer"]
@@ -214,9 +217,16 @@ def execute_plan(
             step="run_finished",
             phase="result",
             outcome="ok" if report.ok else "attention",
-            detail=detail_json({"outcomes": report.counts(), "api_calls": report.api_calls}),
+            detail=detail_json(
+                {
+                    "outcomes": report.counts(),
+                    "api_calls": report.api_calls,
+                    "resumed": report.resumed,
+                    "recovered": len(report.recovered),
+                }
+            ),
         )
-    chain = verify_chain(root)
+    chain = verify_chain(root, key=audit_key)
     report.chain_ok = chain.ok
     report.chain_last_hash = chain.last_hash
     return report
@@ -258,43 +268,6 @@ def _run_all(ctx: Context, targets: list[Target], workers: int) -> Iterator[o.Ta
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             yield from (f.result() for f in done)
-
-
-def _finished(events: pa.Table, plan_hash: str) -> set[tuple[str, str, str]]:
-    """Targets of this plan with a final outcome in any earlier run."""
-    if events.num_rows == 0:
-        return set()
-    mask = pc.and_(
-        pc.equal(events.column("plan_hash"), plan_hash),
-        pc.equal(events.column("step"), "outcome"),
-    )
-    rows = events.filter(mask).select(["policy_name", "target_type", "target_id", "outcome"])
-    return {
-        (r["policy_name"], r["target_type"], r["target_id"])
-        for r in rows.to_pylist()
-        if r["outcome"] in o.FINAL_OUTCOMES
-    }
-
-
-def _attempts(events: pa.Table, plan_hash: str) -> dict[tuple[str, str, str], int]:
-    """How many earlier runs of this plan reached each target (any event about it)."""
-    if events.num_rows == 0:
-        return {}
-    mask = pc.and_(
-        pc.equal(events.column("plan_hash"), plan_hash),
-        pc.is_in(events.column("target_type"), pa.array(["customer", "conversation", "item"])),
-    )
-    keys = ["policy_name", "target_type", "target_id"]
-    counted = (
-        events.filter(mask)
-        .select([*keys, "run_id"])
-        .group_by(keys)
-        .aggregate([("run_id", "count_distinct")])
-    )
-    return {
-        (r["policy_name"], r["target_type"], r["target_id"]): int(r["run_id_count_distinct"])
-        for r in counted.to_pylist()
-    }
 
 
 def identity_from_env(flow: str, approver: str | None = None) -> RunIdentity:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from audit_log import AuditLog
 from audit_log.outcomes import RunReport, TargetOutcome
 from erasure.engine import (
     DEFAULT_WORKERS,
@@ -20,7 +21,8 @@ from erasure.oneoff import OneOffPlan, OneOffRequest, build_oneoff_plan
 from erasure.subjects import Subjects
 from gladly_archive.keyed import audit_key
 from gladly_client import GladlyClient
-from retention_policies.plan import Plan
+from retention_policies.holds import HoldRegistry
+from retention_policies.plan import TARGET_SCHEMA, Plan
 from retention_policies.planning import plans_dir
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "plan_delete",
     "run_apply",
     "run_delete",
+    "run_recover",
 ]
 
 
@@ -72,6 +75,11 @@ class OneOffRun:
     plan_dir: Path
     report: RunReport
 
+    @property
+    def request_id(self) -> str:
+        """The request's stable identity (see erasure.oneoff.request_hash)."""
+        return str(self.oneoff.plan.policies[0]["version_hash"])
+
 
 def plan_delete(
     request: OneOffRequest,
@@ -84,8 +92,9 @@ def plan_delete(
     """Resolve the request into a plan through read-only calls, and write it."""
     key = audit_key(env=env)
     moment = now or datetime.now(UTC)
+    history = AuditLog(root, key=key).events()
     with _client_for(client, env) as gladly:
-        oneoff = build_oneoff_plan(request, gladly, key=key, now=moment)
+        oneoff = build_oneoff_plan(request, gladly, key=key, now=moment, history=history)
     target = plans_dir(root) / f"oneoff-{moment:%Y%m%dT%H%M%S%fZ}-{oneoff.plan.hash[:12]}"
     oneoff.plan.write(target)
     return oneoff, target
@@ -149,6 +158,37 @@ def run_delete(
         env=env,
     )
     return OneOffRun(oneoff, target, report)
+
+
+def run_recover(
+    *,
+    root: str,
+    holds_path: str | Path | None = None,
+    client: GladlyClient | None = None,
+    env: Mapping[str, str] | None = None,
+) -> RunReport:
+    """An audited run with nothing to do but what every real run does first: re-check the
+    calls a crash left without an outcome, record what they did, tombstone and purge."""
+    key = audit_key(env=env)
+    empty = Plan(
+        now=datetime.now(UTC),
+        targets=TARGET_SCHEMA.empty_table(),
+        held=TARGET_SCHEMA.empty_table(),
+        policies=[],
+        holds_hash=HoldRegistry.empty(key=key).hash,
+    )
+    return _execute(
+        empty,
+        root=root,
+        dry_run=False,
+        holds_path=holds_path,
+        flow="cli:recover",
+        approver=None,
+        workers=1,
+        client=client,
+        on_outcome=None,
+        env=env,
+    )
 
 
 @contextmanager

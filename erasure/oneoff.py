@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import hmac
 import io
 import json
 import re
@@ -19,8 +20,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from audit_log.outcomes import ONE_OFF_POLICY
 from erasure.subjects import Subjects
+from gladly_archive.keyed import IdentifierError, normalise_email, normalise_phone
 from gladly_client import GladlyClient
 from gladly_client.errors import CustomerMovedError, NotFoundError
 from gladly_client.item_models import Item
@@ -34,14 +38,19 @@ __all__ = [
     "OneOffPlan",
     "OneOffRequest",
     "build_oneoff_plan",
+    "earlier_customers",
     "parse_request",
+    "request_hash",
 ]
 
 Scope = Literal["profile", "conversations", "items"]
 SCOPES: tuple[str, ...] = ("profile", "conversations", "items")
-POLICY_NAME = "one-off"
+POLICY_NAME = ONE_OFF_POLICY
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _GLADLY_ID = re.compile(r"^[A-Za-z0-9_-]{6,64}$")
+# A person's reference for the request (a ticket, a DSAR number): part of its identity.
+_REQUEST_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:#/-]{0,63}$")
+UNMATCHED = "not_found"  # the operation of a target that names an identifier matching no one
 _ACTIONS = {"profile": "delete_customer", "conversations": "erase_conversation"}
 _ACTIONS["items"] = "redact_items"
 CSV_COLUMNS = ("email", "phone", "customer_id")
@@ -75,6 +84,7 @@ class OneOffRequest:
     item_ids: tuple[str, ...] = ()
     reason: str = ""
     close_open_conversations: bool = False
+    request_ref: str = ""  # the person's reference for the request, when given
 
 
 _PHONEISH = re.compile(r"(?<![A-Za-z0-9])\+?\(?\d[\d\s().-]{5,}\d")
@@ -86,19 +96,24 @@ def _looks_like_phone(text: str) -> bool:
     return any(sum(c.isdigit() for c in m.group()) >= 7 for m in _PHONEISH.finditer(text))
 
 
-def _check(kind: str, value: str) -> str | None:
+def _check(kind: str, value: str, region: str | None) -> tuple[str | None, str]:
+    """(the problem, or None; the value as compared and hashed: emails case-folded, phones in
+    E.164 read the way people type them)."""
     text = value.strip()
     if not text:
-        return f"the {kind} is empty"
-    if kind == "email" and not _EMAIL.match(text):
-        return "the email is not an email address (name@domain.tld)"
+        return f"the {kind} is empty", text
+    if kind == "email":
+        if not _EMAIL.match(text):
+            return "the email is not an email address (name@domain.tld)", text
+        return None, normalise_email(text)
     if kind == "phone":
-        digits = sum(ch.isdigit() for ch in text)
-        if not 7 <= digits <= 15 or re.search(r"[^0-9+()\-.\s]", text):
-            return "the phone is not a phone number (7 to 15 digits, E.164 like +15550100000)"
+        try:
+            return None, normalise_phone(text, region)
+        except IdentifierError as exc:
+            return f"the phone is {exc}", text
     if kind == "customer_id" and not _GLADLY_ID.match(text):
-        return "the customer_id is not a Gladly id (letters, digits, - and _)"
-    return None
+        return "the customer_id is not a Gladly id (letters, digits, - and _)", text
+    return None, text
 
 
 def parse_request(
@@ -111,20 +126,29 @@ def parse_request(
     item_ids: Sequence[str] = (),
     reason: str = "",
     close_open_conversations: bool = False,
+    request_ref: str = "",
+    region: str | None = None,
 ) -> OneOffRequest:
-    """Check the whole request; OneOffInputError lists every problem (row numbers, not values)."""
+    """Check the whole request; OneOffInputError lists every problem (row numbers, not values).
+
+    Phones without a country code are read as numbers of `region` (GLADLY_DEFAULT_REGION)."""
     problems: list[str] = []
     subjects: list[Identifier] = []
     for kind, values in (("email", emails), ("phone", phones), ("customer_id", customer_ids)):
         for n, value in enumerate(values, 1):
             where = f"--{kind.replace('_', '-')} #{n}"
-            problem = _check(kind, value)
+            problem, clean = _check(kind, value, region)
             if problem:
                 problems.append(f"{where}: {problem}")
             else:
-                subjects.append(Identifier(kind, value.strip(), where))  # type: ignore[arg-type]
+                subjects.append(Identifier(kind, clean, where))  # type: ignore[arg-type]
+    if request_ref and (not _REQUEST_REF.match(request_ref) or _looks_like_phone(request_ref)):
+        problems.append(
+            "--request-id: a short reference (letters, digits and _ . : # / -, at most 64, no "
+            "phone number); it is part of the request's identity"
+        )
     if csv_path is not None:
-        rows, csv_problems = _read_csv(Path(csv_path))
+        rows, csv_problems = _read_csv(Path(csv_path), region)
         subjects.extend(rows)
         problems.extend(csv_problems)
     if scope not in SCOPES:
@@ -146,15 +170,31 @@ def parse_request(
     if problems:
         raise OneOffInputError(problems)
     return OneOffRequest(
-        tuple(subjects),
+        tuple(dict.fromkeys(subjects)),
         scope,  # type: ignore[arg-type]
-        tuple(i.strip() for i in item_ids),
+        tuple(dict.fromkeys(i.strip() for i in item_ids)),
         reason.strip(),
         close_open_conversations,
+        request_ref,
     )
 
 
-def _read_csv(path: Path) -> tuple[list[Identifier], list[str]]:
+def request_hash(request: OneOffRequest, key: bytes) -> str:
+    """The request's stable identity: a keyed hash of what it asks (who, by normalised email,
+    phone or id; the scope; the items; whether to close) and of the person's reference. A
+    rerun, a retry after a crash or a second worker is the same request."""
+    content = {
+        "ref": request.request_ref,
+        "subjects": sorted({(s.kind, s.value) for s in request.subjects}),
+        "scope": request.scope,
+        "items": sorted(set(request.item_ids)),
+        "close": request.close_open_conversations,
+    }
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"))
+    return hmac.new(key, b"one-off request\n" + text.encode(), hashlib.sha256).hexdigest()
+
+
+def _read_csv(path: Path, region: str | None) -> tuple[list[Identifier], list[str]]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -175,11 +215,11 @@ def _read_csv(path: Path) -> tuple[list[Identifier], list[str]]:
             problems.append(f"{where}: give exactly one of {', '.join(CSV_COLUMNS)}")
             continue
         kind, value = given[0]
-        problem = _check(kind, value)
+        problem, clean = _check(kind, value, region)
         if problem:
             problems.append(f"{where}: {problem}")
         else:
-            subjects.append(Identifier(kind, value, where))  # type: ignore[arg-type]
+            subjects.append(Identifier(kind, clean, where))  # type: ignore[arg-type]
     if not subjects and not problems:
         problems.append(f"{path}: no rows")
     return subjects, problems
@@ -202,14 +242,56 @@ def _subject_hash(registry: HoldRegistry, subject: Identifier) -> str | None:
     return None
 
 
+def earlier_customers(history: pa.Table, request_id: str) -> dict[str, str | None]:
+    """Customers earlier runs of this request targeted (rehearsals too: they resolved the same
+    identifiers), with the subject hash of the identifier that named each. After a deletion
+    Gladly finds nobody by that email any more: this is how a rerun still knows whom it meant."""
+    if history.num_rows == 0:
+        return {}
+    rows = history.filter(
+        pc.and_(
+            pc.and_(
+                pc.equal(history.column("policy_name"), POLICY_NAME),
+                pc.equal(history.column("policy_hash"), request_id),
+            ),
+            pc.equal(history.column("target_type"), "customer"),
+        )
+    ).select(["target_id", "subject_hash"])
+    found: dict[str, str | None] = {}
+    for row in rows.to_pylist():
+        if row["target_id"] and not str(row["target_id"]).startswith(_UNMATCHED_PREFIX):
+            found[row["target_id"]] = found.get(row["target_id"]) or row["subject_hash"]
+    return found
+
+
+_UNMATCHED_PREFIX = "unmatched-"
+
+
 def build_oneoff_plan(
-    request: OneOffRequest, client: GladlyClient, *, key: bytes, now: datetime
+    request: OneOffRequest,
+    client: GladlyClient,
+    *,
+    key: bytes,
+    now: datetime,
+    history: pa.Table | None = None,
 ) -> OneOffPlan:
-    """Resolve the request through the API (read-only) into a plan for the engine."""
+    """Resolve the request through the API (read-only) into a plan for the engine.
+
+    Its identity is `request_hash`: with the audit log's `history`, customers an earlier run
+    of the same request targeted stay targets even when Gladly no longer finds them by email
+    or phone (deleted by that run). An identifier that matches no one now and never did is a
+    target of its own whose outcome is `not_found`."""
     registry = HoldRegistry.empty(key=key)
+    request_id = request_hash(request, key)
+    earlier = (
+        earlier_customers(history, request_id)
+        if history is not None and request.scope == "profile"
+        else {}
+    )
     subjects = Subjects()
     not_found: list[str] = []
     customers: dict[str, str | None] = {}  # customer id → subject hash of who asked
+    unmatched: dict[str, str] = {}  # subject hash → where the identifier was given
     for subject in request.subjects:
         shash = _subject_hash(registry, subject)
         if subject.kind == "customer_id":
@@ -218,15 +300,21 @@ def build_oneoff_plan(
         email = subject.value if subject.kind == "email" else None
         phone = subject.value if subject.kind == "phone" else None
         found = client.customers.find(email=email, phone=phone)
-        if not found:
-            not_found.append(f"{subject.where}: no Gladly profile")
         for profile in found:
             subjects.add_profile(profile)
             customers[profile.id] = shash
+        before = [cid for cid, h in earlier.items() if h == shash]
+        for cid in before:
+            customers.setdefault(cid, shash)
+        if not found and not before and shash is not None:
+            unmatched[shash] = subject.where
+            not_found.append(f"{subject.where}: no Gladly profile, now or for an earlier attempt")
     rows: list[dict[str, Any]] = []
     action = _ACTIONS[request.scope]
-    policy_hash = _policy_hash(request, sorted(customers))
-    head = {"policy_name": POLICY_NAME, "policy_hash": policy_hash, "action": action}
+    head = {"policy_name": POLICY_NAME, "policy_hash": request_id, "action": action}
+    for shash in sorted(unmatched):
+        pseudo = f"{_UNMATCHED_PREFIX}{shash[:24]}"
+        rows.append(_row(head, "customer", pseudo, None, None, UNMATCHED, False, shash))
     if request.scope == "profile":
         for cid, shash in sorted(customers.items()):
             rows.append(_row(head, "customer", cid, cid, None, "delete_customer", True, shash))
@@ -240,7 +328,7 @@ def build_oneoff_plan(
     targets = pa.Table.from_pylist(rows, schema=TARGET_SCHEMA)
     policy = {
         "name": POLICY_NAME,
-        "version_hash": policy_hash,
+        "version_hash": request_id,
         "resource": {"profile": "customer", "conversations": "conversation"}.get(
             request.scope, "item"
         ),
@@ -261,17 +349,6 @@ def build_oneoff_plan(
         holds_hash=registry.hash,
     )
     return OneOffPlan(plan, not_found, subjects)
-
-
-def _policy_hash(request: OneOffRequest, customer_ids: list[str]) -> str:
-    content = {
-        "scope": request.scope,
-        "reason": request.reason,
-        "customers": customer_ids,
-        "items": sorted(request.item_ids),
-        "close": request.close_open_conversations,
-    }
-    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
 def _row(

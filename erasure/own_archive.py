@@ -20,8 +20,9 @@ from retention_policies.holds import HoldRegistry
 
 __all__ = ["detail_json", "tombstone_and_purge"]
 
-# Outcomes after which Gladly no longer holds the customer (so neither may we).
-_ERASED = (o.DELETED, o.ALREADY_DELETED)
+# Outcomes after which Gladly no longer holds the customer (so neither may we). An already
+# absent customer gets a tombstone only if our archive held it: nothing else was ours to erase.
+_ERASED = (o.DELETED, o.ALREADY_ABSENT)
 
 
 def detail_json(value: object, **kw: object) -> str:
@@ -71,6 +72,21 @@ def _erased_customers(events: pa.Table) -> dict[str, set[str]]:
     return out
 
 
+def _absent_only(events: pa.Table) -> set[str]:
+    """Customers the log calls already absent and never deleted (by us)."""
+    if events.num_rows == 0:
+        return set()
+    rows = events.filter(
+        pc.and_(
+            pc.equal(events.column("step"), "outcome"),
+            pc.equal(events.column("target_type"), "customer"),
+        )
+    ).select(["target_id", "outcome"])
+    absent = {r["target_id"] for r in rows.to_pylist() if r["outcome"] == o.ALREADY_ABSENT}
+    deleted = {r["target_id"] for r in rows.to_pylist() if r["outcome"] == o.DELETED}
+    return absent - deleted
+
+
 def tombstone_and_purge(
     archive: Archive,
     run: AuditRun,
@@ -84,12 +100,17 @@ def tombstone_and_purge(
     """Every customer the log says is erased in Gladly: tombstone it if it has no tombstone
     yet (keyed hashes of its contacts), and purge every tombstoned customer our archive still
     lists (a run killed between the two left some). Idempotent; a no-op when all is done."""
-    erased = _erased_customers(log.events())
+    events = log.events()
+    erased = _erased_customers(events)
     if not erased:
         return
     stones = read_tombstones(archive)
     have = set(stones.column("customer_id").to_pylist()) if stones.num_rows else set()
     missing = {cid: ids for cid, ids in erased.items() if cid not in have}
+    absent = _absent_only(events) & set(missing)
+    if absent:
+        ours = still_listed(archive, _flatten(missing[c] for c in absent))
+        missing = {c: ids for c, ids in missing.items() if c not in absent or ids & ours}
     rows: list[dict[str, object]] = []
     if missing:
         if subjects is None:

@@ -25,7 +25,7 @@ from gladly_client.item_models import Item
 from gladly_client.models import Conversation
 from retention_policies.holds import HeldConversation, HoldRegistry
 
-__all__ = ["Context", "Recorder", "Target", "run_target"]
+__all__ = ["Context", "Recorder", "Target", "has_content", "run_target"]
 
 T = TypeVar("T")
 # A customer whose live conversations show activity this much after what the plan knew of has
@@ -160,6 +160,9 @@ class Context:
     merged: dict[str, str] = field(default_factory=dict)  # old id → id it lives under now
     # Customers this run erased: their items are gone with them, no call needed.
     erased: set[str] = field(default_factory=set)
+    # Targets an earlier attempt of the same plan or request sent its destructive call for
+    # (the audit log's intent): a 404 now is that call having taken effect.
+    sent: frozenset[tuple[str, str, str]] = frozenset()
 
     def hold_labels(
         self, target: Target, customer_id: str | None, live: Sequence[Conversation] = ()
@@ -210,16 +213,20 @@ class Context:
 
 def run_target(ctx: Context, target: Target) -> o.TargetOutcome:
     """Take one target through its steps and return its one terminal outcome."""
+    if target.operation == "not_found":
+        # An identifier of a one-off request that matches no profile, now or for an earlier
+        # attempt: nothing to act on, and the request is not done (a person must look).
+        return target.outcome(o.NOT_FOUND, detail="the identifier matches no Gladly profile")
     if target.operation == "delete_customer":
         outcome = _customer(ctx, target)
-        if outcome.outcome in (o.DELETED, o.ALREADY_DELETED) and target.customer_id:
+        if outcome.outcome in (o.DELETED, o.ALREADY_ABSENT) and target.customer_id:
             ctx.erased.add(target.customer_id)
         return outcome
     held = ctx.check_holds(target, target.customer_id)
     if held is not None:
         return held
     if target.customer_id in ctx.erased and not ctx.dry_run:
-        return target.outcome(o.ALREADY_DELETED, detail="deleted with its customer in this run")
+        return target.outcome(o.ALREADY_ABSENT, detail="deleted with its customer in this run")
     if target.operation == "not_erasable_via_api":
         return target.outcome(o.NOT_ERASABLE, detail=target.content_type or target.target_type)
     if ctx.dry_run:
@@ -264,7 +271,7 @@ def _customer(ctx: Context, target: Target) -> o.TargetOutcome:
         )
     moved = f"merged into {customer_id}" if customer_id != target.target_id else None
     if isinstance(listed.error, NotFoundError):
-        return target.outcome(o.ALREADY_DELETED, http_status=404, detail=moved)
+        return _absent(ctx, target, moved)
     if listed.error is not None:
         return _failed(target, listed, "pre-flight: listing conversations")
     conversations = listed.value.conversations
@@ -299,7 +306,9 @@ def _customer(ctx: Context, target: Target) -> o.TargetOutcome:
             return _failed(target, closed, f"closing conversation {conversation.id}")
     deleted = rec.call(target, "act", "DELETE", 204, lambda: client.customers.delete(customer_id))
     if isinstance(deleted.error, NotFoundError):
-        return target.outcome(o.ALREADY_DELETED, http_status=404, detail=moved)
+        # The pre-flight just found the profile: a 404 now is our own DELETE whose answer was
+        # lost and retried (or one that raced it). Only the verification decides.
+        return _verify_customer(ctx, target, customer_id, _join(moved, "the DELETE answered 404"))
     if isinstance(deleted.error, ProfileHasOpenConversationsError):
         return target.outcome(
             o.BLOCKED_OPEN, http_status=400, error_code=deleted.code, detail="opened meanwhile"
@@ -307,6 +316,23 @@ def _customer(ctx: Context, target: Target) -> o.TargetOutcome:
     if deleted.error is not None:
         return _failed(target, deleted, "deleting the profile")
     return _verify_customer(ctx, target, customer_id, moved)
+
+
+def _absent(ctx: Context, target: Target, moved: str | None) -> o.TargetOutcome:
+    """The profile answers 404 before we act: whose doing it was decides the outcome.
+
+    Our own DELETE of an earlier attempt (the audit log holds its intent) is a deletion, now
+    verified; a profile we knew of (the archive, or this request's lookup) is already absent —
+    not an erasure of ours; an id nobody ever saw matches no one."""
+    if target.key in ctx.sent:
+        why = "the DELETE of an earlier attempt took effect: Gladly answers 404"
+        return target.outcome(o.DELETED, http_status=404, detail=_join(moved, why))
+    known = {target.target_id, target.customer_id} & ctx.subjects.known
+    if known:
+        return target.outcome(o.ALREADY_ABSENT, http_status=404, detail=moved)
+    return target.outcome(
+        o.NOT_FOUND, http_status=404, detail="no Gladly profile has this id, and we never saw it"
+    )
 
 
 def _close(client: GladlyClient, conversation: Conversation) -> None:
@@ -372,9 +398,12 @@ def _erase_item(
     a deleted one must answer 404."""
     rec, client = ctx.recorder, ctx.client
     done = rec.call(target, "act", method, ok_status, functools.partial(act, target.target_id))
-    if isinstance(done.error, NotFoundError):
-        return target.outcome(o.ALREADY_DELETED, http_status=404, detail=target.content_type)
-    if done.error is not None:
+    # A DELETE answering 404 is our own whose answer was lost and retried (or a race): the
+    # read-back decides. A redaction answering 404 finds the item gone.
+    gone = isinstance(done.error, NotFoundError)
+    if gone and erased != o.ITEM_DELETED:
+        return target.outcome(o.ALREADY_ABSENT, http_status=404, detail=target.content_type)
+    if done.error is not None and not gone:
         return _failed(target, done, f"{verb} a {target.content_type} item")
     read = rec.call(target, "verify", "GET", 200, lambda: client.items.get(target.target_id))
     if isinstance(read.error, NotFoundError):
@@ -383,7 +412,7 @@ def _erase_item(
         return _failed(target, read, "verification read")
     if erased == o.ITEM_DELETED:
         return target.outcome(o.VERIFY_FAILED, detail="item still answers")
-    if _has_content(read.value):
+    if has_content(read.value):
         return target.outcome(o.VERIFY_FAILED, detail="item still has content")
     return target.outcome(erased, detail=target.content_type)
 
@@ -391,7 +420,7 @@ def _erase_item(
 _TEXT_KEYS = ("body", "content", "subject")
 
 
-def _has_content(item: Item) -> bool:
+def has_content(item: Item) -> bool:
     """Whether a read-back item still carries anything a person wrote or said."""
     if item.text:
         return True

@@ -47,6 +47,8 @@ class Subjects:
     # customer id → the conversations the archive knows of that customer (for customer holds)
     owned: dict[str, list[HeldConversation]] = field(default_factory=dict)
     names: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    # Customer ids our archive holds (profiles or conversations): what we must erase ourselves.
+    archived: set[str] = field(default_factory=set)
 
     @classmethod
     def load(
@@ -97,6 +99,7 @@ class Subjects:
             held = HeldConversation(vid, inbox, tuple(topics or ()))
             subjects.conversations[vid] = held
             subjects.owned.setdefault(owner, []).append(held)
+        subjects.archived = set(subjects.customers) | {o for o in subjects.owned if o}
         return subjects
 
     def add_profile(self, customer: Customer) -> Subject:
@@ -115,6 +118,11 @@ class Subjects:
             )
         self.customers[live.customer_id] = live
         return live
+
+    @property
+    def known(self) -> set[str]:
+        """Customer ids we know of: in our archive, or seen live by this request's lookup."""
+        return self.archived | set(self.customers)
 
     def subject(self, customer_id: str | None) -> Subject:
         """The subject for a customer id (empty when the archive never saw it)."""

@@ -97,8 +97,9 @@ def build_evidence(
     if "://" in archive_root:
         raise EvidenceError(f"the audit log is local only; {archive_root} is not a local path")
     moment = (now or datetime.now(UTC)).astimezone(UTC)
-    chain = verify_chain(archive_root)
-    events = AuditLog(archive_root).events()
+    key = key or audit_key()  # the chain is keyed: no key, nothing can be vouched for
+    chain = verify_chain(archive_root, key=key)
+    events = AuditLog(archive_root, key=key).events()
     scope: dict[str, Any]
     if run_id is not None:
         selected = _select_run(events, run_id)
@@ -108,7 +109,7 @@ def build_evidence(
         kind: Literal["email", "phone"] = "email" if subject_email is not None else "phone"
         value = subject_email if subject_email is not None else subject_phone
         assert value is not None  # exactly one selector was checked above
-        subject = keyed_hash(value, kind=kind, key=key or audit_key())
+        subject = keyed_hash(value, kind=kind, key=key, strict=True)
         # Policy deletions carry no subject hash: the tombstones say whose contact it was.
         stones = match_tombstones(
             Archive(archive_root),

@@ -24,6 +24,7 @@ __all__ = ["ATTENTION", "ERASED", "MAX_LISTED", "PlanRef", "summarise"]
 ERASED = (o.DELETED, o.REDACTED, o.ITEM_DELETED)
 # The engine's own notion of "a person should look" (RunReport.ok / needs_attention).
 ATTENTION = (
+    o.NOT_FOUND,
     o.FAILED,
     o.VERIFY_FAILED,
     o.BLOCKED_OPEN,
@@ -34,7 +35,7 @@ ATTENTION = (
 MAX_LISTED = 200  # rows of the "needs attention" list in the summary (all are in the Parquet)
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 _OUTCOME_COLUMNS = [
-    *("run_id", "time", "plan_hash", "policy_name", "target_type", "target_id"),
+    *("run_id", "time", "plan_hash", "policy_name", "policy_hash", "target_type", "target_id"),
     *("outcome", "http_status", "error_code", "detail"),
 ]
 _WITHHELD = "(withheld: looks like personal data)"
@@ -101,26 +102,45 @@ def summarise(
     now: datetime,
 ) -> dict[str, Any]:
     """Everything the report shows, as JSON-ready data (the HTML is drawn from this alone)."""
-    outcome_rows = _rows(selected, _is(selected, "step", "outcome"), _OUTCOME_COLUMNS)
-    latest: dict[tuple[str, ...], dict[str, Any]] = {}
-    for row in outcome_rows:  # the log is in chain order: the last word on a target wins
-        key = (row["plan_hash"] or "", row["policy_name"] or "", row["target_type"] or "")
-        latest[(*key, row["target_id"] or "")] = row
+    all_outcomes = _rows(selected, _is(selected, "step", "outcome"), _OUTCOME_COLUMNS)
+    rehearsals = o.rehearsal_runs(selected)
+    # Rehearsals are shown apart and never count as done: only runs that acted speak here.
+    outcome_rows = [r for r in all_outcomes if r["run_id"] not in rehearsals]
+    latest = _latest(outcome_rows)  # the log is in chain order: the last word on a target wins
+    rehearsed = _latest([r for r in all_outcomes if r["run_id"] in rehearsals])
     totals = Counter(str(r["outcome"]) for r in latest.values())
     run_ids = [str(r) for r in pc.unique(selected.column("run_id")).to_pylist()]
-    runs = [_run_facts(selected, r, outcome_rows, plans, chain.unsealed) for r in run_ids]
+    runs = [_run_facts(selected, r, all_outcomes, plans, chain.unsealed) for r in run_ids]
     plan_targets = _plan_targets(plans)
     attention = [r for r in latest.values() if r["outcome"] in ATTENTION]
+    # Rehearsed but never done by a run that acted; announced calls that never got an outcome.
+    not_done = [
+        {**r, "outcome": "not done: rehearsed only"}
+        for k, r in rehearsed.items()
+        if k not in latest
+    ]
+    interrupted = [
+        {**r, "outcome": "interrupted: no outcome recorded"}
+        for k, r in _latest(_announced(selected, rehearsals)).items()
+        if k not in latest
+    ]
+    attention += not_done + interrupted
     notes = _notes(runs, scope)
     summary: dict[str, Any] = {
         "format": "gladly-pipeline evidence pack v1",
         "generated_at": iso(now),
         "scope": {**scope, "runs": run_ids},
-        "chain": asdict(chain),  # ok, runs, events, problem, unsealed, last_hash
+        "chain": {**asdict(chain), "head": chain.head},  # ok, runs, events, problem, …, head
         "events": {"selected": selected.num_rows},
         "runs": runs,
         "policies": _policies(selected, plans),
         "outcomes": {"total": dict(sorted(totals.items())), "targets": len(latest)},
+        "rehearsals": {
+            "runs": len(rehearsals & set(run_ids)),
+            "targets": len(rehearsed),
+            "not_done": len(not_done),
+        },
+        "interrupted": len(interrupted),
         "holds": _holds(selected, totals, plans),
         "verification": _verification(selected, totals),
         "not_erasable_via_api": _not_erasable(latest.values(), plan_targets),
@@ -135,6 +155,22 @@ def summarise(
     broken = not chain.ok
     summary["status"] = "broken" if broken else ("attention" if attention or notes else "ok")
     return summary
+
+
+def _latest(rows: list[dict[str, Any]]) -> dict[tuple[str, ...], dict[str, Any]]:
+    """The last row per target of a plan or one-off request (o.request_key)."""
+    latest: dict[tuple[str, ...], dict[str, Any]] = {}
+    for row in rows:
+        key = (o.request_key(row), row["policy_name"] or "", row["target_type"] or "")
+        latest[(*key, row["target_id"] or "")] = row
+    return latest
+
+
+def _announced(selected: pa.Table, rehearsals: set[str]) -> list[dict[str, Any]]:
+    """Destructive calls announced (the audit log's intent) by runs that acted."""
+    mask = pc.and_(_is(selected, "step", "act"), _is(selected, "phase", "intent"))
+    rows = _rows(selected, mask, _OUTCOME_COLUMNS)
+    return [r for r in rows if r["run_id"] not in rehearsals]
 
 
 def _run_facts(
@@ -160,6 +196,7 @@ def _run_facts(
         if e["step"] == "approval"
     ]
     start_detail = _json(started["detail"]) if started else {}
+    finish_detail = _json(finished["detail"]) if finished else {}
     mode = {"dry_run": "rehearsal", "execute": "executed"}
     steps = pc.value_counts(pc.fill_null(run.column("step"), "(none)")).to_pylist()
     methods = _rows(
@@ -189,7 +226,7 @@ def _run_facts(
         "run_outcome": finished["outcome"] if finished else None,
         "sealed": run_id not in unsealed,
         "planned_targets": _count(start_detail.get("targets")),
-        "resumed_targets": _count(start_detail.get("resumed")),
+        "resumed_targets": _count(finish_detail.get("resumed", start_detail.get("resumed"))),
         "reasons": [str(r) for r in start_detail.get("reasons") or []],
         "plan_hash": plan_hash,
         "plan": _plan_facts(ref),
@@ -198,7 +235,7 @@ def _run_facts(
         "last_hash": last["hash"],
         "steps": {str(s["values"]): int(s["counts"]) for s in steps},  # in order of appearance
         "outcomes": dict(sorted(counts.items())),
-        "recorded_outcomes": _counts(_json(finished["detail"]).get("outcomes")) if finished else {},
+        "recorded_outcomes": _counts(finish_detail.get("outcomes")),
         "api_calls": dict(sorted(Counter(str(m["detail"]) for m in methods).items())),
         "purge": _purge(level),
     }

@@ -18,6 +18,7 @@ from erasure.oneoff import OneOffPlan, parse_request
 from flows.approval import request_approval
 from flows.run_artifacts import publish_run, summarize_run
 from flows.secrets import run_env
+from gladly_archive.keyed import default_region
 from gladly_archive.location import resolve_archive_root
 
 # Above this many targets a deployment run waits for a second person's approval.
@@ -31,7 +32,9 @@ class NotApprovedError(RuntimeError):
 @task(name="plan-one-off", cache_policy=NO_CACHE, persist_result=False)
 def plan_one_off(params: dict[str, Any], root: str) -> tuple[OneOffPlan, Path]:
     """Check the input and resolve it into a written plan (read-only calls)."""
-    return plan_delete(parse_request(**params), root=root, env=run_env())
+    env = run_env()
+    request = parse_request(**params, region=default_region(env))
+    return plan_delete(request, root=root, env=env)
 
 
 @task(name="execute-one-off", cache_policy=NO_CACHE, persist_result=False)
@@ -65,6 +68,7 @@ def delete_customer_data(
     item_ids: list[str] | None = None,
     reason: str = "",
     close_open_conversations: bool = False,
+    request_id: str = "",
     dry_run: bool = True,
     root: str | None = None,
     approval_threshold: int = DEFAULT_APPROVAL_THRESHOLD,
@@ -76,7 +80,8 @@ def delete_customer_data(
     the API can) or `items` (only `item_ids`). A bad input row stops everything before any
     call. In a deployment, more than `approval_threshold` targets wait for a second person's
     approval. Legal holds in `holds_path` win over the request, target by target. Needs
-    GLADLY_AUDIT_KEY and the Gladly settings (environment or Secret blocks)."""
+    GLADLY_AUDIT_KEY and the Gladly settings (environment or Secret blocks). `request_id` (the
+    person's reference) is part of the request's identity: a rerun resumes the same request."""
     params = {
         "emails": emails or [],
         "phones": phones or [],
@@ -86,6 +91,7 @@ def delete_customer_data(
         "item_ids": item_ids or [],
         "reason": reason,
         "close_open_conversations": close_open_conversations,
+        "request_ref": request_id,
     }
     archive_root = resolve_archive_root(root)
     requester = requested_by or os.environ.get("GLADLY_PIPELINE_ACTOR") or "unknown"
@@ -124,6 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scope", default="profile")
     parser.add_argument("--item-id", action="append", default=[])
     parser.add_argument("--reason", default="")
+    parser.add_argument("--request-id", default="")
     parser.add_argument("--execute", action="store_true")
     parser.add_argument("--root")
     parser.add_argument("--holds")
@@ -136,6 +143,7 @@ def main(argv: list[str] | None = None) -> None:
         scope=args.scope,
         item_ids=args.item_id,
         reason=args.reason,
+        request_id=args.request_id,
         dry_run=not args.execute,
         root=args.root,
         holds_path=args.holds,

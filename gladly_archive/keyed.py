@@ -1,4 +1,4 @@
-"""Keyed hashes of emails and phones, and the secret key behind every one we store."""
+"""Emails and phones as people type them, normalised; their keyed hashes; the key behind them."""
 
 from __future__ import annotations
 
@@ -8,23 +8,90 @@ import os
 from collections.abc import Mapping
 from typing import Literal
 
-__all__ = ["ENV_AUDIT_KEY", "audit_key", "keyed_hash", "normalise", "optional_audit_key"]
+import phonenumbers
+
+__all__ = [
+    "DEFAULT_REGION",
+    "ENV_AUDIT_KEY",
+    "ENV_DEFAULT_REGION",
+    "IdentifierError",
+    "audit_key",
+    "default_region",
+    "keyed_hash",
+    "normalise",
+    "normalise_email",
+    "normalise_phone",
+    "optional_audit_key",
+]
 
 ENV_AUDIT_KEY = "GLADLY_AUDIT_KEY"
+# Phone numbers typed without a country code are read as numbers of this region.
+ENV_DEFAULT_REGION = "GLADLY_DEFAULT_REGION"
+DEFAULT_REGION = "US"
 
 
-def normalise(value: str, kind: Literal["email", "phone"]) -> str:
-    """Email: trimmed and lower-cased; phone: only '+' and digits kept."""
+class IdentifierError(ValueError):
+    """An email or phone that cannot be read; the message never repeats the value."""
+
+
+def default_region(env: Mapping[str, str] | None = None) -> str:
+    """The region for phone numbers without a country code (GLADLY_DEFAULT_REGION, else US)."""
+    region = (env if env is not None else os.environ).get(ENV_DEFAULT_REGION, "").strip().upper()
+    if not region:
+        return DEFAULT_REGION
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise IdentifierError(
+            f"{ENV_DEFAULT_REGION}={region!r} is not a region code; use two letters such as "
+            "US, CA, GB or DE"
+        )
+    return region
+
+
+def normalise_email(value: str) -> str:
+    """An email as compared and hashed: trimmed and case-folded."""
+    return value.strip().casefold()
+
+
+def normalise_phone(value: str, region: str | None = None, *, strict: bool = True) -> str:
+    """A phone number as compared and hashed: E.164 (+15550100000), read the way people type
+    it — `(851) 555-0142`, `216.555.0137`, `1 219 555 0184`, `+1 476-555-0146` — with numbers
+    lacking a country code taken as numbers of `region` (default: GLADLY_DEFAULT_REGION).
+
+    `strict`: a number that cannot be read raises IdentifierError (input from a person);
+    otherwise (a value Gladly stored) it falls back to its '+' and digits, never failing."""
+    try:
+        number = phonenumbers.parse(value, region or default_region())
+        fit = phonenumbers.is_possible_number_with_reason(number)
+    except phonenumbers.NumberParseException:
+        fit = None
+    if fit == phonenumbers.ValidationResult.IS_POSSIBLE:
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if not strict:
+        return "".join(ch for ch in value if ch.isdigit() or ch == "+")
+    raise IdentifierError(
+        "not a phone number that can be read: give it with its country code (+1 555 010 "
+        f"0000), or set {ENV_DEFAULT_REGION} to the region its national form belongs to"
+    )
+
+
+def normalise(value: str, kind: Literal["email", "phone"], *, strict: bool = False) -> str:
+    """An email or phone as compared and hashed (see normalise_email, normalise_phone)."""
     if kind == "email":
-        return value.strip().lower()
-    return "".join(ch for ch in value if ch.isdigit() or ch == "+")
+        return normalise_email(value)
+    return normalise_phone(value, strict=strict)
 
 
-def keyed_hash(value: str, *, kind: Literal["email", "phone"], key: bytes) -> str:
-    """HMAC-SHA256 hex of the normalised email or phone, so holds never store it in clear."""
+def keyed_hash(
+    value: str, *, kind: Literal["email", "phone"], key: bytes, strict: bool = False
+) -> str:
+    """HMAC-SHA256 hex of the normalised email or phone, so holds never store it in clear.
+
+    `strict` refuses a phone that cannot be read (a person's input) instead of hashing its
+    digits (a value Gladly stored)."""
     if not key:
         raise ValueError("the audit key must not be empty")
-    return hmac.new(key, normalise(value, kind).encode("utf-8"), hashlib.sha256).hexdigest()
+    text = normalise(value, kind, strict=strict)
+    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def audit_key(*, required: bool = True, env: Mapping[str, str] | None = None) -> bytes:

@@ -63,7 +63,7 @@ def audit_report(
         )
         raise typer.Exit(EXIT_USAGE)
     try:
-        key = None if run is not None else audit_key()
+        key = audit_key()
     except ValueError as exc:  # GLADLY_AUDIT_KEY is needed to hash the subject
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(EXIT_USAGE) from None

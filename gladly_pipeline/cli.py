@@ -6,8 +6,9 @@ import typer
 from rich.console import Console
 
 from gladly_client import GladlyClient, GladlyError
+from gladly_pipeline.audit import audit_head, audit_verify
 from gladly_pipeline.audit_report import audit_report
-from gladly_pipeline.delete import apply, audit_verify, delete
+from gladly_pipeline.delete import apply, delete, recover
 from gladly_pipeline.demo import demo
 from gladly_pipeline.enrich import enrich
 from gladly_pipeline.exit_codes import EXIT_FAILED, EXIT_USAGE
@@ -45,13 +46,15 @@ app.command(name="fold")(fold)
 app.command(name="plan")(plan)
 app.command(name="apply")(apply)
 app.command(name="delete")(delete)
+app.command(name="recover")(recover)
 app.command(name="demo")(demo)
 
 audit_app = typer.Typer(
-    help="The audit log: verify its hash chain; write an evidence pack for an auditor.",
+    help="The audit log: verify its keyed chain, print its head, write an auditor's pack.",
     no_args_is_help=True,
 )
 audit_app.command(name="verify")(audit_verify)
+audit_app.command(name="head")(audit_head)
 audit_app.command(name="report")(audit_report)
 app.add_typer(audit_app, name="audit")
 

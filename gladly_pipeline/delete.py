@@ -1,4 +1,4 @@
-"""`gladly-pipeline apply`, `delete`, `audit verify`: the engine and its evidence, from a shell."""
+"""`gladly-pipeline apply`, `delete`, `recover`: the deletion engine, from a shell."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from audit_log.outcomes import RunReport, TargetOutcome
+from audit_log.outcomes import NOT_FOUND, RunReport, TargetOutcome
+from gladly_archive.keyed import default_region
 from gladly_archive.location import resolve_archive_root
 from gladly_client import GladlyError
 from gladly_pipeline.common import RootOption
@@ -96,6 +97,13 @@ def delete(
     ] = "profile",
     item_id: Annotated[list[str] | None, typer.Option(help="An item id (scope items).")] = None,
     reason: Annotated[str, typer.Option(help="Ticket reference for the audit log.")] = "",
+    request_id: Annotated[
+        str,
+        typer.Option(
+            help="The data subject's request reference (e.g. DSAR-2026-114): part of the "
+            "request's identity, so a rerun resumes it instead of starting another."
+        ),
+    ] = "",
     close_open_conversations: Annotated[
         bool, typer.Option(help="Close open conversations so the profile can be deleted.")
     ] = False,
@@ -125,6 +133,8 @@ def delete(
             item_ids=item_id or [],
             reason=reason,
             close_open_conversations=close_open_conversations,
+            request_ref=request_id,
+            region=default_region(),
         )
         with _progress(console) as tick:
             run = run_delete(
@@ -143,30 +153,39 @@ def delete(
         raise typer.Exit(EXIT_FAILED) from None
     for line in run.oneoff.not_found:
         console.print(f"[yellow]not found[/yellow] {line}")
-    console.print(f"plan written to {run.plan_dir} (hash {run.report.plan_hash})")
+    console.print(
+        f"request {run.request_id[:16]}… (a rerun of the same request resumes it); "
+        f"plan written to {run.plan_dir} (hash {run.report.plan_hash})"
+    )
     _finish(console, run.report, archive_root)
 
 
-def audit_verify(root: RootOption = None) -> None:
-    """Check the audit log's hash chain: every event, every run, in order, unaltered.
-
-    Exit codes: 0 the chain holds; 1 an event was altered, removed or reordered (the first
-    problem is named).
-    """
-    from audit_log import verify_chain
+def recover(
+    holds: _HOLDS = None,
+    root: RootOption = None,
+) -> None:
+    """Finish what a crash interrupted: every destructive call the audit log announced without
+    recording its outcome is re-checked in Gladly (GET only); a profile or item whose call took
+    effect gets its one outcome, a tombstone and its purge from the archive. Nothing is deleted
+    here; a call that evidently did not happen is left for a rerun of its plan or request.
+    Every `apply` and `delete --execute` does this first, too. Exit codes as for `apply`."""
+    from erasure.execution import run_recover
 
     console = Console(stderr=True)
-    report = verify_chain(resolve_archive_root(root))
-    for run in report.unsealed:
-        console.print(f"[yellow]unsealed run[/yellow] {run} (sealed by the next engine run)")
-    if not report.ok:
-        console.print(f"[bold red]AUDIT CHAIN BROKEN[/bold red]: {report.problem}")
-        raise typer.Exit(EXIT_FAILED)
-    console.print(
-        f"[green]audit chain holds[/green]: {report.runs} run(s), {report.events} event(s); "
-        f"newest hash {report.last_hash}"
-    )
-    raise typer.Exit(EXIT_OK)
+    archive_root = resolve_archive_root(root)
+    try:
+        report = run_recover(root=archive_root, holds_path=holds)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(EXIT_USAGE) from None
+    except GladlyError as exc:
+        console.print(f"[red]Gladly request failed:[/red] {exc}")
+        raise typer.Exit(EXIT_FAILED) from None
+    for one in report.recovered:
+        console.print(f"recovered {one.target_type} {one.target_id}: {one.outcome}")
+    if not report.recovered:
+        console.print("nothing was interrupted")
+    _finish(console, report, archive_root)
 
 
 class _progress:
@@ -210,6 +229,12 @@ def _finish(console: Console, report: RunReport, root: str) -> None:
         )
     for note in report.purge.get("not_purged", []):
         console.print(f"[yellow]not purged[/yellow] {note}")
+    unmatched = [o for o in report.outcomes if o.outcome == NOT_FOUND]
+    if unmatched:
+        console.print(
+            f"[bold yellow]{len(unmatched)} target(s) matched no one in Gladly[/bold yellow]: "
+            "that part of the request is NOT done; check the identifiers given"
+        )
     failed = [o for o in report.outcomes if o.outcome in ("failed", "verify_failed")]
     for one in failed[:20]:
         console.print(

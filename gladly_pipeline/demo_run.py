@@ -138,7 +138,7 @@ def run_demo(
             result.report = report
             lap("apply")
     say("6. Verifying the audit log's hash chain and writing the auditor's evidence pack …")
-    result.chain = verify_chain(root)
+    result.chain = verify_chain(root, key=DEMO_KEY.encode())
     result.evidence = _evidence(root, report.run_id)
     lap("verify")
     return result

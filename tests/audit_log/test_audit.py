@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import signal
@@ -11,7 +12,7 @@ import sys
 import textwrap
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,49 +29,21 @@ from audit_log.writer import (
     event_hash,
     verify_chain,
 )
+from tests.audit_log._audit import (
+    KEY,
+    T0,
+    StepClock,
+    audit_log,
+    intent,
+    journal_dir,
+    rewrite,
+    runs_dir,
+    sealed_files,
+)
 
 REPO = Path(__file__).resolve().parents[2]
-T0 = datetime(2025, 3, 1, 10, 0, tzinfo=UTC)
 HEX = "ab" * 32
 TS = pa.timestamp("us", tz="UTC")
-
-
-class StepClock:
-    """A clock that moves 1.5 ms per reading: deterministic times, no sleeping."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(microseconds=1500)
-        return self.now
-
-
-def audit_log(root: Path) -> AuditLog:
-    return AuditLog(root, clock=StepClock())
-
-
-def intent(n: int) -> dict[str, Any]:
-    """An intent event's fields for target n."""
-    return {
-        "action": "delete_customer",
-        "phase": "intent",
-        "target_type": "customer",
-        "target_id": f"cust-{n}",
-        "customer_id": f"cust-{n}",
-    }
-
-
-def runs_dir(root: Path) -> Path:
-    return root / "_audit" / "runs"
-
-
-def journal_dir(root: Path) -> Path:
-    return root / "_audit" / "journal"
-
-
-def sealed_files(root: Path) -> list[str]:
-    return sorted(p.name for p in runs_dir(root).glob("*.parquet"))
 
 
 # -- the schema -------------------------------------------------------------------------------
@@ -97,27 +70,47 @@ def test_audit_schema_is_pinned_exactly() -> None:
     assert [(f.name, f.type, f.nullable) for f in AUDIT_EVENTS] == [
         (f.name, f.type, f.nullable) for f in expected
     ]
-    assert AUDIT_SCHEMA_VERSION == 1
+    assert AUDIT_SCHEMA_VERSION == 2
     assert AUDIT_EVENTS.metadata == {
         b"gladly_pipeline.dataset": b"audit",
-        b"gladly_pipeline.schema_version": b"1",
+        b"gladly_pipeline.schema_version": b"2",
     }
 
 
 def test_genesis_is_the_hash_of_the_log_name() -> None:
-    assert hashlib.sha256(b"gladly-pipeline audit log v1").hexdigest() == GENESIS
+    assert hashlib.sha256(b"gladly-pipeline audit log v2").hexdigest() == GENESIS
 
 
-def test_event_hash_is_sha256_of_canonical_json_without_hash() -> None:
+def test_event_hash_is_an_hmac_of_canonical_json_under_a_derived_chain_key() -> None:
     event = dict.fromkeys(AUDIT_EVENTS.names)
     event.update(run_id="r1", seq=0, time=T0, prev_hash=GENESIS, hash="ignored", attempt=2)
     body = {k: v for k, v in event.items() if k != "hash"}
     body["time"] = "2025-03-01T10:00:00.000000Z"
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
-    assert event_hash(event) == hashlib.sha256(canonical.encode()).hexdigest()
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    # Domain separation: the chain is keyed with a key derived from the audit key.
+    chain = hmac.new(KEY, b"gladly-pipeline audit chain v2", hashlib.sha256).digest()
+    assert event_hash(event, KEY) == hmac.new(chain, canonical, hashlib.sha256).hexdigest()
+    assert event_hash(event, key=KEY) == event_hash(event, KEY)
+    assert event_hash(event, KEY) != hmac.new(KEY, canonical, hashlib.sha256).hexdigest()
+    assert event_hash(event, KEY) != hashlib.sha256(canonical).hexdigest()
+    assert event_hash(event, b"another-key") != event_hash(event, KEY)
     # Missing fields count as null; the hash field is never part of its own hash.
     partial = {k: v for k, v in event.items() if v is not None and k != "hash"}
-    assert event_hash(partial) == event_hash(event)
+    assert event_hash(partial, KEY) == event_hash(event, KEY)
+
+
+def test_the_audit_key_is_required_and_not_empty(tmp_path: Path) -> None:
+    for attempt in (
+        lambda: AuditLog(tmp_path, key=b""),
+        lambda: verify_chain(tmp_path, key=b""),
+        lambda: event_hash({}, b""),
+    ):
+        with pytest.raises(AuditError, match="GLADLY_AUDIT_KEY"):
+            attempt()
+    with pytest.raises(TypeError):
+        AuditLog(tmp_path, KEY)  # type: ignore[call-arg]  # keyword-only
+    with pytest.raises(TypeError):
+        verify_chain(tmp_path)  # type: ignore[call-arg]
 
 
 # -- appending and sealing --------------------------------------------------------------------
@@ -143,7 +136,7 @@ def test_append_fills_chains_and_writes_one_fsynced_line_each(
     assert first["run_id"] == second["run_id"] == run.run_id == "run-a"
     assert first["prev_hash"] == GENESIS
     assert second["prev_hash"] == first["hash"]
-    assert first["hash"] == event_hash(first)
+    assert first["hash"] == event_hash(first, KEY)
     assert run.last_hash == second["hash"]
     assert first["time"] == T0 + timedelta(microseconds=1500)
     assert (first["actor"], second["actor"]) == ("alice", "bob")  # common, then overridden
@@ -160,7 +153,7 @@ def test_append_fills_chains_and_writes_one_fsynced_line_each(
     assert meta[b"gladly_pipeline.audit.prev_run_last_hash"] == GENESIS.encode()
     assert meta[b"gladly_pipeline.audit.last_hash"] == second["hash"].encode()
     assert meta[b"gladly_pipeline.audit.event_count"] == b"2"
-    assert meta[b"gladly_pipeline.schema_version"] == b"1"
+    assert meta[b"gladly_pipeline.schema_version"] == b"2"
     table = log.events()
     assert table.schema.equals(AUDIT_EVENTS, check_metadata=True)
     assert table.to_pylist() == [first, second]
@@ -176,7 +169,7 @@ def test_runs_chain_to_the_previous_sealed_run(tmp_path: Path) -> None:
     assert sealed_files(tmp_path) == ["000001-one.parquet", "000002-two.parquet"]
     meta = pq.ParquetFile(runs_dir(tmp_path) / "000002-two.parquet").metadata.metadata
     assert meta[b"gladly_pipeline.audit.prev_run_last_hash"] == last["hash"].encode()
-    report = verify_chain(tmp_path)
+    report = verify_chain(tmp_path, key=KEY)
     assert (report.ok, report.runs, report.events, report.problem) == (True, 2, 4, None)
     assert report.last_hash == first["hash"]
     assert report.unsealed == []
@@ -193,7 +186,7 @@ def test_a_run_with_no_events_is_sealed_and_uses_its_number(tmp_path: Path) -> N
     assert empty.metadata.num_rows == 0
     assert empty.metadata.metadata[b"gladly_pipeline.audit.last_hash"] == GENESIS.encode()
     assert event["prev_hash"] == GENESIS
-    assert verify_chain(tmp_path).ok
+    assert verify_chain(tmp_path, key=KEY).ok
 
 
 def test_seal_is_idempotent_and_a_sealed_run_takes_no_more_events(tmp_path: Path) -> None:
@@ -221,7 +214,7 @@ def test_leaving_the_block_on_an_exception_seals_and_releases_the_lock(tmp_path:
     assert not (tmp_path / "_audit" / "lock").exists()
     with log.start_run("after") as again:
         assert again.append(**intent(2))["seq"] == 0
-    assert verify_chain(tmp_path).events == 2
+    assert verify_chain(tmp_path, key=KEY).events == 2
 
 
 def test_a_failed_write_closes_the_run_and_keeps_what_was_acknowledged(
@@ -244,7 +237,7 @@ def test_a_failed_write_closes_the_run_and_keeps_what_was_acknowledged(
         run.append(**intent(3))
     run.seal()
     assert log.events().column("target_id").to_pylist() == ["cust-1"]
-    assert verify_chain(tmp_path).ok
+    assert verify_chain(tmp_path, key=KEY).ok
 
 
 def test_appends_from_several_threads_keep_one_chain(tmp_path: Path) -> None:
@@ -255,7 +248,7 @@ def test_appends_from_several_threads_keep_one_chain(tmp_path: Path) -> None:
     events = log.events().to_pylist()
     assert [e["seq"] for e in events] == list(range(60))
     assert sorted(e["target_id"] for e in events) == sorted(f"cust-{n}" for n in range(60))
-    assert verify_chain(tmp_path).ok
+    assert verify_chain(tmp_path, key=KEY).ok
 
 
 def test_run_ids_are_unique_and_file_safe(tmp_path: Path) -> None:
@@ -275,12 +268,13 @@ def test_run_ids_are_unique_and_file_safe(tmp_path: Path) -> None:
 def test_a_live_run_holds_the_lock(tmp_path: Path) -> None:
     log = audit_log(tmp_path)
     with log.start_run("first"):
-        for attempt in (lambda: AuditLog(tmp_path).start_run(), AuditLog(tmp_path).recover):
+        other = AuditLog(tmp_path, key=KEY)
+        for attempt in (other.start_run, other.recover):
             with pytest.raises(AuditError) as info:
                 attempt()
             assert str(tmp_path / "_audit" / "lock") in str(info.value)
             assert str(os.getpid()) in str(info.value)
-    assert AuditLog(tmp_path).recover() == []
+    assert AuditLog(tmp_path, key=KEY).recover() == []
 
 
 def test_a_lock_left_by_a_dead_process_is_broken(tmp_path: Path) -> None:
@@ -292,7 +286,7 @@ def test_a_lock_left_by_a_dead_process_is_broken(tmp_path: Path) -> None:
     with audit_log(tmp_path).start_run("after-crash") as run:
         run.append(**intent(1))
         assert lock.read_text() == str(os.getpid())
-    assert verify_chain(tmp_path).ok
+    assert verify_chain(tmp_path, key=KEY).ok
 
 
 # -- field validation and the privacy guard ---------------------------------------------------
@@ -311,7 +305,7 @@ def test_unknown_and_filled_fields_are_refused_by_name(tmp_path: Path) -> None:
     with pytest.raises(AuditError, match="'colour'"):
         audit_log(tmp_path / "other").start_run(colour="blue")
     run.seal()
-    assert verify_chain(tmp_path).events == 0
+    assert verify_chain(tmp_path, key=KEY).events == 0
 
 
 @pytest.mark.parametrize(
@@ -342,7 +336,7 @@ def test_numbers_are_stored_as_their_column_types(tmp_path: Path) -> None:
         event = run.append(http_status=204, attempt=1, duration_ms=12)
     assert event["duration_ms"] == 12.0
     assert isinstance(event["duration_ms"], float)
-    assert verify_chain(tmp_path).ok
+    assert verify_chain(tmp_path, key=KEY).ok
 
 
 PERSONAL = [
@@ -372,7 +366,7 @@ def test_personal_data_is_refused_without_echoing_it(tmp_path: Path, name: str, 
         assert repr(name) in str(info.value)
         with pytest.raises(AuditError):
             audit_log(tmp_path / "common").start_run(**{name: value})  # common fields too
-    assert verify_chain(tmp_path).events == 0
+    assert verify_chain(tmp_path, key=KEY).events == 0
 
 
 ORDINARY = {
@@ -403,11 +397,11 @@ def test_ordinary_ids_hashes_dates_and_counts_pass_the_guard(tmp_path: Path) -> 
         event = run.append(**fields)
         run.append(detail="y" * 2000)
     assert {k: event[k] for k in ORDINARY} == ORDINARY
-    assert verify_chain(tmp_path).events == 2
+    assert verify_chain(tmp_path, key=KEY).events == 2
 
 
 def test_a_clock_without_a_timezone_is_refused(tmp_path: Path) -> None:
-    log = AuditLog(tmp_path, clock=lambda: datetime(2025, 1, 1))
+    log = AuditLog(tmp_path, key=KEY, clock=lambda: datetime(2025, 1, 1))
     with log.start_run("naive") as run, pytest.raises(AuditError, match="timezone-aware"):
         run.append(**intent(1))
 
@@ -417,7 +411,7 @@ def test_a_clock_without_a_timezone_is_refused(tmp_path: Path) -> None:
 
 def abandoned_journal(tmp_path: Path, run_id: str, count: int, clock: StepClock) -> bytes:
     """The journal bytes a run with ``count`` acknowledged events leaves if its process dies."""
-    run = AuditLog(tmp_path / f"scratch-{run_id}", clock=clock).start_run(run_id)
+    run = AuditLog(tmp_path / f"scratch-{run_id}", key=KEY, clock=clock).start_run(run_id)
     for n in range(count):
         run.append(**intent(n))
     data = run.journal_path.read_bytes()
@@ -444,12 +438,14 @@ def test_recover_drops_a_torn_last_line(tmp_path: Path, tail: bytes) -> None:
     )
     log = audit_log(root)
     assert [e["seq"] for e in log.events().to_pylist()] == [0, 1, 2]  # readable before sealing
-    assert verify_chain(root).unsealed == ["torn"]
+    # The journal is verified too; its torn last line (a crash mid-append) is no failure.
+    torn = verify_chain(root, key=KEY)
+    assert (torn.ok, torn.runs, torn.events, torn.unsealed) == (True, 0, 3, ["torn"])
     assert log.recover() == ["torn"]
     assert not journal.exists()
     assert sealed_files(root) == ["000001-torn.parquet"]
     assert log.events().column("target_id").to_pylist() == ["cust-0", "cust-1", "cust-2"]
-    report = verify_chain(root)
+    report = verify_chain(root, key=KEY)
     assert (report.ok, report.runs, report.events, report.unsealed) == (True, 1, 3, [])
 
 
@@ -478,12 +474,12 @@ def test_recover_finishes_a_seal_cut_short(tmp_path: Path) -> None:
     assert not journal.exists()
     assert not stale.exists()
     assert sealed_files(root) == ["000001-cut.parquet"]
-    assert verify_chain(root).events == 2
+    assert verify_chain(root, key=KEY).events == 2
 
 
 def test_recovery_seals_journals_in_chain_order(tmp_path: Path) -> None:
     clock = StepClock()
-    scratch = AuditLog(tmp_path / "scratch", clock=clock)
+    scratch = AuditLog(tmp_path / "scratch", key=KEY, clock=clock)
     journals = {}
     # zz-first starts the chain, aa-second continues it: names and mtimes say the opposite.
     for run_id, count in (("zz-first", 2), ("aa-second", 3)):
@@ -499,7 +495,7 @@ def test_recovery_seals_journals_in_chain_order(tmp_path: Path) -> None:
     os.utime(second, ns=(1_000_000_000_000_000_000, 1_000_000_000_000_000_000))
     assert audit_log(root).recover() == ["zz-first", "aa-second"]
     assert sealed_files(root) == ["000001-zz-first.parquet", "000002-aa-second.parquet"]
-    assert verify_chain(root).events == 5
+    assert verify_chain(root, key=KEY).events == 5
 
 
 def test_events_lists_sealed_runs_then_open_journals(tmp_path: Path) -> None:
@@ -511,9 +507,9 @@ def test_events_lists_sealed_runs_then_open_journals(tmp_path: Path) -> None:
         run.append(**intent(3))
         assert log.events().column("target_id").to_pylist() == ["cust-1", "cust-2", "cust-3"]
         assert log.events(include_journals=False).num_rows == 2
-        report = verify_chain(tmp_path)
-        assert (report.ok, report.runs, report.unsealed) == (True, 1, ["open"])
-    assert AuditLog(tmp_path / "nothing").events().num_rows == 0
+        report = verify_chain(tmp_path, key=KEY)
+        assert (report.ok, report.runs, report.events, report.unsealed) == (True, 1, 3, ["open"])
+    assert AuditLog(tmp_path / "nothing", key=KEY).events().num_rows == 0
 
 
 # -- killed processes -------------------------------------------------------------------------
@@ -524,7 +520,7 @@ CHILD = textwrap.dedent(
     from audit_log.writer import AuditLog
 
     root, run_id, count, mode = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-    run = AuditLog(root).start_run(run_id, flow="crash-test")
+    run = AuditLog(root, key=b"test-audit-key").start_run(run_id, flow="crash-test")
     print("started", flush=True)
     for n in range(count):
         if mode == "step" and not sys.stdin.readline():
@@ -601,7 +597,7 @@ def test_sigkill_after_k_events_loses_none_of_them(tmp_path: Path, child_script:
         # The next run recovers this one: here, the parent's recover().
         assert audit_log(root).recover() == [f"step{k}"]
         assert target_ids(root, f"step{k}") == [f"step{k}-{n}" for n in range(k)]
-    report = verify_chain(root)
+    report = verify_chain(root, key=KEY)
     assert (report.ok, report.runs, report.events, report.problem) == (True, 3, 5, None)
 
 
@@ -617,13 +613,13 @@ def test_sigkill_mid_append_or_mid_seal_keeps_the_chain(tmp_path: Path, child_sc
     sealing = Child(child_script, root, "sealing", 6, "seal")
     sealing.read_until("sealing")
     sealing.kill()
-    assert AuditLog(root).recover() in ([], ["sealing"])
+    assert AuditLog(root, key=KEY).recover() in ([], ["sealing"])
     present = target_ids(root, "racing")
     assert len(present) >= 25  # every acknowledged event, and perhaps the one in flight
     assert present == [f"racing-{n}" for n in range(len(present))]
     assert target_ids(root, "sealing") == [f"sealing-{n}" for n in range(6)]
     assert sealed_files(root) == ["000001-racing.parquet", "000002-sealing.parquet"]
-    report = verify_chain(root)
+    report = verify_chain(root, key=KEY)
     assert (report.ok, report.runs, report.events) == (True, 2, len(present) + 6)
     assert not list(runs_dir(root).glob(".*"))
 
@@ -631,37 +627,12 @@ def test_sigkill_mid_append_or_mid_seal_keeps_the_chain(tmp_path: Path, child_sc
 # -- tampering --------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def sealed_log(tmp_path: Path) -> Path:
-    """Three sealed runs of four events each."""
-    log = audit_log(tmp_path)
-    for r in (1, 2, 3):
-        with log.start_run(f"run{r}", actor="alice") as run:
-            for n in range(4):
-                run.append(**intent(n), outcome="deleted", duration_ms=1.25 * n)
-    return tmp_path
-
-
-def rewrite(
-    path: Path,
-    edit: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] = lambda rows: rows,
-    **meta: str,
-) -> None:
-    """Rewrite a sealed file as a person with write access could: rows and footer."""
-    table = pq.ParquetFile(path).read()
-    metadata = dict(table.schema.metadata)
-    metadata.update({f"gladly_pipeline.audit.{k}".encode(): v.encode() for k, v in meta.items()})
-    rows = edit(table.to_pylist())
-    new = pa.Table.from_pylist(rows, schema=AUDIT_EVENTS).replace_schema_metadata(metadata)
-    pq.write_table(new, path)
-
-
 def _set(
     rows: list[dict[str, Any]], seq: int, rehash: bool = False, **values: Any
 ) -> list[dict[str, Any]]:
     rows[seq].update(values)
     if rehash:
-        rows[seq]["hash"] = event_hash(rows[seq])
+        rows[seq]["hash"] = event_hash(rows[seq], KEY)
     return rows
 
 
@@ -718,7 +689,7 @@ TAMPERING: dict[str, tuple[Callable[[Path], None], list[str]]] = {
 
 
 def test_an_untouched_log_verifies(sealed_log: Path) -> None:
-    report = verify_chain(sealed_log)
+    report = verify_chain(sealed_log, key=KEY)
     assert (report.ok, report.runs, report.events, report.problem) == (True, 3, 12, None)
     assert report.last_hash == audit_log(sealed_log).events().column("hash")[-1].as_py()
 
@@ -727,7 +698,7 @@ def test_an_untouched_log_verifies(sealed_log: Path) -> None:
 def test_tampering_is_reported_at_the_first_damaged_event(sealed_log: Path, case: str) -> None:
     tamper, fragments = TAMPERING[case]
     tamper(runs_dir(sealed_log) / "000002-run2.parquet")
-    report = verify_chain(sealed_log)
+    report = verify_chain(sealed_log, key=KEY)
     assert not report.ok
     assert report.problem is not None
     for fragment in fragments:
@@ -737,9 +708,9 @@ def test_tampering_is_reported_at_the_first_damaged_event(sealed_log: Path, case
 
 def test_a_deleted_first_run_and_a_stray_file_are_reported(sealed_log: Path) -> None:
     (runs_dir(sealed_log) / "000001-run1.parquet").unlink()
-    report = verify_chain(sealed_log)
+    report = verify_chain(sealed_log, key=KEY)
     assert not report.ok
     assert report.problem is not None
     assert "run 1 is missing: the first sealed file is 000002-run2.parquet" in report.problem
     (runs_dir(sealed_log) / "notes.parquet").write_bytes(b"x")
-    assert "unexpected file notes.parquet" in str(verify_chain(sealed_log).problem)
+    assert "unexpected file notes.parquet" in str(verify_chain(sealed_log, key=KEY).problem)

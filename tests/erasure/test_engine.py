@@ -74,7 +74,7 @@ def test_policy_deletion_deletes_verifies_and_erases_our_copy(world: World) -> N
     assert pc.sum(gone).as_py() in (0, None)
     kept = pc.invert(pc.is_in(items.column("customer_id"), value_set=pc.cast(deleted, "string")))
     assert after.num_rows == pc.sum(kept).as_py()
-    assert verify_chain(world.root).ok
+    assert verify_chain(world.root, key=KEY.encode()).ok
     assert report.chain_ok
     # The planner's saved facts held the erased customers' contacts: gone with the purge.
     assert not (world.root / "_facts").exists()
@@ -88,7 +88,7 @@ def test_a_rerun_of_the_same_plan_does_nothing_twice(world: World) -> None:
     assert again.resumed == len(targets) == len(first.outcomes)
     assert again.outcomes == []
     assert world.sandbox.stats()["total"] == 0
-    assert verify_chain(world.root).ok
+    assert verify_chain(world.root, key=KEY.encode()).ok
 
 
 def test_open_conversations_block_unless_the_policy_closes_them(world: World) -> None:
@@ -127,7 +127,7 @@ def test_dry_run_changes_nothing(world: World) -> None:
         p.relative_to(world.root) for p in world.root.rglob("*.parquet") if "_audit" not in p.parts
     )
     assert kept == archive_files
-    assert verify_chain(world.root).ok
+    assert verify_chain(world.root, key=KEY.encode()).ok
 
 
 def test_wrong_hash_or_changed_plan_is_refused_before_any_call(world: World) -> None:
@@ -194,7 +194,7 @@ def test_one_off_by_email_deletes_and_audits_only_a_hash(world: World) -> None:
     run = run_delete(request, root=str(world.root), dry_run=False, client=world.client)
     assert [x.outcome for x in run.report.outcomes] == [o.DELETED]
     assert world.customer(cid)["deleted"] is True
-    events = AuditLog(world.root).events()
+    events = AuditLog(world.root, key=KEY.encode()).events()
     hashes = {h for h in events.column("subject_hash").to_pylist() if h}
     assert hashes == {keyed_hash(email, kind="email", key=KEY.encode())}
     for path in (world.root / "_audit").rglob("*"):
@@ -270,14 +270,14 @@ def test_faults_on_many_calls_still_give_one_terminal_outcome_each(world: World)
     assert {"error", "reset", "throttle"} <= set(stats["faults"])
     _one_outcome_each(report, targets)
     assert not [x for x in report.outcomes if x.outcome in (o.FAILED, o.VERIFY_FAILED)]
-    events = AuditLog(world.root).events().to_pylist()
+    events = AuditLog(world.root, key=KEY.encode()).events().to_pylist()
     finals = [
         (e["policy_name"], e["target_type"], e["target_id"])
         for e in events
         if e["step"] == "outcome"
     ]
     assert len(finals) == len(set(finals)) == len(targets)
-    assert verify_chain(world.root).ok
+    assert verify_chain(world.root, key=KEY.encode()).ok
 
 
 def test_a_deleted_customer_who_comes_back_is_reported_by_the_next_export(world: World) -> None:

@@ -32,9 +32,11 @@ REPO = Path(__file__).resolve().parents[2]
 # hold checks, announced calls, results, outcomes, tombstones and the purge.
 KILL_POINTS = (1, 2, 4, 7, 11, 16, 22, 30, 45, 70, 110)
 
+CRASH_KEY = b"crash-test-key"
+
 
 def _run(args: list[str]) -> tuple[int, list[dict[str, object]]]:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "GLADLY_AUDIT_KEY": "crash-test-key"}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "GLADLY_AUDIT_KEY": CRASH_KEY.decode()}
     proc = subprocess.run(
         [sys.executable, "-m", "tests.erasure._crash_child", *args],
         capture_output=True,
@@ -82,16 +84,19 @@ def test_killed_at_many_points_every_rerun_converges(tmp_path: Path) -> None:
                 break
             kills += 1
             # What a killed run left: the next run seals its journal; nothing acknowledged lost.
-            AuditLog(root).recover()
-            report = verify_chain(root)
+            AuditLog(root, key=CRASH_KEY).recover()
+            report = verify_chain(root, key=CRASH_KEY)
             assert report.ok, report.problem
-            kept = {(e["run_id"], e["seq"], e["hash"]) for e in AuditLog(root).events().to_pylist()}
+            kept = {
+                (e["run_id"], e["seq"], e["hash"])
+                for e in AuditLog(root, key=CRASH_KEY).events().to_pylist()
+            }
             for line in acknowledged:
                 assert (line["run"], line["seq"], line["hash"]) in kept
         # The run really was interrupted many times before it finished.
         assert kills >= 6, f"only {kills} kills, {len(acknowledged)} events"
 
-        events = AuditLog(root).events().to_pylist()
+        events = AuditLog(root, key=CRASH_KEY).events().to_pylist()
         finals: dict[tuple[str, str, str], list[str]] = {}
         for e in events:
             if e["step"] == "outcome" and e["outcome"] in o.FINAL_OUTCOMES:
@@ -102,7 +107,7 @@ def test_killed_at_many_points_every_rerun_converges(tmp_path: Path) -> None:
         assert all(len(v) == 1 for v in finals.values()), "a target was finished twice"
         # A target reached by a killed run is tried again, and the log counts the attempts.
         assert max(e["attempt"] or 0 for e in events if e["step"] == "outcome") >= 2
-        assert verify_chain(root).ok
+        assert verify_chain(root, key=CRASH_KEY).ok
         for cid in customers:
             assert (sb.org.raw_customer(cid) or {}).get("deleted") is True
         stones = set(read_tombstones(Archive(root)).column("customer_id").to_pylist())

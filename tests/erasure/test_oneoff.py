@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from erasure.oneoff import OneOffInputError, parse_request
+from erasure.oneoff import OneOffInputError, parse_request, request_hash
 
 
 def _problems(**kw: object) -> list[str]:
@@ -18,14 +18,40 @@ def _problems(**kw: object) -> list[str]:
 
 def test_a_clean_request() -> None:
     request = parse_request(
-        emails=[" a@b.co "], phones=["+1 (555) 010-0000"], customer_ids=["abcDEF123_-"]
+        emails=[" A@B.co "], phones=["+1 (555) 010-0000"], customer_ids=["abcDEF123_-"]
     )
     assert [(s.kind, s.value) for s in request.subjects] == [
         ("email", "a@b.co"),
-        ("phone", "+1 (555) 010-0000"),
+        ("phone", "+15550100000"),
         ("customer_id", "abcDEF123_-"),
     ]
     assert request.scope == "profile"
+
+
+@pytest.mark.parametrize(
+    "typed",
+    ["(851) 555-0142", "+1 851-555-0142", "851.555.0142", "1 851 555 0142", "+18515550142"],
+)
+def test_phones_as_people_type_them_are_one_number(typed: str) -> None:
+    [subject] = parse_request(phones=[typed]).subjects
+    assert subject.value == "+18515550142"
+
+
+def test_the_default_region_reads_national_numbers() -> None:
+    [subject] = parse_request(phones=["020 7946 0958"], region="GB").subjects
+    assert subject.value == "+442079460958"
+
+
+def test_the_request_identity_is_stable_and_keyed() -> None:
+    first = parse_request(emails=["Jane@Example.com"], phones=["(851) 555-0142"])
+    again = parse_request(phones=["+1 851 555 0142"], emails=[" jane@example.com"])
+    assert request_hash(first, b"k") == request_hash(again, b"k")
+    assert request_hash(first, b"k") != request_hash(first, b"other key")
+    referenced = parse_request(
+        emails=["jane@example.com"], phones=["8515550142"], request_ref="D-1"
+    )
+    assert request_hash(referenced, b"k") != request_hash(first, b"k")
+    assert len(request_hash(first, b"k")) == 64
 
 
 @pytest.mark.parametrize(
@@ -33,6 +59,8 @@ def test_a_clean_request() -> None:
     [
         ({"emails": ["nobody"]}, "--email #1: the email is not an email address"),
         ({"phones": ["12"]}, "--phone #1: the phone is not a phone number"),
+        ({"phones": ["555-0100"]}, "--phone #1: the phone is not a phone number"),
+        ({"emails": ["a@b.co"], "request_ref": "+1 555 010 0000"}, "--request-id"),
         ({"customer_ids": ["a b"]}, "--customer-id #1: the customer_id is not a Gladly id"),
         ({"emails": ["a@b.co"], "scope": "all"}, "--scope: 'all' is not one of"),
         ({"emails": ["a@b.co"], "scope": "items"}, "give the items to redact with --item-id"),

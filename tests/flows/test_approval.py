@@ -50,6 +50,15 @@ def _plan() -> Plan:
     )
 
 
+APPROVAL_KEY = b"approval-test-key"
+
+
+@pytest.fixture(autouse=True)
+def audit_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The approval step writes to the keyed audit log."""
+    monkeypatch.setenv("GLADLY_AUDIT_KEY", APPROVAL_KEY.decode())
+
+
 @pytest.fixture
 def published(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     shown: list[str] = []
@@ -83,8 +92,12 @@ def _decide(tmp_path: Path, requester: str = "carol") -> approval.ApprovalDecisi
 
 
 def _audited(tmp_path: Path) -> dict[str, Any]:
-    [event] = [e for e in AuditLog(tmp_path).events().to_pylist() if e["step"] == "approval"]
-    assert verify_chain(tmp_path).ok
+    [event] = [
+        e
+        for e in AuditLog(tmp_path, key=APPROVAL_KEY).events().to_pylist()
+        if e["step"] == "approval"
+    ]
+    assert verify_chain(tmp_path, key=APPROVAL_KEY).ok
     return event
 
 

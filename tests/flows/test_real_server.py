@@ -238,8 +238,8 @@ def test_deployments_run_through_a_worker_with_approval(stack: dict[str, Any]) -
         assert sb.org.counts() == counts
     decisions = [
         (e["outcome"], e["approver"], e["actor"])
-        for e in AuditLog(root).events().to_pylist()
+        for e in AuditLog(root, key=b"real-server-test-key").events().to_pylist()
         if e["step"] == "approval"
     ]
     assert decisions == [("approved", "alice", "scheduler"), ("rejected", "bob", "scheduler")]
-    assert verify_chain(root).ok
+    assert verify_chain(root, key=b"real-server-test-key").ok

@@ -1,0 +1,137 @@
+"""One-off erasure through the command line, judged by the sandbox's truth and a byte scan:
+crashes mid-request, ids that never existed, phones as people type them, rehearsals."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from audit_log import AuditLog
+from tests._console import says
+from tests._scan import traces
+from tests.erasure._erasure_world import KEY, ErasureWorld, deletable, erasure_world
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ErasureWorld]:
+    with erasure_world(tmp_path_factory.mktemp("erasure"), customers=40) as w:
+        yield w
+
+
+def _email(world: ErasureWorld, cid: str) -> str:
+    return str(world.customer(cid)["emails"][0]["original"])
+
+
+# A one-off profile deletion's audit events, in order: run_started 1, hold_check 2, pre-flight
+# intent 3 and result 4, hold_check 5, DELETE intent 6 and result 7, verification intent 8 and
+# result 9, outcome 10, tombstone 11, purge intent 12 and result 13.
+@pytest.mark.parametrize("kill_at", [6, 7, 10, 12])
+def test_a_kill_mid_request_is_finished_by_the_rerun(world: ErasureWorld, kill_at: int) -> None:
+    cid = deletable(world)[kill_at]
+    email = _email(world, cid)
+    personal = world.personal(cid)
+    killed = world.cli("delete", "--email", email, "--execute", kill_at=kill_at)
+    assert killed.returncode < 0  # SIGKILLed
+    rerun = world.cli("delete", "--email", email.upper(), "--execute")
+    assert rerun.returncode == 0, rerun.stderr
+    assert world.customer(cid)["deleted"] is True
+    per_target = {t: n for (r, t), n in world.final_outcomes_per_target().items() if t == cid}
+    assert per_target == {cid: 1}
+    assert world.tombstones()[cid] == 1
+    assert [e["outcome"] for e in world.outcomes() if e["target_id"] == cid] == ["deleted"]
+    assert traces(world.root, personal) == []
+
+
+def test_an_id_that_never_existed_is_not_found_and_not_done(world: ErasureWorld) -> None:
+    result = world.cli("delete", "--customer-id", "NeverExisted0000000000", "--execute")
+    assert result.returncode == 3, result.stderr
+    assert says(result.stderr, "matched no one in Gladly")
+    outcomes = [e for e in world.outcomes() if e["target_id"] == "NeverExisted0000000000"]
+    assert [e["outcome"] for e in outcomes] == ["not_found"]
+    assert world.tombstones()["NeverExisted0000000000"] == 0
+
+
+def test_an_email_that_matches_no_one_is_not_found(world: ErasureWorld) -> None:
+    result = world.cli("delete", "--email", "nobody.at.all@example.invalid", "--execute")
+    assert result.returncode == 3, result.stderr
+    assert says(result.stderr, "matched no one in Gladly")
+    assert "nobody.at.all" not in result.stderr + result.stdout
+
+
+def test_phones_typed_five_ways_each_find_their_customer(world: ErasureWorld) -> None:
+    chosen = deletable(world, with_phone=True)[-5:]
+    assert len(chosen) == 5
+    typed = []
+    for n, cid in enumerate(chosen):
+        e164 = str(world.customer(cid)["phones"][0]["normalized"])  # +1NXXNXXXXXX
+        area, exchange, line = e164[2:5], e164[5:8], e164[8:]
+        typed.append(
+            [
+                f"({area}) {exchange}-{line}",
+                f"+1 {area}-{exchange}-{line}",
+                f"{area}.{exchange}.{line}",
+                f"1 {area} {exchange} {line}",
+                f"{area}{exchange}{line}",
+            ][n]
+        )
+    personal = [v for cid in chosen for v in world.personal(cid)]
+    args = [a for phone in typed for a in ("--phone", phone)]
+    result = world.cli("delete", *args, "--execute")
+    assert result.returncode == 0, result.stderr
+    assert all(world.customer(cid)["deleted"] for cid in chosen)
+    assert traces(world.root, personal) == []
+
+
+def test_an_unreadable_phone_is_refused_and_changes_nothing(world: ErasureWorld) -> None:
+    before = AuditLog(world.root, key=KEY).events().num_rows
+    result = world.cli("delete", "--phone", "555-01", "--execute")
+    assert result.returncode == 2
+    assert says(result.stderr, "--phone #1: the phone is not a phone number")
+    assert AuditLog(world.root, key=KEY).events().num_rows == before
+
+
+def test_a_rehearsal_is_never_counted_as_done(world: ErasureWorld, tmp_path: Path) -> None:
+    cid = deletable(world)[20]
+    email = _email(world, cid)
+    rehearsal = world.cli("delete", "--email", email)
+    assert rehearsal.returncode == 0, rehearsal.stderr
+    assert says(rehearsal.stderr, "REHEARSAL")
+    assert world.customer(cid)["deleted"] is False
+    pack = world.cli("audit", "report", "--subject-email", email, "--out", str(tmp_path / "pack"))
+    summary = (tmp_path / "pack" / "summary.json").read_text()
+    assert '"rehearsal"' in summary
+    assert pack.returncode == 3, pack.stderr  # the request still needs doing
+    done = world.cli("delete", "--email", email, "--execute")
+    assert done.returncode == 0, done.stderr
+    assert world.customer(cid)["deleted"] is True
+    assert [e["outcome"] for e in world.outcomes() if e["target_id"] == cid] == ["deleted"]
+
+
+def test_audit_verify_and_head_catch_a_dropped_tail(world: ErasureWorld, tmp_path: Path) -> None:
+    head = world.cli("audit", "head")
+    assert head.returncode == 0, head.stderr
+    kept = head.stdout.strip()
+    assert world.cli("audit", "verify", "--expect-head", kept).returncode == 0
+    copy = tmp_path / "copy"
+    shutil.copytree(world.root / "_audit", copy / "_audit")
+    newest = sorted((copy / "_audit" / "runs").glob("*.parquet"))[-1]
+    newest.unlink()
+    env_root = ["--root", str(copy)]
+    assert world.cli("audit", "verify", *env_root).returncode == 0  # a shorter chain is a chain
+    cut = world.cli("audit", "verify", *env_root, "--expect-head", kept)
+    assert cut.returncode == 1
+    assert says(cut.stderr, "the newest events were removed")
+
+
+def test_audit_verify_with_no_audit_log_fails(world: ErasureWorld, tmp_path: Path) -> None:
+    empty = world.cli("audit", "verify", "--root", str(tmp_path))
+    assert empty.returncode == 1
+    assert says(empty.stderr, "no audit log")
+    missing = world.cli("audit", "verify", "--root", str(tmp_path / "nowhere"))
+    assert missing.returncode == 1
+    assert says(missing.stderr, "does not exist")
