@@ -8,7 +8,7 @@ export PREFECT_LOGGING_LEVEL ?= WARNING
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 
-.PHONY: install lint format test demo clean
+.PHONY: install lint format test soak demo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -32,6 +32,12 @@ format: install
 
 test: lint
 	$(BIN)/python -m pytest
+
+# Larger chaos and crash runs than `make test` (several minutes); they print their figures.
+soak: install
+	GLADLY_CHAOS_REQUESTS=90 $(BIN)/python -m pytest -q -s -p no:cacheprovider \
+		tests/erasure/test_erasure_chaos.py tests/erasure/test_engine_crash.py \
+		tests/erasure/test_erasure_cli.py tests/gladly_archive/test_crash.py
 
 # The whole job against a local sandbox Gladly: export, plan, approve, delete, purge, verify.
 demo: install

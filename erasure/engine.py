@@ -16,7 +16,7 @@ from pathlib import Path
 
 from audit_log import AuditLog, verify_chain
 from audit_log import outcomes as o
-from erasure.own_archive import detail_json, tombstone_and_purge
+from erasure.own_archive import detail_json, purge_erased_items, tombstone_and_purge
 from erasure.recovery import interrupted_targets, plan_history, sweep_interrupted
 from erasure.steps import Context, Recorder, Target, run_target
 from erasure.subjects import Subjects
@@ -185,6 +185,7 @@ def execute_plan(
                 sweep = Context(client, recorder, holds.current, Subjects(), clock(), False)
                 report.recovered = sweep_interrupted(sweep, found)
             tombstone_and_purge(archive, run, log, root, audit_key, report)
+            purge_erased_items(archive, run, log, report)
         history = plan_history(log.events(), plan)
         todo = [
             dataclasses.replace(t, attempt=history.attempts.get(t.key, 0) + 1)
@@ -212,6 +213,7 @@ def execute_plan(
         report.api_calls = dict(recorder.calls)
         if not dry_run:
             tombstone_and_purge(archive, run, log, root, audit_key, report, subjects, ctx.merged)
+            purge_erased_items(archive, run, log, report)
         run.append(
             target_type="run",
             step="run_finished",

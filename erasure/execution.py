@@ -17,7 +17,8 @@ from erasure.engine import (
     identity_from_env,
     load_approved_plan,
 )
-from erasure.oneoff import OneOffPlan, OneOffRequest, build_oneoff_plan
+from erasure.oneoff import OneOffPlan, build_oneoff_plan
+from erasure.request import OneOffRequest
 from erasure.subjects import Subjects
 from gladly_archive.keyed import audit_key
 from gladly_client import GladlyClient

@@ -13,12 +13,13 @@ from audit_log import AuditLog, AuditRun
 from audit_log import outcomes as o
 from erasure.subjects import Subjects
 from gladly_archive import Archive
+from gladly_archive.item_purge import delete_items, redact_items
 from gladly_archive.location import drop_facts
 from gladly_archive.purge import purge_customers, still_listed
 from gladly_archive.tombstones import read_tombstones, write_tombstones
 from retention_policies.holds import HoldRegistry
 
-__all__ = ["detail_json", "tombstone_and_purge"]
+__all__ = ["detail_json", "purge_erased_items", "tombstone_and_purge"]
 
 # Outcomes after which Gladly no longer holds the customer (so neither may we). An already
 # absent customer gets a tombstone only if our archive held it: nothing else was ours to erase.
@@ -178,3 +179,64 @@ def _tombstone_rows(
 
 def _flatten(groups: Iterable[set[str]]) -> set[str]:
     return {one for group in groups for one in group}
+
+
+def _items_pending(events: pa.Table) -> tuple[dict[str, str], dict[str, str]]:
+    """Items Gladly redacted or deleted for us (runs that acted) whose copy in our archive was
+    not yet erased — no `archive_purge` event for them: (to redact, to delete), item → customer."""
+    if events.num_rows == 0:
+        return {}, {}
+    rehearsals = o.rehearsal_runs(events)
+    rows = events.filter(
+        pc.and_(
+            pc.equal(events.column("target_type"), "item"),
+            pc.is_in(events.column("step"), pa.array(["outcome", "archive_purge"])),
+        )
+    ).select(["run_id", "step", "target_id", "customer_id", "outcome"])
+    erased: dict[str, tuple[str, str]] = {}
+    done: set[str] = set()
+    for row in rows.to_pylist():
+        if row["step"] == "archive_purge":
+            done.add(row["target_id"])
+        elif row["run_id"] not in rehearsals and row["outcome"] in (o.REDACTED, o.ITEM_DELETED):
+            erased[row["target_id"]] = (row["customer_id"] or "", row["outcome"])
+    todo = {i: v for i, v in erased.items() if i not in done and v[0]}
+    redact = {i: c for i, (c, kind) in todo.items() if kind == o.REDACTED}
+    delete = {i: c for i, (c, kind) in todo.items() if kind == o.ITEM_DELETED}
+    return redact, delete
+
+
+def purge_erased_items(archive: Archive, run: AuditRun, log: AuditLog, report: o.RunReport) -> None:
+    """Items the log says Gladly redacted or deleted leave our archive too: their text (items,
+    transcripts, raw_json) is erased, deleted items' rows removed — crash-safe, and a rerun
+    finishes what a killed run left (an item is done once its `archive_purge` event exists)."""
+    redact, delete = _items_pending(log.events())
+    if not redact and not delete:
+        return
+    run.append(
+        target_type="archive",
+        step="item_purge",
+        phase="intent",
+        detail=detail_json({"redact": len(redact), "delete": len(delete)}),
+    )
+    missing: set[str] = set()
+    counts: dict[str, int] = {}
+    for items, erase in ((redact, redact_items), (delete, delete_items)):
+        if items:
+            done = erase(archive, items)
+            missing |= set(done.not_found)
+            counts[done.action] = done.items_changed
+            counts["transcripts_rebuilt"] = (
+                counts.get("transcripts_rebuilt", 0) + done.transcripts_rebuilt
+            )
+    for item_id, customer_id in sorted({**redact, **delete}.items()):
+        run.append(
+            target_type="item",
+            target_id=item_id,
+            customer_id=customer_id,
+            step="archive_purge",
+            phase="result",
+            # An item our archive never held (or holds under another customer id) is said so.
+            outcome="not_in_archive" if item_id in missing else "ok",
+        )
+    report.purge["items"] = {**counts, "not_in_archive": len(missing)}

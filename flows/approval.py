@@ -14,6 +14,7 @@ from prefect.input import RunInput
 from pydantic import Field
 
 from audit_log import AuditLog
+from flows.secrets import run_env
 from gladly_archive.keyed import audit_key
 from retention_policies.plan import Plan
 
@@ -108,7 +109,7 @@ def record_decision(
     root: str, plan: Plan, requester: str, decision: ApprovalDecision, flow: str
 ) -> None:
     """One audit run holding the approval step, whatever its outcome."""
-    with AuditLog(root, key=audit_key()).start_run(
+    with AuditLog(root, key=audit_key(env=run_env())).start_run(
         actor=requester, approver=decision.approver, flow=flow, plan_hash=plan.hash
     ) as run:
         run.append(

@@ -1,4 +1,5 @@
-"""Everything we keep about conversations and customers: schemas, commits, fold, purge."""
+"""Everything we keep about conversations and customers: schemas, commits, fold, purge,
+item redaction and deletion."""
 
 from __future__ import annotations
 
@@ -15,6 +16,15 @@ from gladly_archive.convert import (
 )
 from gladly_archive.fold import FoldReport, fold_archive, fold_due
 from gladly_archive.fs import ArchiveError, ArchiveLockedError, MissingStagedFileError
+from gladly_archive.item_purge import (
+    ITEM_PURGED_DATASETS,
+    REDACTED_COLUMNS,
+    ItemPurgeReport,
+    delete_items,
+    items_still_holding_text,
+    items_still_present,
+    redact_items,
+)
 from gladly_archive.purge import PURGED_DATASETS, PurgeReport, purge_customers
 from gladly_archive.schemas import (
     AGENTS,
@@ -50,10 +60,12 @@ __all__ = [
     "CUSTOMER_FILES",
     "DATASETS",
     "ITEMS",
+    "ITEM_PURGED_DATASETS",
     "MANIFEST",
     "MANIFEST_FILE",
     "PURGED_DATASETS",
     "QUARANTINE",
+    "REDACTED_COLUMNS",
     "SCHEMA_VERSION",
     "TOMBSTONES",
     "TOMBSTONES_DIR",
@@ -68,6 +80,7 @@ __all__ = [
     "ConvertStats",
     "DatasetWriter",
     "FoldReport",
+    "ItemPurgeReport",
     "JobAlreadyArchivedError",
     "MissingStagedFileError",
     "PurgeReport",
@@ -81,11 +94,15 @@ __all__ = [
     "convert_items_file",
     "convert_items_lines",
     "convert_topics_file",
+    "delete_items",
     "fold_archive",
     "fold_due",
+    "items_still_holding_text",
+    "items_still_present",
     "match_tombstones",
     "purge_customers",
     "read_tombstones",
+    "redact_items",
     "with_metadata",
     "write_tombstones",
 ]

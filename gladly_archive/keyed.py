@@ -69,8 +69,9 @@ def normalise_phone(value: str, region: str | None = None, *, strict: bool = Tru
     if not strict:
         return "".join(ch for ch in value if ch.isdigit() or ch == "+")
     raise IdentifierError(
-        "not a phone number that can be read: give it with its country code (+1 555 010 "
-        f"0000), or set {ENV_DEFAULT_REGION} to the region its national form belongs to"
+        "not a phone number that can be read: give it whole, with its country code (a leading "
+        f"+ and the code, e.g. +44 for the UK), or set {ENV_DEFAULT_REGION} to the region its "
+        "national form belongs to"
     )
 
 

@@ -119,7 +119,7 @@ def delete(
     GLADLY_AUDIT_KEY. Exit codes as for `apply`.
     """
     from erasure.execution import run_delete
-    from erasure.oneoff import parse_request
+    from erasure.request import parse_request
 
     console = Console(stderr=True)
     archive_root = resolve_archive_root(root)

@@ -54,4 +54,8 @@ def holds_hash(
     if email is not None:
         typer.echo(keyed_hash(email, kind="email", key=key.encode("utf-8")))
     elif phone is not None:
-        typer.echo(keyed_hash(phone, kind="phone", key=key.encode("utf-8")))
+        try:
+            typer.echo(keyed_hash(phone, kind="phone", key=key.encode("utf-8"), strict=True))
+        except ValueError as exc:  # the phone cannot be read: say why, never echo it
+            err.print(f"[red]--phone: the phone is {escape(str(exc))}[/red]")
+            raise typer.Exit(EXIT_USAGE) from None

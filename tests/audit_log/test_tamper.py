@@ -15,8 +15,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from typer.testing import CliRunner, Result
 
 from audit_log.writer import AUDIT_EVENTS, GENESIS, AuditError, AuditLog, verify_chain
+from gladly_pipeline.cli import app
+from tests._console import says
 from tests.audit_log._audit import (
     KEY,
     T0,
@@ -386,3 +389,46 @@ def test_an_earlier_releases_journal_is_refused(tmp_path: Path) -> None:
         audit_log(tmp_path).start_run("new")
     assert path.exists()
     assert sealed_files(tmp_path) == []
+
+
+# -- the same, through the command line --------------------------------------------------------
+
+
+def _cli_verify(root: Path, *extra: str) -> Result:
+    return CliRunner().invoke(
+        app,
+        ["audit", "verify", "--root", str(root), *extra],
+        env={"GLADLY_AUDIT_KEY": KEY.decode()},
+    )
+
+
+@pytest.mark.parametrize("forgery", list(FORGERIES))
+def test_audit_verify_refuses_a_forged_outcome(sealed_log: Path, forgery: str) -> None:
+    assert _cli_verify(sealed_log).exit_code == 0
+    forge, why = FORGERIES[forgery]
+    forge_sealed(sealed_log, forge, from_start=True)
+    result = _cli_verify(sealed_log)
+    assert result.exit_code == 1
+    assert says(result.output, "AUDIT CHAIN BROKEN")
+    assert says(result.output, why)
+
+
+def test_audit_verify_refuses_an_edited_journal(tmp_path: Path) -> None:
+    path, _ = open_journal(tmp_path, 3)
+    assert _cli_verify(tmp_path).exit_code == 0
+    edit_journal(path, 2, unkeyed, outcome="held")
+    result = _cli_verify(tmp_path)
+    assert result.exit_code == 1
+    assert says(result.output, "AUDIT CHAIN BROKEN")
+
+
+def test_audit_verify_with_a_kept_head_sees_a_dropped_run(sealed_log: Path) -> None:
+    head = CliRunner().invoke(
+        app, ["audit", "head", "--root", str(sealed_log)], env={"GLADLY_AUDIT_KEY": KEY.decode()}
+    )
+    assert head.exit_code == 0
+    (runs_dir(sealed_log) / sealed_files(sealed_log)[-1]).unlink()
+    assert _cli_verify(sealed_log).exit_code == 0  # a shorter chain is still a chain
+    result = _cli_verify(sealed_log, "--expect-head", head.stdout.strip())
+    assert result.exit_code == 1
+    assert says(result.output, "the newest events were removed")

@@ -14,7 +14,7 @@ from audit_log import AuditLog, verify_chain
 from audit_log import outcomes as o
 from erasure.engine import PlanRefusedError
 from erasure.execution import run_apply, run_delete
-from erasure.oneoff import OneOffInputError, parse_request
+from erasure.request import OneOffInputError, parse_request
 from gladly_archive import Archive
 from gladly_archive.keyed import keyed_hash
 from gladly_archive.tombstones import read_tombstones

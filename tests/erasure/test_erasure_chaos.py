@@ -20,16 +20,16 @@ from tests.erasure._erasure_world import ErasureWorld, deletable, erasure_world
 pytestmark = pytest.mark.integration
 
 REQUESTS = int(os.environ.get("GLADLY_CHAOS_REQUESTS", "30"))
-# About 16 % of the API's answers are faults, of every kind a network or Gladly can produce.
+# About 18 % of the API's answers are faults, of every kind a network or Gladly can produce.
 FAULTS = {
     "429": 0.03,
-    "500": 0.02,
+    "500": 0.03,
     "503": 0.02,
-    "reset_before": 0.02,
+    "reset_before": 0.025,
     "reset_after": 0.03,  # the call happened, its answer is lost: the erasure tool's worst case
     "timeout_after": 0.01,
-    "truncated": 0.015,
-    "garbled": 0.015,
+    "truncated": 0.02,
+    "garbled": 0.02,
 }
 MAX_ATTEMPTS = 8
 
@@ -48,7 +48,7 @@ def _typed(e164: str, style: int) -> str:
 @pytest.fixture
 def chaos(tmp_path: Path) -> Iterator[tuple[ErasureWorld, FaultProxy]]:
     with (
-        erasure_world(tmp_path, customers=REQUESTS + 25, seed=37) as world,
+        erasure_world(tmp_path, customers=2 * REQUESTS, seed=37) as world,
         FaultProxy(
             world.sandbox.base_url,
             seed=7,
@@ -82,11 +82,12 @@ def test_every_request_ends_erased_once_whatever_the_network_and_the_kills(
             args = ["--customer-id", cid]
         requests.append((cid, args))
     assert sum(a[0] == "--phone" for _, a in requests) >= 5
-    kills = 0
+    kills = runs = 0
     for n, (_cid, args) in enumerate(requests):
         for attempt in range(MAX_ATTEMPTS):
             kill_at = rng.randint(1, 14) if attempt == 0 and n % 2 == 0 else 0
             result = world.cli("delete", *args, "--execute", kill_at=kill_at)
+            runs += 1
             if result.returncode == -signal.SIGKILL:
                 kills += 1
                 continue
@@ -97,7 +98,7 @@ def test_every_request_ends_erased_once_whatever_the_network_and_the_kills(
             raise AssertionError(f"request {n} did not finish in {MAX_ATTEMPTS} attempts")
     assert kills >= 10
     calls = sum(proxy.stats.values())
-    assert proxy.injected >= 0.12 * calls  # 16 % asked for, within sampling noise
+    assert proxy.injected >= 0.15 * calls  # 18.5 % asked for
     assert proxy.injected >= 25
     # The truth, from outside the code under test.
     assert [cid for cid in chosen if world.customer(cid)["deleted"] is not True] == []
@@ -113,3 +114,8 @@ def test_every_request_ends_erased_once_whatever_the_network_and_the_kills(
     assert traces(world.root, [v for values in personal.values() for v in values]) == []
     verify = world.cli("audit", "verify")
     assert verify.returncode == 0, verify.stderr
+    faults = {k: v for k, v in sorted(proxy.stats.items()) if k != "forwarded"}
+    print(  # the figures `make soak` reports
+        f"\nchaos: {len(chosen)} requests, {runs} CLI runs, {kills} SIGKILLs, {calls} API calls, "
+        f"{proxy.injected} faults ({proxy.injected / calls:.1%}): {faults}; all erased once"
+    )

@@ -7,6 +7,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from audit_log import AuditLog
@@ -135,3 +136,52 @@ def test_audit_verify_with_no_audit_log_fails(world: ErasureWorld, tmp_path: Pat
     missing = world.cli("audit", "verify", "--root", str(tmp_path / "nowhere"))
     assert missing.returncode == 1
     assert says(missing.stderr, "does not exist")
+
+
+def test_a_redacted_items_text_leaves_the_archive_too(world: ErasureWorld) -> None:
+    glob = f"{world.root}/items/**/*.parquet"
+    items = duckdb.execute(
+        """
+        SELECT item_id, customer_id, text FROM read_parquet($glob, hive_partitioning = true)
+        WHERE content_type = 'CHAT_MESSAGE' AND length(text) > 30
+          AND text NOT LIKE '%"%' AND text NOT LIKE '%\\%'
+          AND text IN (SELECT text FROM read_parquet($glob, hive_partitioning = true)
+                       GROUP BY text HAVING count(*) = 1)
+        ORDER BY item_id
+        """,
+        {"glob": glob},
+    ).fetchall()
+    safe = set(deletable(world))  # other tests delete some of these; take one they never touch
+    item_id, customer_id, text = next(row for row in items if row[1] not in safe)
+    assert traces(world.root / "items", [text])  # the scan sees it before
+    assert traces(world.root / "transcripts", [text])
+    result = world.cli(
+        "delete",
+        "--customer-id",
+        customer_id,
+        "--scope",
+        "items",
+        "--item-id",
+        item_id,
+        "--execute",
+    )
+    assert result.returncode == 0, result.stderr
+    assert [e["outcome"] for e in world.outcomes() if e["target_id"] == item_id] == ["redacted"]
+    assert traces(world.root, [text]) == []
+    again = world.cli(
+        "delete",
+        "--customer-id",
+        customer_id,
+        "--scope",
+        "items",
+        "--item-id",
+        item_id,
+        "--execute",
+    )
+    assert again.returncode == 0, again.stderr
+    purged = [
+        e
+        for e in AuditLog(world.root, key=KEY).events().to_pylist()
+        if e["step"] == "archive_purge" and e["target_id"] == item_id
+    ]
+    assert [e["outcome"] for e in purged] == ["ok"]  # erased from our copy once

@@ -53,8 +53,8 @@ def test_holds_hash(monkeypatch: pytest.MonkeyPatch) -> None:
     result = runner.invoke(app, ["hash", "--email", " Jane@Example.com"])
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == keyed_hash("jane@example.com", kind="email", key=b"k3y")
-    result = runner.invoke(app, ["hash", "--phone", "+1 555 0100"])
-    assert result.stdout.strip() == keyed_hash("+15550100", kind="phone", key=b"k3y")
+    result = runner.invoke(app, ["hash", "--phone", "+1 555 010 0000"])
+    assert result.stdout.strip() == keyed_hash("+15550100000", kind="phone", key=b"k3y")
 
 
 def test_holds_hash_needs_the_key_and_one_value(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -64,3 +64,21 @@ def test_holds_hash_needs_the_key_and_one_value(monkeypatch: pytest.MonkeyPatch)
     assert says(result.stderr, "GLADLY_AUDIT_KEY")
     monkeypatch.setenv("GLADLY_AUDIT_KEY", "k3y")
     assert runner.invoke(app, ["hash"]).exit_code == 2
+
+
+@pytest.mark.parametrize("typed", ["(851) 555-0142", "851.555.0142", "+1 851-555-0142"])
+def test_holds_hash_reads_phones_as_people_type_them(
+    monkeypatch: pytest.MonkeyPatch, typed: str
+) -> None:
+    monkeypatch.setenv("GLADLY_AUDIT_KEY", "k3y")
+    result = runner.invoke(app, ["hash", "--phone", typed])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == keyed_hash("+18515550142", kind="phone", key=b"k3y")
+
+
+def test_holds_hash_refuses_an_unreadable_phone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GLADLY_AUDIT_KEY", "k3y")
+    result = runner.invoke(app, ["hash", "--phone", "555-01"])
+    assert result.exit_code == 2
+    assert says(result.stderr, "not a phone number")
+    assert "555-01" not in result.stderr

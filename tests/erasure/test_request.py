@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from erasure.oneoff import OneOffInputError, parse_request, request_hash
+from erasure.request import OneOffInputError, parse_request, request_hash
 
 
 def _problems(**kw: object) -> list[str]:
