@@ -95,7 +95,10 @@ def test_every_request_ends_erased_once_whatever_the_network_and_the_kills(
                 break
             assert result.returncode == 1, result.stderr  # a failure left for the rerun
         else:
-            raise AssertionError(f"request {n} did not finish in {MAX_ATTEMPTS} attempts")
+            raise AssertionError(
+                f"request {n} did not finish in {MAX_ATTEMPTS} attempts; the last said "
+                f"(exit {result.returncode}): {result.stderr[-1500:]}"
+            )
     assert kills >= 10
     calls = sum(proxy.stats.values())
     assert proxy.injected >= 0.15 * calls  # 18.5 % asked for
@@ -111,7 +114,16 @@ def test_every_request_ends_erased_once_whatever_the_network_and_the_kills(
     kinds = Counter(e["outcome"] for e in world.outcomes() if e["target_id"] in chosen)
     assert set(kinds) <= {"deleted", "failed", "verify_failed"}
     assert {cid: world.tombstones()[cid] for cid in chosen} == dict.fromkeys(chosen, 1)
-    assert traces(world.root, [v for values in personal.values() for v in values]) == []
+    # A value another, living customer also has (a shared household phone, a common name) is
+    # theirs too and stays; every other value of the erased must be gone from every file.
+    living = {
+        v.casefold()
+        for cid in world.sandbox.org.customer_ids()
+        if cid not in chosen and not world.customer(cid)["deleted"]
+        for v in world.personal(cid)
+    }
+    gone = [v for values in personal.values() for v in values if v.casefold() not in living]
+    assert traces(world.root, gone) == []
     verify = world.cli("audit", "verify")
     assert verify.returncode == 0, verify.stderr
     faults = {k: v for k, v in sorted(proxy.stats.items()) if k != "forwarded"}
