@@ -9,18 +9,18 @@ from __future__ import annotations
 import csv
 import hashlib
 import hmac
-import io
 import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from gladly_archive.keyed import IdentifierError, normalise_email, normalise_phone
 
 __all__ = [
     "CSV_COLUMNS",
+    "MAX_CSV_ROWS",
     "SCOPES",
     "Identifier",
     "OneOffInputError",
@@ -36,6 +36,8 @@ _GLADLY_ID = re.compile(r"^[A-Za-z0-9_-]{6,64}$")
 # A person's reference for the request (a ticket, a DSAR number): part of its identity.
 _REQUEST_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:#/-]{0,63}$")
 CSV_COLUMNS = ("email", "phone", "customer_id")
+# One request names at most this many people (a CSV past it is refused before any lookup).
+MAX_CSV_ROWS = 100_000
 
 
 class OneOffInputError(ValueError):
@@ -110,6 +112,7 @@ def parse_request(
     close_open_conversations: bool = False,
     request_ref: str = "",
     region: str | None = None,
+    max_rows: int = MAX_CSV_ROWS,
 ) -> OneOffRequest:
     """Check the whole request; OneOffInputError lists every problem (row numbers, not values).
 
@@ -130,7 +133,7 @@ def parse_request(
             "phone number); it is part of the request's identity"
         )
     if csv_path is not None:
-        rows, csv_problems = _read_csv(Path(csv_path), region)
+        rows, csv_problems = _read_csv(Path(csv_path), region, max_rows)
         subjects.extend(rows)
         problems.extend(csv_problems)
     if scope not in SCOPES:
@@ -176,32 +179,46 @@ def request_hash(request: OneOffRequest, key: bytes) -> str:
     return hmac.new(key, b"one-off request\n" + text.encode(), hashlib.sha256).hexdigest()
 
 
-def _read_csv(path: Path, region: str | None) -> tuple[list[Identifier], list[str]]:
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        return [], [f"{path}: cannot be read ({type(exc).__name__}); give a UTF-8 CSV file"]
-    reader = csv.DictReader(io.StringIO(text))
-    header = [h.strip().lower() for h in reader.fieldnames or []]
-    known = [h for h in header if h in CSV_COLUMNS]
-    if not known:
-        return [], [f"{path}: the header needs one of the columns {', '.join(CSV_COLUMNS)}"]
-    unknown = sorted(set(header) - set(CSV_COLUMNS) - {""})
-    problems = [f"{path}: unknown column(s) {', '.join(unknown)}"] if unknown else []
+def _csv_row(
+    row: dict[str | Any, str | Any], where: str, region: str | None
+) -> tuple[str | None, Identifier | None]:
+    values = {k.strip().lower(): (v or "").strip() for k, v in row.items() if isinstance(k, str)}
+    given = [(k, v) for k, v in values.items() if k in CSV_COLUMNS and v]
+    if len(given) != 1:
+        return f"{where}: give exactly one of {', '.join(CSV_COLUMNS)}", None
+    kind, value = given[0]
+    problem, clean = _check(kind, value, region)
+    if problem:
+        return f"{where}: {problem}", None
+    return None, Identifier(kind, clean, where)  # type: ignore[arg-type]
+
+
+def _read_csv(path: Path, region: str | None, max_rows: int) -> tuple[list[Identifier], list[str]]:
+    """Rows streamed from the file, never read whole: past `max_rows` the file is refused."""
     subjects: list[Identifier] = []
-    for line, row in enumerate(reader, 2):
-        values = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
-        given = [(k, v) for k, v in values.items() if k in CSV_COLUMNS and v]
-        where = f"{path.name} row {line}"
-        if len(given) != 1:
-            problems.append(f"{where}: give exactly one of {', '.join(CSV_COLUMNS)}")
-            continue
-        kind, value = given[0]
-        problem, clean = _check(kind, value, region)
-        if problem:
-            problems.append(f"{where}: {problem}")
-        else:
-            subjects.append(Identifier(kind, clean, where))  # type: ignore[arg-type]
+    problems: list[str] = []
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.DictReader(handle)
+            header = [h.strip().lower() for h in reader.fieldnames or []]
+            if not [h for h in header if h in CSV_COLUMNS]:
+                return [], [f"{path}: the header needs one of the columns {', '.join(CSV_COLUMNS)}"]
+            unknown = sorted(set(header) - set(CSV_COLUMNS) - {""})
+            if unknown:
+                problems.append(f"{path}: unknown column(s) {', '.join(unknown)}")
+            for line, row in enumerate(reader, 2):
+                if line - 1 > max_rows:
+                    return [], [
+                        f"{path}: more than {max_rows:,} rows (the limit of one request); split "
+                        "it into smaller files, or raise the limit with --max-rows"
+                    ]
+                problem, subject = _csv_row(row, f"{path.name} row {line}", region)
+                if problem:
+                    problems.append(problem)
+                elif subject is not None:
+                    subjects.append(subject)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        return [], [f"{path}: cannot be read ({type(exc).__name__}); give a UTF-8 CSV file"]
     if not subjects and not problems:
         problems.append(f"{path}: no rows")
     return subjects, problems

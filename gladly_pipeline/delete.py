@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from audit_log.outcomes import NOT_FOUND, RunReport, TargetOutcome
+from erasure.request import MAX_CSV_ROWS
 from gladly_archive.keyed import default_region
 from gladly_archive.location import resolve_archive_root
 from gladly_client import GladlyError
@@ -97,6 +98,10 @@ def delete(
     ] = "profile",
     item_id: Annotated[list[str] | None, typer.Option(help="An item id (scope items).")] = None,
     reason: Annotated[str, typer.Option(help="Ticket reference for the audit log.")] = "",
+    max_rows: Annotated[
+        int,
+        typer.Option(help="The most people one --csv may name; a larger file is refused whole."),
+    ] = MAX_CSV_ROWS,
     request_id: Annotated[
         str,
         typer.Option(
@@ -135,6 +140,7 @@ def delete(
             close_open_conversations=close_open_conversations,
             request_ref=request_id,
             region=default_region(),
+            max_rows=max_rows,
         )
         with _progress(console) as tick:
             run = run_delete(

@@ -16,7 +16,12 @@ from typing import Any, Literal
 import yaml
 
 from gladly_archive.keyed import keyed_hash
-from retention_policies.loader import PolicyProblem, PolicyValidationError, read_yaml_documents
+from retention_policies.loader import (
+    PolicyProblem,
+    PolicyValidationError,
+    read_text_bounded,
+    read_yaml_documents,
+)
 
 HOLD_KINDS: tuple[str, ...] = (
     "conversation_id",
@@ -28,6 +33,8 @@ HOLD_KINDS: tuple[str, ...] = (
     "topic",
 )
 HOLD_FIELDS: tuple[str, ...] = ("kind", "value", "reason", "reference", "ends_on")
+# A holds CSV may list many customers (a litigation export): ten times a YAML page.
+MAX_HOLDS_CSV_BYTES = 10 << 20
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _HASH_HINT = "store its keyed hash instead: run `gladly-pipeline holds hash --{kind} …`"
 
@@ -306,10 +313,9 @@ def _read_yaml(file: Path, label: str) -> tuple[list[Hold], list[PolicyProblem]]
 
 
 def _read_csv(file: Path, label: str) -> tuple[list[Hold], list[PolicyProblem]]:
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return [], [PolicyProblem(label, None, "(document)", f"cannot read: {exc}")]
+    text = read_text_bounded(file, label, MAX_HOLDS_CSV_BYTES)
+    if isinstance(text, PolicyProblem):
+        return [], [text]
     reader = csv.DictReader(io.StringIO(text))
     header = reader.fieldnames or []
     problems = [

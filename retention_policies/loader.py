@@ -93,18 +93,55 @@ class _Located:
         return self.lines.get(probe)
 
 
+# A policy or holds file is a page of YAML: anything larger is refused before it is read.
+MAX_FILE_BYTES = 1 << 20
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without aliases: `*name` could expand a 2 KB file into gigabytes ("billion laughs")
+    when the document is walked, and a policy never needs one."""
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        if self.check_event(yaml.events.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed: write the value out", event.start_mark
+            )
+        node: yaml.Node | None = super().compose_node(parent, index)
+        return node
+
+
+def read_text_bounded(file: Path, label: str, limit: int = MAX_FILE_BYTES) -> str | PolicyProblem:
+    """The file's text, or the problem: unreadable, or over `limit` bytes (checked first)."""
+    try:
+        size = file.stat().st_size
+        if size > limit:
+            return PolicyProblem(
+                label,
+                None,
+                "(document)",
+                f"the file is {size:,} bytes, over the {limit:,}-byte limit; split it",
+            )
+        return file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return PolicyProblem(label, None, "(document)", f"cannot read: {exc}")
+
+
 def read_yaml_documents(
     file: Path, label: str
 ) -> tuple[list[tuple[Any, _Located]], list[PolicyProblem]]:
-    """Every YAML document of a file as (data, located) pairs, or the syntax problem."""
+    """Every YAML document of a file as (data, located) pairs, or the problem: a file over
+    MAX_FILE_BYTES, invalid YAML, or an alias (refused before anything is expanded)."""
+    text = read_text_bounded(file, label)
+    if isinstance(text, PolicyProblem):
+        return [], [text]
     try:
-        text = file.read_text(encoding="utf-8")
-        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+        nodes = list(yaml.compose_all(text, Loader=_NoAliasLoader))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         return [], [PolicyProblem(label, line, "(document)", f"not valid YAML: {exc.problem}")]
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+    except yaml.YAMLError as exc:
         return [], [PolicyProblem(label, None, "(document)", f"cannot read: {exc}")]
     docs: list[tuple[Any, _Located]] = []
     problems: list[PolicyProblem] = []

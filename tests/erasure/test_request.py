@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,30 @@ def test_csv_header_and_file_problems(tmp_path: Path) -> None:
     extra = tmp_path / "y.csv"
     extra.write_text("email,notes\na@b.co,vip\n")
     assert "unknown column(s) notes" in _problems(csv_path=extra)[0]
+
+
+def test_a_two_million_row_csv_is_refused_with_the_cap_and_read_no_further(
+    tmp_path: Path,
+) -> None:
+    sheet = tmp_path / "everyone.csv"
+    with sheet.open("w") as out:
+        out.write("email\n")
+        out.writelines(f"person{n}@example.com\n" for n in range(2_000_000))
+    tracemalloc.start()
+    try:
+        problems = _problems(csv_path=sheet)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert problems == [
+        f"{sheet}: more than 100,000 rows (the limit of one request); split it into smaller "
+        "files, or raise the limit with --max-rows"
+    ]
+    assert peak < 100 * 2**20  # streamed: never the whole file in memory
+
+
+def test_the_row_cap_is_configurable(tmp_path: Path) -> None:
+    sheet = tmp_path / "three.csv"
+    sheet.write_text("email\na@b.co\nc@d.co\ne@f.co\n")
+    assert "more than 2 rows" in _problems(csv_path=sheet, max_rows=2)[0]
+    assert len(parse_request(csv_path=sheet, max_rows=3).subjects) == 3

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import textwrap
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
+from retention_policies.holds import HoldRegistry
 from retention_policies.loader import PolicyProblem, PolicyValidationError, load_policies
 
 GOOD = """\
@@ -438,3 +440,39 @@ def test_empty_directory_and_missing_file_are_problems(tmp_path: Path) -> None:
         load_policies(tmp_path)
     with pytest.raises(PolicyValidationError, match="no such file"):
         load_policies(tmp_path / "absent.yaml")
+
+
+def _alias_bomb(levels: int = 9) -> str:
+    """A few hundred bytes of YAML whose aliases expand to 9**levels strings ("billion laughs")."""
+    text = 'a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+    for n in range(1, levels + 1):
+        text += f"a{n}: &a{n} [" + ",".join([f"*a{n - 1}"] * 9) + "]\n"
+    return text
+
+
+def test_an_alias_bomb_is_refused_at_once_in_bounded_memory(tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(_alias_bomb())
+    tracemalloc.start()
+    try:
+        with pytest.raises(PolicyValidationError) as caught:
+            load_policies(bomb)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "aliases (*name) are not allowed" in str(caught.value)
+    assert peak < 5 * 2**20  # it was never expanded
+
+
+def test_a_holds_file_with_an_alias_bomb_is_refused(tmp_path: Path) -> None:
+    bomb = tmp_path / "holds.yaml"
+    bomb.write_text(_alias_bomb())
+    with pytest.raises(PolicyValidationError, match="aliases"):
+        HoldRegistry.load(bomb, key=b"k")
+
+
+def test_a_policy_file_over_a_megabyte_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    big = tmp_path / "big.yaml"
+    big.write_text("# padding\n" * 120_000)
+    with pytest.raises(PolicyValidationError, match="over the 1,048,576-byte limit"):
+        load_policies(big)
