@@ -64,6 +64,7 @@ filters:
 actions:
   - type: delete_customer
     close_open_conversations: true
+limits: {max_percent: 100, max_targets: 1000000}
 """
 
 

@@ -151,7 +151,9 @@ def measure(root: Path, unlimited: bool) -> None:
         Path(__file__).resolve().parent.parent / "retention_policies" / "policies"
     )
     if unlimited:
-        policies = [p.model_copy(update={"limits": Limits()}) for p in policies]
+        # Limits always apply; "removed" is the widest a policy may declare.
+        widest = Limits(max_percent=100, max_targets=10**12)
+        policies = [p.model_copy(update={"limits": widest}) for p in policies]
     key = b"bench-key"
     registry = HoldRegistry(
         key=key,

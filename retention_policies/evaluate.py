@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from retention_policies.compile import compile_filters, population_sql, reads_rollups
 from retention_policies.facts import FACT_FIELDS, Tables
+from retention_policies.model import Limits
 from retention_policies.plan import _ORDER, TARGET_SCHEMA, Plan
 
 __all__ = ["HoldsLike", "evaluate"]
@@ -329,14 +330,15 @@ def _evaluate_one(
     _insert(con, "_held", policy, resource, held=True)
     limits = policy.limits
     reason = None
-    if limits.max_targets is not None and eligible > limits.max_targets:
+    if eligible > limits.max_targets:
         reason = f"{eligible} targets exceed max_targets {limits.max_targets}"
-    elif limits.max_percent is not None and eligible * 100 > limits.max_percent * population:
+        reason += _default_note(limits, "max_targets")
+    elif eligible * 100 > limits.max_percent * population:
         percent = 100 * eligible / population if population else 0.0
         reason = (
             f"{eligible} of {population} {table} ({percent:.2f}%) exceed "
             f"max_percent {limits.max_percent}"
-        )
+        ) + _default_note(limits, "max_percent")
     if reason is not None:
         outcome.update(status="blocked", reason=reason)
     else:
@@ -344,3 +346,9 @@ def _evaluate_one(
         _insert(con, "_targets", policy, resource, held=False)
     con.execute("DROP TABLE _m")
     return outcome
+
+
+def _default_note(limits: Limits, name: str) -> str:
+    if limits.declared(name):
+        return ""
+    return f" (the default; declare `limits: {{{name}: …}}` in the policy to allow more)"

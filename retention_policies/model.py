@@ -54,8 +54,17 @@ __all__ = [
 ]
 
 
+# The rails of a policy that declares none: an over-deletion cannot be taken back, so a policy
+# must say in so many words that it may touch more.
+DEFAULT_MAX_TARGETS = 1000
+DEFAULT_MAX_PERCENT = 10.0
+
+
 class Limits(BaseModel):
     """Safety rails: a policy matching more than this is blocked before anything is planned.
+
+    Both always apply: a policy that declares neither gets 1,000 targets and 10 % of the
+    population; to go further it declares larger ones (max_percent 100 lifts that rail).
 
     ```yaml
     limits:
@@ -66,8 +75,12 @@ class Limits(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_targets: int | None = Field(default=None, gt=0, strict=True)
-    max_percent: float | None = Field(default=None, gt=0, le=100)
+    max_targets: int = Field(default=DEFAULT_MAX_TARGETS, gt=0, strict=True)
+    max_percent: float = Field(default=DEFAULT_MAX_PERCENT, gt=0, le=100)
+
+    def declared(self, name: str) -> bool:
+        """Whether the policy set this limit itself (else it is the default)."""
+        return name in self.model_fields_set
 
 
 def iter_filters(filters: list[Filter]) -> list[Filter]:

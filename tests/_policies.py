@@ -18,6 +18,7 @@ filters:
 actions:
   - type: delete_customer
     close_open_conversations: {close}
+limits: {{max_percent: 100}}
 """
 CALLS = """
 name: redact-old-calls
@@ -31,6 +32,7 @@ filters:
     older_than: P365D
 actions:
   - type: redact_items
+limits: {max_percent: 100, max_targets: 100000}
 """
 # Inactive profiles deleted (open conversations closed first), and old recordings redacted.
 INACTIVE_AND_CALLS = INACTIVE.format(close="true") + "---\n" + CALLS

@@ -113,6 +113,8 @@ def policy(
         "resource": resource,
         "filters": filters,
         "actions": [kw.pop("action", _ACTIONS[resource])],
+        # Filter tests are about what matches: the default limits (tested on their own) stay off.
+        "limits": {"max_percent": 100, "max_targets": 10_000_000},
     }
     data.update(kw)
     return Policy.model_validate(data)

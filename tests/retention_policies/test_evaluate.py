@@ -6,9 +6,11 @@ import json
 from datetime import timedelta
 
 import pytest
+from pydantic import ValidationError
 
 from gladly_archive.keyed import keyed_hash
 from retention_policies.evaluate import evaluate
+from retention_policies.model import Limits
 from retention_policies.plan import Plan
 from tests.retention_policies._builders import (
     KEY,
@@ -261,7 +263,7 @@ def test_limits_count_after_holds() -> None:
         "customer",
         [{"type": "age", "field": "last_activity", "older_than": "P3Y"}],
         holds=registry(("customer_id", "c-old")),
-        limits={"max_targets": 1},
+        limits={"max_targets": 1, "max_percent": 100},
     )
     assert plan.policies[0]["status"] == "planned"
     assert _ids(plan) == ["c-open"]
@@ -299,3 +301,22 @@ def test_determinism_and_hash_sensitivity() -> None:
     other_holds = evaluate([pol], _t(), registry(("customer_id", "somebody")), NOW)
     hashes = {base.hash, other_now.hash, other_policy.hash, other_holds.hash}
     assert len(hashes) == 4
+
+
+def test_a_policy_without_limits_gets_the_default_ones() -> None:
+    whole = policy("customer", [{"type": "age", "field": "last_activity", "older_than": 1}])
+    bare = whole.model_copy(update={"limits": Limits()})
+    plan = evaluate([bare], _t(), None, NOW)
+    [outcome] = plan.policies
+    assert outcome["status"] == "blocked"
+    assert plan.targets.num_rows == 0
+    assert (
+        "exceed max_percent 10.0 (the default; declare `limits: {max_percent: …}`"
+        in (outcome["reason"])
+    )
+    assert (Limits().max_targets, Limits().max_percent) == (1000, 10.0)
+
+
+def test_a_null_limit_is_refused_not_read_as_none() -> None:
+    with pytest.raises(ValidationError):
+        Limits.model_validate({"max_targets": None})

@@ -31,6 +31,7 @@ filters:
     older_than: 400
 actions:
   - type: delete_customer
+limits: {max_percent: 100, max_targets: 1000000}  # this test compares what matches
 ---
 name: redact-old-calls
 description: Call and voicemail recordings are redacted after a year.
@@ -43,6 +44,7 @@ filters:
     older_than: P365D
 actions:
   - type: redact_items
+limits: {max_percent: 100, max_targets: 1000000}  # this test compares what matches
 """
 
 
@@ -106,6 +108,7 @@ filters:
     not_in: [{vip}]
 actions:
   - type: erase_conversation
+limits: {max_percent: 100, max_targets: 1000000}  # this test compares what matches
 ---
 name: delete-quiet-gold-customers
 description: Gold-tier profiles quiet for 200 days are deleted (rehearsal only).
@@ -120,6 +123,7 @@ filters:
     older_than: 200
 actions:
   - type: delete_customer
+limits: {max_percent: 100, max_targets: 1000000}  # this test compares what matches
 """
 
 
