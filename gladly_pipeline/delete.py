@@ -170,11 +170,13 @@ def recover(
     holds: _HOLDS = None,
     root: RootOption = None,
 ) -> None:
-    """Finish what a crash interrupted: every destructive call the audit log announced without
-    recording its outcome is re-checked in Gladly (GET only); a profile or item whose call took
-    effect gets its one outcome, a tombstone and its purge from the archive. Nothing is deleted
-    here; a call that evidently did not happen is left for a rerun of its plan or request.
-    Every `apply` and `delete --execute` does this first, too. Exit codes as for `apply`."""
+    """Finish what a crash interrupted (GET only; nothing is deleted here).
+
+    Every destructive call the audit log announced without recording its outcome is re-checked
+    in Gladly: a profile or item whose call took effect gets its one outcome, a tombstone and
+    its purge from the archive; a call that evidently did not happen is left for a rerun of its
+    plan or request. Every `apply` and `delete --execute` does this first, too. Exit codes as
+    for `apply`."""
     from erasure.execution import run_recover
 
     console = Console(stderr=True)

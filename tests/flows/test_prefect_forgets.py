@@ -12,11 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,51 +31,13 @@ from ingest.exporting import run_export
 from tests._policies import NOW
 from tests._scan import traces
 from tests._world import World, sandbox_world
+from tests.flows._server import PREFECT, REPO, free_port, serving, stop, tails
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-PREFECT = str(Path(sys.executable).with_name("prefect"))
 KEY = "prefect-forgets-test-key"
 # Every logger of ours reaches the run logs (and so the database), at every level.
 OUR_LOGGERS = "gladly_client,ingest,gladly_archive,audit_log,retention_policies,erasure,flows"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=20)
-
-
-def _tails(logs: list[Path]) -> str:
-    return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in logs if p.exists())
-
-
-def _serving(proc: subprocess.Popen[bytes], log: Path, timeout: float) -> bool:
-    """Copy the server's output to its log; True once Uvicorn says it is serving."""
-    ready = threading.Event()
-
-    def copy() -> None:
-        assert proc.stdout is not None
-        with log.open("wb") as out:
-            for line in proc.stdout:
-                out.write(line)
-                out.flush()
-                if b"Uvicorn running on" in line:
-                    ready.set()
-
-    threading.Thread(target=copy, daemon=True).start()
-    return ready.wait(timeout)
 
 
 def _wait_for_logs(client: Any, run_id: Any, lines: list[str], timeout: float = 60) -> int:
@@ -112,7 +70,7 @@ def _needles(record: dict[str, Any], typed_phone: str) -> list[str]:
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
     """A sandbox exported into an archive, then a real server, the deployment and a worker."""
-    port = _free_port()
+    port = free_port()
     home = tmp_path / "prefect-home"
     root = tmp_path / "archive"
     with Sandbox(
@@ -152,8 +110,8 @@ def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
         )
         procs = [server]
         try:
-            if not _serving(server, logs[0], 180):
-                raise AssertionError("the Prefect server did not start\n" + _tails(logs))
+            if not serving(server, logs[0], 180):
+                raise AssertionError("the Prefect server did not start\n" + tails(logs))
             assert requests.get(f"http://127.0.0.1:{port}/api/health", timeout=10).ok
             for args in (
                 [PREFECT, "work-pool", "create", "gladly-process", "--type", "process"],
@@ -176,7 +134,7 @@ def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
             yield {"env": env, "sandbox": sb, "tmp": tmp_path, "logs": logs, "procs": procs}
         finally:
             for proc in reversed(procs):
-                _stop(proc)
+                stop(proc)
 
 
 def test_an_erasure_run_leaves_no_trace_of_the_person_in_prefect(world: dict[str, Any]) -> None:
@@ -223,19 +181,19 @@ def test_an_erasure_run_leaves_no_trace_of_the_person_in_prefect(world: dict[str
         try:
             finished = anyio.run(lambda: wait_for_flow_run(run.id, timeout=240))
         except Exception as exc:
-            raise AssertionError(f"the run did not finish: {exc!r}\n{_tails(logs)}") from None
+            raise AssertionError(f"the run did not finish: {exc!r}\n{tails(logs)}") from None
         state = finished.state
         assert state is not None
-        assert state.is_completed(), f"{state}\n{_tails(logs)}"
+        assert state.is_completed(), f"{state}\n{tails(logs)}"
         # The run's process sends its logs in batches, the last ones as it exits: wait for
         # them, so the scan below also reads the run's own log lines.
         said = _wait_for_logs(client, run.id, ["request file deleted", "Finished in state"])
-        assert said, f"the run's logs never reached the server\n{_tails(logs)}"
+        assert said, f"the run's logs never reached the server\n{tails(logs)}"
         stored = client.read_flow_run(run.id).parameters
         assert stored["csv_path"] == str(request_file)
         assert not {"emails", "phones"} & {k for k, v in stored.items() if v}
     for proc in reversed(world["procs"]):  # stop the worker, then the server: files are final
-        _stop(proc)
+        stop(proc)
 
     # The erasure happened: Gladly's truth, our audit log, and the request file is gone.
     assert sb.org.raw_customer(customer_id)["deleted"] is True  # type: ignore[index]

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,18 +17,11 @@ from audit_log import AuditLog, verify_chain
 from gladly_archive import Archive
 from gladly_sandbox import Sandbox
 from tests._policies import INACTIVE, NOW
+from tests.flows._server import PREFECT, REPO, free_port, serving, stop, tails
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-PREFECT = str(Path(sys.executable).with_name("prefect"))
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -46,37 +35,8 @@ def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
     )
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=20)
-
-
 def _timed_out(what: str, logs: list[Path]) -> AssertionError:
-    tails = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in logs if p.exists())
-    return AssertionError(f"timed out waiting for {what}\n{tails}")
-
-
-def _serving(proc: subprocess.Popen[bytes], log: Path, timeout: float) -> bool:
-    """Copy the server's output to its log; True once Uvicorn says it is serving (the line is
-    read as it is written: no polling), False if the process ends or the time runs out."""
-    ready = threading.Event()
-
-    def copy() -> None:
-        assert proc.stdout is not None
-        with log.open("wb") as out:
-            for line in proc.stdout:
-                out.write(line)
-                out.flush()
-                if b"Uvicorn running on" in line:
-                    ready.set()
-
-    threading.Thread(target=copy, daemon=True).start()
-    return ready.wait(timeout)
+    return AssertionError(f"timed out waiting for {what}\n{tails(logs)}")
 
 
 async def _reach(run_id: Any, wanted: set[str], timeout: float) -> str:
@@ -117,7 +77,7 @@ def _wait_state(run_id: Any, wanted: set[str], what: str, logs: list[Path]) -> s
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    port = _free_port()
+    port = free_port()
     with Sandbox(
         seed=37, customers=50, now=NOW, frozen_clock=True, rate_limit_per_second=None
     ) as sb:
@@ -150,7 +110,7 @@ def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
         )
         worker: subprocess.Popen[bytes] | None = None
         try:
-            if not _serving(server, logs[0], 180):
+            if not serving(server, logs[0], 180):
                 raise _timed_out("the Prefect server", logs)
             assert requests.get(f"http://127.0.0.1:{port}/api/health", timeout=10).ok
             for args in (
@@ -165,8 +125,8 @@ def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
             yield {"env": env, "sandbox": sb, "tmp": tmp_path, "logs": logs}
         finally:
             if worker is not None:
-                _stop(worker)
-            _stop(server)
+                stop(worker)
+            stop(server)
 
 
 def _run(client: Any, name: str, parameters: dict[str, Any]) -> Any:
