@@ -10,15 +10,16 @@ as in test_real_server.py.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
+import psutil
 import pytest
 import requests
 
@@ -40,19 +41,23 @@ KEY = "prefect-forgets-test-key"
 OUR_LOGGERS = "gladly_client,ingest,gladly_archive,audit_log,retention_policies,erasure,flows"
 
 
-def _wait_for_logs(client: Any, run_id: Any, lines: list[str], timeout: float = 60) -> int:
-    """How many log lines the run has stored, once each of `lines` is among them (0 if the
-    time runs out)."""
+def _run_process_exited(worker: subprocess.Popen[bytes], run_id: Any, timeout: float) -> bool:
+    """Wait for the process the worker started for this flow run to exit: it sends its last
+    log lines as it exits, so afterwards every line it logged is stored (no polling)."""
+    mine = []
+    for child in psutil.Process(worker.pid).children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if child.environ().get("PREFECT__FLOW_RUN_ID") == str(run_id):
+                mine.append(child)
+    _, alive = psutil.wait_procs(mine, timeout=timeout)
+    return not alive
+
+
+def _stored_logs(client: Any, run_id: Any) -> list[str]:
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
     only_this_run = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id]))
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        messages = [log.message for log in client.read_logs(log_filter=only_this_run, limit=200)]
-        if all(any(line in m for m in messages) for line in lines):
-            return len(messages)
-        time.sleep(0.5)
-    return 0
+    return [log.message for log in client.read_logs(log_filter=only_this_run, limit=200)]
 
 
 def _needles(record: dict[str, Any], typed_phone: str) -> list[str]:
@@ -187,8 +192,10 @@ def test_an_erasure_run_leaves_no_trace_of_the_person_in_prefect(world: dict[str
         assert state.is_completed(), f"{state}\n{tails(logs)}"
         # The run's process sends its logs in batches, the last ones as it exits: wait for
         # them, so the scan below also reads the run's own log lines.
-        said = _wait_for_logs(client, run.id, ["request file deleted", "Finished in state"])
-        assert said, f"the run's logs never reached the server\n{tails(logs)}"
+        assert _run_process_exited(world["procs"][-1], run.id, 60), tails(logs)
+        said = _stored_logs(client, run.id)
+        for line in ("request file deleted", "Finished in state"):
+            assert any(line in m for m in said), f"the run's logs are not stored\n{tails(logs)}"
         stored = client.read_flow_run(run.id).parameters
         assert stored["csv_path"] == str(request_file)
         assert not {"emails", "phones"} & {k for k, v in stored.items() if v}
