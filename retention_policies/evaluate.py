@@ -299,6 +299,9 @@ def _evaluate_one(
     outcome: dict[str, Any] = {
         "name": policy.name,
         "version_hash": policy.version_hash,
+        # What the engine re-checks live just before each call (its filters), hashed with
+        # the plan so an approval covers the policy text as well as its targets.
+        "definition": policy.canonical(),
         "resource": resource,
         "action": str(action.type),
         "enabled": bool(policy.enabled),
