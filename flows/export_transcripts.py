@@ -64,8 +64,10 @@ def export_transcripts(
             archive_one=lambda job, now: archive_job(client, archive, job, now),
             audit_key=optional_audit_key(),
         )
-    if report.archived or report.folded is not None:
+    if report.archived or report.folded is not None or any(report.reference_rows.values()):
         refresh_plan_facts(report.root)
+    if report.reference_error:
+        logger.error("INBOXES, TOPICS AND AGENTS NOT REFRESHED: %s", report.reference_error)
     for outcome in report.failed:
         logger.error("export job %s could not be archived: %s", outcome.job_id, outcome.error)
     for skipped in report.skipped:
@@ -97,6 +99,7 @@ def summarize(report: ExportReport) -> dict[str, Any]:
         "rows_by_dataset": report.rows_by_dataset(),
         "quarantined_lines": report.quarantined,
         "warnings": [w.describe() for w in report.warnings],
+        "reference_error": report.reference_error,
         "reappeared": (
             None
             if report.reappeared is None

@@ -70,8 +70,9 @@ PARTITION_FIELDS: dict[str, pa.Field | None] = {
     "items": None,  # the ``date`` column is stored
     "transcripts": None,
     "customers": None,
-    "agents": None,
-    "topics": None,
+    "agents": None,  # job=<id>/: export files' and API listings' (job id = the run's id)
+    "topics": None,  # likewise; the newest archived_at per id wins
+    "inboxes": None,  # job=<run id>/ (API listings)
     QUARANTINE_DIR: None,
     MANIFEST_DIR: None,
     INDEX_DIR: None,

@@ -43,7 +43,8 @@ _SCANNED = ("conversations", "customer_profiles")
 PURGED_DATASETS = (*_INDEXED, *_SCANNED, QUARANTINE_DIR, INDEX_DIR)
 # Top-level entries the purge searches, or that hold no customer rows (tombstones keep ids and
 # digests by design), or that recover_staging empties first.
-_KNOWN = {*_INDEXED, *_SCANNED, QUARANTINE_DIR, "_index", "agents", "topics", MANIFEST_DIR}
+_KNOWN = {*_INDEXED, *_SCANNED, QUARANTINE_DIR, "_index", MANIFEST_DIR}
+_KNOWN.update(("agents", "topics", "inboxes"))  # the organisation's directory: no customer rows
 _KNOWN.update((STAGING_DIR, TOMBSTONES_DIR, LAYOUT_NAME))
 _TRANSCRIPT_KEYS = [
     "conversation_id",

@@ -12,6 +12,7 @@ __all__ = [
     "CUSTOMER_FILES",
     "CUSTOMER_PROFILES",
     "DATASETS",
+    "INBOXES",
     "ITEMS",
     "MANIFEST",
     "MANIFEST_FILE",
@@ -118,7 +119,8 @@ CUSTOMERS = with_metadata(
     ),
 )
 
-# agents/job_id=…/…
+# agents/job=<id>/… (the export's agents.jsonl) and agents/run=<id>/… (GET /agents snapshots).
+# Readers keep the newest `archived_at` per agent.
 AGENTS = with_metadata(
     "agents",
     pa.schema(
@@ -133,7 +135,8 @@ AGENTS = with_metadata(
     ),
 )
 
-# topics/job_id=…/…
+# topics/job=<id>/… (the export's topics.jsonl) and topics/run=<id>/… (GET /topics snapshots).
+# Readers keep the newest `archived_at` per topic.
 TOPICS = with_metadata(
     "topics",
     pa.schema(
@@ -142,6 +145,22 @@ TOPICS = with_metadata(
             pa.field("name", pa.string()),
             pa.field("disabled", pa.bool_()),
             pa.field("parent_id", pa.string()),
+            pa.field("raw_json", pa.large_string(), nullable=False),
+            pa.field("job_id", pa.string(), nullable=False),
+            pa.field("archived_at", UTC_MICROS, nullable=False),
+        ]
+    ),
+)
+
+# inboxes/run=<id>/…  — snapshots of GET /inboxes (no export file lists inboxes), so policies
+# and holds may name inboxes. `job_id` holds the run id; the newest `archived_at` per inbox wins.
+INBOXES = with_metadata(
+    "inboxes",
+    pa.schema(
+        [
+            pa.field("inbox_id", pa.string(), nullable=False),
+            pa.field("name", pa.string()),
+            pa.field("disabled", pa.bool_()),
             pa.field("raw_json", pa.large_string(), nullable=False),
             pa.field("job_id", pa.string(), nullable=False),
             pa.field("archived_at", UTC_MICROS, nullable=False),
@@ -264,6 +283,7 @@ DATASETS: dict[str, pa.Schema] = {
     "customers": CUSTOMERS,
     "agents": AGENTS,
     "topics": TOPICS,
+    "inboxes": INBOXES,
     "transcripts": TRANSCRIPTS,
     "_manifest": MANIFEST,
     "_quarantine": QUARANTINE,

@@ -25,6 +25,7 @@ from gladly_client.resources import (
     CustomersResource,
     ExportsResource,
     ItemsResource,
+    OrganisationResource,
 )
 from gladly_client.throttle import Throttle
 from gladly_client.transport import Transport
@@ -83,6 +84,7 @@ class GladlyClient:
         self.conversations = ConversationsResource(self._transport)
         self.items = ItemsResource(self._transport)
         self.exports = ExportsResource(self._transport, spool_dir)
+        self.org = OrganisationResource(self._transport)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **options: object) -> GladlyClient:

@@ -1,4 +1,4 @@
-"""Pydantic models of Gladly's customers, conversations, items, exports and transcripts."""
+"""Pydantic models of Gladly's customers, conversations, items, exports, transcripts, directory."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from typing import Annotated, Any, overload
 
 from pydantic import (
     Field,
+    model_validator,
 )
+from pydantic_core import to_jsonable_python
 
 from gladly_client._base import (
     AnyDict,
@@ -51,6 +53,7 @@ __all__ = [
     "CUSTOM_CHANNEL_MESSAGE",
     "KNOWN_CONTENT_TYPES",
     "ActivityLink",
+    "Agent",
     "Attachment",
     "BaseContent",
     "ChatMessageContent",
@@ -71,6 +74,7 @@ __all__ = [
     "FacebookMessageContent",
     "GenericContent",
     "GladlyModel",
+    "Inbox",
     "Initiator",
     "InstagramDirectContent",
     "Item",
@@ -80,6 +84,7 @@ __all__ = [
     "RecordingSummary",
     "SmsContent",
     "Timestamp",
+    "Topic",
     "TopicChangeContent",
     "TwitterContent",
     "VoiceAiMessageContent",
@@ -259,3 +264,48 @@ class VoiceTranscript(GladlyModel):
     def text(self) -> str:
         """All paragraphs, one per line."""
         return "\n".join(p.transcript for p in self.paragraphs if p.transcript)
+
+
+# --------------------------------------------------------------------------------------------
+# The organisation's directory: agents, topics, inboxes (GET /agents, /topics, /inboxes)
+# --------------------------------------------------------------------------------------------
+
+
+class _DirectoryEntry(GladlyModel):
+    """An entry of one of the directory lists, with the object exactly as Gladly sent it."""
+
+    id: str
+    raw: dict[str, Any] = Field(default_factory=dict, repr=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keep_raw(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "raw" not in data:
+            # A JSON-safe deep copy: later changes to the input cannot reach `raw`.
+            return {**data, "raw": to_jsonable_python(data, by_alias=True)}
+        return data
+
+
+class Agent(_DirectoryEntry):
+    """An agent. Name and login email are a person's data and are kept out of `repr()`."""
+
+    name: str | None = Field(default=None, repr=False)
+    email_address: str | None = Field(default=None, repr=False)
+
+
+class Topic(_DirectoryEntry):
+    """A topic; `parent_id` names its parent in the topic hierarchy.
+
+    `disabled` is None when Gladly left it out: unknown is not "enabled".
+    """
+
+    name: str | None = None
+    disabled: bool | None = None
+    parent_id: str | None = None
+
+
+class Inbox(_DirectoryEntry):
+    """An inbox; `disabled` is None when Gladly left it out."""
+
+    name: str | None = None
+    disabled: bool | None = None

@@ -1,4 +1,4 @@
-"""Gladly's resources as nouns with a fixed verb set: customers, conversations, items, exports."""
+"""Gladly's resources as nouns: customers, conversations, items, exports, the org directory."""
 
 from __future__ import annotations
 
@@ -13,13 +13,16 @@ from pydantic import BaseModel, TypeAdapter
 
 from gladly_client.constants import HEADER_LIMITED_DATA
 from gladly_client.models import (
+    Agent,
     Conversation,
     ConversationList,
     Customer,
     ExportJob,
     ExportSchedule,
+    Inbox,
     Item,
     ItemList,
+    Topic,
     VoiceTranscript,
 )
 from gladly_client.transport import Download, HTTPResult, Transport, iter_file_lines
@@ -38,6 +41,9 @@ _EXPORT_SCHEDULES = "/export/schedules"
 _EXPORT_JOBS = "/export/jobs"
 _EXPORT_JOB = "/export/jobs/{job_id}"
 _EXPORT_FILE = "/export/jobs/{job_id}/files/{filename}"
+_AGENTS = "/agents"
+_TOPICS = "/topics"
+_INBOXES = "/inboxes"
 
 
 def _one(model: type[M]) -> Callable[[HTTPResult], M]:
@@ -217,6 +223,28 @@ class ItemsResource:
             path_params={"item_id": _require_id("item_id", item_id)},
             parse=_one(VoiceTranscript),
         )
+
+
+class OrganisationResource:
+    """The organisation's directory: every agent, topic and inbox (ids and names).
+
+    Each is one GET of a full array (Gladly documents no paging for them).
+    """
+
+    def __init__(self, transport: Transport) -> None:
+        self._t = transport
+
+    def agents(self) -> list[Agent]:
+        """Every agent: id, name, login email."""
+        return self._t.request("GET", _AGENTS, parse=_many(Agent))
+
+    def topics(self) -> list[Topic]:
+        """Every topic, disabled ones included: id, name, disabled, parent id."""
+        return self._t.request("GET", _TOPICS, parse=_many(Topic))
+
+    def inboxes(self) -> list[Inbox]:
+        """Every inbox: id, name, disabled."""
+        return self._t.request("GET", _INBOXES, parse=_many(Inbox))
 
 
 class ExportFileStream:

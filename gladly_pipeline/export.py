@@ -78,8 +78,8 @@ def export(
 
     Exit codes: 0 all archived; 1 a job or call failed; 2 bad settings or options;
     3 archived, but a job is about to expire unarchived, Gladly failed a job, a job was
-    skipped because its id is not a safe file name, or a customer's history was cut short by
-    Gladly's API limits.
+    skipped because its id is not a safe file name, the inboxes/topics/agents listing could
+    not be refreshed, or a customer's history was cut short by Gladly's API limits.
     """
     console = Console(stderr=True)
     client, archive = connect(root, console)
@@ -113,12 +113,13 @@ def export(
             console.print(f"[red]Gladly request failed:[/red] {exc}")
             raise typer.Exit(EXIT_FAILED) from None
     _print_export_report(console, report)
-    if report.archived or report.folded is not None:
+    if report.archived or report.folded is not None or any(report.reference_rows.values()):
         # Paid here, once per change, so that planning starts from saved fact tables.
         refresh_facts(report.root)
     if report.failed:
         raise typer.Exit(EXIT_FAILED)
-    raise typer.Exit(EXIT_ATTENTION if report.warnings or report.skipped else EXIT_OK)
+    attention = report.warnings or report.skipped or report.reference_error
+    raise typer.Exit(EXIT_ATTENTION if attention else EXIT_OK)
 
 
 def _print_export_report(console: Console, report: ExportReport) -> None:
@@ -148,6 +149,12 @@ def _print_export_report(console: Console, report: ExportReport) -> None:
         )
     for warning in report.warnings:
         console.print(f"[bold red]AT RISK[/bold red] {escape(warning.describe())}")
+    if report.reference_error:
+        console.print(
+            "[bold yellow]NOT REFRESHED[/bold yellow] inboxes, topics and agents: "
+            f"{escape(report.reference_error)}; names in policies and holds resolve against "
+            "the last listing until the next export or `gladly-pipeline enrich`"
+        )
     print_reappeared(console, report)
 
 

@@ -1,4 +1,4 @@
-"""The sandbox's own control surface under /_sandbox/: stats, state, settings, clock, health."""
+"""The sandbox's own control surface under /_sandbox/: stats, state, settings, clock, inboxes."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import threading
 from collections import Counter
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import unquote
 
 from gladly_sandbox.faults import FaultInjector
 from gladly_sandbox.ids import format_timestamp, parse_timestamp
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
     from gladly_sandbox.store import Organisation
 
 CONTROL_PREFIX = "/_sandbox"
+# PATCH /_sandbox/inboxes/<inbox_id> renames an inbox, as an admin does in Gladly's UI.
+INBOX_PREFIX = f"{CONTROL_PREFIX}/inboxes/"
 # Switches that live on the Organisation rather than in ServerSettings (all but contact_again are
 # choices for behaviour Gladly does not document; docs/sandbox.md lists them).
 ORG_SWITCHES: tuple[str, ...] = (
@@ -219,6 +222,21 @@ def _move_clock(ctx: ControlContext, body: bytes) -> dict[str, Any]:
     return {"now": _now(ctx)}
 
 
+def _rename_inbox(ctx: ControlContext, inbox_id: str, body: bytes) -> dict[str, Any]:
+    data = _json_body(body)
+    extra = sorted(set(data) - {"name"})
+    if extra:
+        raise ControlError(400, f'unknown field {extra[0]!r}; send {{"name": "…"}}', extra[0])
+    if "name" not in data:
+        raise ControlError(400, 'send {"name": "…"}: the inbox\'s new name', "name")
+    try:
+        return ctx.org.rename_inbox(inbox_id, data["name"])
+    except ValueError as exc:
+        raise ControlError(400, str(exc), "name") from None
+    except KeyError:
+        raise ControlError(404, f"no inbox has the id {inbox_id!r}") from None
+
+
 def handle_control(ctx: ControlContext, method: str, path: str, body: bytes) -> tuple[int, Any]:
     """Answer one /_sandbox/ request: (status, JSON data or None for an empty 204)."""
     key = (method, path.rstrip("/"))
@@ -237,6 +255,10 @@ def handle_control(ctx: ControlContext, method: str, path: str, body: bytes) -> 
         return 200, _patch_settings(ctx, body)
     if key == ("POST", "/_sandbox/clock"):
         return 200, _move_clock(ctx, body)
+    if key[1].startswith(INBOX_PREFIX) and "/" not in key[1][len(INBOX_PREFIX) :]:
+        if method != "PATCH":
+            raise ControlError(405, f"{method} is not allowed on {INBOX_PREFIX}<inbox_id>")
+        return 200, _rename_inbox(ctx, unquote(key[1][len(INBOX_PREFIX) :]), body)
     known = {
         "/_sandbox/health",
         "/_sandbox/stats",
@@ -247,4 +269,5 @@ def handle_control(ctx: ControlContext, method: str, path: str, body: bytes) -> 
     }
     if key[1] in known:
         raise ControlError(405, f"{method} is not allowed on {key[1]}")
-    raise ControlError(404, f"no control endpoint {key[1]}; known: {', '.join(sorted(known))}")
+    listed = ", ".join(sorted({*known, f"{INBOX_PREFIX}<inbox_id>"}))
+    raise ControlError(404, f"no control endpoint {key[1]}; known: {listed}")

@@ -16,9 +16,10 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 from gladly_sandbox.clock import SandboxClock
-from gladly_sandbox.control import ORG_SWITCHES, apply_changes, check_org_switch
+from gladly_sandbox.control import INBOX_PREFIX, ORG_SWITCHES, apply_changes, check_org_switch
 from gladly_sandbox.exports import ExportService, ExportSpec
 from gladly_sandbox.handler import SandboxRequestHandler
 from gladly_sandbox.options import is_loopback_host, split_options, to_control_json
@@ -338,6 +339,23 @@ class Sandbox:
             self.exports.refresh()
             return
         self._control("POST", "/_sandbox/clock", {"advance_seconds": delta.total_seconds()})
+
+    def rename_inbox(self, inbox_id: str, name: str) -> dict[str, Any]:
+        """Rename an inbox, as an admin does in Gladly's UI; returns it as GET /inboxes lists it.
+
+        Raises KeyError for an unknown inbox id and ValueError for a blank name.
+        """
+        if not self._process:
+            return self.org.rename_inbox(inbox_id, name)
+        path = INBOX_PREFIX + quote(inbox_id, safe="")
+        try:
+            data: dict[str, Any] = self._control("PATCH", path, {"name": name})
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                exc.close()
+                raise KeyError(inbox_id) from None
+            raise
+        return data
 
     def _control(self, method: str, path: str, body: Any = None) -> Any:
         """Call the control surface; a 400 becomes ValueError with the server's detail."""

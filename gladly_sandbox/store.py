@@ -14,7 +14,7 @@ from gladly_sandbox.customers import CustomerOperations
 from gladly_sandbox.errors import ApiError
 from gladly_sandbox.generate import data_now, generate
 from gladly_sandbox.items import ItemOperations
-from gladly_sandbox.orgdata import OrgData, OrgSpec
+from gladly_sandbox.orgdata import Inbox, OrgData, OrgSpec
 
 __all__ = ["OrgSpec", "Organisation"]
 
@@ -127,23 +127,46 @@ class Organisation(CustomerOperations, ItemOperations):
     # --- directory ---
 
     def list_agents(self) -> list[dict[str, Any]]:
-        """`GET /agents`."""
-        return [{"id": a.id, "name": a.name, "emailAddress": a.email} for a in self.data.agents]
+        """`GET /agents`: id, name, emailAddress."""
+        with self.lock:
+            return [{"id": a.id, "name": a.name, "emailAddress": a.email} for a in self.data.agents]
 
     def list_topics(self) -> list[dict[str, Any]]:
         """`GET /topics`: id, name, disabled and parentId where the topic has a parent."""
-        topics = self.data.topics
-        result = []
-        for topic in topics:
-            entry: dict[str, Any] = {"id": topic.id, "name": topic.name, "disabled": topic.disabled}
-            if topic.parent is not None and topic.parent < len(topics):
-                entry["parentId"] = topics[topic.parent].id
-            result.append(entry)
-        return result
+        with self.lock:
+            topics = self.data.topics
+            result = []
+            for topic in topics:
+                entry: dict[str, Any] = {
+                    "id": topic.id,
+                    "name": topic.name,
+                    "disabled": topic.disabled,
+                }
+                if topic.parent is not None and topic.parent < len(topics):
+                    entry["parentId"] = topics[topic.parent].id
+                result.append(entry)
+            return result
 
     def list_inboxes(self) -> list[dict[str, Any]]:
-        """`GET /inboxes`."""
-        return [{"id": i.id, "name": i.name, "disabled": False} for i in self.data.inboxes]
+        """`GET /inboxes`: id, name, disabled (no generated inbox is disabled)."""
+        with self.lock:
+            return [_inbox_json(inbox) for inbox in self.data.inboxes]
+
+    def rename_inbox(self, inbox_id: str, name: str) -> dict[str, Any]:
+        """Rename an inbox as an admin does in Gladly's UI (the API has no call for it).
+
+        Returns the inbox as GET /inboxes lists it. Raises KeyError for an unknown id and
+        ValueError unless `name` is a non-blank string. Only the name changes: the inbox keeps
+        its id, address, number and conversations.
+        """
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError("name must be a non-blank string")
+        with self.lock:
+            for row, inbox in enumerate(self.data.inboxes):
+                if inbox.id == inbox_id:
+                    self.data.inboxes[row] = inbox._replace(name=name)
+                    return _inbox_json(self.data.inboxes[row])
+        raise KeyError(inbox_id)
 
     def export_agents(self) -> list[dict[str, Any]]:
         """`agents.jsonl` lines (same objects as GET /agents)."""
@@ -238,6 +261,10 @@ class Organisation(CustomerOperations, ItemOperations):
         self._status_counts[convs.status[conv]] -= 1
         convs.status[conv] = status
         self._status_counts[status] += 1
+
+
+def _inbox_json(inbox: Inbox) -> dict[str, Any]:
+    return {"id": inbox.id, "name": inbox.name, "disabled": False}
 
 
 def _parse_conversation_update(

@@ -17,6 +17,7 @@ from gladly_archive import Archive
 from gladly_archive.convert import ConvertStats, convert_customers_file, convert_items_lines
 from gladly_client import CustomerMovedError, GladlyClient, NotFoundError
 from gladly_client.models import Customer, Item
+from ingest.reference import try_refresh_reference
 
 logger = logging.getLogger("ingest.customer_export")
 
@@ -43,7 +44,12 @@ class CustomerExportReport:
     # anything beyond is only in the export files. These are reported, never silently cut.
     truncated_customers: list[str] = field(default_factory=list)
     incomplete_conversations: list[str] = field(default_factory=list)
+    # Rows written per dataset: the commit's, then the inboxes/topics/agents snapshot's.
     rows_by_dataset: dict[str, int] = field(default_factory=dict)
+    # That snapshot, taken after the commit: rows per dataset (0 where unchanged), or why its
+    # calls failed (the customers' data is archived all the same).
+    reference_rows: dict[str, int] = field(default_factory=dict)
+    reference_error: str | None = None
 
     @property
     def complete(self) -> bool:
@@ -130,7 +136,11 @@ def run_customer_export(
     now: datetime | None = None,
     fetch_call_transcripts: bool = True,
 ) -> CustomerExportReport:
-    """Archive the named customers' conversations, fetched through the API, as one commit."""
+    """Archive the named customers' conversations, fetched through the API, as one commit.
+
+    Then the organisation's inboxes, topics and agents are appended to the archive, so that
+    policies may name them; a failure there is recorded in `reference_error`, not raised.
+    """
     if not emails and not customer_ids:
         raise ValueError("name at least one customer: emails=[...] or customer_ids=[...]")
     now = now or datetime.now(UTC)
@@ -172,6 +182,11 @@ def run_customer_export(
         staged.abort()
         raise
     report.rows_by_dataset = dict(result.rows_by_dataset)
+    report.reference_rows, report.reference_error = try_refresh_reference(
+        client, archive, run_id=report.job_id, now=now
+    )
+    for name, rows in report.reference_rows.items():
+        report.rows_by_dataset[name] = report.rows_by_dataset.get(name, 0) + rows
     return report
 
 

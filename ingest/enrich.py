@@ -19,6 +19,7 @@ from gladly_archive.enrichment import append_snapshot
 from gladly_archive.schemas import CONVERSATIONS, CUSTOMER_PROFILES
 from gladly_client import CustomerMovedError, GladlyClient, NotFoundError
 from gladly_client.models import Conversation, Customer
+from ingest.reference import REFERENCE_CALLS, refresh_reference
 
 logger = logging.getLogger("ingest.enrich")
 T = TypeVar("T")
@@ -38,6 +39,9 @@ class EnrichReport:
     gone: int = 0  # deleted (404) or merged (301) since they were archived
     backlog_conversations: int = 0
     backlog_customers: int = 0
+    # Rows of the inboxes/topics/agents snapshot taken first (0 where unchanged); None when
+    # the budget was smaller than its calls and it was not taken.
+    reference_rows: dict[str, int] | None = None
 
 
 def _known(archive: Archive, dataset: str, column: str) -> set[str]:
@@ -54,21 +58,27 @@ def enrich_archive(
 ) -> EnrichReport:
     """Fetch conversations and profiles the archive holds but has not enriched, within a budget.
 
-    Conversations first (inbox, status, topics for conversation policies), then customer
-    profiles (custom attributes). Each is fetched once; what the budget leaves over is counted
-    as backlog for the next run.
+    First the organisation's inboxes, topics and agents (three calls of the budget, so that
+    policies may name them; skipped when `max_calls` is smaller; a failed call raises), then
+    conversations (inbox, status, topics for conversation policies), then customer profiles
+    (custom attributes). Each is fetched once; what the budget leaves over is counted as
+    backlog for the next run.
     """
     if max_calls < 0:
         raise ValueError(f"max_calls must be >= 0, got {max_calls}")
     now = now or datetime.now(UTC)
     report = EnrichReport(run_id=f"enrich-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}")
+    budget = max_calls
+    if budget >= REFERENCE_CALLS:
+        report.reference_rows = refresh_reference(client, archive, run_id=report.run_id, now=now)
+        budget -= REFERENCE_CALLS
     pairs = archive.dataset("items").to_table(columns=["conversation_id", "customer_id"])
     conversations = set(pc.drop_null(pairs.column("conversation_id")).to_pylist())
     customers = set(pairs.column("customer_id").to_pylist())
     todo_conversations = sorted(conversations - _known(archive, "conversations", "conversation_id"))
     todo_customers = sorted(customers - _known(archive, "customer_profiles", "customer_id"))
 
-    take = todo_conversations[:max_calls]
+    take = todo_conversations[:budget]
     fetched = _fetch(client.conversations.get, take, report)
     rows = [_conversation_row(c, now) for c in fetched]
     report.conversations_fetched = append_snapshot(
@@ -77,7 +87,7 @@ def enrich_archive(
         pa.Table.from_pylist(rows, schema=CONVERSATIONS),
         run_id=report.run_id,
     )
-    budget = max_calls - len(take)
+    budget -= len(take)
     take_customers = todo_customers[: max(budget, 0)]
     profiles = _fetch(client.customers.get, take_customers, report)
     report.customers_fetched = append_snapshot(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,7 @@ from gladly_archive.layout import validate_job_id
 from gladly_client import GladlyClient, GladlyError
 from gladly_client.models import ExportJob
 from ingest.reappeared import ReappearedReport, check_reappeared
+from ingest.reference import try_refresh_reference
 
 logger = logging.getLogger("ingest.exporting")
 
@@ -165,18 +167,29 @@ class ExportReport:
     reappeared: ReappearedReport | None = None
     # The fold this run did (about monthly: rows older than a month into customer buckets).
     folded: FoldReport | None = None
+    # The directory snapshot taken after the jobs (GET /inboxes, /topics, /agents): rows
+    # written per dataset (0 where the archive already held the listing), or why it failed.
+    reference_rows: dict[str, int] = field(default_factory=dict)
+    reference_error: str | None = None
 
     @property
     def ok(self) -> bool:
         """True when nothing failed, nothing was skipped and nothing is about to be lost."""
-        return not self.failed and not self.skipped and not self.warnings
+        return (
+            not self.failed
+            and not self.skipped
+            and not self.warnings
+            and self.reference_error is None
+        )
 
     def rows_by_dataset(self) -> dict[str, int]:
-        """Rows archived per dataset over all jobs of the run."""
+        """Rows archived per dataset by the run: every job's, then the directory snapshot's."""
         totals: dict[str, int] = {}
         for outcome in self.archived:
             for name, rows in outcome.rows_by_dataset.items():
                 totals[name] = totals.get(name, 0) + rows
+        for name, rows in self.reference_rows.items():
+            totals[name] = totals.get(name, 0) + rows
         return totals
 
     @property
@@ -364,6 +377,10 @@ def run_export(
     erased customer's email or phone (keyed hashes) is reported as reappeared. With `fold`,
     once the recent tier holds more than two months the archive is folded through a month ago
     (gladly_archive.fold), which keeps erasing a customer cheap.
+
+    Once the jobs are done (also when there were none), the organisation's inboxes, topics and
+    agents are fetched and appended to the archive (`ingest.reference`); when those calls
+    fail, `report.reference_error` says why and the run goes on (`report.ok` is then False).
     """
     now = _aware(now or datetime.now(UTC))
     report = ExportReport(root=str(archive.root))
@@ -398,6 +415,9 @@ def run_export(
             logger.error("job %s could not be archived: %s", job.id, exc)
         if on_job is not None:
             on_job(outcome)
+    report.reference_rows, report.reference_error = try_refresh_reference(
+        client, archive, run_id=f"export-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}", now=now
+    )
     if report.archived:
         # Always: erased ids an older job re-imported are purged again (ids only). With the
         # key, new profiles holding an erased customer's contact are reported as well.

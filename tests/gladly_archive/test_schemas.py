@@ -88,6 +88,14 @@ EXPECTED: dict[str, list[pa.Field]] = {
         _f("job_id", pa.string(), False),
         _f("archived_at", TS, False),
     ],
+    "inboxes": [
+        _f("inbox_id", pa.string(), False),
+        _f("name", pa.string()),
+        _f("disabled", pa.bool_()),
+        _f("raw_json", pa.large_string(), False),
+        _f("job_id", pa.string(), False),
+        _f("archived_at", TS, False),
+    ],
     "transcripts": [
         _f("conversation_id", pa.string(), False),
         _f("customer_id", pa.string(), False),
@@ -160,6 +168,7 @@ METADATA_NAMES = {
     "customers": b"customers",
     "agents": b"agents",
     "topics": b"topics",
+    "inboxes": b"inboxes",
     "transcripts": b"transcripts",
     "_manifest": b"manifest",
     "_quarantine": b"quarantine",
@@ -203,6 +212,7 @@ def test_named_schemas_are_the_datasets_entries() -> None:
     assert schemas.CUSTOMERS is schemas.DATASETS["customers"]
     assert schemas.AGENTS is schemas.DATASETS["agents"]
     assert schemas.TOPICS is schemas.DATASETS["topics"]
+    assert schemas.INBOXES is schemas.DATASETS["inboxes"]
     assert schemas.TRANSCRIPTS is schemas.DATASETS["transcripts"]
     assert schemas.MANIFEST is schemas.DATASETS["_manifest"]
     assert schemas.QUARANTINE is schemas.DATASETS["_quarantine"]
