@@ -10,8 +10,11 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from gladly_archive.location import resolve_archive_root
+from gladly_pipeline.common import RootOption
 from gladly_pipeline.exit_codes import EXIT_USAGE
 from retention_policies import PolicyValidationError, keyed_hash, load_policies
+from retention_policies.references import References
 
 AUDIT_KEY_ENV = "GLADLY_AUDIT_KEY"
 
@@ -20,10 +23,24 @@ err = Console(stderr=True)
 
 def validate(
     path: Annotated[Path, typer.Argument(help="A policy YAML file or a directory of them.")],
+    root: RootOption = None,
+    names: Annotated[
+        bool,
+        typer.Option(
+            "--names/--no-names",
+            help="Check every inbox and topic a policy names against the archive's "
+            "(--no-names: the files alone, e.g. in a repository's CI).",
+        ),
+    ] = True,
 ) -> None:
-    """Validate retention policies; print each with its version hash, or every problem."""
+    """Validate retention policies; print each with its version hash, or every problem.
+
+    Inbox and topic names are resolved against the archive (`--root`, env
+    GLADLY_PIPELINE_ROOT): an unknown name is a problem listing the valid ones.
+    """
     try:
-        policies = load_policies(path)
+        references = References.from_archive(resolve_archive_root(root)) if names else None
+        policies = load_policies(path, references=references)
     except PolicyValidationError as exc:
         for problem in exc.problems:
             typer.echo(str(problem), err=True)

@@ -169,7 +169,7 @@ THEMES = (
     Theme(
         "a VIP order",
         "Priority request for {order}",
-        "VIP",
+        "VIP Support",
         (
             "I need {order} by Friday for an event, can you expedite it?",
             "Could you gift-wrap {order} and add a note?",
@@ -269,7 +269,7 @@ TOPIC_NAMES = (
 INBOX_NAMES = (
     "Support",
     "Returns",
-    "VIP",
+    "VIP Support",
     "Billing",
     "Sales",
     "Spanish",

@@ -9,7 +9,16 @@ from typing import Any
 
 from retention_policies.facts import FACT_FIELDS
 
-__all__ = ["Compiled", "UnsupportedFilter", "compile_filters", "population_sql", "reads_rollups"]
+__all__ = [
+    "FETCHED_FACTS",
+    "Compiled",
+    "FetchedLeaf",
+    "UnsupportedFilter",
+    "compile_filters",
+    "fetched_leaves",
+    "population_sql",
+    "reads_rollups",
+]
 
 
 class UnsupportedFilter(ValueError):
@@ -18,6 +27,9 @@ class UnsupportedFilter(ValueError):
 
 # Every population view exposes the same columns: `_id` plus the facts filters read.
 # `_last_activity` is always the customer's last activity (Gladly's "last contact").
+# Facts only the API gives are NULL while never fetched — unknown, which is not "absent":
+# `_inbox_ids` (a conversation's inbox; for a customer, NULL when any of its conversations'
+# is unknown) and `_attrs` (the customer's custom attributes, "{}" once fetched and empty).
 _POPULATION: dict[str, str] = {
     "customer": """
         SELECT c.customer_id AS _id, c.customer_id AS _customer_id,
@@ -35,7 +47,7 @@ _POPULATION: dict[str, str] = {
             v.closed_at AS _conv_closed, v.last_activity AS _conv_last,
             CAST(NULL AS TIMESTAMPTZ) AS _item_time,
             CASE WHEN v.status IS NULL THEN [] ELSE [v.status] END AS _statuses,
-            CASE WHEN v.inbox_id IS NULL THEN [] ELSE [v.inbox_id] END AS _inbox_ids,
+            CASE WHEN v.inbox_id IS NOT NULL THEN [v.inbox_id] END AS _inbox_ids,
             v.topic_ids AS _topic_ids, v.channels AS _channels,
             v.custom_attributes AS _attrs, v.*
         FROM conversations v LEFT JOIN customers c ON c.customer_id = v.customer_id""",
@@ -46,7 +58,8 @@ _POPULATION: dict[str, str] = {
             v.closed_at AS _conv_closed, v.last_activity AS _conv_last,
             i."timestamp" AS _item_time,
             CASE WHEN v.status IS NULL THEN [] ELSE [v.status] END AS _statuses,
-            CASE WHEN v.inbox_id IS NULL THEN [] ELSE [v.inbox_id] END AS _inbox_ids,
+            CASE WHEN i.conversation_id IS NULL THEN []
+                WHEN v.inbox_id IS NOT NULL THEN [v.inbox_id] END AS _inbox_ids,
             coalesce(v.topic_ids, []) AS _topic_ids, [i.content_type] AS _channels,
             c.custom_attributes AS _attrs, i.*
         FROM items i
@@ -119,8 +132,14 @@ class _Compiler:
             return "(" + " OR ".join(self.one(f) for f in _get(flt, "filters")) + ")"
         if kind == "not":
             return f"(NOT {self.one(_get(flt, 'filter'))})"
-        # Every leaf is two-valued: a missing fact makes it false (never NULL).
-        return f"coalesce(({self.leaf(kind, flt)}), false)"
+        # A leaf over a fact the archive holds is two-valued: a missing fact makes it false.
+        # A leaf over a fact only the API gives is NULL (unknown) while that fact was never
+        # fetched, and AND / OR / NOT keep it unknown unless the other filters decide alone.
+        sql = f"coalesce(({self.leaf(kind, flt)}), false)"
+        fetched = FETCHED_FACTS.get(kind)
+        if fetched is None:
+            return sql
+        return f"(CASE WHEN NOT ({fetched.unknown_sql}) THEN {sql} END)"
 
     def leaf(self, kind: str, flt: Any) -> str:
         if kind == "age":
@@ -212,6 +231,53 @@ def reads_rollups(filters: Sequence[Any]) -> bool:
         if nested and reads_rollups(nested):
             return True
     return False
+
+
+@dataclass(frozen=True)
+class FetchedFact:
+    """A fact only the API gives: how the population says it is unknown, and what fetches it."""
+
+    name: str
+    unknown_sql: str
+
+
+FETCHED_FACTS: dict[str, FetchedFact] = {
+    "inbox": FetchedFact("the conversation's inbox", "_inbox_ids IS NULL"),
+    "custom_attribute": FetchedFact("the customer's custom attributes", "_attrs IS NULL"),
+}
+
+
+@dataclass(frozen=True)
+class FetchedLeaf:
+    """A filter (by its path in the policy) that reads a fact only the API gives."""
+
+    path: str
+    kind: str
+    description: str
+
+
+def _describe(flt: Any) -> str:
+    kind = _get(flt, "type")
+    if kind == "inbox":
+        yes, no = _get(flt, "in"), _get(flt, "not_in")
+        return f"inbox in {yes}" if yes is not None else f"inbox not_in {no}"
+    return f"custom_attribute {_get(flt, 'key')} {_get(flt, 'op')}"
+
+
+def fetched_leaves(filters: Sequence[Any], path: str = "filters") -> list[FetchedLeaf]:
+    """Every filter, nested ones too, over a fact only the API gives (inbox, custom attributes)."""
+    return [leaf for i, flt in enumerate(filters) for leaf in _fetched_in(flt, f"{path}[{i}]")]
+
+
+def _fetched_in(flt: Any, here: str) -> list[FetchedLeaf]:
+    kind = _get(flt, "type")
+    if kind in FETCHED_FACTS:
+        return [FetchedLeaf(here, kind, _describe(flt))]
+    if kind in ("and", "or"):
+        return fetched_leaves(_get(flt, "filters"), f"{here}.filters")
+    if kind == "not":
+        return _fetched_in(_get(flt, "filter"), f"{here}.filter")
+    return []
 
 
 def compile_filters(

@@ -13,10 +13,20 @@ from typing import Any, Protocol
 import duckdb
 import pyarrow as pa
 
-from retention_policies.compile import compile_filters, population_sql, reads_rollups
+from retention_policies.compile import (
+    FETCHED_FACTS,
+    FetchedLeaf,
+    compile_filters,
+    fetched_leaves,
+    population_sql,
+    reads_rollups,
+)
 from retention_policies.facts import FACT_FIELDS, Tables
+from retention_policies.holds import UNEVALUABLE, hold_label
+from retention_policies.loader import dotted, named_values
 from retention_policies.model import Limits
 from retention_policies.plan import _ORDER, TARGET_SCHEMA, Plan
+from retention_policies.references import References, Unresolved
 
 __all__ = ["HoldsLike", "evaluate"]
 
@@ -60,30 +70,16 @@ def _facts_json(resource: str, alias: str = "m") -> str:
     )
 
 
-def _lookups(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, list[str]]]:
-    out: dict[str, dict[str, list[str]]] = {}
-    for name in ("inboxes", "topics"):
-        rows = con.execute(
-            f"SELECT name, list(id ORDER BY id) FROM {name} GROUP BY name"
-        ).fetchall()
-        out[name] = {str(n): list(ids) for n, ids in rows if n is not None}
-    return out
-
-
 def _matched_columns(resource: str) -> list[str]:
     own = sorted(FACT_FIELDS[resource] | set(_FACT_LISTS[resource]))
     head = ["_id", "_customer_id", "_conversation_id", "_conv_last", "_conv_closed"]
     return [*head, "_inbox_ids", *own]
 
 
-def _hold_label(hold: Any) -> str:
-    return f"{hold.kind}={hold.value} [{hold.reference}]"
-
-
 def _hold_rows(holds: Iterable[Any], lookups: Mapping[str, Mapping[str, list[str]]]) -> pa.Table:
     rows: list[dict[str, str | None]] = []
     for hold in holds:
-        label, kind, value = _hold_label(hold), str(hold.kind), str(hold.value)
+        label, kind, value = hold_label(hold), str(hold.kind), str(hold.value)
         if kind == "custom_attribute":
             key, _, val = value.partition("=")
             rows.append(
@@ -110,14 +106,17 @@ def _prepare_holds(con: duckdb.DuckDBPyConnection, table: pa.Table, key: bytes |
     con.execute("CREATE TEMP TABLE _holds AS SELECT * FROM _holds_src")
     con.unregister("_holds_src")
     kinds = set(table.column("kind").to_pylist())
+    # A hold that cannot be evaluated (its fact never fetched) holds, labelled so.
     parts = [
         "SELECT c.customer_id AS id, h.label FROM customers c JOIN _holds h "
         "ON h.kind = 'customer_id' AND h.value = c.customer_id",
         "SELECT c.customer_id, h.label FROM customers c JOIN _holds h "
         "ON h.kind = 'custom_attribute' AND "
         "json_extract_string(c.custom_attributes, '$.\"' || h.attr_key || '\"') = h.attr_val",
+        "SELECT DISTINCT c.customer_id, h.label || ? FROM customers c JOIN _holds h "
+        "ON h.kind = 'custom_attribute' AND c.custom_attributes IS NULL",
     ]
-    params: list[Any] = []
+    params: list[Any] = [UNEVALUABLE]
     hashed = kinds & {"email_hash", "phone_hash"}
     if hashed:
         if key is None:
@@ -142,7 +141,11 @@ def _prepare_holds(con: duckdb.DuckDBPyConnection, table: pa.Table, key: bytes |
         SELECT v.conversation_id AS id, v.customer_id, h.label FROM conversations v JOIN _holds h
             ON (h.kind = 'conversation_id' AND h.value = v.conversation_id)
             OR (h.kind = 'inbox' AND h.value = v.inbox_id)
-            OR (h.kind = 'topic' AND list_contains(v.topic_ids, h.value))"""
+            OR (h.kind = 'topic' AND list_contains(v.topic_ids, h.value))
+        UNION
+        SELECT DISTINCT v.conversation_id, v.customer_id, h.label || ? FROM conversations v
+            JOIN _holds h ON h.kind = 'inbox' AND v.inbox_id IS NULL""",
+        [UNEVALUABLE],
     )
     con.execute(
         """CREATE TEMP TABLE _held_customer AS SELECT id, list_sort(list_distinct(list(label)))
@@ -258,13 +261,14 @@ def evaluate(
     con = tables.con.cursor()
     try:
         con.execute("SET TimeZone='UTC'")
-        lookups = _lookups(con)
+        references = References.from_connection(con)
+        lookups = references.lookups()
         active = list(holds.active(now)) if holds is not None else []
         _prepare_holds(con, _hold_rows(active, lookups), getattr(holds, "key", None))
         ddl = ", ".join(f"{f.name} {_ddl(f.type)}" for f in TARGET_SCHEMA)
         con.execute(f"CREATE TEMP TABLE _targets ({ddl})")
         con.execute(f"CREATE TEMP TABLE _held ({ddl})")
-        outcomes = [_evaluate_one(con, policy, lookups, now) for policy in policies]
+        outcomes = [_evaluate_one(con, policy, references, now) for policy in policies]
         targets = con.sql(f"SELECT * FROM _targets ORDER BY {_ORDER}").to_arrow_table()
         held = con.sql(f"SELECT * FROM _held ORDER BY {_ORDER}").to_arrow_table()
     finally:
@@ -289,10 +293,7 @@ def _ddl(kind: pa.DataType) -> str:
 
 
 def _evaluate_one(
-    con: duckdb.DuckDBPyConnection,
-    policy: Any,
-    lookups: Mapping[str, Mapping[str, list[str]]],
-    now: datetime,
+    con: duckdb.DuckDBPyConnection, policy: Any, references: References, now: datetime
 ) -> dict[str, Any]:
     resource = str(policy.resource)
     action = policy.actions[0]
@@ -314,7 +315,21 @@ def _evaluate_one(
     }
     if not policy.enabled:
         return outcome
-    compiled = compile_filters(policy.filters, resource, now, lookups)
+    table = {"customer": "customers", "conversation": "conversations", "item": "items"}[resource]
+    pop_row = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+    population = int(pop_row[0]) if pop_row else 0
+    outcome["population"] = population
+    # A name that resolves to nothing would match nothing: the policy is blocked instead (the
+    # loader refuses it first; this guards callers that evaluate without the loader).
+    unresolved = [
+        f"{dotted(path)}: {found.message}"
+        for kind, value, path in named_values(policy.filters, ("filters",))
+        if isinstance(found := references.resolve(kind, value), Unresolved)
+    ]
+    if unresolved:
+        outcome.update(status="blocked", reason="; ".join(unresolved))
+        return outcome
+    compiled = compile_filters(policy.filters, resource, now, references.lookups())
     join, labels = _HOLD_JOIN[resource]
     # Only what the target rows read: materialising every population column costs seconds.
     cols = ", ".join(f'p."{c}"' for c in _matched_columns(resource))
@@ -325,18 +340,15 @@ def _evaluate_one(
     )
     row = con.execute("SELECT count(*), count(_labels) FROM _m").fetchone()
     matched, held = (int(row[0]), int(row[1])) if row else (0, 0)
-    table = {"customer": "customers", "conversation": "conversations", "item": "items"}[resource]
-    pop_row = con.execute(f"SELECT count(*) FROM {table}").fetchone()
-    population = int(pop_row[0]) if pop_row else 0
     eligible = matched - held
     outcome.update(population=population, matched=matched, held=held, eligible=eligible)
     _insert(con, "_held", policy, resource, held=True)
     limits = policy.limits
-    reason = None
-    if eligible > limits.max_targets:
+    reason = _undecided(con, policy, resource, compiled.sql, compiled.params, population, table)
+    if reason is None and eligible > limits.max_targets:
         reason = f"{eligible} targets exceed max_targets {limits.max_targets}"
         reason += _default_note(limits, "max_targets")
-    elif eligible * 100 > limits.max_percent * population:
+    elif reason is None and eligible * 100 > limits.max_percent * population:
         percent = 100 * eligible / population if population else 0.0
         reason = (
             f"{eligible} of {population} {table} ({percent:.2f}%) exceed "
@@ -349,6 +361,52 @@ def _evaluate_one(
         _insert(con, "_targets", policy, resource, held=False)
     con.execute("DROP TABLE _m")
     return outcome
+
+
+_FETCH_HINT = (
+    "fetch them with `gladly-pipeline enrich` (repeat until it reports no backlog) and plan again"
+)
+
+
+def _undecided(
+    con: duckdb.DuckDBPyConnection,
+    policy: Any,
+    resource: str,
+    where: str,
+    params: list[Any],
+    population: int,
+    table: str,
+) -> str | None:
+    """Why the policy cannot be decided for some of its population, or None when it can.
+
+    A filter over a fact only the API gives (inbox, custom attributes) is unknown where that
+    fact was never fetched; a row whose selection depends on it is neither selected nor left
+    out: the whole policy is blocked, naming each such filter and how many rows it leaves open.
+    """
+    leaves: list[FetchedLeaf] = fetched_leaves(policy.filters)
+    if not leaves:
+        return None
+    kinds = sorted({leaf.kind for leaf in leaves})
+    counts = ", ".join(f"count(*) FILTER (WHERE {FETCHED_FACTS[k].unknown_sql})" for k in kinds)
+    row = con.execute(
+        f"SELECT count(*), {counts} FROM ({population_sql(resource)}) p WHERE ({where}) IS NULL",
+        params,
+    ).fetchone()
+    if not row or not row[0]:
+        return None
+    unknown = dict(zip(kinds, (int(n) for n in row[1:]), strict=True))
+    parts = [
+        f"{leaf.path} ({leaf.description}) needs {FETCHED_FACTS[leaf.kind].name}, never fetched "
+        f"for {unknown[leaf.kind]}"
+        for leaf in leaves
+        if unknown[leaf.kind]
+    ]
+    return (
+        f"policy {policy.name}: cannot decide {int(row[0])} of {population} {table}: "
+        + "; ".join(parts)
+        + "; "
+        + _FETCH_HINT
+    )
 
 
 def _default_note(limits: Limits, name: str) -> str:

@@ -30,6 +30,7 @@ __all__ = [
     "Tables",
     "connect",
     "load_tables",
+    "lookup_tables",
     "open_tables",
     "save_tables",
 ]
@@ -48,6 +49,7 @@ CUSTOMER_FACTS = pa.schema(
         ("emails", _STRS),
         ("phones", _STRS),
         ("custom_attributes", pa.string()),  # JSON object, null when no profile was fetched
+        ("profile_fetched_at", _TS),  # when the profile was fetched (null: never)
         # Roll-ups over the customer's conversations and items (filters read "any of them").
         ("channels", _STRS),
         ("inbox_ids", _STRS),
@@ -68,6 +70,7 @@ CONVERSATION_FACTS = pa.schema(
         ("channels", _STRS),
         ("item_count", pa.int64()),
         ("custom_attributes", pa.string()),
+        ("enriched_at", _TS),  # when GET /conversations/{id} was read (null: never; no inbox)
     ]
 )
 ITEM_FACTS = pa.schema(
@@ -189,7 +192,11 @@ class Tables:
         }
         for name, schema in _SCHEMAS.items():
             table = given[name]
-            table = schema.empty_table() if table is None else table.select(schema.names)
+            if table is None:
+                table = schema.empty_table()
+            for missing in (f for f in schema if f.name not in table.column_names):
+                table = table.append_column(missing, pa.nulls(table.num_rows, missing.type))
+            table = table.select(schema.names)
             con.register("_src", table.cast(schema))
             con.execute(f"CREATE TABLE {name} AS SELECT * FROM _src")
             con.unregister("_src")
@@ -303,26 +310,29 @@ def load_tables(root: str | Path, *, memory_limit: str = "700MB", threads: int =
     if profiles is not None:
         con.execute(
             f"""CREATE TEMP TABLE _profiles AS SELECT customer_id,
-                CAST(custom_attributes_json AS VARCHAR) AS attrs FROM {_parquet(profiles)}
+                CAST(custom_attributes_json AS VARCHAR) AS attrs, fetched_at
+            FROM {_parquet(profiles)}
             QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY fetched_at DESC) = 1"""
         )
     if conv_enr is None:
         con.execute(
             "CREATE TEMP TABLE _conv_enr (conversation_id VARCHAR, customer_id VARCHAR, "
             "inbox_id VARCHAR, status VARCHAR, created_at TIMESTAMPTZ, closed_at TIMESTAMPTZ, "
-            "topic_ids VARCHAR[])"
+            "topic_ids VARCHAR[], enriched_at TIMESTAMPTZ)"
         )
     else:
         con.execute(
             f"""CREATE TEMP TABLE _conv_enr AS SELECT conversation_id, customer_id, inbox_id,
-                status, created_at, closed_at, list_sort(CAST(topic_ids AS VARCHAR[])) AS topic_ids
+                status, created_at, closed_at, list_sort(CAST(topic_ids AS VARCHAR[])) AS topic_ids,
+                fetched_at AS enriched_at
             FROM {_parquet(conv_enr)}
             QUALIFY row_number() OVER (PARTITION BY conversation_id ORDER BY fetched_at DESC) = 1"""
         )
     if profiles is None:
-        attrs, profile_join = "CAST(NULL AS VARCHAR)", ""
+        attrs, fetched, profile_join = "CAST(NULL AS VARCHAR)", "CAST(NULL AS TIMESTAMPTZ)", ""
     else:
-        attrs, profile_join = "p.attrs", "LEFT JOIN _profiles p ON p.customer_id = {key}"
+        attrs, fetched = "p.attrs", "p.fetched_at"
+        profile_join = "LEFT JOIN _profiles p ON p.customer_id = {key}"
     # A mask is decoded once per distinct value (a few hundred), then joined: decoding per row
     # with a lambda costs seconds at millions of conversations.
     masks = (
@@ -356,6 +366,7 @@ def load_tables(root: str | Path, *, memory_limit: str = "700MB", threads: int =
             # Without enrichment every conversation's customer is already one of the items'.
             cv_ids="UNION SELECT customer_id FROM cv" if conv_enr is not None else "",
             attrs=attrs,
+            fetched=fetched,
             profile_join=profile_join.format(key="ids.customer_id"),
         )
     )
@@ -386,7 +397,7 @@ _SAVED = ("customers", "conversations", "inboxes", "topics")
 # The archive datasets load_tables reads, and the version of how it derives facts from them:
 # a saved copy is valid only for the same archive state and the same version.
 SOURCE_DATASETS = ("items", "customers", "conversations", "customer_profiles", "inboxes", "topics")
-FACTS_VERSION = "2"
+FACTS_VERSION = "3"
 # Rows per row group when saving: bounded memory whatever the archive's size.
 _SAVE_BATCH_ROWS = 128 * 1024
 
@@ -426,6 +437,15 @@ def _empty(schema: pa.Schema) -> str:
     }
     cols = ", ".join(f"CAST(NULL AS {types[f.type]}) AS {f.name}" for f in schema)
     return f"(SELECT {cols} LIMIT 0)"
+
+
+def lookup_tables(root: str | Path) -> duckdb.DuckDBPyConnection:
+    """A connection holding only the `inboxes` and `topics` lookups of the archive at `root`
+    (what validating names needs, without reading a single item)."""
+    con = connect()
+    _lookup(con, "inboxes", _glob(Path(root), "inboxes"), "inbox_id")
+    _lookup(con, "topics", _glob(Path(root), "topics"), "topic_id")
+    return con
 
 
 def _lookup(con: duckdb.DuckDBPyConnection, name: str, glob: str | None, id_col: str) -> None:
@@ -480,7 +500,8 @@ joined AS (
         e.inbox_id,
         coalesce(e.topic_ids, t.topic_ids, []) AS topic_ids,  -- both sorted already
         CAST(coalesce(m.channels, []) AS VARCHAR[]) AS channels,
-        coalesce(a.item_count, 0) AS item_count
+        coalesce(a.item_count, 0) AS item_count,
+        e.enriched_at
     FROM agg a
     LEFT JOIN masks m ON m.ch = a.ch
     {enr_join} JOIN _conv_enr e ON e.conversation_id = a.conversation_id
@@ -490,7 +511,7 @@ joined AS (
 SELECT j.conversation_id, j.customer_id, j.created_at, j.last_activity,
     CASE WHEN j.status = 'CLOSED' THEN j.closed_at0 END AS closed_at, j.status, j.inbox_id,
     CAST(j.topic_ids AS VARCHAR[]) AS topic_ids, j.channels, j.item_count,
-    {attrs} AS custom_attributes
+    {attrs} AS custom_attributes, j.enriched_at
 FROM joined j {profile_join}
 """
 
@@ -517,6 +538,7 @@ SELECT ids.customer_id, it.last_activity, it.first_activity,
     CAST(coalesce(list_transform(c.emails, lambda x: lower(trim(x))), []) AS VARCHAR[]) AS emails,
     CAST(coalesce(c.phones, []) AS VARCHAR[]) AS phones,
     {attrs} AS custom_attributes,
+    {fetched} AS profile_fetched_at,
     CAST(coalesce(m.channels, []) AS VARCHAR[]) AS channels,
     CAST(NULL AS VARCHAR[]) AS inbox_ids,  -- roll-ups: Tables.ensure_rollups
     CAST(NULL AS VARCHAR[]) AS topic_ids,
@@ -535,7 +557,10 @@ WITH cv AS (
     -- One pass over the conversations; list aggregates only over rows that carry a value,
     -- statuses as a bit mask over Gladly's three (any other status is listed as is).
     SELECT customer_id,
-        list_distinct(list(inbox_id) FILTER (WHERE inbox_id IS NOT NULL)) AS inbox_ids,
+        -- unknown (NULL) while any of the customer's conversations' inbox was never fetched
+        CASE WHEN bool_and(inbox_id IS NOT NULL)
+            THEN list_distinct(list(inbox_id) FILTER (WHERE inbox_id IS NOT NULL)) END
+            AS inbox_ids,
         list_distinct(flatten(list(topic_ids) FILTER (WHERE len(topic_ids) > 0))) AS topic_ids,
         bit_or(CASE status WHEN 'CLOSED' THEN 1 WHEN 'OPEN' THEN 2 WHEN 'WAITING' THEN 4
             ELSE 0 END) AS smask,
@@ -549,7 +574,8 @@ smasks AS (
     FROM (SELECT DISTINCT smask FROM cv)
 )
 SELECT c.* REPLACE (
-    CAST(list_sort(coalesce(cv.inbox_ids, [])) AS VARCHAR[]) AS inbox_ids,
+    CAST(CASE WHEN cv.customer_id IS NULL THEN [] ELSE list_sort(cv.inbox_ids) END
+        AS VARCHAR[]) AS inbox_ids,
     CAST(list_sort(coalesce(cv.topic_ids, [])) AS VARCHAR[]) AS topic_ids,
     CAST(CASE WHEN len(cv.other_statuses) > 0
         THEN list_sort(list_concat(sm.statuses, cv.other_statuses))

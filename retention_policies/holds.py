@@ -22,6 +22,7 @@ from retention_policies.loader import (
     read_text_bounded,
     read_yaml_documents,
 )
+from retention_policies.references import KINDS, References, Unresolved
 
 HOLD_KINDS: tuple[str, ...] = (
     "conversation_id",
@@ -142,9 +143,20 @@ def _check_row(
     return hold, []
 
 
+# Appended to a hold's label when it holds because it could not be evaluated (a fact never
+# fetched): unknown is never "does not match".
+UNEVALUABLE = " (cannot be evaluated: not fetched)"
+
+
+def hold_label(hold: Hold) -> str:
+    """How plans, audit events and reports name a hold: `kind=value [reference]`."""
+    return f"{hold.kind}={hold.value} [{hold.reference}]"
+
+
 @dataclass(frozen=True)
 class HeldConversation:
-    """What a conversation-level hold looks at: the conversation's id, inbox and topics."""
+    """What a conversation-level hold looks at: the conversation's id, inbox and topics
+    (`inbox_id` None: not known, which an inbox hold treats as held)."""
 
     conversation_id: str
     inbox_id: str | None = None
@@ -171,19 +183,36 @@ class HoldRegistry:
         return cls((), key)
 
     @classmethod
-    def load(cls, path: str | Path, *, key: bytes) -> HoldRegistry:
-        """Read holds from YAML (`holds: [...]`) or CSV (kind,value,reason,reference,ends_on)."""
+    def load(
+        cls, path: str | Path, *, key: bytes, references: References | None = None
+    ) -> HoldRegistry:
+        """Read holds from YAML (`holds: [...]`) or CSV (kind,value,reason,reference,ends_on).
+
+        With `references` (the archive's inboxes and topics) an inbox or topic hold must name
+        one that exists: an unknown name is a problem listing the valid ones, never a hold
+        that silently protects nothing."""
         if not key:
             raise ValueError("the audit key must not be empty")
         file = Path(path)
         label = str(file)
         if file.suffix.lower() == ".csv":
-            holds, problems = _read_csv(file, label)
+            rows, problems = _read_csv(file, label)
         else:
-            holds, problems = _read_yaml(file, label)
+            rows, problems = _read_yaml(file, label)
+        if references is not None:
+            for hold, line, where in rows:
+                if hold.kind not in KINDS:
+                    continue
+                resolved = references.resolve(hold.kind, hold.value)
+                if isinstance(resolved, Unresolved):
+                    problems.append(
+                        PolicyProblem(
+                            label, line, f"{where}value", resolved.message, resolved.choices
+                        )
+                    )
         if problems:
-            raise PolicyValidationError(problems)
-        return cls(tuple(holds), key)
+            raise PolicyValidationError(sorted(problems, key=lambda p: p.line or 0))
+        return cls(tuple(hold for hold, _, _ in rows), key)
 
     def add(
         self,
@@ -228,6 +257,7 @@ class HoldRegistry:
         email_hashes: Iterable[str] = (),
         phone_hashes: Iterable[str] = (),
         custom_attributes: Mapping[str, Any] | None = None,
+        attributes_known: bool = True,
         conversations: Iterable[HeldConversation] = (),
         names: Mapping[str, Mapping[str, Iterable[str]]] | None = None,
     ) -> list[str]:
@@ -236,6 +266,9 @@ class HoldRegistry:
         or any of its conversations (by id, inbox or topic). The deletion engine calls this
         just before each call, with what it has just seen live.
 
+        A hold that cannot be evaluated holds: a custom_attribute hold when the attributes were
+        never fetched (`attributes_known` false), an inbox hold for a conversation whose inbox
+        is unknown (`inbox_id` None); their labels say so (UNEVALUABLE).
         `names` maps "inboxes"/"topics" to {name: [ids]} so holds may name either ids or names.
         """
         emails, phones = set(email_hashes), set(phone_hashes)
@@ -245,6 +278,7 @@ class HoldRegistry:
         labels = []
         for hold in self.active(now):
             kind, value = hold.kind, hold.value
+            unknown = False
             if kind == "customer_id":
                 hit = value == customer_id
             elif kind == "email_hash":
@@ -254,6 +288,7 @@ class HoldRegistry:
             elif kind == "custom_attribute":
                 key, _, wanted = value.partition("=")
                 hit = attrs.get(key) == wanted
+                unknown = not hit and not attributes_known
             elif kind == "conversation_id":
                 hit = any(c.conversation_id == value for c in convs)
             else:  # inbox or topic, by id or by name
@@ -263,10 +298,13 @@ class HoldRegistry:
                 }
                 if kind == "inbox":
                     hit = any(c.inbox_id in ids for c in convs)
+                    unknown = not hit and any(c.inbox_id is None for c in convs)
                 else:
                     hit = any(ids.intersection(c.topic_ids) for c in convs)
             if hit:
-                labels.append(f"{kind}={value} [{hold.reference}]")
+                labels.append(hold_label(hold))
+            elif unknown:
+                labels.append(hold_label(hold) + UNEVALUABLE)
         return sorted(set(labels))
 
     def hash_email(self, email: str) -> str:
@@ -284,9 +322,12 @@ class HoldRegistry:
         return hashlib.sha256("\n".join(rows).encode("utf-8")).hexdigest()
 
 
-def _read_yaml(file: Path, label: str) -> tuple[list[Hold], list[PolicyProblem]]:
+_Row = tuple[Hold, int | None, str]  # a hold, its line, its key prefix
+
+
+def _read_yaml(file: Path, label: str) -> tuple[list[_Row], list[PolicyProblem]]:
     docs, problems = read_yaml_documents(file, label)
-    holds: list[Hold] = []
+    holds: list[_Row] = []
     for data, located in docs:
         if not isinstance(data, dict) or set(data) != {"holds"}:
             extra = sorted(set(data) - {"holds"}) if isinstance(data, dict) else []
@@ -308,11 +349,11 @@ def _read_yaml(file: Path, label: str) -> tuple[list[Hold], list[PolicyProblem]]
                 key = p.key.removeprefix(f"holds[{i}].")
                 problems.append(replace(p, line=located.line(("holds", i, key)) or line))
             if hold is not None:
-                holds.append(hold)
+                holds.append((hold, located.line(("holds", i, "value")) or line, f"holds[{i}]."))
     return holds, problems
 
 
-def _read_csv(file: Path, label: str) -> tuple[list[Hold], list[PolicyProblem]]:
+def _read_csv(file: Path, label: str) -> tuple[list[_Row], list[PolicyProblem]]:
     text = read_text_bounded(file, label, MAX_HOLDS_CSV_BYTES)
     if isinstance(text, PolicyProblem):
         return [], [text]
@@ -325,11 +366,11 @@ def _read_csv(file: Path, label: str) -> tuple[list[Hold], list[PolicyProblem]]:
     ]
     if problems:
         return [], problems
-    holds: list[Hold] = []
+    holds: list[_Row] = []
     for row in reader:
         line = reader.line_num
         hold, found = _check_row(dict(row), label, line, f"row {line - 1}.")
         problems += found
         if hold is not None:
-            holds.append(hold)
+            holds.append((hold, line, f"row {line - 1}."))
     return holds, problems

@@ -12,8 +12,17 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from retention_policies.actions import ACTION_TYPES
-from retention_policies.filters import FILTER_TYPES
+from retention_policies.filters import (
+    FILTER_TYPES,
+    AndFilter,
+    Filter,
+    InboxFilter,
+    NotFilter,
+    OrFilter,
+    TopicFilter,
+)
 from retention_policies.model import Limits, Policy
+from retention_policies.references import References, Unresolved
 
 Path_ = tuple[str | int, ...]
 
@@ -309,8 +318,46 @@ def _iter_policies(
             yield policy, label, located, doc_problems
 
 
-def load_policies(path: str | Path) -> list[Policy]:
-    """Every policy of a file or a directory; raises PolicyValidationError with all problems."""
+def named_values(filters: Sequence[Filter], path: Path_) -> Iterator[tuple[str, str, Path_]]:
+    """(kind, value, path) of every inbox and topic a filter list names, nested ones too."""
+    for i, flt in enumerate(filters):
+        yield from _named_in(flt, (*path, i))
+
+
+def _named_in(flt: Filter, here: Path_) -> Iterator[tuple[str, str, Path_]]:
+    if isinstance(flt, InboxFilter):
+        key, values = ("in", flt.in_) if flt.in_ is not None else ("not_in", flt.not_in)
+        yield from (("inbox", v, (*here, key, j)) for j, v in enumerate(values or []))
+    elif isinstance(flt, TopicFilter):
+        key, values = ("any_of", flt.any_of) if flt.any_of is not None else ("none_of", flt.none_of)
+        yield from (("topic", v, (*here, key, j)) for j, v in enumerate(values or []))
+    elif isinstance(flt, AndFilter | OrFilter):
+        yield from named_values(flt.filters, (*here, "filters"))
+    elif isinstance(flt, NotFilter):
+        yield from _named_in(flt.filter, (*here, "filter"))
+
+
+def reference_problems(
+    pairs: Sequence[tuple[str, str, Path_]], references: References, label: str, located: Any
+) -> list[PolicyProblem]:
+    """A problem for every inbox or topic name that resolves to no id (with the valid names)."""
+    problems = []
+    for kind, value, path in pairs:
+        resolved = references.resolve(kind, value)
+        if isinstance(resolved, Unresolved):
+            line = located.line(path) if located is not None else None
+            problems.append(
+                PolicyProblem(label, line, dotted(path), resolved.message, resolved.choices)
+            )
+    return problems
+
+
+def load_policies(path: str | Path, *, references: References | None = None) -> list[Policy]:
+    """Every policy of a file or a directory; raises PolicyValidationError with all problems.
+
+    With `references` (the archive's inboxes and topics) every inbox and topic a filter names
+    must resolve to an id: an unknown name is a problem listing the valid ones. Planning always
+    passes them; without them only the files themselves are checked."""
     policies: list[Policy] = []
     problems: list[PolicyProblem] = []
     seen: dict[str, str] = {}
@@ -330,6 +377,12 @@ def load_policies(path: str | Path) -> list[Policy]:
             )
             continue
         seen[policy.name] = f"{label}:{line}"
+        if references is not None:
+            named = list(named_values(policy.filters, ("filters",)))
+            unresolved = reference_problems(named, references, label, located)
+            if unresolved:
+                problems += unresolved
+                continue
         policies.append(policy)
     if problems:
         raise PolicyValidationError(problems)

@@ -12,6 +12,7 @@ from retention_policies.facts_cache import facts_tables
 from retention_policies.holds import HoldRegistry
 from retention_policies.loader import load_policies
 from retention_policies.plan import Plan
+from retention_policies.references import References
 
 __all__ = ["make_plan", "plans_dir"]
 
@@ -33,16 +34,20 @@ def make_plan(
     """Evaluate the policies over the archive at `now` and write the plan (default
     `<root>/_plans/<UTC timestamp>`). Raises PolicyValidationError / ValueError on bad input
     before anything is written."""
-    loaded = load_policies(policies)
+    load_policies(policies)  # the files themselves first: no archive read for a typo
     key = audit_key(required=holds_path is not None, env=env)
-    registry = (
-        HoldRegistry.load(holds_path, key=key)
-        if holds_path is not None
-        else HoldRegistry.empty(key=key)
-    )
     moment = now or datetime.now(UTC)
     tables, _ = facts_tables(root)
     try:
+        # Every inbox and topic a policy or hold names must exist in the archive's reference
+        # data: an unknown name is refused here, with the valid names, never matched to nothing.
+        references = References.from_connection(tables.con)
+        loaded = load_policies(policies, references=references)
+        registry = (
+            HoldRegistry.load(holds_path, key=key, references=references)
+            if holds_path is not None
+            else HoldRegistry.empty(key=key)
+        )
         plan = evaluate(loaded, tables, registry, moment)
     finally:
         tables.con.close()

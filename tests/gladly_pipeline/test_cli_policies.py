@@ -28,8 +28,18 @@ app.command(name="hash")(holds_hash)
 runner = CliRunner()
 
 
-def test_validate_a_good_directory() -> None:
-    result = runner.invoke(app, ["validate", str(POLICIES)])
+def test_validate_a_good_directory(tmp_path: Path) -> None:
+    # Against an archive that has never listed its inboxes, a name cannot be checked: refused.
+    empty = tmp_path / "archive"
+    result = runner.invoke(app, ["validate", str(POLICIES), "--root", str(empty)])
+    assert result.exit_code == 2
+    assert says(
+        result.stderr,
+        "filters[2].not_in[0]: inbox 'VIP Support' cannot be checked: the archive has no "
+        "inboxes yet",
+    )
+    # The files alone (a repository's CI, no archive at hand).
+    result = runner.invoke(app, ["validate", str(POLICIES), "--no-names"])
     assert result.exit_code == 0, result.output
     assert says(
         result.stdout, "delete-inactive-customers  resource=customer  action=delete_customer  hash="

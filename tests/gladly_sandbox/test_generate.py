@@ -323,7 +323,7 @@ def test_directory_lists(org: Organisation) -> None:
     assert [i["name"] for i in inboxes] == [
         "Support",
         "Returns",
-        "VIP",
+        "VIP Support",
         "Billing",
         "Sales",
         "Spanish",

@@ -35,7 +35,8 @@ def _t():  # type: ignore[no-untyped-def]
                 custom_attributes=json.dumps({"loyaltyTier": "none", "score": 5}),
             ),
             customer("c-new", 10, custom_attributes=json.dumps({"loyaltyTier": "gold"})),
-            customer("c-open", 1500, has_open_conversation=True),
+            # a fetched profile without attributes: "{}" (None would be never fetched)
+            customer("c-open", 1500, has_open_conversation=True, custom_attributes="{}"),
         ],
         [
             conversation(

@@ -190,7 +190,11 @@ def test_enrichment_wins(tmp_path: Path) -> None:
     assert json.loads(conv["v2"]["custom_attributes"]) == {"loyaltyTier": "gold"}
     cust = {r["customer_id"]: r for r in t.arrow("customers").to_pylist()}
     assert cust["c1"]["has_open_conversation"] is False
-    assert cust["c1"]["inbox_ids"] == ["ib"]
+    # v1 was never enriched: the customer's inboxes are unknown (NULL), not "only ib"
+    assert cust["c1"]["inbox_ids"] is None
+    assert conv["v2"]["enriched_at"] is not None
+    assert conv["v1"]["enriched_at"] is None
+    assert cust["c1"]["profile_fetched_at"] == _ts(9)
     assert t.arrow("inboxes").to_pylist() == [{"id": "ib", "name": "VIP"}]
 
 

@@ -205,4 +205,15 @@ def test_matching_checks_one_subject_against_every_hold_kind() -> None:
     assert reg.matching(now, conversations=[vip], names=names) == ["inbox=VIP Support [L-6]"]
     billing = HeldConversation("v2", inbox_id="ib-x", topic_ids=("t-bill",))
     assert reg.matching(now, conversations=[billing]) == ["topic=t-bill [L-7]"]
-    assert reg.matching(now, conversations=[HeldConversation("v9")]) == ["conversation_id=v9 [L-5]"]
+    # v9's inbox is not known: the inbox hold cannot be evaluated, so it holds too
+    assert reg.matching(now, conversations=[HeldConversation("v9", inbox_id="ib-x")]) == [
+        "conversation_id=v9 [L-5]"
+    ]
+    assert reg.matching(now, conversations=[HeldConversation("v9")]) == [
+        "conversation_id=v9 [L-5]",
+        "inbox=VIP Support [L-6] (cannot be evaluated: not fetched)",
+    ]
+    # attributes never fetched: the custom_attribute hold cannot be evaluated, so it holds
+    assert reg.matching(now, customer_id="c3", attributes_known=False) == [
+        "custom_attribute=legalReview=true [L-4] (cannot be evaluated: not fetched)"
+    ]

@@ -20,7 +20,8 @@ from tests.retention_policies._builders import (
     tables,
 )
 
-TIERS = ["gold", "none", None]
+# "absent": a fetched profile without the attribute; None: a profile never fetched (unknown).
+TIERS = ["gold", "none", "absent", None]
 TYPES = ["EMAIL", "SMS", "CONVERSATION_NOTE", "PHONE_CALL"]
 
 leaf = st.one_of(
@@ -64,21 +65,27 @@ rows = st.lists(
 )
 
 
-def oracle(flt: dict[str, Any], row: tuple[int, str | None, bool, int]) -> bool:
+def oracle(flt: dict[str, Any], row: tuple[int, str | None, bool, int]) -> bool | None:
+    """Kleene logic: None where the answer depends on a profile never fetched."""
     last, tier, open_, count = row
     kind = flt["type"]
     if kind == "and":
-        return all(oracle(f, row) for f in flt["filters"])
+        parts = [oracle(f, row) for f in flt["filters"]]
+        return False if False in parts else (None if None in parts else True)
     if kind == "or":
-        return any(oracle(f, row) for f in flt["filters"])
+        parts = [oracle(f, row) for f in flt["filters"]]
+        return True if True in parts else (None if None in parts else False)
     if kind == "not":
-        return not oracle(flt["filter"], row)
+        inner = oracle(flt["filter"], row)
+        return None if inner is None else not inner
     if kind == "age":
         cutoff = NOW - timedelta(days=flt.get("older_than") or flt["newer_than"])
         when = NOW - timedelta(days=last)
         return when < cutoff if "older_than" in flt else when >= cutoff
     if kind == "custom_attribute":
-        return tier is None if flt["op"] == "missing" else tier == flt["value"]
+        if tier is None:
+            return None
+        return tier == "absent" if flt["op"] == "missing" else tier == flt["value"]
     if flt["field"] == "has_open_conversation":
         return open_ == flt["value"]
     return count >= flt["value"]
@@ -92,7 +99,9 @@ def _tables(data: list[tuple[int, str | None, bool, int]]):  # type: ignore[no-u
                 last,
                 has_open_conversation=open_,
                 item_count=count,
-                custom_attributes=json.dumps({"tier": tier}) if tier else None,
+                custom_attributes=(
+                    None if tier is None else json.dumps({} if tier == "absent" else {"tier": tier})
+                ),
             )
             for n, (last, tier, open_, count) in enumerate(data)
         ]
@@ -105,13 +114,23 @@ def test_matches_equal_the_oracle(data: list[Any], policy_filters: list[dict[str
     pols = [policy("customer", [f], name=f"pol-{n}") for n, f in enumerate(policy_filters)]
     plan = evaluate(pols, _tables(data), None, NOW)
     got = {(r["policy_name"], r["target_id"]) for r in plan.targets.to_pylist()}
+    # a policy undecided for any row is blocked whole: unknown is never "does not match"
+    undecided = {
+        f"pol-{n}" for n, f in enumerate(policy_filters) if any(oracle(f, r) is None for r in data)
+    }
     want = {
         (f"pol-{n}", f"c{i}")
         for n, f in enumerate(policy_filters)
         for i, row in enumerate(data)
-        if oracle(f, row)
+        if oracle(f, row) and f"pol-{n}" not in undecided
     }
     assert got == want
+    blocked = {p["name"] for p in plan.policies if p["status"] == "blocked"}
+    assert undecided <= blocked
+    for p in plan.policies:
+        if p["name"] in undecided:
+            assert "never fetched" in p["reason"]
+            assert "gladly-pipeline enrich" in p["reason"]
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -135,7 +154,10 @@ def test_holds_and_limits_are_never_violated(
     assert len(ids) <= max_targets
     assert len(ids) * 100 <= max_percent * len(data)
     eligible = {f"c{i}" for i, row in enumerate(data) if oracle(flt, row) and i not in held}
-    blocked = len(eligible) > max_targets or len(eligible) * 100 > max_percent * len(data)
+    undecided = any(oracle(flt, row) is None for row in data)
+    blocked = (
+        undecided or len(eligible) > max_targets or len(eligible) * 100 > max_percent * len(data)
+    )
     assert ids == (set() if blocked else eligible)
     assert {r["target_id"] for r in plan.held.to_pylist()} == {
         f"c{i}" for i, row in enumerate(data) if oracle(flt, row) and i in held
