@@ -17,6 +17,7 @@ from audit_log import AuditLog
 from flows.secrets import run_env
 from gladly_archive.keyed import audit_key
 from retention_policies.plan import Plan
+from retention_policies.plan_summary import summary_markdown
 
 __all__ = [
     "ApprovalDecision",
@@ -64,7 +65,9 @@ class ApprovalDecision:
 
 
 def plan_markdown(plan: Plan, plan_dir: Path, requester: str, dry_run: bool) -> str:
-    """The summary an approver reads before deciding."""
+    """The summary an approver reads before deciding: the plan, who asked, what approving does,
+    then per policy what it selected and held back, and the totals (as `gladly-pipeline plan`
+    prints them)."""
     summary = plan.summary()
     lines = [
         f"# Retention plan `{plan.hash[:12]}` awaits approval",
@@ -75,30 +78,16 @@ def plan_markdown(plan: Plan, plan_dir: Path, requester: str, dry_run: bool) -> 
         f"- targets: **{summary['targets']}**; held back by legal holds: "
         f"**{summary['excluded_by_holds']}**; not erasable through the API: "
         f"**{summary['not_erasable_via_api']}**",
+        "- policy versions: "
+        + (
+            ", ".join(
+                f"`{policy['name']}` `{str(policy['version_hash'])[:12]}`"
+                for policy in plan.policies
+            )
+            or "none"
+        ),
         "",
-        "| policy | version | status | targets | held |",
-        "|---|---|---|---:|---:|",
-    ]
-    held = summary.get("excluded_by_holds_by_policy", {})
-    for policy in plan.policies:
-        name = str(policy["name"])
-        lines.append(
-            f"| {name} | `{str(policy['version_hash'])[:12]}` | {policy['status']} | "
-            f"{summary['by_policy'].get(name, 0)} | {held.get(name, 0)} |"
-        )
-    lines += ["", "| action / operation | targets |", "|---|---:|"]
-    for key, count in sorted(summary["by_action"].items()):
-        lines.append(f"| action {key} | {count} |")
-    for key, count in sorted(summary["by_operation"].items()):
-        lines.append(f"| operation {key} | {count} |")
-    not_erasable = summary.get("not_erasable_via_api_by_content_type", {})
-    if not_erasable:
-        lines += ["", "Not erasable through Gladly's API (reported, not deleted):", ""]
-        lines += [f"- {kind or 'conversation record'}: {n}" for kind, n in not_erasable.items()]
-    for blocked in summary.get("blocked_policies", []):
-        lines.append(f"\n**Blocked by its limits**: {blocked['name']} — {blocked['reason']}")
-    lines += [
-        "",
+        summary_markdown(summary),
         "Resume this run with: `decision` approve or reject, `approver` (your handle, not the "
         "requester's), and `plan_hash` (the hash above). Anything else deletes nothing.",
     ]

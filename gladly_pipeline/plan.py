@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from gladly_archive.location import resolve_archive_root
 from gladly_pipeline.common import RootOption
@@ -26,12 +25,16 @@ def plan(
 ) -> None:
     """Plan what the policies would delete — nothing is deleted. Prints the summary and hash.
 
-    Review the plan directory (targets.parquet, held.parquet, summary.json, plan.json); the
-    plan hash is what an approver approves: `gladly-pipeline apply PLAN_DIR --approve HASH`.
-    Exit codes: 0 planned; 2 invalid policies or holds; 3 planned, but a policy was blocked by
-    its limits.
+    Per policy: its status, targets and how many customers / conversations / items they are,
+    what legal holds kept back (by hold), why it was blocked, and a few sample ids; then the
+    totals. The same summary is in the plan directory's summary.json (with targets.parquet,
+    held.parquet, plan.json); the plan hash is what an approver approves:
+    `gladly-pipeline apply PLAN_DIR --approve HASH`.
+    Exit codes: 0 planned; 2 invalid policies or holds; 3 planned, but a policy was blocked (its
+    limits, or facts it cannot decide: the summary says why).
     """
     from retention_policies import PolicyValidationError
+    from retention_policies.plan_summary import summary_lines
     from retention_policies.planning import make_plan
 
     console = Console(stderr=True)
@@ -44,22 +47,11 @@ def plan(
     except (ValueError, FileExistsError) as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(EXIT_USAGE) from None
-    summary = result.summary()
-    table = Table(title=f"Retention plan {result.hash[:12]}…")
-    table.add_column("policy")
-    table.add_column("targets", justify="right")
-    table.add_column("held back", justify="right")
-    held = summary.get("excluded_by_holds_by_policy", {})
-    for policy, count in sorted(summary.get("by_policy", {}).items()):
-        table.add_row(str(policy), str(count), str(held.get(policy, 0)))
-    console.print(table)
-    shown = (
-        "by_action",
-        "by_operation",
-        "not_erasable_via_api_by_content_type",
-        "blocked_policies",
-    )
-    console.print(json.dumps({k: summary[k] for k in shown if k in summary}, indent=2))
-    console.print(f"plan written to {target}")
-    console.print(f"plan hash: {result.hash}")
+    # Printed from summary.json as written, so what the approver reads is what the plan keeps.
+    summary = json.loads((target / "summary.json").read_text())
+    console.out(f"Retention plan {result.hash[:12]}… (nothing deleted)", highlight=False)
+    for line in summary_lines(summary):
+        console.out(line, highlight=False)
+    console.out(f"plan written to {target}", highlight=False)
+    console.out(f"plan hash: {result.hash}", highlight=False)
     raise typer.Exit(EXIT_ATTENTION if summary.get("blocked_policies") else EXIT_OK)

@@ -96,6 +96,83 @@ def _counts(table: pa.Table, column: str) -> dict[str, int]:
     }
 
 
+# How many samples of each policy's subjects the summary lists for the approver.
+SAMPLES = 5
+
+
+def _subjects(table: pa.Table, conversation_policies: list[str]) -> pa.Array:
+    """Each row's subject: the conversation for a conversation policy (its record and each of its
+    items), else the target itself (a customer or an item)."""
+    target_id = table.column("target_id")
+    if not conversation_policies or table.num_rows == 0:
+        return target_id
+    of_conversation = pc.is_in(
+        table.column("policy_name"), value_set=pa.array(conversation_policies, pa.string())
+    )
+    return pc.if_else(of_conversation, table.column("conversation_id"), target_id)
+
+
+def _targets_by_policy(table: pa.Table, subjects: pa.Array) -> dict[str, dict[str, Any]]:
+    """Per policy: its rows, its distinct subjects and the first SAMPLES of them, sorted."""
+    if table.num_rows == 0:
+        return {}
+    grouped = (
+        pa.table({"policy": table.column("policy_name"), "subject": subjects})
+        .group_by("policy")
+        .aggregate([([], "count_all"), ("subject", "distinct")])
+    )
+    out: dict[str, dict[str, Any]] = {}
+    for i, name in enumerate(grouped.column("policy").to_pylist()):
+        distinct = grouped.column("subject_distinct")[i].values
+        if distinct is None:
+            distinct = pa.array([], pa.string())
+        smallest = pc.take(distinct, pc.bottom_k_unstable(distinct, k=SAMPLES))
+        out[str(name)] = {
+            "targets": int(grouped.column("count_all")[i].as_py()),
+            "subjects": len(distinct),
+            "samples": sorted(str(s) for s in smallest.to_pylist()),
+        }
+    return out
+
+
+def _held_by_policy(table: pa.Table, subjects: pa.Array) -> dict[str, dict[str, Any]]:
+    """Per policy: its held rows and, per hold label, the distinct subjects that hold kept back
+    (a subject under two holds counts under both)."""
+    if table.num_rows == 0:
+        return {}
+    rows = table.group_by("policy_name").aggregate([([], "count_all")])
+    out: dict[str, dict[str, Any]] = {
+        str(name): {"held": int(count), "held_by": {}}
+        for name, count in zip(
+            rows.column("policy_name").to_pylist(),
+            rows.column("count_all").to_pylist(),
+            strict=True,
+        )
+    }
+    labels = table.column("excluded_by_holds").combine_chunks()
+    parents = pc.list_parent_indices(labels)
+    pairs = (
+        pa.table(
+            {
+                "policy": pc.take(table.column("policy_name"), parents),
+                "label": pc.list_flatten(labels),
+                "subject": pc.take(subjects, parents),
+            }
+        )
+        .group_by(["policy", "label"])
+        .aggregate([("subject", "count_distinct")])
+        .sort_by([("policy", "ascending"), ("label", "ascending")])
+    )
+    for name, label, count in zip(
+        pairs.column("policy").to_pylist(),
+        pairs.column("label").to_pylist(),
+        pairs.column("subject_count_distinct").to_pylist(),
+        strict=True,
+    ):
+        out[str(name)]["held_by"][str(label)] = int(count)
+    return out
+
+
 @dataclass(frozen=True)
 class Plan:
     """The result of `evaluate`: executable `targets`, `held` (excluded by legal holds, never
@@ -140,7 +217,9 @@ class Plan:
         return hashlib.sha256(canonical.encode()).hexdigest()
 
     def summary(self) -> dict[str, Any]:
-        """Counts by policy, action, operation, inbox and channel; holds; not erasable; blocked."""
+        """Counts by policy, action, operation, inbox and channel; holds; not erasable; blocked;
+        and `policies`: per policy its status, reason, counts, holds and a few subject ids (what
+        `retention_policies.plan_summary` renders for the approver)."""
         not_erasable = self.targets.filter(
             pc.equal(self.targets.column("operation"), "not_erasable_via_api")
         )
@@ -156,7 +235,39 @@ class Plan:
             "not_erasable_via_api": not_erasable.num_rows,
             "not_erasable_via_api_by_content_type": _counts(not_erasable, "content_type"),
             "blocked_policies": [{"name": p["name"], "reason": p["reason"]} for p in self.blocked],
+            "policies": self._policy_summaries(),
         }
+
+    def _policy_summaries(self) -> list[dict[str, Any]]:
+        """One entry per policy, in name order: what it is, what it selected, what holds kept
+        back, and a few of its subjects' ids (Gladly ids only, never personal data)."""
+        conversation_policies = sorted(
+            str(p["name"]) for p in self.policies if p.get("resource") == "conversation"
+        )
+        selected = _targets_by_policy(self.targets, _subjects(self.targets, conversation_policies))
+        held = _held_by_policy(self.held, _subjects(self.held, conversation_policies))
+        entries = []
+        for policy in sorted(self.policies, key=lambda p: str(p["name"])):
+            name = str(policy["name"])
+            mine = selected.get(name, {"targets": 0, "subjects": 0, "samples": []})
+            kept = held.get(name, {"held": 0, "held_by": {}})
+            entries.append(
+                {
+                    "name": name,
+                    "resource": policy.get("resource"),
+                    "action": policy.get("action"),
+                    "status": policy.get("status"),
+                    "reason": policy.get("reason"),
+                    "population": policy.get("population"),
+                    "matched": policy.get("matched"),
+                    "targets": mine["targets"],
+                    "subjects": mine["subjects"],
+                    "held": kept["held"],
+                    "held_by": kept["held_by"],
+                    "samples": mine["samples"],
+                }
+            )
+        return entries
 
     def _manifest(self) -> dict[str, Any]:
         return {
@@ -212,6 +323,7 @@ class Plan:
                 f"{base}: plan content does not match its hash (recorded {stored[:12]}…, "
                 f"computed {plan.hash[:12]}…); it was changed after it was written"
             )
+        # Every key, the approver's per-policy block included: what they read is what is hashed.
         if json.loads(json.dumps(plan.summary())) != summary:
             raise PlanIntegrityError(f"{base}: summary.json does not match the plan's targets")
         return plan

@@ -12,6 +12,7 @@ import pytest
 import flows.approval as approval
 from audit_log import AuditLog, verify_chain
 from retention_policies.plan import TARGET_SCHEMA, Plan
+from retention_policies.plan_summary import summary_markdown
 
 NOW = datetime(2026, 5, 20, 9, tzinfo=UTC)
 
@@ -132,6 +133,22 @@ def test_decisions_are_checked_and_audited(
     assert plan_hash in markdown
     assert "delete-inactive" in markdown
     assert "EXECUTE" in markdown
+
+
+def test_the_approver_reads_the_plan_summary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, published: list[str]
+) -> None:
+    plan = _plan()
+    _answer(monkeypatch, {"decision": "reject", "approver": "alice", "plan_hash": plan.hash[:12]})
+    _decide(tmp_path)
+    [markdown] = published
+    # The same per-policy summary `gladly-pipeline plan` prints, under the plan's own header.
+    assert summary_markdown(plan.summary()) in markdown
+    assert "### policy `delete-inactive` (customer → delete_customer): planned" in markdown
+    assert "- 1 target (1 customer)" in markdown
+    assert "- sample: `cust123`" in markdown
+    assert f"`delete-inactive` `{'a' * 12}`" in markdown
+    assert markdown.index(plan.hash) < markdown.index("### policy")
 
 
 def test_silence_is_a_timeout_that_deletes_nothing(

@@ -14,7 +14,9 @@ from gladly_client import GladlyClient
 from gladly_pipeline.cli import app
 from gladly_sandbox import Sandbox
 from ingest.exporting import run_export
-from tests._console import says
+from retention_policies.plan import Plan
+from retention_policies.plan_summary import summary_lines
+from tests._console import flat, says
 
 pytestmark = pytest.mark.integration
 
@@ -53,6 +55,12 @@ def test_plan_writes_a_reviewable_directory_and_prints_the_hash(
     assert says(result.output, manifest["hash"])
     summary = json.loads((out / "summary.json").read_text())
     assert (result.exit_code == 3) == bool(summary["blocked_policies"])
+    # The approver reads summary.json's own policies block, every policy, in order.
+    assert [p["name"] for p in summary["policies"]] == sorted(
+        p["name"] for p in manifest["policies"]
+    )
+    assert flat("\n".join(summary_lines(summary))) in flat(result.output)
+    assert summary["policies"] == json.loads(json.dumps(Plan.read(out).summary()["policies"]))
 
 
 def test_plan_refuses_invalid_policies_and_holds_without_a_key(
