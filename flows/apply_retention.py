@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import deployment, flow_run
 
@@ -18,8 +19,12 @@ from erasure.execution import run_apply
 from flows.approval import request_approval
 from flows.run_artifacts import publish_run, summarize_run
 from flows.secrets import run_env
+from gladly_archive import Archive
 from gladly_archive.location import resolve_archive_root
+from gladly_client import GladlyClient
+from ingest.enrich import enrich_archive
 from retention_policies.plan import Plan
+from retention_policies.plan_summary import summary_markdown
 from retention_policies.planning import make_plan
 
 DEFAULT_POLICIES = "retention_policies/policies"
@@ -50,6 +55,22 @@ def execute_plan_task(
     )
 
 
+@task(name="enrich-archive", cache_policy=NO_CACHE, persist_result=False)
+def enrich_task(root: str, max_calls: int) -> dict[str, int]:
+    """Fetch what export files lack (inboxes, topics, conversations' inbox and status,
+    customers' custom attributes) so the plan decides on known facts; what the budget leaves
+    over stays unknown, and a policy that needs it is blocked, never guessed."""
+    with GladlyClient.from_env(run_env()) as client:
+        report = enrich_archive(client, Archive.open(root), max_calls=max_calls)
+    return {
+        "conversations_fetched": report.conversations_fetched,
+        "customers_fetched": report.customers_fetched,
+        "gone": report.gone,
+        "backlog_conversations": report.backlog_conversations,
+        "backlog_customers": report.backlog_customers,
+    }
+
+
 @task(name="make-plan", cache_policy=NO_CACHE, persist_result=False)
 def make_plan_task(policies: str, root: str, holds_path: str | None) -> tuple[Plan, Path]:
     """Evaluate the policies over the archive and write the plan."""
@@ -76,6 +97,7 @@ def apply_retention(
     approver: str | None = None,
     requested_by: str | None = None,
     approval_timeout_hours: float = 72.0,
+    enrich_max_calls: int = 2000,
 ) -> dict[str, Any]:
     """Apply the retention policies: a rehearsal unless `dry_run` is false.
 
@@ -84,6 +106,8 @@ def apply_retention(
     from `policies` (or takes `plan_dir`), publishes the plan's summary and pauses until a
     person other than the requester approves this plan's hash or rejects it; a rejection or
     no answer within `approval_timeout_hours` deletes nothing, and both are audited.
+    Before planning from `policies` it enriches the archive (at most `enrich_max_calls` API
+    calls; 0 skips it): a policy over a fact still unknown afterwards is blocked in the plan.
     Settings and secrets come from the environment or Prefect Secret blocks, never parameters.
     """
     logger = get_run_logger()
@@ -92,10 +116,20 @@ def apply_retention(
     approval = "pre-approved" if approved_plan_hash else "rehearsal without approval"
     if approved_plan_hash is None:
         if plan_dir is None:
+            if enrich_max_calls > 0:
+                enriched = enrich_task(archive_root, enrich_max_calls)
+                logger.info("enriched before planning: %s", enriched)
             plan, plan_path = make_plan_task(policies, archive_root, holds_path)
         else:
             plan_path = Path(plan_dir)
             plan = Plan.read(plan_path)
+        if deployment.id is None:
+            # No approval step to publish it: the plan's summary is its own artifact.
+            create_markdown_artifact(
+                key="retention-plan",
+                markdown=f"# Retention plan `{plan.hash}`\n\n" + summary_markdown(plan.summary()),
+                description=f"Plan {plan.hash} (rehearsal)",
+            )
         if deployment.id is None and not dry_run:
             raise ValueError(
                 "outside a deployment nobody can approve this run: pass plan_dir and "

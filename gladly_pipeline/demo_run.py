@@ -17,8 +17,10 @@ from audit_log.outcomes import RunReport
 from erasure.execution import run_apply
 from gladly_archive import Archive
 from gladly_client import GladlyClient
+from ingest.enrich import enrich_archive
 from ingest.exporting import run_export
 from retention_policies.plan import Plan
+from retention_policies.plan_summary import summary_lines
 from retention_policies.planning import make_plan
 
 __all__ = ["DemoResult", "run_demo"]
@@ -88,7 +90,8 @@ def run_demo(
         f"{rate_limit:g} requests/s per method (Gladly allows 10; the demo's sandbox is "
         "more generous so the demo is quick)."
     )
-    with Sandbox(seed, customers, rate_limit_per_second=rate_limit or None) as sb:
+    # Four years of history, so the shipped three-year policy has customers to delete.
+    with Sandbox(seed, customers, rate_limit_per_second=rate_limit or None, years=4.0) as sb:
         settings = {
             "GLADLY_BASE_URL": sb.base_url,
             "GLADLY_USER": sb.user,
@@ -110,22 +113,30 @@ def run_demo(
                 f"   {len(export.archived)} export job(s), "
                 + ", ".join(f"{n:,} {d}" for d, n in sorted(result.exported_rows.items()) if n)
             )
-            say(f"3. Planning the shipped retention policies ({policies}) — nothing deleted …")
+            say(
+                "3. Enriching it: inboxes, topics, each conversation's inbox and status and each "
+                "customer's custom attributes (export files lack them; a policy over a fact "
+                "never fetched is blocked, never guessed) …"
+            )
+            enriched = enrich_archive(client, Archive.open(root), max_calls=1_000_000)
+            lap("enrich")
+            say(
+                f"   {enriched.conversations_fetched:,} conversations and "
+                f"{enriched.customers_fetched:,} profiles fetched"
+            )
+            say(f"4. Planning the shipped retention policies ({policies}) — nothing deleted …")
             plan, plan_dir = make_plan(policies, root=str(root))
             result.plan, result.plan_dir = plan, plan_dir
             lap("plan")
             summary = plan.summary()
+            say(f"   plan {plan.hash[:12]}…")
+            say("\n".join(f"   {line}" for line in summary_lines(summary)))
             say(
-                f"   plan {plan.hash[:12]}…: {summary['targets']} targets "
-                f"{summary['by_policy']}; blocked by their limits: "
-                f"{[b['name'] for b in summary['blocked_policies']] or 'none'}"
-            )
-            say(
-                f"4. The demo now APPROVES plan {plan.hash} explicitly, as '{APPROVER}' "
+                f"5. The demo now APPROVES plan {plan.hash} explicitly, as '{APPROVER}' "
                 f"(requested by '{REQUESTER}'). In production a second person approves it in "
                 "Prefect or with `gladly-pipeline apply --approve`."
             )
-            say("5. Applying it: holds re-checked, pre-flight, delete/redact, verify, audit …")
+            say("6. Applying it: holds re-checked, pre-flight, delete/redact, verify, audit …")
             report = run_apply(
                 plan_dir,
                 plan.hash,
@@ -137,7 +148,7 @@ def run_demo(
             )
             result.report = report
             lap("apply")
-    say("6. Verifying the audit log's hash chain and writing the auditor's evidence pack …")
+    say("7. Verifying the audit log's hash chain and writing the auditor's evidence pack …")
     result.chain = verify_chain(root, key=DEMO_KEY.encode())
     result.evidence = _evidence(root, report.run_id)
     lap("verify")
