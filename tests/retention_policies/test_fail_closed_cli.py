@@ -248,3 +248,33 @@ def test_a_hold_on_an_unenriched_archive_holds_what_it_cannot_evaluate(
         for label in row["excluded_by_holds"]
     }
     assert labels == {"inbox=Support [LEGAL-7] (cannot be evaluated: not fetched)"}
+
+
+def test_a_renamed_inbox_still_matches_by_id_and_its_old_name_is_refused(
+    org: Org, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    returns = org.inboxes["Returns"]
+    renamed = org.tmp / "renamed"
+    shutil.copytree(org.rich, renamed)
+    org.sb.rename_inbox(returns, "Returns & Exchanges")
+    try:
+        _env(org.sb, monkeypatch)
+        refreshed = CliRunner().invoke(app, ["enrich", "--root", str(renamed)])
+        assert refreshed.exit_code == 0, refreshed.output
+        truth = org.in_inbox("Returns") & org.archived_conversations()
+        assert truth
+        for value in (returns, "Returns & Exchanges"):
+            policy = ALL_CONVERSATIONS.format(name="all-renamed", extra="")
+            name = f"renamed-{len(value)}"
+            result, out = _plan(org, renamed, policy, name, monkeypatch, _hold("inbox", value))
+            assert result.exit_code == 0, result.output
+            assert _rows(out, "held", "conversation") == truth
+        result, out = _plan(
+            org, renamed, policy, "renamed-old", monkeypatch, _hold("inbox", "Returns")
+        )
+        assert result.exit_code == 2, result.output
+        assert says(result.output, "unknown inbox 'Returns'")
+        assert says(result.output, "Returns & Exchanges")
+        assert not out.exists()
+    finally:
+        org.sb.rename_inbox(returns, "Returns")
