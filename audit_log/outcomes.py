@@ -20,11 +20,13 @@ __all__ = [
     "FINAL_OUTCOMES",
     "HELD",
     "ITEM_DELETED",
+    "MEANINGS",
     "NOT_ERASABLE",
     "NOT_FOUND",
     "ONE_OFF_POLICY",
     "PREFLIGHT_INCOMPLETE",
     "REDACTED",
+    "SKIPPED_CHANGED",
     "VERIFY_FAILED",
     "RunReport",
     "TargetOutcome",
@@ -42,6 +44,9 @@ NOT_FOUND = "not_found"  # a target that matches no one: nothing known, nothing 
 NOT_ERASABLE = "not_erasable_via_api"  # Gladly's API offers no way to erase it (reported, kept)
 HELD = "held"  # a legal hold protects it (checked again just before the call)
 BECAME_ACTIVE = "became_active"  # the customer has activity newer than the plan knew of
+# What the policy's filters read changed in Gladly since planning (re-checked just before the
+# call): e.g. the conversation moved into an excluded inbox, an attribute changed.
+SKIPPED_CHANGED = "skipped_changed"
 BLOCKED_OPEN = "blocked_open_conversation"  # open conversation and the policy may not close it
 PREFLIGHT_INCOMPLETE = "preflight_incomplete"  # Gladly cut the conversation list: not provable
 VERIFY_FAILED = "verify_failed"  # the call succeeded but reading back still finds the data
@@ -56,8 +61,26 @@ ONE_OFF_POLICY = "one-off"
 # again (a rerun converges on the rest).
 FINAL_OUTCOMES = frozenset(
     {DELETED, REDACTED, ITEM_DELETED, ALREADY_ABSENT, NOT_FOUND, NOT_ERASABLE, HELD}
-    | {BECAME_ACTIVE, BLOCKED_OPEN, PREFLIGHT_INCOMPLETE}
+    | {BECAME_ACTIVE, SKIPPED_CHANGED, BLOCKED_OPEN, PREFLIGHT_INCOMPLETE}
 )
+
+# Each outcome in plain words, as reports show it beside the name.
+MEANINGS = {
+    DELETED: "done: the profile is deleted, verified",
+    REDACTED: "done: the item's content is redacted, verified",
+    ITEM_DELETED: "done: the item is deleted, verified",
+    ALREADY_ABSENT: "not done by us: Gladly no longer holds it",
+    NOT_FOUND: "not done: matches no one",
+    NOT_ERASABLE: "not done: Gladly's API cannot erase it",
+    HELD: "not done: a legal hold protects it",
+    BECAME_ACTIVE: "not done: skipped because the customer became active again",
+    SKIPPED_CHANGED: "not done: skipped because the facts changed",
+    BLOCKED_OPEN: "not done: an open conversation the policy may not close",
+    PREFLIGHT_INCOMPLETE: "not done: Gladly's conversation list was cut, not provable",
+    VERIFY_FAILED: "not done: the read-back still finds the data",
+    FAILED: "not done: failed (a rerun tries again)",
+    DRY_RUN: "not done: rehearsal only",
+}
 
 
 @dataclass(frozen=True)
@@ -126,9 +149,11 @@ class RunReport:
 
     @property
     def needs_attention(self) -> bool:
-        """Something was not erased that a person should look at (blocked, active, partial)."""
+        """Something was not erased that a person should look at (blocked, active, changed,
+        partial)."""
         return any(
-            o.outcome in (BLOCKED_OPEN, PREFLIGHT_INCOMPLETE, BECAME_ACTIVE, HELD, NOT_FOUND)
+            o.outcome
+            in (BLOCKED_OPEN, PREFLIGHT_INCOMPLETE, BECAME_ACTIVE, SKIPPED_CHANGED, HELD, NOT_FOUND)
             for o in self.outcomes
         )
 

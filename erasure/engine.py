@@ -16,14 +16,17 @@ from pathlib import Path
 
 from audit_log import AuditLog, verify_chain
 from audit_log import outcomes as o
+from erasure.context import Context, Recorder, Target
 from erasure.own_archive import detail_json, purge_erased_items, tombstone_and_purge
+from erasure.plan_policies import policy_checks
 from erasure.recovery import interrupted_targets, plan_history, sweep_interrupted
-from erasure.steps import Context, Recorder, Target, run_target
+from erasure.steps import run_target
 from erasure.subjects import Subjects
 from gladly_archive import Archive
 from gladly_client import GladlyClient
 from retention_policies.holds import HoldRegistry
 from retention_policies.plan import Plan, PlanIntegrityError
+from retention_policies.references import References
 
 __all__ = [
     "DEFAULT_WORKERS",
@@ -39,8 +42,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 # Enough calls in flight to keep the client's per-method budget (8/s by default) busy at
-# ~100 ms latency, with three calls per profile in sequence; the client's throttle does the
-# pacing, so more workers than this only queue.
+# ~100 ms latency, with three or four calls per profile in sequence (list, profile when the
+# re-check needs it, DELETE, verification); the client's throttle does the pacing, so more
+# workers than this only queue.
 DEFAULT_WORKERS = 8
 
 
@@ -75,9 +79,14 @@ class HoldSource:
     """The hold registry, read again whenever its file changes (a hold added after planning,
     even during the run, wins from the next target on)."""
 
-    def __init__(self, path: str | Path | None, key: bytes) -> None:
+    def __init__(
+        self, path: str | Path | None, key: bytes, references: References | None = None
+    ) -> None:
         self._path = Path(path) if path is not None else None
         self._key = key
+        # The archive's inboxes and topics: a hold naming one that does not exist is refused
+        # (before the first call, or as the file changes), never a hold that protects nothing.
+        self._references = references
         self._lock = threading.Lock()
         self._stamp: tuple[int, int] | None = None
         self._registry = HoldRegistry.empty(key=key)
@@ -91,7 +100,9 @@ class HoldSource:
         stamp = (stat.st_mtime_ns, stat.st_size)
         with self._lock:
             if stamp != self._stamp:
-                self._registry = HoldRegistry.load(self._path, key=self._key)
+                self._registry = HoldRegistry.load(
+                    self._path, key=self._key, references=self._references
+                )
                 self._stamp = stamp
             return self._registry
 
@@ -193,23 +204,47 @@ def execute_plan(
             if t.key not in history.finished
         ]
         report.resumed = len(all_targets) - len(todo)
+        # Each policy as the plan defines it (its hash verified), for the live re-check.
+        checks = policy_checks(plan.policies)
         if subjects is None:
+            # Item rows only for item policies whose filters read something live.
+            live_items = {
+                name
+                for name, check in checks.items()
+                if check.policy is not None and check.policy.resource == "item" and check.sources
+            }
             subjects = Subjects.load(
                 root,
                 {t.customer_id for t in todo if t.customer_id},
                 {t.conversation_id for t in todo if t.conversation_id},
+                {
+                    t.target_id
+                    for t in todo
+                    if t.target_type == "item" and t.policy_name in live_items
+                },
             )
         ctx = Context(
-            client, recorder, holds.current, subjects, clock(), dry_run, sent=history.sent
+            client,
+            recorder,
+            holds.current,
+            subjects,
+            clock(),
+            dry_run,
+            sent=history.sent,
+            policies=checks,
+            plan_now=plan.now,
         )
-        # Whole customers first: their conversations' items then need no call at all.
-        customers = [t for t in todo if t.operation == "delete_customer"]
-        rest = [t for t in todo if t.operation != "delete_customer"]
-        for phase in (customers, rest):
-            for outcome in _run_all(ctx, phase, workers):
-                report.outcomes.append(outcome)
-                if on_outcome is not None:
-                    on_outcome(outcome)
+        try:
+            # Whole customers first: their conversations' items then need no call at all.
+            customers = [t for t in todo if t.operation == "delete_customer"]
+            rest = [t for t in todo if t.operation != "delete_customer"]
+            for phase in (customers, rest):
+                for outcome in _run_all(ctx, phase, workers):
+                    report.outcomes.append(outcome)
+                    if on_outcome is not None:
+                        on_outcome(outcome)
+        finally:
+            ctx.rechecker.close()
         report.api_calls = dict(recorder.calls)
         if not dry_run:
             tombstone_and_purge(archive, run, log, root, audit_key, report, subjects, ctx.merged)

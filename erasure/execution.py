@@ -25,6 +25,7 @@ from gladly_client import GladlyClient
 from retention_policies.holds import HoldRegistry
 from retention_policies.plan import TARGET_SCHEMA, Plan
 from retention_policies.planning import plans_dir
+from retention_policies.references import References
 
 __all__ = [
     "OneOffRun",
@@ -145,7 +146,8 @@ def run_delete(
 ) -> OneOffRun:
     """Plan the one-off deletion and run it through the engine — only as a rehearsal unless
     `dry_run` is False."""
-    HoldSource(holds_path, audit_key(env=env))  # a broken hold file stops us before any call
+    # a broken hold file stops us before any call
+    HoldSource(holds_path, audit_key(env=env), References.from_archive(root))
     oneoff, target = plan_delete(request, root=root, client=client, now=now, env=env)
     report = execute_delete(
         oneoff,
@@ -219,7 +221,7 @@ def _execute(
     subjects: Subjects | None = None,
 ) -> RunReport:
     key = audit_key(env=env)
-    holds = HoldSource(holds_path, key)
+    holds = HoldSource(holds_path, key, References.from_archive(root))
     with _client_for(client, env) as gladly:
         return execute_plan(
             plan,

@@ -10,7 +10,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from audit_log import outcomes as o
-from erasure.steps import Context, Target, has_content
+from erasure.context import Context, Target
+from erasure.steps import has_content
 from gladly_client.errors import NotFoundError
 from retention_policies.plan import Plan
 

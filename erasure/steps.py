@@ -1,214 +1,29 @@
-"""One target through the engine: hold check, live pre-flight, act, verify, record."""
+"""One target through the engine: hold check, live pre-flight and re-check, act, verify."""
 
 from __future__ import annotations
 
 import functools
-import threading
-import time
-from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable
+from datetime import timedelta
 
 from audit_log import outcomes as o
-from erasure.subjects import Subjects
+from erasure import live_check
+from erasure.context import Call, Context, Recorder, Target
+from erasure.plan_policies import PolicyCheck
 from gladly_client import GladlyClient
 from gladly_client.errors import (
     CustomerMovedError,
-    GladlyAPIError,
-    GladlyError,
     NotFoundError,
     ProfileHasOpenConversationsError,
 )
 from gladly_client.item_models import Item
-from gladly_client.models import Conversation
-from retention_policies.holds import HeldConversation, HoldRegistry
+from gladly_client.models import Conversation, Customer
 
 __all__ = ["Context", "Recorder", "Target", "has_content", "run_target"]
 
-T = TypeVar("T")
 # A customer whose live conversations show activity this much after what the plan knew of has
 # come back (the margin absorbs Gladly's timestamp rounding).
 ACTIVITY_MARGIN = timedelta(seconds=1)
-
-
-class AuditAppender(Protocol):
-    """What the engine needs of an audit run (audit_log.writer.AuditRun)."""
-
-    def append(self, **fields: Any) -> dict[str, Any]: ...
-
-
-@dataclass(frozen=True)
-class Target:
-    """One row of a plan's targets, as the engine needs it."""
-
-    target_type: str
-    target_id: str
-    customer_id: str | None
-    conversation_id: str | None
-    policy_name: str
-    policy_hash: str
-    action: str
-    operation: str
-    content_type: str | None = None
-    last_activity: datetime | None = None
-    close_open_conversations: bool = False
-    subject_hash: str | None = None
-    attempt: int = 1  # 1 + the earlier runs of this plan that reached the target (resumes)
-
-    @property
-    def key(self) -> tuple[str, str, str]:
-        """What identifies a target within a plan (policy, type, id)."""
-        return (self.policy_name, self.target_type, self.target_id)
-
-    def audit_fields(self) -> dict[str, Any]:
-        """The target's fields every audit event about it carries."""
-        return {
-            "target_type": self.target_type,
-            "target_id": self.target_id,
-            "customer_id": self.customer_id,
-            "policy_name": self.policy_name,
-            "policy_hash": self.policy_hash,
-            "action": self.action,
-            "subject_hash": self.subject_hash,
-            "attempt": self.attempt,
-        }
-
-    def outcome(self, outcome: str, **kw: Any) -> o.TargetOutcome:
-        """This target's terminal outcome."""
-        return o.TargetOutcome(
-            target_type=self.target_type,
-            target_id=self.target_id,
-            customer_id=self.customer_id,
-            policy_name=self.policy_name,
-            action=self.action,
-            operation=self.operation,
-            outcome=outcome,
-            **kw,
-        )
-
-
-@dataclass
-class Call:
-    """The result of one API call as the audit log sees it."""
-
-    value: Any
-    status: int | None
-    code: str | None
-    error: GladlyError | None
-
-
-class Recorder:
-    """Appends audit events (thread-safe) and wraps each API call in an intent and a result.
-
-    The intent is durable before the call starts and the result right after it returns, so a
-    crash at any instant leaves an announced call without a result at worst — never a call the
-    log does not know of.
-    """
-
-    def __init__(self, run: AuditAppender) -> None:
-        self._run = run
-        self._lock = threading.Lock()
-        self.calls: Counter[str] = Counter()
-
-    def event(self, target: Target, **fields: Any) -> None:
-        """One audit event about `target`."""
-        with self._lock:
-            self._run.append(**target.audit_fields(), **fields)
-
-    def call(
-        self, target: Target, step: str, method: str, ok_status: int, fn: Callable[[], T]
-    ) -> Call:
-        """Announce, make and record one call; Gladly's refusals are returned, not raised."""
-        self.event(target, step=step, phase="intent", detail=method)
-        started = time.perf_counter()
-        value: Any = None
-        status: int | None = ok_status
-        code: str | None = None
-        error: GladlyError | None = None
-        try:
-            value = fn()
-        except GladlyAPIError as exc:
-            status, code, error = exc.status, exc.code, exc
-        except GladlyError as exc:  # connection errors after the client's own retries
-            status, code, error = None, type(exc).__name__, exc
-        with self._lock:
-            self.calls[method] += 1
-        self.event(
-            target,
-            step=step,
-            phase="result",
-            http_status=status,
-            error_code=code,
-            duration_ms=(time.perf_counter() - started) * 1000,
-            outcome="ok" if error is None else "error",
-        )
-        return Call(value, status, code, error)
-
-
-@dataclass
-class Context:
-    """Everything a target's steps share: the client, the audit recorder, holds, subjects."""
-
-    client: GladlyClient
-    recorder: Recorder
-    holds: Callable[[], HoldRegistry]
-    subjects: Subjects
-    now: datetime
-    dry_run: bool
-    merged: dict[str, str] = field(default_factory=dict)  # old id → id it lives under now
-    # Customers this run erased: their items are gone with them, no call needed.
-    erased: set[str] = field(default_factory=set)
-    # Targets an earlier attempt of the same plan or request sent its destructive call for
-    # (the audit log's intent): a 404 now is that call having taken effect.
-    sent: frozenset[tuple[str, str, str]] = frozenset()
-
-    def hold_labels(
-        self, target: Target, customer_id: str | None, live: Sequence[Conversation] = ()
-    ) -> list[str]:
-        """The holds protecting the target now: its customer, contacts, attributes, and the
-        conversations the archive knows of or the pre-flight just saw."""
-        registry = self.holds()
-        subject = self.subjects.subject(customer_id)
-        convs = [HeldConversation(c.id, c.inbox_id, tuple(c.topic_ids)) for c in live]
-        if target.conversation_id and target.conversation_id in self.subjects.conversations:
-            convs.append(self.subjects.conversations[target.conversation_id])
-        elif target.conversation_id:
-            convs.append(HeldConversation(target.conversation_id))
-        if target.target_type == "customer" and customer_id is not None:
-            convs.extend(self.subjects.owned.get(customer_id, ()))
-        ids = {customer_id, target.customer_id} - {None}
-        email_hashes = [registry.hash_email(e) for e in subject.emails]
-        phone_hashes = [registry.hash_phone(p) for p in subject.phones]
-        labels: set[str] = set()
-        for cid in ids:
-            labels.update(
-                registry.matching(
-                    self.now,
-                    customer_id=cid,
-                    email_hashes=email_hashes,
-                    phone_hashes=phone_hashes,
-                    custom_attributes=subject.custom_attributes,
-                    conversations=convs,
-                    names=self.subjects.names,
-                )
-            )
-        return sorted(labels)
-
-    def check_holds(
-        self, target: Target, customer_id: str | None, live: Sequence[Conversation] = ()
-    ) -> o.TargetOutcome | None:
-        """Record the hold check; the HELD outcome when a hold protects the target."""
-        labels = self.hold_labels(target, customer_id, live)
-        self.recorder.event(
-            target,
-            step="hold_check",
-            phase="result",
-            outcome="held" if labels else "clear",
-            detail="; ".join(labels) or None,
-        )
-        return target.outcome(o.HELD, detail="; ".join(labels)) if labels else None
 
 
 def run_target(ctx: Context, target: Target) -> o.TargetOutcome:
@@ -217,8 +32,12 @@ def run_target(ctx: Context, target: Target) -> o.TargetOutcome:
         # An identifier of a one-off request that matches no profile, now or for an earlier
         # attempt: nothing to act on, and the request is not done (a person must look).
         return target.outcome(o.NOT_FOUND, detail="the identifier matches no Gladly profile")
+    check = ctx.policy_check(target)
+    if check is not None and check.problem is not None:
+        # The policy to re-check cannot be trusted: nothing is called for its targets.
+        return target.outcome(o.FAILED, detail=check.problem)
     if target.operation == "delete_customer":
-        outcome = _customer(ctx, target)
+        outcome = _customer(ctx, target, check)
         if outcome.outcome in (o.DELETED, o.ALREADY_ABSENT) and target.customer_id:
             ctx.erased.add(target.customer_id)
         return outcome
@@ -231,6 +50,9 @@ def run_target(ctx: Context, target: Target) -> o.TargetOutcome:
         return target.outcome(o.NOT_ERASABLE, detail=target.content_type or target.target_type)
     if ctx.dry_run:
         return target.outcome(o.DRY_RUN, detail=f"would {target.operation}")
+    stopped = live_check.item_recheck(ctx, target, check)
+    if stopped is not None:
+        return stopped
     if target.operation == "redact":
         return _redact(ctx, target)
     if target.operation == "delete":
@@ -242,7 +64,7 @@ def _failed(target: Target, call: Call, what: str) -> o.TargetOutcome:
     return target.outcome(o.FAILED, http_status=call.status, error_code=call.code, detail=what)
 
 
-def _customer(ctx: Context, target: Target) -> o.TargetOutcome:
+def _customer(ctx: Context, target: Target, check: PolicyCheck | None) -> o.TargetOutcome:
     held = ctx.check_holds(target, target.customer_id)
     if held is not None:
         return held
@@ -279,7 +101,15 @@ def _customer(ctx: Context, target: Target) -> o.TargetOutcome:
         return target.outcome(
             o.PREFLIGHT_INCOMPLETE, detail="Gladly cut the conversation list at 100"
         )
-    held = ctx.check_holds(target, customer_id, conversations)
+    profile: Customer | None = None
+    if live_check.wants_profile(ctx, check):
+        got = rec.call(target, "recheck", "GET", 200, lambda: client.customers.get(customer_id))
+        if isinstance(got.error, NotFoundError):
+            return _absent(ctx, target, moved)
+        if got.error is not None:
+            return _failed(target, got, "re-check: reading the profile")
+        profile = got.value
+    held = ctx.check_holds(target, customer_id, conversations, profile)
     if held is not None:
         return held
     if target.last_activity is not None:
@@ -289,6 +119,11 @@ def _customer(ctx: Context, target: Target) -> o.TargetOutcome:
         )
         if newest is not None and newest > target.last_activity + ACTIVITY_MARGIN:
             return target.outcome(o.BECAME_ACTIVE, detail=moved)
+    # Just before the first call that changes anything (closes included): do the policy's
+    # filters still hold for what Gladly says now?
+    changed = live_check.customer_changed(ctx, target, check, conversations, profile)
+    if changed is not None:
+        return changed
     still_open = [c for c in conversations if c.is_open]
     if still_open and not target.close_open_conversations:
         return target.outcome(

@@ -33,6 +33,7 @@ COLOURS = {
     o.NOT_ERASABLE: "#8d6e63",
     o.HELD: "#1565c0",
     o.BECAME_ACTIVE: "#7e57c2",
+    o.SKIPPED_CHANGED: "#9575cd",
     o.BLOCKED_OPEN: "#f9a825",
     o.PREFLIGHT_INCOMPLETE: "#ffb74d",
     o.VERIFY_FAILED: "#e57373",

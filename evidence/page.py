@@ -170,8 +170,11 @@ def _outcomes_section(summary: dict[str, Any], runs: list[dict[str, Any]]) -> li
     total = summary["outcomes"]["total"]
     names = reading_order({*total, *(n for r in runs for n in r["outcomes"])})
     short = [r["run_id"] if len(r["run_id"]) <= 16 else r["run_id"][:12] + "…" for r in runs]
-    head = ["outcome", *(f"run {s}" for s in short), "latest per target"]
-    rows = [[n, *(r["outcomes"].get(n, 0) for r in runs), total.get(n, 0)] for n in names]
+    head = ["outcome", "meaning", *(f"run {s}" for s in short), "latest per target"]
+    rows = [
+        [n, o.MEANINGS.get(n, ""), *(r["outcomes"].get(n, 0) for r in runs), total.get(n, 0)]
+        for n in names
+    ]
     line = summary["timeline"]
     chart = (
         _chart(f"Terminal outcomes per {line['bucket']} (UTC)", line, line["bucket"], "targets")
@@ -247,7 +250,8 @@ def _other_sections(summary: dict[str, Any], runs: list[dict[str, Any]]) -> list
         _grid(
             summary["attention"]["listed"],
             "run_id:run, target_type:type, target_id:target, policy_name:policy, "
-            "outcome:outcome, http_status:HTTP, error_code:error code, detail:detail",
+            "outcome:outcome, meaning:meaning, http_status:HTTP, error_code:error code, "
+            "detail:detail",
             "Nothing.",
         ),
         f"<p class='muted'>{more} more in events.parquet.</p>" if more > 0 else "",

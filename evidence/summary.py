@@ -30,6 +30,7 @@ ATTENTION = (
     o.BLOCKED_OPEN,
     o.HELD,
     o.BECAME_ACTIVE,
+    o.SKIPPED_CHANGED,
     o.PREFLIGHT_INCOMPLETE,
 )
 MAX_LISTED = 200  # rows of the "needs attention" list in the summary (all are in the Parquet)
@@ -112,7 +113,11 @@ def summarise(
     run_ids = [str(r) for r in pc.unique(selected.column("run_id")).to_pylist()]
     runs = [_run_facts(selected, r, all_outcomes, plans, chain.unsealed) for r in run_ids]
     plan_targets = _plan_targets(plans)
-    attention = [r for r in latest.values() if r["outcome"] in ATTENTION]
+    attention = [
+        {**r, "meaning": o.MEANINGS[r["outcome"]]}
+        for r in latest.values()
+        if r["outcome"] in ATTENTION
+    ]
     # Rehearsed but never done by a run that acted; announced calls that never got an outcome.
     not_done = [
         {**r, "outcome": "not done: rehearsed only"}
@@ -134,7 +139,12 @@ def summarise(
         "events": {"selected": selected.num_rows},
         "runs": runs,
         "policies": _policies(selected, plans),
-        "outcomes": {"total": dict(sorted(totals.items())), "targets": len(latest)},
+        "outcomes": {
+            "total": dict(sorted(totals.items())),
+            "targets": len(latest),
+            # Each outcome in plain words: which count as done, and why the rest were not.
+            "meanings": {k: o.MEANINGS[k] for k in sorted(totals) if k in o.MEANINGS},
+        },
         "rehearsals": {
             "runs": len(rehearsals & set(run_ids)),
             "targets": len(rehearsed),

@@ -240,7 +240,10 @@ class _Comparison(_FilterBase):
 
     @model_validator(mode="after")
     def _value_fits_op(self) -> _Comparison:
-        _check_comparison(self.op, self.value, "value" in self.model_fields_set)
+        # `value: null` is no value: canonical() writes it for `exists` / `missing`, and a
+        # policy rebuilt from its canonical form must validate as the original did.
+        given = "value" in self.model_fields_set and self.value is not None
+        _check_comparison(self.op, self.value, given)
         return self
 
 

@@ -564,3 +564,40 @@ def test_a_plan_changed_on_disk_is_not_used_and_says_why(world: World, tmp_path:
     assert plan["path"] == summary.parent.name
     assert "summary.json does not match" in plan["problem"]
     assert str(tmp_path) not in pack.summary_path.read_text()
+
+
+def test_a_target_skipped_because_its_facts_changed_is_not_done(tmp_path: Path) -> None:
+    specs = [Spec("c-del-1", "deleted"), Spec("c-changed", "skipped_changed")]
+    plan = _plan(specs)
+    plan.write(tmp_path / "_plans" / "p")
+    log = AuditLog(tmp_path, clock=Clock(), key=KEY)
+    why = "filters[1] custom_attribute loyaltyTier ne … no longer holds live"
+    with log.start_run("run-changed", plan_hash=plan.hash, actor="alice", flow="cli:apply") as run:
+        run.append(target_type="run", step="run_started", phase="intent", outcome="execute")
+        _target(run, specs[0])
+        row = _row(specs[1])
+        fields = {k: row[k] for k in ("target_type", "target_id", "customer_id", "policy_name")}
+        fields.update(policy_hash=row["policy_hash"], action=row["action"])
+        run.append(**fields, step="hold_check", phase="result", outcome="clear")
+        _call(run, fields, "preflight", "GET", 200)
+        _call(run, fields, "recheck", "GET", 200)
+        run.append(**fields, step="filter_check", phase="result", outcome="changed", detail=why)
+        run.append(**fields, step="outcome", phase="result", outcome="skipped_changed", detail=why)
+    pack = build_evidence(tmp_path, run_id="run-changed", now=REPORT_NOW)
+    s = pack.summary
+    assert s["outcomes"]["total"] == {"deleted": 1, "skipped_changed": 1}
+    assert s["outcomes"]["meanings"]["skipped_changed"] == (
+        "not done: skipped because the facts changed"
+    )
+    assert s["verification"]["verified_total"] == 1  # only the deletion counts as done
+    assert pack.status == "attention"
+    (listed,) = s["attention"]["listed"]
+    assert (listed["target_id"], listed["outcome"], listed["detail"]) == (
+        "c-changed",
+        "skipped_changed",
+        why,
+    )
+    assert listed["meaning"] == "not done: skipped because the facts changed"
+    text = pack.html_path.read_text()
+    assert "not done: skipped because the facts changed" in text
+    assert s["runs"][0]["api_calls"] == {"DELETE": 1, "GET": 4}

@@ -278,3 +278,22 @@ def test_a_renamed_inbox_still_matches_by_id_and_its_old_name_is_refused(
         assert not out.exists()
     finally:
         org.sb.rename_inbox(returns, "Returns")
+
+
+def test_apply_refuses_a_holds_file_naming_an_unknown_inbox_before_any_call(
+    org: Org, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    policy = ALL_CONVERSATIONS.format(name="apply-typo", extra="")
+    result, out = _plan(org, org.rich, policy, "apply-typo", monkeypatch)
+    assert result.exit_code == 0, result.output
+    plan_hash = json.loads((out / "plan.json").read_text())["hash"]
+    holds = org.tmp / "apply-typo-holds.yaml"
+    holds.write_text(_hold("inbox", "VIP Suport"))
+    org.sb.reset_stats()
+    before = org.sb.org.counts()
+    args = ["apply", str(out), "--approve", plan_hash, "--execute", "--holds", str(holds)]
+    applied = CliRunner().invoke(app, [*args, "--root", str(org.rich)])
+    assert applied.exit_code == 2, applied.output
+    assert says(applied.output, "unknown inbox 'VIP Suport'")
+    assert org.sb.stats()["total"] == 0
+    assert org.sb.org.counts() == before
