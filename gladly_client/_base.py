@@ -13,6 +13,7 @@ from pydantic import (
     ConfigDict,
 )
 from pydantic.alias_generators import to_camel
+from pydantic_core import to_jsonable_python
 
 
 class GladlyModel(BaseModel):
@@ -24,6 +25,14 @@ class GladlyModel(BaseModel):
         alias_generator=to_camel,
         populate_by_name=True,
     )
+
+
+def with_raw(data: Any) -> Any:
+    """A payload plus `raw`: a JSON-safe deep copy of it, so later changes to the input cannot
+    reach what the model keeps of it (a `mode="before"` validator's body)."""
+    if isinstance(data, dict) and "raw" not in data:
+        return {**data, "raw": to_jsonable_python(data, by_alias=True)}
+    return data
 
 
 # --------------------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ from pydantic import (
     Tag,
     model_validator,
 )
-from pydantic_core import to_jsonable_python
 
 from gladly_client._base import (
     AnyDict,
@@ -20,6 +19,7 @@ from gladly_client._base import (
     Seconds,
     StrTuple,
     Timestamp,
+    with_raw,
 )
 
 CUSTOM_CHANNEL_MESSAGE = "CUSTOM_CHANNEL_MESSAGE"
@@ -430,10 +430,7 @@ class Item(GladlyModel):
     @model_validator(mode="before")
     @classmethod
     def _keep_raw(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "raw" not in data:
-            # A JSON-safe deep copy: later changes to the input cannot reach `raw`.
-            return {**data, "raw": to_jsonable_python(data, by_alias=True)}
-        return data
+        return with_raw(data)
 
     @property
     def content_type(self) -> str:

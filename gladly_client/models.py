@@ -9,7 +9,6 @@ from pydantic import (
     Field,
     model_validator,
 )
-from pydantic_core import to_jsonable_python
 
 from gladly_client._base import (
     AnyDict,
@@ -19,6 +18,7 @@ from gladly_client._base import (
     StrTuple,
     Timestamp,
     parse_timestamp,
+    with_raw,
 )
 from gladly_client.item_models import (
     CUSTOM_CHANNEL_MESSAGE,
@@ -280,10 +280,7 @@ class _DirectoryEntry(GladlyModel):
     @model_validator(mode="before")
     @classmethod
     def _keep_raw(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "raw" not in data:
-            # A JSON-safe deep copy: later changes to the input cannot reach `raw`.
-            return {**data, "raw": to_jsonable_python(data, by_alias=True)}
-        return data
+        return with_raw(data)
 
 
 class Agent(_DirectoryEntry):
