@@ -13,6 +13,7 @@ from gladly_client.models import Customer
 from retention_policies.facts import ITEM_FACTS, Tables
 from retention_policies.facts_cache import facts_tables
 from retention_policies.holds import HeldConversation
+from retention_policies.references import References
 
 __all__ = ["FactRows", "Subject", "Subjects"]
 
@@ -124,13 +125,7 @@ class Subjects:
                 item_rows = con.sql(
                     "SELECT * FROM items WHERE item_id IN (SELECT id FROM _want_i)"
                 ).to_arrow_table()
-            names: dict[str, dict[str, list[str]]] = {}
-            for table in ("inboxes", "topics"):
-                found = con.execute(
-                    f"SELECT name, list(id ORDER BY id) FROM {table} "  # noqa: S608 (constant)
-                    "WHERE name IS NOT NULL GROUP BY name"
-                ).fetchall()
-                names[table] = {str(n): list(ids) for n, ids in found}
+            names = References.from_connection(con).lookups()
         finally:
             con.close()
         subjects = cls(names=names)

@@ -8,14 +8,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from retention_policies.facts import FACT_FIELDS
+from retention_policies.vocab import parse_duration
 
 __all__ = [
     "FETCHED_FACTS",
     "Compiled",
     "FetchedLeaf",
     "UnsupportedFilter",
+    "children",
     "compile_filters",
+    "describe",
     "fetched_leaves",
+    "field_of",
     "population_sql",
     "reads_rollups",
 ]
@@ -92,7 +96,8 @@ class Compiled:
     params: list[Any] = field(default_factory=list)
 
 
-def _get(flt: Any, name: str) -> Any:
+def field_of(flt: Any, name: str) -> Any:
+    """A filter's field, whether the filter is a model or its canonical dict."""
     if isinstance(flt, Mapping):
         return flt.get(name)
     if name == "in":
@@ -125,13 +130,13 @@ class _Compiler:
         return "(" + " AND ".join(self.one(f) for f in filters) + ")"
 
     def one(self, flt: Any) -> str:
-        kind = _get(flt, "type")
+        kind = field_of(flt, "type")
         if kind == "and":
-            return self.all_of(_get(flt, "filters"))
+            return self.all_of(field_of(flt, "filters"))
         if kind == "or":
-            return "(" + " OR ".join(self.one(f) for f in _get(flt, "filters")) + ")"
+            return "(" + " OR ".join(self.one(f) for f in field_of(flt, "filters")) + ")"
         if kind == "not":
-            return f"(NOT {self.one(_get(flt, 'filter'))})"
+            return f"(NOT {self.one(field_of(flt, 'filter'))})"
         # A leaf over a fact the archive holds is two-valued: a missing fact makes it false.
         # A leaf over a fact only the API gives is NULL (unknown) while that fact was never
         # fetched, and AND / OR / NOT keep it unknown unless the other filters decide alone.
@@ -143,28 +148,30 @@ class _Compiler:
 
     def leaf(self, kind: str, flt: Any) -> str:
         if kind == "age":
-            column = _AGE_COLUMNS.get(_get(flt, "field"))
+            column = _AGE_COLUMNS.get(field_of(flt, "field"))
             if column is None:
-                raise UnsupportedFilter(f"unknown age field {_get(flt, 'field')!r}")
-            older, newer = _get(flt, "older_than"), _get(flt, "newer_than")
+                raise UnsupportedFilter(f"unknown age field {field_of(flt, 'field')!r}")
+            older, newer = field_of(flt, "older_than"), field_of(flt, "newer_than")
             if older is not None:
                 return f"{column} < {self.bind(self.now - _duration(older))}"
             return f"{column} >= {self.bind(self.now - _duration(newer))}"
         if kind == "inbox":
-            return self.listed("_inbox_ids", _get(flt, "in"), _get(flt, "not_in"), "inboxes")
+            return self.listed(
+                "_inbox_ids", field_of(flt, "in"), field_of(flt, "not_in"), "inboxes"
+            )
         if kind == "channel":
-            return self.listed("_channels", _get(flt, "in"), _get(flt, "not_in"), None)
+            return self.listed("_channels", field_of(flt, "in"), field_of(flt, "not_in"), None)
         if kind == "topic":
-            any_of, none_of = _get(flt, "any_of"), _get(flt, "none_of")
+            any_of, none_of = field_of(flt, "any_of"), field_of(flt, "none_of")
             return self.listed("_topic_ids", any_of, none_of, "topics")
         if kind == "conversation_status":
-            return self.listed("_statuses", _get(flt, "in"), None, None)
+            return self.listed("_statuses", field_of(flt, "in"), None, None)
         if kind == "custom_attribute":
-            key = str(_get(flt, "key"))
+            key = str(field_of(flt, "key"))
             path = self.bind('$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"')
             return self.compare(f"json_extract_string(_attrs, {path})", flt, attribute=True)
         if kind == "value":
-            name = _get(flt, "field")
+            name = field_of(flt, "field")
             if name not in FACT_FIELDS.get(self.resource, frozenset()):
                 raise UnsupportedFilter(f"field {name!r} is not a {self.resource} fact")
             return self.compare(f'"{name}"', flt, attribute=False)
@@ -180,7 +187,7 @@ class _Compiler:
         return hit if yes is not None else f"NOT {hit}"
 
     def compare(self, column: str, flt: Any, *, attribute: bool) -> str:
-        op, value = _get(flt, "op"), _get(flt, "value")
+        op, value = field_of(flt, "op"), field_of(flt, "value")
         if op == "exists":
             return f"{column} IS NOT NULL"
         if op == "missing":
@@ -222,13 +229,8 @@ _ROLLUP_FILTERS = frozenset({"inbox", "topic", "conversation_status"})
 def reads_rollups(filters: Sequence[Any]) -> bool:
     """Whether a customer policy's filters read the customers' inbox / topic / status roll-ups."""
     for flt in filters:
-        kind = _get(flt, "type")
-        if kind in _ROLLUP_FILTERS:
-            return True
-        nested = _get(flt, "filters") if kind in ("and", "or") else None
-        if kind == "not":
-            nested = [_get(flt, "filter")]
-        if nested and reads_rollups(nested):
+        kind = field_of(flt, "type")
+        if kind in _ROLLUP_FILTERS or reads_rollups(children(flt)):
             return True
     return False
 
@@ -256,12 +258,68 @@ class FetchedLeaf:
     description: str
 
 
-def _describe(flt: Any) -> str:
-    kind = _get(flt, "type")
-    if kind == "inbox":
-        yes, no = _get(flt, "in"), _get(flt, "not_in")
-        return f"inbox in {yes}" if yes is not None else f"inbox not_in {no}"
-    return f"custom_attribute {_get(flt, 'key')} {_get(flt, 'op')}"
+def children(flt: Any) -> list[Any]:
+    """The filters directly inside an `and`, `or` or `not` (none for a leaf)."""
+    kind = field_of(flt, "type")
+    if kind in ("and", "or"):
+        return list(field_of(flt, "filters") or [])
+    if kind == "not":
+        return [field_of(flt, "filter")]
+    return []
+
+
+def _duration_text(value: Any) -> str:
+    """A duration as days (or hours, minutes, seconds), however the filter spells it."""
+    try:
+        seconds = int(parse_duration(value).total_seconds())
+    except ValueError:
+        return str(value)
+    for unit, size, prefix in (("D", 86400, "P"), ("H", 3600, "PT"), ("M", 60, "PT")):
+        if seconds % size == 0:
+            return f"{prefix}{seconds // size}{unit}"
+    return f"PT{seconds}S"
+
+
+def _listed(values: Any) -> str:
+    return "[" + ", ".join(str(v) for v in values or []) + "]"
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return _listed(_scalar(v) for v in value)
+    return str(value)
+
+
+def describe(flt: Any) -> str:
+    """The filter in a few words, without personal data: a custom attribute's key and operator
+    are named, never the value it is compared with (`custom_attribute loyaltyTier ne …`)."""
+    kind = field_of(flt, "type")
+    if kind == "age":
+        older = field_of(flt, "older_than")
+        which = "older_than" if older is not None else "newer_than"
+        return f"age {field_of(flt, 'field')} {which} {_duration_text(field_of(flt, which))}"
+    if kind in ("inbox", "channel", "conversation_status"):
+        which = "in" if field_of(flt, "in") is not None else "not_in"
+        return f"{kind} {which} {_listed(field_of(flt, which))}"
+    if kind == "topic":
+        which = "any_of" if field_of(flt, "any_of") is not None else "none_of"
+        return f"topic {which} {_listed(field_of(flt, which))}"
+    if kind == "custom_attribute":
+        op = field_of(flt, "op")
+        return f"custom_attribute {field_of(flt, 'key')} {op}" + (
+            "" if op in ("exists", "missing") else " …"
+        )
+    if kind == "value":
+        op = field_of(flt, "op")
+        value = "" if op in ("exists", "missing") else f" {_scalar(field_of(flt, 'value'))}"
+        return f"value {field_of(flt, 'field')} {op}{value}"
+    if kind in ("and", "or"):
+        return f"{kind}(" + ", ".join(describe(f) for f in children(flt)) + ")"
+    if kind == "not":
+        return f"not({describe(field_of(flt, 'filter'))})"
+    return str(kind)
 
 
 def fetched_leaves(filters: Sequence[Any], path: str = "filters") -> list[FetchedLeaf]:
@@ -270,13 +328,13 @@ def fetched_leaves(filters: Sequence[Any], path: str = "filters") -> list[Fetche
 
 
 def _fetched_in(flt: Any, here: str) -> list[FetchedLeaf]:
-    kind = _get(flt, "type")
+    kind = field_of(flt, "type")
     if kind in FETCHED_FACTS:
-        return [FetchedLeaf(here, kind, _describe(flt))]
+        return [FetchedLeaf(here, kind, describe(flt))]
     if kind in ("and", "or"):
-        return fetched_leaves(_get(flt, "filters"), f"{here}.filters")
+        return fetched_leaves(field_of(flt, "filters"), f"{here}.filters")
     if kind == "not":
-        return _fetched_in(_get(flt, "filter"), f"{here}.filter")
+        return _fetched_in(field_of(flt, "filter"), f"{here}.filter")
     return []
 
 

@@ -13,9 +13,15 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
-from retention_policies.compile import compile_filters, population_sql, reads_rollups
+from retention_policies.compile import (
+    children,
+    compile_filters,
+    describe,
+    field_of,
+    population_sql,
+    reads_rollups,
+)
 from retention_policies.facts import CONVERSATION_FACTS, CUSTOMER_FACTS, ITEM_FACTS, Tables
-from retention_policies.vocab import parse_duration
 
 __all__ = [
     "CHANGED",
@@ -73,29 +79,13 @@ class PolicyLike(Protocol):
     def filters(self) -> Sequence[Any]: ...
 
 
-def _get(flt: Any, name: str) -> Any:
-    """A filter's field, whether the filter is a model or its canonical dict."""
-    if isinstance(flt, Mapping):
-        return flt.get(name)
-    return getattr(flt, "in_" if name == "in" else name, None)
-
-
-def _children(flt: Any) -> list[Any]:
-    kind = _get(flt, "type")
-    if kind in ("and", "or"):
-        return list(_get(flt, "filters") or [])
-    if kind == "not":
-        return [_get(flt, "filter")]
-    return []
-
-
 def live_sources(filters: Sequence[Any], resource: str) -> frozenset[str]:
     """Which live reads the filters depend on (nested filters included): LIVE_CONVERSATIONS,
     LIVE_PROFILE. A policy on ages and item kinds alone depends on none."""
     found: set[str] = set()
     for flt in filters:
-        kind = _get(flt, "type")
-        name = _get(flt, "field")
+        kind = field_of(flt, "type")
+        name = field_of(flt, "field")
         if kind == "custom_attribute":
             found.add(LIVE_PROFILE)
         elif (
@@ -104,62 +94,8 @@ def live_sources(filters: Sequence[Any], resource: str) -> frozenset[str]:
             or (kind == "value" and name in _LIVE_VALUES.get(resource, ()))
         ):
             found.add(LIVE_CONVERSATIONS)
-        found |= live_sources(_children(flt), resource)
+        found |= live_sources(children(flt), resource)
     return frozenset(found)
-
-
-def _duration(value: Any) -> str:
-    """A duration as days (or hours, minutes, seconds), however the filter spells it."""
-    try:
-        seconds = int(parse_duration(value).total_seconds())
-    except ValueError:
-        return str(value)
-    for unit, size, prefix in (("D", 86400, "P"), ("H", 3600, "PT"), ("M", 60, "PT")):
-        if seconds % size == 0:
-            return f"{prefix}{seconds // size}{unit}"
-    return f"PT{seconds}S"
-
-
-def _listed(values: Any) -> str:
-    return "[" + ", ".join(str(v) for v in values or []) + "]"
-
-
-def _scalar(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return _listed(_scalar(v) for v in value)
-    return str(value)
-
-
-def describe(flt: Any) -> str:
-    """The filter in a few words, without personal data: a custom attribute's key and operator
-    are named, never the value it is compared with (`custom_attribute loyaltyTier ne …`)."""
-    kind = _get(flt, "type")
-    if kind == "age":
-        older = _get(flt, "older_than")
-        which = "older_than" if older is not None else "newer_than"
-        return f"age {_get(flt, 'field')} {which} {_duration(_get(flt, which))}"
-    if kind in ("inbox", "channel", "conversation_status"):
-        which = "in" if _get(flt, "in") is not None else "not_in"
-        return f"{kind} {which} {_listed(_get(flt, which))}"
-    if kind == "topic":
-        which = "any_of" if _get(flt, "any_of") is not None else "none_of"
-        return f"topic {which} {_listed(_get(flt, which))}"
-    if kind == "custom_attribute":
-        op = _get(flt, "op")
-        return f"custom_attribute {_get(flt, 'key')} {op}" + (
-            "" if op in ("exists", "missing") else " …"
-        )
-    if kind == "value":
-        op = _get(flt, "op")
-        value = "" if op in ("exists", "missing") else f" {_scalar(_get(flt, 'value'))}"
-        return f"value {_get(flt, 'field')} {op}{value}"
-    if kind in ("and", "or"):
-        return f"{kind}(" + ", ".join(describe(f) for f in _children(flt)) + ")"
-    if kind == "not":
-        return f"not({describe(_get(flt, 'filter'))})"
-    return str(kind)
 
 
 @dataclass(frozen=True)
