@@ -106,21 +106,28 @@ class Renderer(VoiceContent):
         data = self.data
         items = data.items
         kind, role, conv = items.kind[row], items.role[row], items.conv[row]
-        customer = data.customers[items.cust[row]]
+        owner = data.customers[items.cust[row]]
+        # After a customer merge the item belongs to the survivor (ids in the envelope) but its
+        # content stays as its author wrote it.
+        author = items.author.get(row) if items.author else None
+        customer = owner if author is None else data.customers[author]
         h = mix64(data.item_key ^ row)
         out: dict[str, Any] = {"id": data.item_codec.encode(row)}
         if conv >= 0:
-            out["conversationId"] = self.conversation_id(conv)
-        out["customerId"] = customer.id
+            # A customer merge may have moved the item into another conversation; its content
+            # stays as written (rendered from the conversation it was written in).
+            holder = data.convs.holder(conv) if data.convs.absorbed_into else conv
+            out["conversationId"] = self.conversation_id(holder)
+        out["customerId"] = owner.id
         out["timestamp"] = render_time(items.ts[row], digits_for(data.ts_key, row))
-        out["initiator"] = {"id": self._actor(role, customer, conv, h), "type": t.ROLE_TYPE[role]}
+        out["initiator"] = {"id": self._actor(role, owner, conv, h), "type": t.ROLE_TYPE[role]}
         content = self._content(row, kind, role, conv, customer, h)
         if kind == t.K_PHONE_CALL and "answeredAt" in content:
             # Whoever picked up: an agent for inbound calls, the customer for outbound ones.
             if role == t.R_CUSTOMER:
                 out["responder"] = {"id": self._agent(conv, h >> 7), "type": "AGENT"}
             else:
-                out["responder"] = {"id": customer.id, "type": "CUSTOMER"}
+                out["responder"] = {"id": owner.id, "type": "CUSTOMER"}
         session = self.session_id(row)
         if session is not None and self.newer and kind != t.K_CUSTOM_TEXT:
             out["sessionId"] = session

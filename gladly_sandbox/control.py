@@ -1,4 +1,5 @@
-"""The sandbox's own control surface under /_sandbox/: stats, state, settings, clock, inboxes."""
+"""The sandbox's own control surface under /_sandbox/: stats, state, settings, clock, inboxes,
+merges."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 CONTROL_PREFIX = "/_sandbox"
 # PATCH /_sandbox/inboxes/<inbox_id> renames an inbox, as an admin does in Gladly's UI.
 INBOX_PREFIX = f"{CONTROL_PREFIX}/inboxes/"
+# POST /_sandbox/merges merges one customer into another, as an agent does in Gladly's UI.
+MERGES_PATH = f"{CONTROL_PREFIX}/merges"
 # Switches that live on the Organisation rather than in ServerSettings (all but contact_again are
 # choices for behaviour Gladly does not document; docs/sandbox.md lists them).
 ORG_SWITCHES: tuple[str, ...] = (
@@ -32,9 +35,16 @@ ORG_SWITCHES: tuple[str, ...] = (
     "conversation_list_keeps",
     "item_list_keeps",
     "phone_search_exact",
+    "profile_events_in_stream",
 )
 _BOOL_SWITCHES = frozenset(
-    {"contact_again", "topics_required_to_close", "search_external_ids_map", "phone_search_exact"}
+    {
+        "contact_again",
+        "topics_required_to_close",
+        "search_external_ids_map",
+        "phone_search_exact",
+        "profile_events_in_stream",
+    }
 )
 _MERGED_DELETE_STATUSES = (204, 301, 404)
 _KEEPS = ("oldest", "newest")
@@ -237,6 +247,26 @@ def _rename_inbox(ctx: ControlContext, inbox_id: str, body: bytes) -> dict[str, 
         raise ControlError(404, f"no inbox has the id {inbox_id!r}") from None
 
 
+def _merge(ctx: ControlContext, body: bytes) -> dict[str, Any]:
+    data = _json_body(body)
+    extra = sorted(set(data) - {"source", "destination"})
+    if extra:
+        raise ControlError(
+            400, f'unknown field {extra[0]!r}; send {{"source": id, "destination": id}}', extra[0]
+        )
+    for name in ("source", "destination"):
+        if not isinstance(data.get(name), str) or not data[name].strip():
+            raise ControlError(400, f"{name} must be a customer id", name)
+    # Export jobs that came due render before the merge changes what they would contain.
+    ctx.exports.refresh()
+    try:
+        return ctx.org.merge_customers(data["source"], data["destination"])
+    except ValueError as exc:
+        text = str(exc)
+        attr = "destination" if text.startswith("destination") else "source"
+        raise ControlError(400, text, attr) from None
+
+
 def handle_control(ctx: ControlContext, method: str, path: str, body: bytes) -> tuple[int, Any]:
     """Answer one /_sandbox/ request: (status, JSON data or None for an empty 204)."""
     key = (method, path.rstrip("/"))
@@ -255,6 +285,8 @@ def handle_control(ctx: ControlContext, method: str, path: str, body: bytes) -> 
         return 200, _patch_settings(ctx, body)
     if key == ("POST", "/_sandbox/clock"):
         return 200, _move_clock(ctx, body)
+    if key == ("POST", MERGES_PATH):
+        return 200, _merge(ctx, body)
     if key[1].startswith(INBOX_PREFIX) and "/" not in key[1][len(INBOX_PREFIX) :]:
         if method != "PATCH":
             raise ControlError(405, f"{method} is not allowed on {INBOX_PREFIX}<inbox_id>")
@@ -266,6 +298,7 @@ def handle_control(ctx: ControlContext, method: str, path: str, body: bytes) -> 
         "/_sandbox/state",
         "/_sandbox/settings",
         "/_sandbox/clock",
+        MERGES_PATH,
     }
     if key[1] in known:
         raise ControlError(405, f"{method} is not allowed on {key[1]}")

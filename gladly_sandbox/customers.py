@@ -56,9 +56,13 @@ class CustomerOperations:
     _deleted_customers: int
     _status_counts: Counter[int]
 
-    # Provided by ItemOperations; declared (not defined) so the MRO finds the real ones.
+    # Provided by ItemOperations and EventOperations; declared (not defined) so the MRO finds
+    # the real ones.
     _append_item: Callable[[int, int, int], int]
     _forget_item: Callable[[int], None]
+    _emit_profile: Callable[[str, str], None]
+    _emit_conversation: Callable[..., None]
+    _assignee: Callable[[int], dict[str, str]]
 
     def find_customers(
         self, *, email: str | None = None, phone: str | None = None, external_id: str | None = None
@@ -118,6 +122,7 @@ class CustomerOperations:
             for attr, value in fields.items():
                 setattr(customer, attr, value)
             self._add_customer(customer)
+            self._emit_profile("CUSTOMER_PROFILE/CREATED", customer_id)
             return customer_id
 
     def update_customer(self, customer_id: str, body: dict[str, Any]) -> None:
@@ -135,6 +140,7 @@ class CustomerOperations:
                     setattr(customer, attr, value)
             customer.updated = max(customer.updated + 1, to_micros(self.clock.now()))
             self._index(row)
+            self._emit_profile("CUSTOMER_PROFILE/UPDATED", customer.id)
 
     def delete_customer(self, customer_id: str) -> None:
         """Delete the profile with all its conversations and items; 400 while any is not CLOSED."""
@@ -159,6 +165,7 @@ class CustomerOperations:
                     self._forget_item(item)
             for item in customer.activities:
                 self._forget_item(item)
+            self._emit_profile("CUSTOMER_PROFILE/DELETED", customer.id)
             if self.contact_again:
                 self._contact_again(row)
 
@@ -286,6 +293,7 @@ class CustomerOperations:
         )
         new_row = self._add_customer(fresh)
         old.recontacted_as = fresh.id
+        self._emit_profile("CUSTOMER_PROFILE/CREATED", fresh.id)
         channel = (
             t.CH_EMAIL if fresh.contact_email else (t.CH_SMS if fresh.contact_phone else t.CH_CHAT)
         )
@@ -296,6 +304,11 @@ class CustomerOperations:
         fresh.conversations.append(conv)
         item = self._append_item(conv, t.CHANNEL_KIND[channel], t.R_CUSTOMER)
         convs.created[conv] = self.data.items.ts[item]
+        customer_initiator = {"id": fresh.id, "type": "CUSTOMER"}
+        # A new conversation has no earlier state: its context is the assignee it starts with.
+        self._emit_conversation(
+            "CONVERSATION/CREATED", conv, self._assignee(conv), customer_initiator
+        )
 
 
 def _lenient_phone(value: str) -> str:

@@ -174,7 +174,11 @@ class ItemOperations:
     def _conversation_row(self, conversation_id: str, *, quirk: Literal["empty"] | None) -> int:
         data = self.data
         conv = data.conv_codec.decode(conversation_id, len(data.convs))
-        if conv is None or data.customers[data.convs.cust[conv]].deleted:
+        if (
+            conv is None
+            or data.customers[data.convs.cust[conv]].deleted
+            or conv in data.convs.absorbed_into
+        ):
             raise ApiError(404, "not_exist", "conversation does not exist", quirk=quirk)
         return conv
 
@@ -193,7 +197,11 @@ class ItemOperations:
             quantize(when, digits_for(data.ts_key, row)), kind, role, conv, convs.cust[conv]
         )
         items.insert_order(row)
-        if convs.item_count[conv] == 0 and conv not in convs.extra_items:
+        if (
+            convs.item_count[conv] == 0
+            and conv not in convs.extra_items
+            and conv not in convs.merged_rows
+        ):
             convs.first_item[conv] = row
             convs.item_count[conv] = 1
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -13,6 +14,7 @@ from gladly_sandbox.settings import RateLimitAlgorithm
 HEADER_LIMIT = "Ratelimit-Limit-Second"
 HEADER_REMAINING = "Ratelimit-Remaining-Second"
 HEADER_RETRY_AFTER = "Retry-After"
+REPORT_WINDOW_SECONDS = 60.0  # the Reports API's limit is per minute (rolling, ASSUMPTION)
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,15 @@ class RateDecision:
         return headers
 
 
+@dataclass(frozen=True)
+class ReportDecision:
+    """Whether a report may start now; when not, why and when one could."""
+
+    allowed: bool
+    detail: str = ""
+    retry_after: int = 0  # whole seconds (≥ 1 on a refusal)
+
+
 class RateLimiter:
     """Counts the whole organisation's requests per HTTP method.
 
@@ -47,12 +58,54 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._windows: dict[str, tuple[int, int]] = {}  # method -> (window index, count)
         self._buckets: dict[str, tuple[float, float]] = {}  # method -> (level, at)
+        self._report_starts: deque[float] = deque()  # when allowed reports started
+        self._reports_in_flight = 0
 
     def reset(self) -> None:
-        """Forget all counts."""
+        """Forget all counts (reports in flight stay in flight)."""
         with self._lock:
             self._windows.clear()
             self._buckets.clear()
+            self._report_starts.clear()
+
+    def start_report(self, per_minute: int | None, concurrent: int | None) -> ReportDecision:
+        """Count a report that starts now, unless one of the Reports API's limits is reached.
+
+        `per_minute`: reports started in the last 60 seconds of the monotonic clock;
+        `concurrent`: reports in flight. None (or 0) switches a limit off. A refused report
+        does not count; an allowed one must be ended with `end_report`.
+        """
+        now = self.monotonic()
+        with self._lock:
+            starts = self._report_starts
+            while starts and starts[0] <= now - REPORT_WINDOW_SECONDS:
+                starts.popleft()
+            if per_minute and len(starts) >= per_minute:
+                wait = starts[len(starts) - per_minute] + REPORT_WINDOW_SECONDS - now
+                return ReportDecision(
+                    False,
+                    f"report rate limit reached: {per_minute} report requests per minute",
+                    max(1, math.ceil(wait)),
+                )
+            if concurrent and self._reports_in_flight >= concurrent:
+                return ReportDecision(
+                    False,
+                    f"report concurrency limit reached: {concurrent} reports at a time",
+                    1,
+                )
+            starts.append(now)
+            self._reports_in_flight += 1
+            return ReportDecision(True)
+
+    def end_report(self) -> None:
+        """A report started with `start_report` has been answered."""
+        with self._lock:
+            self._reports_in_flight = max(0, self._reports_in_flight - 1)
+
+    def reports_in_flight(self) -> int:
+        """How many reports are being made right now."""
+        with self._lock:
+            return self._reports_in_flight
 
     def hit(
         self, method: str, limit: float, algorithm: RateLimitAlgorithm = "fixed_window"

@@ -21,4 +21,6 @@ ROUTE_TEMPLATES: tuple[str, ...] = (
     "/export/jobs",
     "/export/jobs/{jobId}",
     "/export/jobs/{jobId}/files/{filename}",
+    "/reports",
+    "/events",
 )

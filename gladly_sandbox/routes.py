@@ -10,11 +10,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote
 
 from gladly_sandbox.errors import ApiError
+from gladly_sandbox.events import JSONLINES
+from gladly_sandbox.ratelimit import HEADER_RETRY_AFTER
+from gladly_sandbox.reports import CSV, parse_report_request
 from gladly_sandbox.route_templates import ROUTE_TEMPLATES
 from gladly_sandbox.settings import ROLE_COMPLIANCE_ADMIN, SandboxUser, ServerSettings
 
 if TYPE_CHECKING:
     from gladly_sandbox.exports import ExportService
+    from gladly_sandbox.ratelimit import RateLimiter
     from gladly_sandbox.store import Organisation
 
 JSON = "application/json"
@@ -29,6 +33,8 @@ class ApiContext(Protocol):
     org: Organisation
     exports: ExportService
     settings: ServerSettings
+    ratelimiter: RateLimiter
+    sleep: Callable[[float], None]
 
 
 @dataclass
@@ -243,6 +249,42 @@ def export_file(ctx: ApiContext, req: ApiRequest) -> Reply:
     return Reply(200, content_type=NDJSON, file=path)
 
 
+# --- reports and events --------------------------------------------------------------------------
+
+
+def create_report(ctx: ApiContext, req: ApiRequest) -> Reply:
+    """POST /reports → 200 CSV; 10 a minute and 2 at a time per organisation (documented)."""
+    org, settings = ctx.org, ctx.settings
+    # ASSUMPTION: a request refused as invalid (400/501) does not count against the limits.
+    request = parse_report_request(_json_object(req), [inbox.id for inbox in org.data.inboxes])
+    decision = ctx.ratelimiter.start_report(
+        settings.report_rate_limit_per_minute, settings.report_concurrency_limit
+    )
+    if not decision.allowed:
+        headers = (
+            {HEADER_RETRY_AFTER: str(decision.retry_after)} if settings.retry_after_header else {}
+        )
+        raise ApiError(429, "rate_limited", decision.detail, headers=headers)
+    try:
+        if settings.report_latency_ms > 0:
+            ctx.sleep(settings.report_latency_ms / 1000.0)
+        body = org.report_csv(
+            request, settings.report_row_cap, empty_body=settings.report_empty_body_when_no_rows
+        )
+    finally:
+        ctx.ratelimiter.end_report()
+    disposition = f"attachment; filename={request.filename}"
+    return Reply(200, body, CSV, {"Content-Disposition": disposition})
+
+
+def list_events(ctx: ApiContext, req: ApiRequest) -> Reply:
+    """GET /events?startAt=&endAt=&entities= (repeatable) → 200 JSON Lines, oldest first."""
+    events = ctx.org.list_events(
+        req.arg("startAt"), req.arg("endAt"), list(req.query.get("entities", []))
+    )
+    return Reply(200, b"".join(encode_json(event) + b"\n" for event in events), JSONLINES)
+
+
 # --- the table -----------------------------------------------------------------------------------
 
 
@@ -292,6 +334,8 @@ ROUTES: tuple[Route, ...] = (
     _route("/export/jobs", {"GET": list_jobs}),
     _route("/export/jobs/{jobId}", {"GET": get_job, "DELETE": delete_job}),
     _route("/export/jobs/{jobId}/files/{filename}", {"GET": export_file}, download=True),
+    _route("/reports", {"POST": create_report}),
+    _route("/events", {"GET": list_events}),
 )
 if tuple(r.template for r in ROUTES) != ROUTE_TEMPLATES:
     raise ImportError("routes.ROUTES and route_templates.ROUTE_TEMPLATES list different routes")

@@ -19,7 +19,13 @@ from typing import Any
 from urllib.parse import quote
 
 from gladly_sandbox.clock import SandboxClock
-from gladly_sandbox.control import INBOX_PREFIX, ORG_SWITCHES, apply_changes, check_org_switch
+from gladly_sandbox.control import (
+    INBOX_PREFIX,
+    MERGES_PATH,
+    ORG_SWITCHES,
+    apply_changes,
+    check_org_switch,
+)
 from gladly_sandbox.exports import ExportService, ExportSpec
 from gladly_sandbox.handler import SandboxRequestHandler
 from gladly_sandbox.options import is_loopback_host, split_options, to_control_json
@@ -355,6 +361,20 @@ class Sandbox:
                 exc.close()
                 raise KeyError(inbox_id) from None
             raise
+        return data
+
+    def merge_customers(self, source: str, destination: str) -> dict[str, Any]:
+        """Merge customer `source` into `destination`, as an agent does in Gladly's UI.
+
+        Returns the `CUSTOMER/MERGED` event's content. Raises ValueError for an unknown,
+        deleted or merged-away id, or when both ids are the same.
+        """
+        if not self._process:
+            self.exports.refresh()  # jobs that came due render before the data changes
+            return self.org.merge_customers(source, destination)
+        data: dict[str, Any] = self._control(
+            "POST", MERGES_PATH, {"source": source, "destination": destination}
+        )
         return data
 
     def _control(self, method: str, path: str, body: Any = None) -> Any:

@@ -112,6 +112,16 @@ class ServerSettings:
     quirk_bare_list_errors: bool = True  # `[{...}]` where Gladly documents it
     quirk_empty_404: bool = True  # 404 without a body where Gladly documents it
     limited_data_header_value: str = "true"
+    # Reports API (POST /reports). Documented: 10 requests a minute and 2 at a time per
+    # organisation; None or 0 switches a limit off. The minute is a rolling 60 seconds.
+    report_rate_limit_per_minute: int | None = 10
+    report_concurrency_limit: int | None = 2
+    # ASSUMPTION (a public integration's note): Gladly cuts a report at 100k rows, silently.
+    report_row_cap: int | None = 100_000
+    report_latency_ms: float = 0.0  # held while the report is in flight (counts as concurrent)
+    # ASSUMPTION (a public integration's note): a report without rows is an empty body, not even
+    # the header line; False sends the header line alone.
+    report_empty_body_when_no_rows: bool = True
     _lock: threading.Lock = field(
         default_factory=threading.Lock, init=False, repr=False, compare=False
     )
@@ -258,7 +268,25 @@ def normalise_settings(changes: Mapping[str, Any]) -> dict[str, Any]:
                     f"(got {value!r})"
                 )
             out[name] = value
-        elif name in ("latency_ms", "latency_jitter_ms"):
+        elif name in ("report_rate_limit_per_minute", "report_concurrency_limit"):
+            if value is not None and (
+                not isinstance(value, int) or isinstance(value, bool) or value < 0
+            ):
+                raise ValueError(
+                    f"{name} must be a whole number >= 1, or 0 / null to switch it off "
+                    f"(got {value!r})"
+                )
+            out[name] = value or None
+        elif name == "report_row_cap":
+            if value is not None and (
+                not isinstance(value, int) or isinstance(value, bool) or value < 0
+            ):
+                raise ValueError(
+                    "report_row_cap must be a whole number >= 0, or null for no cap "
+                    f"(got {value!r})"
+                )
+            out[name] = value
+        elif name in ("latency_ms", "latency_jitter_ms", "report_latency_ms"):
             out[name] = _require_non_negative(name, value)
         elif name == "fault_seed":
             if not isinstance(value, int) or isinstance(value, bool):
@@ -285,5 +313,11 @@ _SETTING_NAMES: tuple[str, ...] = tuple(
     f.name for f in fields(ServerSettings) if not f.name.startswith("_")
 )
 _BOOL_SETTINGS = frozenset(
-    {"retry_after_header", "quirk_object_errors", "quirk_bare_list_errors", "quirk_empty_404"}
+    {
+        "retry_after_header",
+        "quirk_object_errors",
+        "quirk_bare_list_errors",
+        "quirk_empty_404",
+        "report_empty_body_when_no_rows",
+    }
 )

@@ -12,9 +12,12 @@ from gladly_sandbox.clock import SandboxClock
 from gladly_sandbox.content import Renderer
 from gladly_sandbox.customers import CustomerOperations
 from gladly_sandbox.errors import ApiError
+from gladly_sandbox.events import EventLog, EventOperations
 from gladly_sandbox.generate import data_now, generate
 from gladly_sandbox.items import ItemOperations
+from gladly_sandbox.merges import MergeOperations
 from gladly_sandbox.orgdata import Inbox, OrgData, OrgSpec
+from gladly_sandbox.reports import ReportOperations
 
 __all__ = ["OrgSpec", "Organisation"]
 
@@ -23,10 +26,13 @@ CONVERSATION_LIST_LIMIT = 100  # documented
 Keep = Literal["oldest", "newest"]
 
 
-class Organisation(CustomerOperations, ItemOperations):
+class Organisation(
+    CustomerOperations, MergeOperations, ItemOperations, ReportOperations, EventOperations
+):
     """One Gladly organisation's data and the rules Gladly applies to it.
 
     Thread-safe: every operation holds `lock` (an RLock); `export_items` takes it per batch.
+    State changes are recorded as events (`GET /events`) for 24 hours.
     """
 
     def __init__(self, spec: OrgSpec, clock: SandboxClock) -> None:
@@ -54,6 +60,10 @@ class Organisation(CustomerOperations, ItemOperations):
         self.item_list_keeps: Keep = "oldest"
         # ASSUMPTION: phoneNumber must match the stored E.164 exactly (no lenient parsing).
         self.phone_search_exact = True
+        # Gladly documents CUSTOMER_PROFILE/CREATED|UPDATED|DELETED as webhook events only.
+        # ASSUMPTION: the events stream carries them too (False leaves them out).
+        self.profile_events_in_stream = True
+        self.events = EventLog(spec.seed)
         self._runtime_rng = random.Random(f"{spec.seed}:runtime")
         self._by_id: dict[str, int] = {}
         self._by_email: dict[str, list[int]] = {}
@@ -64,6 +74,7 @@ class Organisation(CustomerOperations, ItemOperations):
             self._by_id[customer.id] = row
             self._index(row)
         self._deleted_customers = 0
+        self._merged_away = 0  # profiles merged away at run time (POST /_sandbox/merges)
         self._status_counts = Counter(self.data.convs.status)
         kinds = Counter(self.data.items.kind)
         self._type_counts: Counter[str] = Counter()
@@ -94,7 +105,7 @@ class Organisation(CustomerOperations, ItemOperations):
             return self.render.conversation(self._conversation_row(conversation_id, quirk="empty"))
 
     def update_conversation(self, conversation_id: str, body: dict[str, Any]) -> None:
-        """Close (or reopen) and/or reassign; closing appends a CONVERSATION_STATUS_CHANGE item."""
+        """Close (or reopen) and/or reassign; each change is an item and/or an event."""
         with self.lock:
             conv = self._conversation_row(conversation_id, quirk=None)
             status, force, inbox, agent = _parse_conversation_update(body, self.data)
@@ -102,27 +113,43 @@ class Organisation(CustomerOperations, ItemOperations):
             current = convs.status[conv]
             if inbox is not None and current == t.S_CLOSED and status != "OPEN":
                 raise ApiError(400, "invalid_state", "closed conversation cannot be reassigned")
-            if status == "CLOSED" and current != t.S_CLOSED:
+            close = status == "CLOSED" and current != t.S_CLOSED
+            reopen = status == "OPEN" and current == t.S_CLOSED
+            if close:
                 self._check_closable(conv, force)
-            if status == "OPEN" and current == t.S_CLOSED:
+            if reopen:
                 customer = self.data.customers[convs.cust[conv]]
                 if any(convs.status[c] != t.S_CLOSED for c in customer.conversations):
                     # ASSUMPTION: Gladly's one-open-conversation rule refuses a second one.
                     raise ApiError(
                         400, "invalid_state", "customer already has an open conversation"
                     )
+            api = self._api_initiator()
+            if reopen:
+                self._append_item(conv, t.K_STATUS_OPEN, t.R_API)
+                self._set_status(conv, t.S_OPEN)
+                convs.closed[conv] = 0
+                self._emit_conversation("CONVERSATION/REOPENED", conv, self._assignee(conv), api)
             if inbox is not None:
-                convs.inbox[conv] = inbox
-                convs.agent[conv] = agent if agent is not None else -1
-            if status == "CLOSED" and current != t.S_CLOSED:
+                new_agent = agent if agent is not None else -1
+                before = self._assignee(conv)
+                if (convs.inbox[conv], convs.agent[conv]) != (inbox, new_agent):
+                    convs.inbox[conv] = inbox
+                    convs.agent[conv] = new_agent
+                    self._emit_conversation(
+                        "CONVERSATION_ASSIGNEE/UPDATED",
+                        conv,
+                        before,
+                        api,
+                        reason="MANUAL",  # ASSUMPTION: a reassignment through the API
+                        assignee=self._assignee(conv),
+                    )
+            if close:
                 # ASSUMPTION: a close made through the API is initiated by type API.
                 item = self._append_item(conv, t.K_STATUS_CLOSED, t.R_API)
                 self._set_status(conv, t.S_CLOSED)
                 convs.closed[conv] = self.data.items.ts[item]
-            elif status == "OPEN" and current == t.S_CLOSED:
-                self._append_item(conv, t.K_STATUS_OPEN, t.R_API)
-                self._set_status(conv, t.S_OPEN)
-                convs.closed[conv] = 0
+                self._emit_conversation("CONVERSATION/CLOSED", conv, self._assignee(conv), api)
 
     # --- directory ---
 
@@ -183,7 +210,7 @@ class Organisation(CustomerOperations, ItemOperations):
         with self.lock:
             customers = self.data.customers
             result = {
-                "customers": len(customers) - self._deleted_customers,
+                "customers": len(customers) - self._deleted_customers - self._merged_away,
                 "merged_ids": sum(
                     1 for row in self.data.merged.values() if self._merged_alive(row)
                 ),
@@ -196,6 +223,7 @@ class Organisation(CustomerOperations, ItemOperations):
             }
             for name in sorted(self._type_counts):
                 result[f"items_by_type:{name}"] = self._type_counts[name]
+            result["events"] = self.events.count(self.clock.now())
             return result
 
     def customer_ids(self) -> list[str]:
@@ -212,10 +240,11 @@ class Organisation(CustomerOperations, ItemOperations):
                 row = self._by_id.get(customer_id)
                 rows = [] if row is None or customers[row].deleted else customers[row].conversations
             else:
+                absorbed = self.data.convs.absorbed_into
                 rows = [
                     c
                     for c in range(len(self.data.convs))
-                    if not customers[self.data.convs.cust[c]].deleted
+                    if not customers[self.data.convs.cust[c]].deleted and c not in absorbed
                 ]
             return [self.data.conv_codec.encode(c) for c in rows]
 

@@ -207,6 +207,9 @@ class ItemTable:
         self.cust = array("i")  # customer row
         self.flags = bytearray()
         self.order = array("i")  # rows sorted by (ts, row), for windowed export
+        # Items a customer merge moved to another customer: row → the customer who wrote them
+        # (their content stays as written; `cust` names the owner now).
+        self.author: dict[int, int] = {}
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -257,6 +260,10 @@ class ConversationTable:
         self.first_item = array("i")
         self.item_count = array("i")
         self.extra_items: dict[int, list[int]] = {}  # items appended at runtime
+        # Customer merges: an open conversation absorbed into another open one (source → holder),
+        # and the holder's rows in time order at the merge (its later items go to extra_items).
+        self.absorbed_into: dict[int, int] = {}
+        self.merged_rows: dict[int, list[int]] = {}
 
     def __len__(self) -> int:
         return len(self.cust)
@@ -278,7 +285,28 @@ class ConversationTable:
 
     def item_rows(self, conv: int) -> list[int]:
         """Rows of the conversation's items in time order."""
-        first = self.first_item[conv]
-        rows = list(range(first, first + self.item_count[conv]))
+        merged = self.merged_rows.get(conv)
+        if merged is not None:
+            rows = list(merged)
+        else:
+            first = self.first_item[conv]
+            rows = list(range(first, first + self.item_count[conv]))
         rows.extend(self.extra_items.get(conv, ()))
         return rows
+
+    def holder(self, conv: int) -> int:
+        """The conversation that now holds `conv`'s items (itself unless a merge absorbed it)."""
+        absorbed = self.absorbed_into
+        while conv in absorbed:
+            conv = absorbed[conv]
+        return conv
+
+    def absorb(self, source: int, holder: int, ts: array[int]) -> None:
+        """Move every item of `source` into `holder` (a customer merge of two open ones)."""
+        rows = self.item_rows(holder) + self.item_rows(source)
+        rows.sort(key=lambda r: (ts[r], r))
+        self.merged_rows[holder] = rows
+        self.extra_items.pop(holder, None)
+        self.merged_rows.pop(source, None)
+        self.extra_items.pop(source, None)
+        self.absorbed_into[source] = holder

@@ -110,7 +110,8 @@ class VoiceContent:
             return None
         items = data.items
         conv, kind = items.conv[row], items.kind[row]
-        customer = data.customers[items.cust[row]]
+        owner = items.cust[row]
+        customer = data.customers[items.author.get(row, owner) if items.author else owner]
         content = self.item(row)["content"]
         duration = float(content["recordingDuration"])
         speakers = 1 if kind == t.K_VOICEMAIL else 2
