@@ -19,15 +19,19 @@ from gladly_client.constants import (
     ENV_BASE_URL,
     ENV_REQUESTS_PER_SECOND,
     ENV_USER,
+    REPORT_CONCURRENCY,
+    REPORTS_PER_MINUTE,
 )
 from gladly_client.resources import (
     ConversationsResource,
     CustomersResource,
+    EventsResource,
     ExportsResource,
     ItemsResource,
     OrganisationResource,
+    ReportsResource,
 )
-from gladly_client.throttle import Throttle
+from gladly_client.throttle import ReportGate, Throttle
 from gladly_client.transport import Transport
 
 
@@ -67,6 +71,7 @@ class GladlyClient:
         clock: Callable[[], float] = time.monotonic,
         session: requests.Session | None = None,
         spool_dir: str | os.PathLike[str] | None = None,
+        reports_per_minute: int = REPORTS_PER_MINUTE,
     ) -> None:
         token = api_token.get_secret_value() if isinstance(api_token, SecretStr) else api_token
         self._transport = Transport(
@@ -85,6 +90,11 @@ class GladlyClient:
         self.items = ItemsResource(self._transport)
         self.exports = ExportsResource(self._transport, spool_dir)
         self.org = OrganisationResource(self._transport)
+        self.reports = ReportsResource(
+            self._transport,
+            ReportGate(reports_per_minute, REPORT_CONCURRENCY, clock=clock, sleep=sleep),
+        )
+        self.events = EventsResource(self._transport)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **options: object) -> GladlyClient:

@@ -14,6 +14,10 @@ MIN_REQUESTS_PER_SECOND = 0.5
 THROTTLE_BACKOFF_FACTOR = 0.5
 # Share of the configured rate regained per second without a 429 or an exhausted window.
 THROTTLE_RECOVERY_PER_SECOND = 0.25
+# The Reports API has its own budget per organisation (api.md "Rate limits"): 10 requests a
+# minute and 2 at once, on top of the POST method's 10 a second.
+REPORTS_PER_MINUTE = 10
+REPORT_CONCURRENCY = 2
 # Gladly counts in one-second windows; when it says none remain we wait this long.
 RATE_WINDOW_SECONDS = 1.0
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
 from typing import Annotated, Any, overload
 
 from pydantic import (
@@ -306,3 +308,36 @@ class Inbox(_DirectoryEntry):
 
     name: str | None = None
     disabled: bool | None = None
+
+
+class Event(GladlyModel):
+    """One entry of `GET /events`: what changed, when, and the ids it concerns (`content`)."""
+
+    id: str
+    type: str
+    timestamp: Timestamp
+    content: dict[str, Any] = Field(default_factory=dict)
+    initiator: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Report:
+    """A report (`POST /reports`) as Gladly sent it: the CSV header and its rows, as text.
+
+    The columns are the report's, undocumented per metric set; callers look theirs up with
+    `index` and fail when one is missing rather than guess.
+    """
+
+    metric_set: str
+    start: date
+    end: date
+    header: tuple[str, ...]
+    rows: list[list[str]]
+
+    def index(self, column: str) -> int | None:
+        """The position of `column` (compared without surrounding blanks), None if absent."""
+        wanted = column.strip()
+        for position, name in enumerate(self.header):
+            if name.strip() == wanted:
+                return position
+        return None

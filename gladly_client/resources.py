@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
-from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,14 +19,17 @@ from gladly_client.models import (
     Conversation,
     ConversationList,
     Customer,
+    Event,
     ExportJob,
     ExportSchedule,
     Inbox,
     Item,
     ItemList,
+    Report,
     Topic,
     VoiceTranscript,
 )
+from gladly_client.throttle import ReportGate
 from gladly_client.transport import Download, HTTPResult, Transport, iter_file_lines
 
 M = TypeVar("M", bound=BaseModel)
@@ -44,6 +49,8 @@ _EXPORT_FILE = "/export/jobs/{job_id}/files/{filename}"
 _AGENTS = "/agents"
 _TOPICS = "/topics"
 _INBOXES = "/inboxes"
+_REPORTS = "/reports"
+_EVENTS = "/events"
 
 
 def _one(model: type[M]) -> Callable[[HTTPResult], M]:
@@ -245,6 +252,72 @@ class OrganisationResource:
     def inboxes(self) -> list[Inbox]:
         """Every inbox: id, name, disabled."""
         return self._t.request("GET", _INBOXES, parse=_many(Inbox))
+
+
+class ReportsResource:
+    """Reports API: one CSV per request, paced by Gladly's own report budget (`gate`)."""
+
+    def __init__(self, transport: Transport, gate: ReportGate) -> None:
+        self._t = transport
+        self.gate = gate
+
+    def generate(self, metric_set: str, start: date, end: date, *, timezone: str = "UTC") -> Report:
+        """The `metric_set` report for the days `start`..`end` (both included) in `timezone`.
+
+        Gladly answers CSV whose columns depend on the metric set; the whole body is read
+        (reports are bounded: Gladly caps their rows) and split into header and rows.
+        """
+        if end < start:
+            raise ValueError(f"report window ends ({end}) before it starts ({start})")
+        body = {
+            "metricSet": _require_id("metric_set", metric_set),
+            "startAt": start.isoformat(),
+            "endAt": end.isoformat(),
+            "timezone": timezone,
+        }
+
+        def parse(result: HTTPResult) -> Report:
+            header, rows = _csv_table(result.body)
+            return Report(metric_set, start, end, header, rows)
+
+        return self._t.request("POST", _REPORTS, json=body, parse=parse, gate=self.gate)
+
+
+class EventsResource:
+    """Events API: what happened in the organisation, for a window within the last 24 hours."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._t = transport
+
+    def fetch(
+        self, start_at: datetime, end_at: datetime | None, entities: Sequence[str]
+    ) -> list[Event]:
+        """Events of `entities` (CONVERSATION, CUSTOMER, …) recorded in [start_at, end_at].
+
+        Gladly refuses (400) a start older than 24 hours; events trail real time by up to
+        15 seconds, so a caller that wants everything up to `end_at` asks again later.
+        """
+        if not entities:
+            raise ValueError("entities must name at least one entity type")
+        params: dict[str, Any] = {"startAt": _iso(start_at), "entities": list(entities)}
+        if end_at is not None:
+            params["endAt"] = _iso(end_at)
+
+        def parse(result: HTTPResult) -> list[Event]:
+            return [
+                Event.model_validate_json(line) for line in result.body.splitlines() if line.strip()
+            ]
+
+        return self._t.request("GET", _EVENTS, params=params, parse=parse)
+
+
+def _csv_table(body: bytes) -> tuple[tuple[str, ...], list[list[str]]]:
+    """Header and rows of a CSV body; blank lines (also before the header) are skipped."""
+    text = body.decode("utf-8-sig", errors="replace")
+    rows = [row for row in csv.reader(io.StringIO(text, newline="")) if any(c.strip() for c in row)]
+    if not rows:
+        return (), []
+    return tuple(rows[0]), rows[1:]
 
 
 class ExportFileStream:

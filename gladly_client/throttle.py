@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from gladly_client.constants import (
@@ -15,7 +17,7 @@ from gladly_client.constants import (
     THROTTLE_RECOVERY_PER_SECOND,
 )
 
-__all__ = ["Throttle"]
+__all__ = ["ReportGate", "Throttle"]
 
 
 @dataclass
@@ -135,3 +137,69 @@ class Throttle:
     def _anchor(schedule: _Schedule, now: float) -> None:
         schedule.anchor_rate = schedule.rate
         schedule.anchor_time = now
+
+
+class ReportGate:
+    """The Reports API's own budget: `per_minute` starts in any 60 s, `concurrent` at once.
+
+    Separate from (and on top of) the per-method throttle, which every POST still passes. Sends
+    are allowed in a burst while the rolling minute has room; the eleventh waits for the
+    oldest start to leave the window. A 429 on a report (another integration spent the
+    organisation's minute) fills the window: nothing is sent for the next 60 s.
+
+        with gate.slot():
+            ...send one report request...
+    """
+
+    WINDOW_SECONDS = 60.0
+
+    def __init__(
+        self,
+        per_minute: int,
+        concurrent: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if per_minute < 1 or concurrent < 1:
+            raise ValueError(
+                f"per_minute and concurrent must be >= 1, got {per_minute} and {concurrent}"
+            )
+        self.per_minute = per_minute
+        self.concurrent = concurrent
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._starts: deque[float] = deque()
+        self._in_flight = threading.BoundedSemaphore(concurrent)
+
+    @contextmanager
+    def slot(self) -> Iterator[float]:
+        """Hold one of the concurrent slots and one start of the minute; yields seconds waited."""
+        with self._in_flight:
+            waited = 0.0
+            while True:
+                with self._lock:
+                    now = self._clock()
+                    while self._starts and now - self._starts[0] >= self.WINDOW_SECONDS:
+                        self._starts.popleft()
+                    if len(self._starts) < self.per_minute:
+                        self._starts.append(now)
+                        break
+                    wait = self._starts[0] + self.WINDOW_SECONDS - now
+                self._sleep(wait)
+                waited += wait
+            yield waited
+
+    def refused(self) -> None:
+        """Gladly answered 429: treat the minute as spent from now on."""
+        with self._lock:
+            now = self._clock()
+            self._starts.clear()
+            self._starts.extend([now] * self.per_minute)
+
+    def seconds_for(self, reports: int) -> float:
+        """Least time `reports` report requests take under this gate from an empty minute."""
+        if reports <= self.per_minute:
+            return 0.0
+        return math.ceil(reports / self.per_minute - 1) * self.WINDOW_SECONDS

@@ -9,7 +9,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import closing
+from contextlib import closing, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeVar, overload
@@ -34,12 +34,13 @@ from gladly_client.errors import (
     GladlyConnectionError,
     GladlyTimeoutError,
     IncompleteDownloadError,
+    RateLimitError,
     body_cut_short,
     error_from_body,
     error_from_response,
 )
 from gladly_client.retry import build_retrying
-from gladly_client.throttle import Throttle
+from gladly_client.throttle import ReportGate, Throttle
 
 logger = logging.getLogger("gladly_client")
 
@@ -179,6 +180,7 @@ class Transport:
         params: Mapping[str, str] | None = None,
         json: Any = None,
         parse: None = None,
+        gate: ReportGate | None = None,
     ) -> HTTPResult: ...
 
     @overload
@@ -191,6 +193,7 @@ class Transport:
         params: Mapping[str, str] | None = None,
         json: Any = None,
         parse: Callable[[HTTPResult], T],
+        gate: ReportGate | None = None,
     ) -> T: ...
 
     def request(
@@ -202,6 +205,7 @@ class Transport:
         params: Mapping[str, str] | None = None,
         json: Any = None,
         parse: Callable[[HTTPResult], T] | None = None,
+        gate: ReportGate | None = None,
     ) -> HTTPResult | T:
         """Send one logical request (with retries) and return its successful answer.
 
@@ -209,13 +213,23 @@ class Transport:
         is returned: a garbled or cut-short body raises `MalformedResponseError`, which is
         retried like a reset connection; a pydantic `ValidationError` on valid JSON becomes
         `ResponseValidationError`, which is not (a changed API stays changed). Without
-        `parse` the body is not looked at (204 and empty answers are fine).
+        `parse` the body is not looked at (204 and empty answers are fine). `gate` (the
+        Reports API's own budget) is held around each attempt's send, on top of the throttle;
+        a 429 tells it the organisation's minute is spent.
         """
         url = self.url(template, path_params)
 
         def send_once() -> HTTPResult | T:
-            with self._send(method, template, url, params=params, json=json, stream=False) as resp:
-                result = HTTPResult(resp.status_code, resp.headers, resp.content)
+            with gate.slot() if gate is not None else nullcontext(0.0):
+                try:
+                    with self._send(
+                        method, template, url, params=params, json=json, stream=False
+                    ) as resp:
+                        result = HTTPResult(resp.status_code, resp.headers, resp.content)
+                except RateLimitError:
+                    if gate is not None:
+                        gate.refused()
+                    raise
             if parse is None:
                 return result
             return _decode(parse, result, method, template)
