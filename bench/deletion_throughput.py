@@ -45,7 +45,7 @@ from gladly_archive.keyed import ENV_AUDIT_KEY
 from gladly_client import GladlyClient
 from gladly_client.constants import DEFAULT_REQUESTS_PER_SECOND, GLADLY_RATE_LIMIT_PER_SECOND
 from gladly_sandbox import Sandbox
-from ingest.enrich import enrich_archive
+from ingest.enrich import all_profiles, enrich_archive
 from ingest.exporting import run_export
 from retention_policies import HoldRegistry, load_policies
 from retention_policies.evaluate import evaluate
@@ -128,14 +128,21 @@ def prepare(sb: Sandbox, tmp: Path) -> Setup:
         export = run_export(client, Archive.open(root), now=NOW)
     if export.failed:
         raise SystemExit(f"setup failed: {len(export.failed)} export job(s) not archived")
-    # One GET per conversation and per profile: the rate limit is lifted for it (not timed).
+    # Conversation reports and one GET per profile: the rate limit is lifted for it (not timed).
     sb.configure(rate_limit_per_second=None)
     try:
         with GladlyClient(sb.base_url, sb.user, sb.api_token, requests_per_second=200.0) as c:
-            enriched = enrich_archive(c, Archive(root), max_calls=10_000_000, now=NOW)
+            archive = Archive(root)
+            enriched = enrich_archive(
+                c,
+                archive,
+                max_calls=10_000_000,
+                now=NOW,
+                candidates=lambda: all_profiles(archive),
+            )
     finally:
         sb.configure(rate_limit_per_second=GLADLY_RATE_LIMIT_PER_SECOND)
-    if enriched.backlog_customers or enriched.backlog_conversations:
+    if enriched.backlog:
         raise SystemExit("setup failed: the archive was not fully enriched")
     policy_file = tmp / "policy.yaml"
     policy_file.write_text(POLICY)

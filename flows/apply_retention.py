@@ -23,6 +23,7 @@ from gladly_archive import Archive
 from gladly_archive.location import resolve_archive_root
 from gladly_client import GladlyClient
 from ingest.enrich import enrich_archive
+from retention_policies.candidates import profile_candidates
 from retention_policies.plan import Plan
 from retention_policies.plan_summary import summary_markdown
 from retention_policies.planning import make_plan
@@ -56,18 +57,30 @@ def execute_plan_task(
 
 
 @task(name="enrich-archive", cache_policy=NO_CACHE, persist_result=False)
-def enrich_task(root: str, max_calls: int) -> dict[str, int]:
-    """Fetch what export files lack (inboxes, topics, conversations' inbox and status,
-    customers' custom attributes) so the plan decides on known facts; what the budget leaves
-    over stays unknown, and a policy that needs it is blocked, never guessed."""
-    with GladlyClient.from_env(run_env()) as client:
-        report = enrich_archive(client, Archive.open(root), max_calls=max_calls)
+def enrich_task(
+    root: str, max_calls: int, policies: str, holds_path: str | None
+) -> dict[str, object]:
+    """Fetch what export files lack so the plan decides on known facts: the directory, the
+    conversations' inbox, status and topics (reports, or the events since the last run), and
+    custom attributes of the customers these policies need. What the budget leaves over stays
+    unknown, and a policy that needs it is blocked, never guessed."""
+    archive = Archive.open(root)
+    env = run_env()
+
+    def candidates() -> set[str]:
+        return profile_candidates(root, policies, holds_path=holds_path, env=env).customer_ids
+
+    with GladlyClient.from_env(env) as client:
+        report = enrich_archive(client, archive, max_calls=max_calls, candidates=candidates)
+    facts = report.facts
     return {
-        "conversations_fetched": report.conversations_fetched,
-        "customers_fetched": report.customers_fetched,
+        "conversation_facts": facts.mode if facts is not None else report.facts_reason,
+        "calls": dict(report.calls),
+        "conversation_rows_written": report.conversations_fetched,
+        "profiles_needed": report.candidates,
+        "profiles_fetched": report.customers_fetched,
         "gone": report.gone,
-        "backlog_conversations": report.backlog_conversations,
-        "backlog_customers": report.backlog_customers,
+        "backlog": report.backlog,
     }
 
 
@@ -117,7 +130,7 @@ def apply_retention(
     if approved_plan_hash is None:
         if plan_dir is None:
             if enrich_max_calls > 0:
-                enriched = enrich_task(archive_root, enrich_max_calls)
+                enriched = enrich_task(archive_root, enrich_max_calls, policies, holds_path)
                 logger.info("enriched before planning: %s", enriched)
             plan, plan_path = make_plan_task(policies, archive_root, holds_path)
         else:

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import json
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from gladly_archive.archive import Archive
+from gladly_archive.fs import atomic_write_bytes, exists, read_bytes
 from gladly_archive.layout import validate_job_id
 from gladly_archive.schemas import AGENTS, CONVERSATIONS, CUSTOMER_PROFILES, INBOXES, TOPICS
 from gladly_archive.writer import DatasetWriter
 
 __all__ = [
     "ENRICHMENT_DATASETS",
+    "ENRICHMENT_STATE",
     "REFERENCE_DATASETS",
+    "EnrichmentState",
     "append_reference_snapshot",
     "append_snapshot",
+    "read_enrichment_state",
+    "write_enrichment_state",
 ]
 
 ENRICHMENT_DATASETS: dict[str, pa.Schema] = {
@@ -140,3 +147,55 @@ def _listing_is_stored(
         if held.get(row[id_column]) != {tuple(row[name] for name in values)}:
             return False
     return True
+
+
+# Where enrichment keeps how far its conversation facts reach: no customer data, only times.
+ENRICHMENT_STATE = "_enrichment/state.json"
+_STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class EnrichmentState:
+    """How far the archive's conversation facts reach.
+
+    Every conversation created on or after `covered_from` that Gladly still holds had its
+    facts read as they stood at `as_of` or later (a report pass started then, or an events
+    pass read every change up to then).
+    """
+
+    as_of: datetime
+    covered_from: date
+
+    def to_json(self) -> bytes:
+        return json.dumps(
+            {
+                "version": _STATE_VERSION,
+                "as_of": self.as_of.astimezone(UTC).isoformat(),
+                "covered_from": self.covered_from.isoformat(),
+            },
+            sort_keys=True,
+        ).encode()
+
+
+def read_enrichment_state(archive: Archive) -> EnrichmentState | None:
+    """The stored state, or None when there is none or it cannot be trusted (unreadable,
+    another version, a time without zone): the caller then reads everything again."""
+    path = archive.path(ENRICHMENT_STATE)
+    if not exists(archive.fs, path):
+        return None
+    try:
+        data = json.loads(read_bytes(archive.fs, path))
+        if data.get("version") != _STATE_VERSION:
+            return None
+        as_of = datetime.fromisoformat(data["as_of"])
+        covered_from = date.fromisoformat(data["covered_from"])
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+    if as_of.tzinfo is None:
+        return None
+    return EnrichmentState(as_of.astimezone(UTC), covered_from)
+
+
+def write_enrichment_state(archive: Archive, state: EnrichmentState) -> None:
+    """Replace the stored state whole (readers see the old file or the new one)."""
+    atomic_write_bytes(archive.fs, archive.path(ENRICHMENT_STATE), state.to_json())

@@ -46,6 +46,7 @@ PURGED_DATASETS = (*_INDEXED, *_SCANNED, QUARANTINE_DIR, INDEX_DIR)
 _KNOWN = {*_INDEXED, *_SCANNED, QUARANTINE_DIR, "_index", MANIFEST_DIR}
 _KNOWN.update(("agents", "topics", "inboxes"))  # the organisation's directory: no customer rows
 _KNOWN.update((STAGING_DIR, TOMBSTONES_DIR, LAYOUT_NAME))
+_KNOWN.add("_enrichment")  # enrichment's watermark: times only, no customer rows
 _TRANSCRIPT_KEYS = [
     "conversation_id",
     "customer_id",

@@ -271,9 +271,13 @@ CUSTOMER_PROFILES = with_metadata(
     pa.schema(
         [
             pa.field("customer_id", pa.string(), nullable=False),
-            pa.field("custom_attributes_json", pa.string()),
+            pa.field("custom_attributes_json", pa.string()),  # NULL: unknown as of fetched_at
             pa.field("updated_at", UTC_MICROS),
             pa.field("fetched_at", UTC_MICROS, nullable=False),
+            # NULL for a profile read with GET; else the Gladly event this row records (the
+            # profile changed, was deleted or merged away at `fetched_at`; attributes unknown).
+            pa.field("event", pa.string()),
+            pa.field("merged_into", pa.string()),  # CUSTOMER/MERGED: the surviving customer
         ]
     ),
 )

@@ -17,8 +17,10 @@ from audit_log.outcomes import RunReport
 from erasure.execution import run_apply
 from gladly_archive import Archive
 from gladly_client import GladlyClient
-from ingest.enrich import enrich_archive
+from gladly_pipeline.enrich import summary_lines as enrich_summary
+from ingest.enrich import enrich_archive, estimate
 from ingest.exporting import run_export
+from retention_policies.candidates import profile_candidates
 from retention_policies.plan import Plan
 from retention_policies.plan_summary import summary_lines
 from retention_policies.planning import make_plan
@@ -114,16 +116,23 @@ def run_demo(
                 + ", ".join(f"{n:,} {d}" for d, n in sorted(result.exported_rows.items()) if n)
             )
             say(
-                "3. Enriching it: inboxes, topics, each conversation's inbox and status and each "
-                "customer's custom attributes (export files lack them; a policy over a fact "
-                "never fetched is blocked, never guessed) …"
+                "3. Enriching it: inboxes and topics, every conversation's inbox, status and "
+                "topics from Gladly's conversation report (one request per window of days, not "
+                "one per conversation), and custom attributes only for the customers the "
+                "policies need (a policy over a fact never fetched is blocked, never guessed) …"
             )
-            enriched = enrich_archive(client, Archive.open(root), max_calls=1_000_000)
+            archive = Archive.open(root)
+
+            def candidates() -> set[str]:
+                return profile_candidates(str(root), policies).customer_ids
+
+            cost, facts_plan = estimate(client, archive, candidates=candidates)
+            say("\n".join(f"   {line}" for line in cost.lines()))
+            enriched = enrich_archive(
+                client, archive, max_calls=1_000_000, candidates=candidates, plan=facts_plan
+            )
             lap("enrich")
-            say(
-                f"   {enriched.conversations_fetched:,} conversations and "
-                f"{enriched.customers_fetched:,} profiles fetched"
-            )
+            say("\n".join(f"   {line}" for line in enrich_summary(enriched, profiles_asked=True)))
             say(f"4. Planning the shipped retention policies ({policies}) — nothing deleted …")
             plan, plan_dir = make_plan(policies, root=str(root))
             result.plan, result.plan_dir = plan, plan_dir

@@ -254,6 +254,7 @@ def load_tables(root: str | Path, *, memory_limit: str = "700MB", threads: int =
     profiles = _glob(root, "customer_profiles")
     inboxes = _glob(root, "inboxes")
     topics = _glob(root, "topics")
+    _merges(con, profiles)
     _items_view(con, items)
     if items is None:
         con.execute(
@@ -300,17 +301,23 @@ def load_tables(root: str | Path, *, memory_limit: str = "700MB", threads: int =
         )
     else:
         first = f"bit_or({channel})" if masked else "list_distinct(list(content_type))"
+        # A merged-away customer's items count for the customer it was merged into.
         con.execute(
-            f"""CREATE TEMP TABLE _cc AS SELECT conversation_id, customer_id,
+            f"""CREATE TEMP TABLE _cc AS SELECT conversation_id,
+                coalesce(m.into_id, i.customer_id) AS customer_id,
                 min("timestamp") AS mn, max("timestamp") AS mx, count(*) AS n, {first} AS ch
-            FROM {_parquet(items)} GROUP BY conversation_id, customer_id"""
+            FROM {_parquet(items)} i LEFT JOIN merges m ON m.source_id = i.customer_id
+            GROUP BY conversation_id, 2"""
         )
     _lookup(con, "inboxes", inboxes, "inbox_id")
     _lookup(con, "topics", topics, "topic_id")
     if profiles is not None:
         con.execute(
+            # The newest row wins; an event's row (changed, deleted, merged since) carries no
+            # attributes: unknown until fetched again.
             f"""CREATE TEMP TABLE _profiles AS SELECT customer_id,
-                CAST(custom_attributes_json AS VARCHAR) AS attrs, fetched_at
+                CAST(custom_attributes_json AS VARCHAR) AS attrs,
+                CASE WHEN custom_attributes_json IS NOT NULL THEN fetched_at END AS fetched_at
             FROM {_parquet(profiles)}
             QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY fetched_at DESC) = 1"""
         )
@@ -354,10 +361,16 @@ def load_tables(root: str | Path, *, memory_limit: str = "700MB", threads: int =
         )
     else:
         con.execute(
-            f"""CREATE TEMP TABLE _cust AS SELECT customer_id, emails, phones
-            FROM {_parquet(customers)}
-            QUALIFY row_number() OVER (
-                PARTITION BY customer_id ORDER BY archived_at DESC, job_id DESC) = 1"""
+            # Newest row per customer; a merged-away customer's emails and phones are the
+            # survivor's now (Gladly merges them into the surviving profile).
+            f"""CREATE TEMP TABLE _cust AS SELECT coalesce(m.into_id, c.customer_id) AS customer_id,
+                list_distinct(flatten(list(c.emails))) AS emails,
+                list_distinct(flatten(list(c.phones))) AS phones
+            FROM (SELECT customer_id, emails, phones FROM {_parquet(customers)}
+                QUALIFY row_number() OVER (
+                    PARTITION BY customer_id ORDER BY archived_at DESC, job_id DESC) = 1) c
+            LEFT JOIN merges m ON m.source_id = c.customer_id
+            GROUP BY 1"""
         )
     con.execute(
         _CUSTOMERS_SQL.format(
@@ -377,6 +390,30 @@ def load_tables(root: str | Path, *, memory_limit: str = "700MB", threads: int =
     return Tables(con, rollups_pending=[True])
 
 
+def _merges(con: duckdb.DuckDBPyConnection, profiles: str | None) -> None:
+    """Table `merges` (source_id → into_id): customers merged away (CUSTOMER/MERGED events,
+    recorded by enrichment) and the customer that survives them, chains followed."""
+    con.execute("CREATE TABLE merges (source_id VARCHAR, into_id VARCHAR)")
+    if profiles is None:
+        return
+    cols = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {_parquet(profiles)}").fetchall()}
+    if "merged_into" not in cols:
+        return
+    con.execute(
+        f"""INSERT INTO merges SELECT customer_id, merged_into FROM {_parquet(profiles)}
+        WHERE merged_into IS NOT NULL AND merged_into <> customer_id
+        QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY fetched_at DESC) = 1"""
+    )
+    # A → B then B → C: A's data is C's. A cycle (never sent by Gladly) stops after 8 steps.
+    for _ in range(8):
+        changed = con.execute(
+            """UPDATE merges SET into_id = n.into_id FROM merges n
+            WHERE merges.into_id = n.source_id AND n.into_id <> merges.source_id"""
+        ).fetchone()
+        if not changed or not changed[0]:
+            break
+
+
 def _items_view(con: duckdb.DuckDBPyConnection, items: str | None) -> None:
     if items is None:
         con.execute(f"CREATE TABLE items AS SELECT * FROM {_empty(ITEM_FACTS)}")
@@ -385,19 +422,20 @@ def _items_view(con: duckdb.DuckDBPyConnection, items: str | None) -> None:
     deletable = ", ".join(_quote(t) for t in sorted(DELETABLE_TYPES))
     con.execute(
         f"""CREATE VIEW items AS SELECT
-            item_id, conversation_id, customer_id, "timestamp", content_type, initiator_type,
+            item_id, conversation_id, coalesce(m.into_id, i.customer_id) AS customer_id,
+            "timestamp", content_type, initiator_type,
             coalesce(len(attachments) > 0, false) AS has_attachments, recording_status,
             content_type IN ({redactable}) AS redactable,
             content_type IN ({deletable}) AS deletable
-        FROM {_parquet(items)}"""
+        FROM {_parquet(items)} i LEFT JOIN merges m ON m.source_id = i.customer_id"""
     )
 
 
-_SAVED = ("customers", "conversations", "inboxes", "topics")
+_SAVED = ("customers", "conversations", "inboxes", "topics", "merges")
 # The archive datasets load_tables reads, and the version of how it derives facts from them:
 # a saved copy is valid only for the same archive state and the same version.
 SOURCE_DATASETS = ("items", "customers", "conversations", "customer_profiles", "inboxes", "topics")
-FACTS_VERSION = "3"
+FACTS_VERSION = "4"
 # Rows per row group when saving: bounded memory whatever the archive's size.
 _SAVE_BATCH_ROWS = 128 * 1024
 
@@ -420,10 +458,10 @@ def open_tables(
     The caller vouches that the archive has not changed since (see flows' facts cache)."""
     con = connect(memory_limit, threads)
     directory = Path(directory)
-    _items_view(con, _glob(Path(root), "items"))
     for name in _SAVED:
         path = _quote(str(directory / f"{name}.parquet"))
         con.execute(f"CREATE TABLE {name} AS SELECT * FROM read_parquet({path})")
+    _items_view(con, _glob(Path(root), "items"))
     return Tables(con, rollups_pending=[True])
 
 

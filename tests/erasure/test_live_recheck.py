@@ -14,7 +14,7 @@ from audit_log import AuditLog
 from audit_log import outcomes as o
 from erasure.execution import run_apply
 from gladly_archive import Archive
-from ingest.enrich import enrich_archive
+from ingest.enrich import all_profiles, enrich_archive
 from retention_policies import HoldRegistry
 from retention_policies.plan import Plan
 from tests._policies import INACTIVE, NOW
@@ -71,7 +71,10 @@ limits: {max_percent: 100, max_targets: 100000}
 def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     """The engine tests' world, enriched (inboxes, statuses, attributes) as a planner needs."""
     with sandbox_world(tmp_path, monkeypatch) as w:
-        enrich_archive(w.client, Archive(w.root), max_calls=100_000, now=NOW)
+        archive = Archive(w.root)
+        enrich_archive(
+            w.client, archive, max_calls=100_000, now=NOW, candidates=lambda: all_profiles(archive)
+        )
         yield w
 
 

@@ -166,8 +166,11 @@ def test_deployments_run_through_a_worker_with_approval(stack: dict[str, Any]) -
         from retention_policies.plan import Plan
 
         plan = Plan.read(plans[-1])
-        # the scheduled run enriched the archive before planning (inboxes, profiles)
-        assert Archive(root).dataset("customer_profiles").count_rows() > 0
+        # the scheduled run enriched the archive before planning (the conversations' facts
+        # from Gladly's report; no profile: this policy reads no custom attribute)
+        assert Archive(root).dataset("conversations").count_rows() > 0
+        assert (root / "_enrichment" / "state.json").is_file()
+        assert Archive(root).dataset("customer_profiles").count_rows() == 0
         targets = [t["target_id"] for t in plan.targets.to_pylist()]
         assert targets
         deleted_before = sb.org.counts()["deleted_customers"]

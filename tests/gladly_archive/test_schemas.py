@@ -160,6 +160,8 @@ EXPECTED: dict[str, list[pa.Field]] = {
         _f("custom_attributes_json", pa.string()),
         _f("updated_at", TS),
         _f("fetched_at", TS, False),
+        _f("event", pa.string()),
+        _f("merged_into", pa.string()),
     ],
 }
 

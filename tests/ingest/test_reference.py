@@ -162,14 +162,16 @@ def test_enrichment_refreshes_first_and_pays_from_its_budget(
         small = enrich_archive(client, archive, max_calls=REFERENCE_CALLS - 1, now=NOW)
         assert small.reference_rows is None  # too small a budget: not taken
         assert _directory_calls(sandbox) == {}
-        assert small.conversations_fetched == REFERENCE_CALLS - 1
+        assert small.facts is None  # nor the conversation reports: said, not half done
+        assert "need at least" in small.facts_reason
 
         sandbox.rename_inbox(sandbox.org.list_inboxes()[0]["id"], "Priority Care")
         sandbox.reset_stats()
-        report = enrich_archive(client, archive, max_calls=REFERENCE_CALLS + 2, now=NOW)
+        report = enrich_archive(client, archive, max_calls=REFERENCE_CALLS + 50, now=NOW)
     assert report.reference_rows == {"inboxes": 6, "topics": 0, "agents": 0}
-    assert report.conversations_fetched == 2
-    assert sandbox.stats()["total"] == REFERENCE_CALLS + 2
+    assert report.facts is not None
+    assert report.facts.report_calls > 0
+    assert sandbox.stats()["total"] == REFERENCE_CALLS + report.facts.calls
     assert "Priority Care" in {r["name"] for r in _rows(archive, "inboxes")}
 
 

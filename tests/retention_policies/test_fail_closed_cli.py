@@ -95,7 +95,7 @@ def org(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Org]:
         shutil.copytree(raw, rich)
         with pytest.MonkeyPatch.context() as mp:
             _env(sb, mp)
-            enriched = CliRunner().invoke(app, ["enrich", "--root", str(rich)])
+            enriched = CliRunner().invoke(app, ["enrich", "--root", str(rich), "--all-profiles"])
         assert enriched.exit_code == 0, enriched.output
         yield Org(sb, raw, rich, tmp)
 
