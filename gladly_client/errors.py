@@ -95,6 +95,7 @@ class MalformedResponseError(GladlyConnectionError):
         received: int,
         expected: int | None = None,
         request_id: str | None = None,
+        expected_format: str = "JSON",
     ) -> None:
         self.status = status
         self.received = received
@@ -103,7 +104,7 @@ class MalformedResponseError(GladlyConnectionError):
         if expected is not None and received < expected:
             reason = f"{status} body cut short after {received} of {expected} announced bytes"
         else:
-            reason = f"{status} body of {received} bytes is not valid JSON"
+            reason = f"{status} body of {received} bytes is not valid {expected_format}"
         if request_id:
             reason += f" [request {request_id}]"
         super().__init__(method, path_template, reason, summary="malformed response")

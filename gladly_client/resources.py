@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, TypeAdapter
 
 from gladly_client.constants import HEADER_LIMITED_DATA
+from gladly_client.errors import MalformedResponseError
 from gladly_client.models import (
     Agent,
     Conversation,
@@ -277,6 +278,15 @@ class ReportsResource:
         }
 
         def parse(result: HTTPResult) -> Report:
+            if not _looks_like_csv(result.body):
+                # An HTML error page or JSON answered as a 200: a fault on the way, retried.
+                raise MalformedResponseError(
+                    "POST",
+                    _REPORTS,
+                    status=result.status,
+                    received=len(result.body),
+                    expected_format="CSV",
+                )
             header, rows = _csv_table(result.body)
             return Report(metric_set, start, end, header, rows)
 
@@ -311,9 +321,18 @@ class EventsResource:
         return self._t.request("GET", _EVENTS, params=params, parse=parse)
 
 
+def _looks_like_csv(body: bytes) -> bool:
+    """False for what is surely not a report: not UTF-8, or HTML or JSON."""
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return False
+    return not text.lstrip().startswith(("<", "{", "["))
+
+
 def _csv_table(body: bytes) -> tuple[tuple[str, ...], list[list[str]]]:
     """Header and rows of a CSV body; blank lines (also before the header) are skipped."""
-    text = body.decode("utf-8-sig", errors="replace")
+    text = body.decode("utf-8-sig")
     rows = [row for row in csv.reader(io.StringIO(text, newline="")) if any(c.strip() for c in row)]
     if not rows:
         return (), []

@@ -46,6 +46,7 @@ from gladly_client.models import Conversation, Event, Report
 
 __all__ = [
     "CONVERSATION_REPORT",
+    "REPORT_ROW_CAP",
     "ConversationFacts",
     "FactsPlan",
     "ReportColumnError",

@@ -35,6 +35,7 @@ from gladly_client import CustomerMovedError, GladlyClient, NotFoundError
 from gladly_client.constants import GLADLY_RATE_LIMIT_PER_SECOND, REPORTS_PER_MINUTE
 from gladly_client.models import Customer
 from ingest.conversation_facts import (
+    REPORT_ROW_CAP,
     ConversationFacts,
     FactsPlan,
     Progress,
@@ -181,6 +182,7 @@ def enrich_archive(
     columns: ReportColumns | None = None,
     progress: Progress | None = None,
     plan: FactsPlan | None = None,
+    row_cap: int = REPORT_ROW_CAP,
 ) -> EnrichReport:
     """Enrich the archive within `max_calls` API calls (every call counts, reports too).
 
@@ -216,6 +218,7 @@ def enrich_archive(
             progress=progress,
             plan=plan,
             max_calls=budget,
+            row_cap=row_cap,
         )
         report.facts = facts
         budget -= facts.calls

@@ -9,7 +9,12 @@ import pytest
 import responses
 from responses import matchers
 
-from gladly_client import GladlyClient, RateLimitError, ResponseValidationError
+from gladly_client import (
+    GladlyClient,
+    MalformedResponseError,
+    RateLimitError,
+    ResponseValidationError,
+)
 from gladly_client.throttle import ReportGate
 
 BASE = "https://acme.gladly.com"
@@ -215,3 +220,23 @@ def test_an_event_without_its_type_is_a_changed_api_not_a_guess(client: GladlyCl
 def test_events_need_an_entity(client: GladlyClient) -> None:
     with pytest.raises(ValueError, match="entities"):
         client.events.fetch(datetime(2026, 5, 19, 9, tzinfo=UTC), None, [])
+
+
+@responses.activate
+def test_an_html_page_answered_as_a_report_is_a_fault_on_the_way_and_retried(
+    client: GladlyClient,
+) -> None:
+    responses.post(f"{API}/reports", body="<html><body>502 Bad Gateway</body></html>")
+    responses.post(f"{API}/reports", body=CSV, content_type="text/csv")
+    report = client.reports.generate("ConversationExportReport", date(2024, 3, 1), date(2024, 3, 1))
+    assert len(report.rows) == 2
+    assert len(responses.calls) == 2
+
+
+@responses.activate
+def test_a_report_that_is_never_csv_raises_malformed_naming_no_body(client: GladlyClient) -> None:
+    responses.post(f"{API}/reports", body=b"\xff\xfe not utf-8 customer@example.com")
+    with pytest.raises(MalformedResponseError, match="not valid CSV") as caught:
+        client.reports.generate("ConversationExportReport", date(2024, 3, 1), date(2024, 3, 1))
+    assert "customer@example.com" not in str(caught.value)
+    assert len(responses.calls) == 3
