@@ -34,8 +34,8 @@ from retention_policies.compile import (
     reads_rollups,
 )
 from retention_policies.facts_cache import facts_tables
-from retention_policies.holds import HoldRegistry
 from retention_policies.loader import load_policies
+from retention_policies.planning import load_inputs
 from retention_policies.references import References
 
 __all__ = ["PROFILE_MAX_AGE", "ProfileCandidates", "profile_candidates"]
@@ -71,13 +71,8 @@ def profile_candidates(
     key = audit_key(required=holds_path is not None, env=env)
     tables, _ = facts_tables(root)
     try:
+        loaded, registry = load_inputs(tables, policies, holds_path, key)
         references = References.from_connection(tables.con)
-        loaded = load_policies(policies, references=references)
-        registry = (
-            HoldRegistry.load(holds_path, key=key, references=references)
-            if holds_path is not None
-            else HoldRegistry.empty(key=key)
-        )
         holds_read_attrs = any(h.kind == "custom_attribute" for h in registry.active(moment))
         if any(
             p.enabled and str(p.resource) == "customer" and reads_rollups(p.filters) for p in loaded

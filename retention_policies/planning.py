@@ -8,18 +8,36 @@ from pathlib import Path
 
 from gladly_archive.keyed import audit_key
 from retention_policies.evaluate import evaluate
+from retention_policies.facts import Tables
 from retention_policies.facts_cache import facts_tables
 from retention_policies.holds import HoldRegistry
 from retention_policies.loader import load_policies
+from retention_policies.model import Policy
 from retention_policies.plan import Plan
 from retention_policies.references import References
 
-__all__ = ["make_plan", "plans_dir"]
+__all__ = ["load_inputs", "make_plan", "plans_dir"]
 
 
 def plans_dir(root: str) -> Path:
     """Where plans are written: beside a local archive, else ./gladly-plans."""
     return Path("gladly-plans") if "://" in root else Path(root) / "_plans"
+
+
+def load_inputs(
+    tables: Tables, policies: str | Path, holds_path: str | Path | None, key: bytes
+) -> tuple[list[Policy], HoldRegistry]:
+    """The policies and the hold registry, checked against the archive's names: every inbox
+    and topic they name must exist in its reference data; an unknown name is refused here,
+    with the valid names, never matched to nothing."""
+    references = References.from_connection(tables.con)
+    loaded = load_policies(policies, references=references)
+    registry = (
+        HoldRegistry.load(holds_path, key=key, references=references)
+        if holds_path is not None
+        else HoldRegistry.empty(key=key)
+    )
+    return loaded, registry
 
 
 def make_plan(
@@ -39,15 +57,7 @@ def make_plan(
     moment = now or datetime.now(UTC)
     tables, _ = facts_tables(root)
     try:
-        # Every inbox and topic a policy or hold names must exist in the archive's reference
-        # data: an unknown name is refused here, with the valid names, never matched to nothing.
-        references = References.from_connection(tables.con)
-        loaded = load_policies(policies, references=references)
-        registry = (
-            HoldRegistry.load(holds_path, key=key, references=references)
-            if holds_path is not None
-            else HoldRegistry.empty(key=key)
-        )
+        loaded, registry = load_inputs(tables, policies, holds_path, key)
         plan = evaluate(loaded, tables, registry, moment)
     finally:
         tables.con.close()

@@ -36,3 +36,21 @@ limits: {max_percent: 100, max_targets: 100000}
 """
 # Inactive profiles deleted (open conversations closed first), and old recordings redacted.
 INACTIVE_AND_CALLS = INACTIVE.format(close="true") + "---\n" + CALLS
+# Customers of one loyalty tier a year after their last contact: a custom attribute, which
+# only the profile carries (enrichment fetches it for the customers the age selects).
+TIER_LAPSED = """\
+name: lapsed-{tier}
+description: Customers of tier {tier} a year after their last contact.
+resource: customer
+filters:
+  - type: age
+    field: last_activity
+    older_than: P1Y
+  - type: custom_attribute
+    key: loyaltyTier
+    op: eq
+    value: {tier}
+actions:
+  - type: delete_customer
+limits: {{max_percent: 100, max_targets: 100000}}
+"""

@@ -24,6 +24,7 @@ from gladly_client.errors import body_cut_short, error_from_body
 from gladly_client.models import Customer
 from gladly_client.retry import BACKOFF_MIN_SECONDS, is_retryable
 from gladly_client.transport import HTTPResult, Transport
+from tests._virtual_time import VirtualTime
 from tests.gladly_client import payloads
 
 BASE = "https://acme.gladly.com"
@@ -33,21 +34,6 @@ EMAIL = "robin.private@example.com"
 # What a proxy's error page, or a body cut mid-way, might look like: it holds customer data.
 GARBLED = f'<html>upstream hiccup for {EMAIL}</html>{{"id": "c1", "na'.encode()
 ATTEMPTS = 4
-
-
-class VirtualTime:
-    """A clock that moves only when the code under test sleeps; nothing sleeps for real."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture

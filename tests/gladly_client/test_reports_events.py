@@ -16,31 +16,19 @@ from gladly_client import (
     ResponseValidationError,
 )
 from gladly_client.throttle import ReportGate
+from tests._virtual_time import VirtualTime
 
 BASE = "https://acme.gladly.com"
 API = f"{BASE}/api/v1"
 
 
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+@pytest.fixture
+def time_() -> VirtualTime:
+    return VirtualTime(now=0.0)
 
 
 @pytest.fixture
-def time_() -> FakeTime:
-    return FakeTime()
-
-
-@pytest.fixture
-def client(time_: FakeTime) -> GladlyClient:
+def client(time_: VirtualTime) -> GladlyClient:
     return GladlyClient(
         BASE,
         "api-user@acme.example.com",
@@ -104,7 +92,7 @@ def test_a_window_that_ends_before_it_starts_is_refused_before_any_call(
 
 @responses.activate
 def test_the_eleventh_report_in_a_minute_waits_for_the_first_to_leave_the_window(
-    client: GladlyClient, time_: FakeTime
+    client: GladlyClient, time_: VirtualTime
 ) -> None:
     responses.post(f"{API}/reports", body=CSV, content_type="text/csv")
     for _ in range(10):
@@ -116,7 +104,7 @@ def test_the_eleventh_report_in_a_minute_waits_for_the_first_to_leave_the_window
 
 @responses.activate
 def test_a_429_on_a_report_spends_the_minute_then_the_retry_passes(
-    client: GladlyClient, time_: FakeTime
+    client: GladlyClient, time_: VirtualTime
 ) -> None:
     responses.post(f"{API}/reports", status=429, json={"errors": [{"code": "rate_limited"}]})
     responses.post(f"{API}/reports", body=CSV, content_type="text/csv")
@@ -135,7 +123,7 @@ def test_reports_that_keep_answering_429_raise_rate_limit_error(client: GladlyCl
 
 
 def test_the_gate_never_lets_more_than_its_limit_start_in_any_minute() -> None:
-    t = FakeTime()
+    t = VirtualTime(now=0.0)
     gate = ReportGate(10, 2, clock=t.clock, sleep=t.sleep)
     starts = []
     for _ in range(35):
@@ -150,7 +138,7 @@ def test_the_gate_never_lets_more_than_its_limit_start_in_any_minute() -> None:
 
 
 def test_the_gate_holds_at_most_its_concurrency() -> None:
-    t = FakeTime()
+    t = VirtualTime(now=0.0)
     gate = ReportGate(10, 2, clock=t.clock, sleep=t.sleep)
     with gate.slot(), gate.slot():
         # A third slot would block: the semaphore has none left.

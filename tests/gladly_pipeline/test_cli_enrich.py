@@ -18,26 +18,12 @@ from gladly_sandbox import Sandbox
 from ingest.exporting import run_export
 from retention_policies.candidates import profile_candidates
 from tests._console import says
+from tests._policies import TIER_LAPSED
 
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 5, 20, 9, tzinfo=UTC)
-GOLD = """\
-name: lapsed-gold
-description: Gold customers a year after their last contact.
-resource: customer
-filters:
-  - type: age
-    field: last_activity
-    older_than: P1Y
-  - type: custom_attribute
-    key: loyaltyTier
-    op: eq
-    value: gold
-actions:
-  - type: delete_customer
-limits: {max_percent: 100, max_targets: 100000}
-"""
+GOLD = TIER_LAPSED.format(tier="gold")
 
 
 @dataclass

@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from gladly_sandbox import Sandbox
+from tests.gladly_sandbox._api import Api
 
 NOW = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
 SPEC: dict[str, Any] = {
@@ -31,18 +32,8 @@ def _at(when: datetime) -> str:
     return when.isoformat().replace("+00:00", "Z")
 
 
-class Org:
+class Org(Api):
     """One sandbox, raw HTTP with the admin's credentials, and the ids the tests need."""
-
-    def __init__(self, sb: Sandbox) -> None:
-        self.sb = sb
-        self.session = requests.Session()
-        self.session.auth = (sb.user, sb.api_token)
-
-    def __call__(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        return self.session.request(
-            method, f"{self.sb.base_url}/api/v1{path}", timeout=10, **kwargs
-        )
 
     def events(
         self, entities: list[str] | None = None, since: timedelta = timedelta(hours=1), **query: Any

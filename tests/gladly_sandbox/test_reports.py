@@ -15,6 +15,7 @@ import requests
 
 from gladly_sandbox import FaultSpec, Sandbox
 from gladly_sandbox.ids import parse_timestamp
+from tests.gladly_sandbox._api import Api as RawApi
 
 NOW = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
 SPEC: dict[str, Any] = {
@@ -61,18 +62,8 @@ class FakeMonotonic:
         return self.value
 
 
-class Api:
-    """Raw HTTP against one sandbox with the admin's credentials."""
-
-    def __init__(self, sb: Sandbox) -> None:
-        self.sb = sb
-        self.session = requests.Session()
-        self.session.auth = (sb.user, sb.api_token)
-
-    def __call__(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        return self.session.request(
-            method, f"{self.sb.base_url}/api/v1{path}", timeout=30, **kwargs
-        )
+class Api(RawApi):
+    """Raw HTTP against one sandbox with the admin's credentials, and its report call."""
 
     def report(self, metric_set: str = EXPORT, **body: Any) -> requests.Response:
         return self("POST", "/reports", json={"metricSet": metric_set, **EVER, **body})

@@ -28,25 +28,11 @@ from ingest.enrich import enrich_archive
 from ingest.exporting import run_export
 from retention_policies.candidates import profile_candidates
 from retention_policies.facts import load_tables
+from tests._policies import TIER_LAPSED
 
 NOW = datetime(2026, 5, 20, 9, tzinfo=UTC)
 
-BRONZE = """
-name: lapsed-bronze
-description: Bronze customers a year after their last contact.
-resource: customer
-filters:
-  - type: age
-    field: last_activity
-    older_than: P1Y
-  - type: custom_attribute
-    key: loyaltyTier
-    op: eq
-    value: bronze
-actions:
-  - type: delete_customer
-limits: {max_percent: 100, max_targets: 100000}
-"""
+BRONZE = TIER_LAPSED.format(tier="bronze")
 
 
 # --- windows and columns (no Gladly needed) ---------------------------------------------------
@@ -249,13 +235,7 @@ def test_the_events_pass_refreshes_a_moved_conversation_and_a_changed_customer(o
         key=lambda p: p["fetched_at"],
     )
     assert json.loads(str(mine["custom_attributes_json"]))["loyaltyTier"] == "bronze"
-    tables = load_tables(org.root)
-    row = tables.con.execute(
-        "SELECT custom_attributes FROM customers WHERE customer_id = ?", [changed_customer]
-    ).fetchone()
-    tables.con.close()
-    assert row is not None
-    assert json.loads(row[0])["loyaltyTier"] == "bronze"
+    assert _attributes(org.root, changed_customer)["loyaltyTier"] == "bronze"
 
 
 @pytest.mark.integration
@@ -351,15 +331,21 @@ def test_without_profile_events_a_week_old_profile_is_read_again(org: Org) -> No
     again = enrich_archive(org.client, org.archive, now=week, candidates=lambda: candidates(week))
     assert again.customers_fetched >= first.customers_fetched  # (and who lapsed since)
     assert candidates(week) == set()
-    tables = load_tables(org.root)
-    row = tables.con.execute(
-        "SELECT custom_attributes FROM customers WHERE customer_id = ?", [customer]
-    ).fetchone()
-    tables.con.close()
-    assert row is not None
-    assert json.loads(row[0])["loyaltyTier"] == "bronze"
+    assert _attributes(org.root, customer)["loyaltyTier"] == "bronze"
 
 
 def _fetched(archive: Archive) -> set[str]:
     table = archive.dataset("customer_profiles").to_table(columns=["customer_id"])
     return set(table.column(0).to_pylist())
+
+
+def _attributes(root: Path, customer: str) -> dict[str, object]:
+    """The customer's custom attributes as the planner's facts hold them."""
+    tables = load_tables(root)
+    row = tables.con.execute(
+        "SELECT custom_attributes FROM customers WHERE customer_id = ?", [customer]
+    ).fetchone()
+    tables.con.close()
+    assert row is not None
+    assert row[0] is not None
+    return dict(json.loads(row[0]))

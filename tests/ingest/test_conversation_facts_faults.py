@@ -16,24 +16,12 @@ from gladly_sandbox import Sandbox
 from ingest.enrich import enrich_archive
 from ingest.exporting import run_export
 from tests._fault_proxy import FaultProxy
+from tests._virtual_time import VirtualTime
 
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 5, 20, 9, tzinfo=UTC)
 CONTROL_PREFIX = "/_sandbox"
-
-
-class SharedTime:
-    """One virtual clock for the client's throttle and gate and the sandbox's limiter."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += max(seconds, 0.0)
 
 
 @pytest.fixture
@@ -74,7 +62,7 @@ def test_reports_and_events_through_a_hostile_network_end_as_the_sandbox_says(
         "truncated": 0.1,
         "garbled": 0.1,
     }
-    time = SharedTime()
+    time = VirtualTime()
     with (
         FaultProxy(sb.base_url, seed=11, rates=rates, exclude_paths=(CONTROL_PREFIX,)) as proxy,
         GladlyClient(
@@ -123,7 +111,7 @@ def test_another_integration_spending_the_report_minute_slows_us_and_we_finish(
     exported: tuple[Sandbox, Path],
 ) -> None:
     sb, root = exported
-    time = SharedTime()
+    time = VirtualTime()
     sb.server.ratelimiter.monotonic = time.clock
     # Only two reports a minute are left to us (another integration takes the rest).
     sb.configure(report_rate_limit_per_minute=2)
