@@ -47,6 +47,10 @@ _KNOWN = {*_INDEXED, *_SCANNED, QUARANTINE_DIR, "_index", MANIFEST_DIR}
 _KNOWN.update(("agents", "topics", "inboxes"))  # the organisation's directory: no customer rows
 _KNOWN.update((STAGING_DIR, TOMBSTONES_DIR, LAYOUT_NAME))
 _KNOWN.add("_enrichment")  # enrichment's watermark: times only, no customer rows
+# The audit log, the evidence packs built from it and the plans hold ids, keyed hashes and
+# counts by design, never an email, phone, name or text: nothing in them to purge, so a purge
+# does not warn about them (tombstones keep ids the same way).
+_KNOWN.update(("_audit", "_evidence", "_plans"))
 _TRANSCRIPT_KEYS = [
     "conversation_id",
     "customer_id",

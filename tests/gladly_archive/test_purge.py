@@ -367,6 +367,8 @@ def test_an_interrupted_commit_is_finished_before_the_purge(root: Path) -> None:
 
 def test_not_purged_names_quarantine_matching_and_unknown_directories(root: Path) -> None:
     (root / "_facts" / "v2-abc").mkdir(parents=True)
+    for by_design in ("_audit", "_evidence", "_plans"):
+        (root / by_design).mkdir()
     tombstone = {"customer_id": A, "deleted_at": FETCHED, "plan_hash": "p" * 64}
     write_tombstones(Archive(root), [tombstone], run_id="R1")
     report = purge_customers(Archive(root), [A])
@@ -378,6 +380,8 @@ def test_not_purged_names_quarantine_matching_and_unknown_directories(root: Path
     )
     assert any(n.startswith("_facts: not an archive dataset") for n in report.not_purged)
     assert not any(n.startswith(("items", "agents", "_manifest")) for n in report.not_purged)
+    # The audit log, evidence packs and plans hold ids and keyed hashes by design: no warning.
+    assert not any(n.startswith(("_audit", "_evidence", "_plans")) for n in report.not_purged)
 
 
 def test_logs_carry_ids_and_counts_never_personal_data(
