@@ -18,10 +18,9 @@ from audit_log.outcomes import RunReport
 from erasure.execution import run_apply
 from flows.approval import request_approval
 from flows.run_artifacts import publish_run, summarize_run
-from flows.secrets import run_env
+from flows.secrets import run_client, run_env
 from gladly_archive import Archive
 from gladly_archive.location import resolve_archive_root
-from gladly_client import GladlyClient
 from ingest.enrich import enrich_archive
 from retention_policies.candidates import profile_candidates
 from retention_policies.plan import Plan
@@ -70,7 +69,7 @@ def enrich_task(
     def candidates() -> set[str]:
         return profile_candidates(root, policies, holds_path=holds_path, env=env).customer_ids
 
-    with GladlyClient.from_env(env) as client:
+    with run_client(env) as client:
         report = enrich_archive(client, archive, max_calls=max_calls, candidates=candidates)
     facts = report.facts
     return {

@@ -9,9 +9,9 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
+from flows.secrets import run_client, run_env
 from gladly_archive import Archive
 from gladly_archive.location import resolve_archive_root
-from gladly_client import GladlyClient
 from ingest.customer_export import CustomerExportReport, run_customer_export
 
 
@@ -29,8 +29,9 @@ def export_customer_transcripts(
     result by Gladly id; the emails given are referred to only by position.
     """
     logger = get_run_logger()
+    client = run_client(run_env())
     archive = Archive.open(resolve_archive_root(root))
-    with GladlyClient.from_env() as client:
+    with client:
         report = run_customer_export(
             client,
             archive,

@@ -11,6 +11,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from flows.secrets import run_client, run_env
 from gladly_archive import Archive
 from gladly_archive.keyed import optional_audit_key
 from gladly_archive.location import resolve_archive_root
@@ -50,19 +51,22 @@ def export_transcripts(
 ) -> dict[str, Any]:
     """Archive every completed, not yet archived Gladly export job; warn about expiring ones.
 
-    Connection settings come from GLADLY_BASE_URL / GLADLY_USER / GLADLY_API_TOKEN; the archive
-    root from `root`, else GLADLY_PIPELINE_ROOT, else ./gladly-data.
+    Connection settings come from GLADLY_BASE_URL / GLADLY_USER / GLADLY_API_TOKEN, in the
+    environment or the Prefect Secret blocks of `flows.secrets.BLOCKS`; the archive root from
+    `root`, else GLADLY_PIPELINE_ROOT, else ./gladly-data.
     """
     logger = get_run_logger()
+    env = run_env()
+    client = run_client(env)
     archive = Archive.open(resolve_archive_root(root))
-    with GladlyClient.from_env() as client:
+    with client:
         report = run_export(
             client,
             archive,
             since=since,
             expiry_warning_days=expiry_warning_days,
             archive_one=lambda job, now: archive_job(client, archive, job, now),
-            audit_key=optional_audit_key(),
+            audit_key=optional_audit_key(env),
         )
     if report.archived or report.folded is not None or any(report.reference_rows.values()):
         refresh_plan_facts(report.root)

@@ -6,7 +6,9 @@ import logging
 import os
 from collections.abc import Mapping
 
-__all__ = ["BLOCKS", "run_env"]
+from gladly_client import GladlyClient
+
+__all__ = ["BLOCKS", "run_client", "run_env"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,3 +51,16 @@ def run_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
             # No block of that name, or no API to ask: the caller names what is missing.
             logger.debug("no Secret block %s (%s)", BLOCKS[name], type(exc).__name__)
     return merged
+
+
+def run_client(env: Mapping[str, str]) -> GladlyClient:
+    """The run's Gladly client from `env` (see `run_env`); a missing setting fails here, at the
+    flow's first line, naming both places it may come from."""
+    try:
+        return GladlyClient.from_env(env)
+    except ValueError as exc:
+        blocks = ", ".join(f"{name} (Secret block {block!r})" for name, block in BLOCKS.items())
+        raise ValueError(
+            f"{exc}. A deployment reads each from its Prefect Secret block when the worker's "
+            f"environment lacks it: {blocks}"
+        ) from None

@@ -109,7 +109,7 @@ def audit_key(*, required: bool = True, env: Mapping[str, str] | None = None) ->
     return key.encode()
 
 
-def optional_audit_key() -> bytes | None:
+def optional_audit_key(env: Mapping[str, str] | None = None) -> bytes | None:
     """The audit key when it is set (checks that only add evidence run without it)."""
-    key = os.environ.get(ENV_AUDIT_KEY, "")
+    key = (env if env is not None else os.environ).get(ENV_AUDIT_KEY, "")
     return key.encode() if key else None

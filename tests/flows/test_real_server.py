@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ import requests
 from prefect.exceptions import FlowRunWaitTimeout
 
 from audit_log import AuditLog, verify_chain
+from flows.secrets import BLOCKS
 from gladly_archive import Archive
 from gladly_sandbox import Sandbox
 from tests._policies import INACTIVE, NOW
@@ -22,6 +25,7 @@ from tests.flows._server import PREFECT, REPO, free_port, serving, stop, tails
 pytestmark = pytest.mark.integration
 
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+SECRETS = ("GLADLY_BASE_URL", "GLADLY_USER", "GLADLY_API_TOKEN", "GLADLY_AUDIT_KEY")
 
 
 def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -89,16 +93,21 @@ def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
             "PREFECT_LOGGING_LEVEL": "WARNING",
             "PREFECT_WORKER_QUERY_SECONDS": "1",
             "DO_NOT_TRACK": "1",
-            "GLADLY_BASE_URL": sb.base_url,
-            "GLADLY_USER": sb.user,
-            "GLADLY_API_TOKEN": sb.api_token,
             "GLADLY_REQUESTS_PER_SECOND": "200",
-            "GLADLY_AUDIT_KEY": "real-server-test-key",
             "GLADLY_PIPELINE_ROOT": str(tmp_path / "archive"),
             "GLADLY_PIPELINE_ACTOR": "scheduler",
             "PWD": str(REPO),  # prefect.yaml's working directory: "{{ $PWD }}"
         }
         env.pop("PREFECT_PROFILE", None)
+        # The worker has no Gladly setting in its environment: only the Secret blocks below.
+        for name in SECRETS:
+            env.pop(name, None)
+        secrets = {
+            "GLADLY_BASE_URL": sb.base_url,
+            "GLADLY_USER": sb.user,
+            "GLADLY_API_TOKEN": sb.api_token,
+            "GLADLY_AUDIT_KEY": "real-server-test-key",
+        }
         logs = [tmp_path / "server.log", tmp_path / "worker.log"]
         server = subprocess.Popen(
             [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
@@ -113,12 +122,26 @@ def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
             if not serving(server, logs[0], 180):
                 raise _timed_out("the Prefect server", logs)
             assert requests.get(f"http://127.0.0.1:{port}/api/health", timeout=10).ok
-            for args in (
-                [PREFECT, "work-pool", "create", "gladly-process", "--type", "process"],
-                [PREFECT, "--no-prompt", "deploy", "--all"],
+            save_blocks = (
+                "import json, sys\n"
+                "from prefect.blocks.system import Secret\n"
+                "for name, value in json.loads(sys.stdin.read()).items():\n"
+                "    Secret(value=value).save(name, overwrite=True)\n"
+            )
+            blocks = json.dumps({BLOCKS[name]: value for name, value in secrets.items()})
+            for args, stdin in (
+                ([PREFECT, "work-pool", "create", "gladly-process", "--type", "process"], None),
+                ([PREFECT, "--no-prompt", "deploy", "--all"], None),
+                ([sys.executable, "-c", save_blocks], blocks),
             ):
                 done = subprocess.run(
-                    args, env=env, cwd=REPO, capture_output=True, text=True, timeout=180
+                    args,
+                    env=env,
+                    cwd=REPO,
+                    capture_output=True,
+                    text=True,
+                    timeout=180,
+                    input=stdin,
                 )
                 assert done.returncode == 0, done.stdout + done.stderr
             worker = _start([PREFECT, "worker", "start", "--pool", "gladly-process"], env, logs[1])
