@@ -8,7 +8,7 @@ export PREFECT_LOGGING_LEVEL ?= WARNING
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 
-.PHONY: install lint format test soak demo clean
+.PHONY: install lint format test soak demo clean server
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -42,6 +42,13 @@ soak: install
 # The whole job against a local sandbox Gladly: export, plan, approve, delete, purge, verify.
 demo: install
 	$(BIN)/gladly-pipeline demo --out demo-output
+
+# A local Prefect server on $(PORT) whose UI finds its API there (PREFECT_UI_API_URL), whatever
+# the port; in another shell: export PREFECT_API_URL=http://127.0.0.1:$(PORT)/api
+PORT ?= 4200
+server: install
+	PREFECT_API_URL=http://127.0.0.1:$(PORT)/api PREFECT_UI_API_URL=http://127.0.0.1:$(PORT)/api \
+		$(BIN)/prefect server start --host 127.0.0.1 --port $(PORT)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

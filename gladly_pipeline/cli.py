@@ -6,6 +6,7 @@ import typer
 from rich.console import Console
 
 from gladly_client import GladlyClient, GladlyError
+from gladly_pipeline.approve import approve
 from gladly_pipeline.audit import audit_head, audit_verify
 from gladly_pipeline.audit_report import audit_report
 from gladly_pipeline.delete import apply, delete, recover
@@ -45,6 +46,7 @@ app.command(name="enrich")(enrich)
 app.command(name="fold")(fold)
 app.command(name="plan")(plan)
 app.command(name="apply")(apply)
+app.command(name="approve")(approve)
 app.command(name="delete")(delete)
 app.command(name="recover")(recover)
 app.command(name="demo")(demo)

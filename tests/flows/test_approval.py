@@ -69,14 +69,24 @@ def published(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return shown
 
 
-def _answer(monkeypatch: pytest.MonkeyPatch, answer: Any) -> None:
+def _answer(monkeypatch: pytest.MonkeyPatch, *answers: Any) -> list[str]:
+    """The answers given to successive pauses, in order; silence after the last. Returns the
+    pauses' keys (each pause waits for its own input)."""
+    from prefect.exceptions import FlowPauseTimeout
+
+    queue = list(answers)
+    keys: list[str] = []
+
     def pause(**kw: Any) -> Any:
         assert kw["wait_for_input"] is approval.PlanApproval
+        keys.append(kw["key"])
+        answer = queue.pop(0) if queue else FlowPauseTimeout("no answer")
         if isinstance(answer, BaseException):
             raise answer
         return approval.PlanApproval(**answer)
 
     monkeypatch.setattr(approval, "pause_flow_run", pause)
+    return keys
 
 
 def _decide(tmp_path: Path, requester: str = "carol") -> approval.ApprovalDecision:
@@ -92,13 +102,18 @@ def _decide(tmp_path: Path, requester: str = "carol") -> approval.ApprovalDecisi
     )
 
 
-def _audited(tmp_path: Path) -> dict[str, Any]:
-    [event] = [
+def _audited_all(tmp_path: Path) -> list[dict[str, Any]]:
+    events = [
         e
         for e in AuditLog(tmp_path, key=APPROVAL_KEY).events().to_pylist()
         if e["step"] == "approval"
     ]
     assert verify_chain(tmp_path, key=APPROVAL_KEY).ok
+    return events
+
+
+def _audited(tmp_path: Path) -> dict[str, Any]:
+    [event] = _audited_all(tmp_path)
     return event
 
 
@@ -107,8 +122,6 @@ def _audited(tmp_path: Path) -> dict[str, Any]:
     [
         ({"decision": "approve", "approver": "alice", "plan_hash": "PLAN"}, "approved"),
         ({"decision": "reject", "approver": "alice", "plan_hash": "PLAN"}, "rejected"),
-        ({"decision": "approve", "approver": "Carol", "plan_hash": "PLAN"}, "refused"),
-        ({"decision": "approve", "approver": "alice", "plan_hash": "0" * 64}, "refused"),
     ],
 )
 def test_decisions_are_checked_and_audited(
@@ -171,3 +184,60 @@ def test_the_input_form_refuses_emails_and_short_hashes() -> None:
         approval.PlanApproval(decision="approve", approver="alice", plan_hash="abc")
     with pytest.raises(ValidationError):
         approval.PlanApproval(decision="maybe", approver="alice", plan_hash="a" * 12)
+
+
+@pytest.mark.parametrize(
+    ("bad", "why"),
+    [
+        ({"decision": "approve", "approver": "Carol", "plan_hash": "PLAN"}, "requested this plan"),
+        ({"decision": "approve", "approver": "alice", "plan_hash": "0" * 64}, "names plan 000000"),
+    ],
+)
+def test_an_approval_that_cannot_be_accepted_is_refused_and_the_run_keeps_waiting(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    published: list[str],
+    caplog: pytest.LogCaptureFixture,
+    bad: dict[str, str],
+    why: str,
+) -> None:
+    plan_hash = _plan().hash
+    bad = {**bad, "plan_hash": plan_hash[:12] if bad["plan_hash"] == "PLAN" else bad["plan_hash"]}
+    good = {"decision": "approve", "approver": "alice", "plan_hash": plan_hash[:12]}
+    keys = _answer(monkeypatch, bad, good)
+    with caplog.at_level("WARNING"):
+        decision = _decide(tmp_path)
+    assert decision.outcome == "approved"
+    assert len(keys) == len(set(keys)) == 2  # a second pause, waiting for a new answer
+    events = _audited_all(tmp_path)
+    assert [e["outcome"] for e in events] == ["refused", "approved"]
+    assert why in caplog.text
+    assert "Still waiting" in caplog.text
+
+
+def test_refused_answers_then_silence_time_out_and_delete_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, published: list[str]
+) -> None:
+    plan_hash = _plan().hash
+    _answer(monkeypatch, {"decision": "approve", "approver": "carol", "plan_hash": plan_hash})
+    decision = _decide(tmp_path)
+    assert (decision.outcome, decision.approved) == ("timed_out", False)
+    assert [e["outcome"] for e in _audited_all(tmp_path)] == ["refused", "timed_out"]
+
+
+def test_the_pause_says_where_it_waits_and_how_to_approve(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    published: list[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    plan = _plan()
+    _answer(monkeypatch, {"decision": "reject", "approver": "alice", "plan_hash": plan.hash[:12]})
+    with caplog.at_level("WARNING"):
+        _decide(tmp_path)
+    assert f"WAITING FOR APPROVAL of plan {plan.hash}" in caplog.text
+    assert "delete-inactive: 1 target(s), planned" in caplog.text
+    assert "gladly-pipeline approve" in caplog.text
+    assert f"--plan-hash {plan.hash[:12]}" in caplog.text
+    [markdown] = published
+    assert "gladly-pipeline approve" in markdown

@@ -14,10 +14,12 @@ import anyio
 import pytest
 import requests
 from prefect.exceptions import FlowRunWaitTimeout
+from typer.testing import CliRunner
 
 from audit_log import AuditLog, verify_chain
 from flows.secrets import BLOCKS
 from gladly_archive import Archive
+from gladly_pipeline.cli import app
 from gladly_sandbox import Sandbox
 from tests._policies import INACTIVE, NOW
 from tests.flows._server import PREFECT, REPO, free_port, serving, stop, tails
@@ -66,6 +68,29 @@ async def _reach(run_id: Any, wanted: set[str], timeout: float) -> str:
     raise AssertionError("unreachable")  # fail_after raises first
 
 
+async def _states_after(run_id: Any, act: Any, until: str, timeout: float) -> list[str]:
+    """The states the run enters after `act()` (run in a thread) up to its first `until` after
+    a RUNNING, observed on the event stream subscribed before acting, so none is missed."""
+    from prefect.events.clients import get_events_subscriber
+    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+
+    only_this_run = EventFilter(
+        event=EventNameFilter(prefix=["prefect.flow-run"]),
+        resource=EventResourceFilter(id=[f"prefect.flow-run.{run_id}"]),
+    )
+    seen: list[str] = []
+    with anyio.fail_after(timeout):
+        async with get_events_subscriber(filter=only_this_run) as events:
+            await anyio.to_thread.run_sync(act)
+            async for event in events:
+                state = event.resource.get("prefect.state-type")
+                if state is not None:
+                    seen.append(str(state))
+                if state == until and "RUNNING" in seen:
+                    return seen
+    raise AssertionError("unreachable")  # fail_after raises first
+
+
 def _wait_state(run_id: Any, wanted: set[str], what: str, logs: list[Path]) -> str:
     try:
         if wanted == FINAL:
@@ -89,6 +114,7 @@ def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
             **os.environ,
             "PREFECT_HOME": str(tmp_path / "prefect-home"),
             "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+            "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api",  # as `make server` sets it
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_LOGGING_LEVEL": "WARNING",
             "PREFECT_WORKER_QUERY_SECONDS": "1",
@@ -122,6 +148,9 @@ def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
             if not serving(server, logs[0], 180):
                 raise _timed_out("the Prefect server", logs)
             assert requests.get(f"http://127.0.0.1:{port}/api/health", timeout=10).ok
+            # The UI asks this where the API is: on a port other than 4200 it must say so.
+            ui = requests.get(f"http://127.0.0.1:{port}/ui-settings", timeout=10).json()
+            assert ui["api_url"] == f"http://127.0.0.1:{port}/api"
             save_blocks = (
                 "import json, sys\n"
                 "from prefect.blocks.system import Secret\n"
@@ -197,10 +226,29 @@ def test_deployments_run_through_a_worker_with_approval(stack: dict[str, Any]) -
         targets = [t["target_id"] for t in plan.targets.to_pylist()]
         assert targets
         deleted_before = sb.org.counts()["deleted_customers"]
-        resume_flow_run(
-            approved.id,
-            run_input={"decision": "approve", "approver": "alice", "plan_hash": plan.hash},
-        )
+
+        # From the shell, as the run's log says: first a mistyped hash, which the run refuses
+        # and keeps waiting; then the right one.
+        def answer(plan_hash: str) -> None:
+            answered = CliRunner().invoke(
+                app,
+                ["approve", str(approved.id), "--plan-hash", plan_hash, "--approver", "alice"],
+                env={"PREFECT_API_URL": env["PREFECT_API_URL"]},
+            )
+            assert answered.exit_code == 0, answered.output
+
+        try:
+            states = anyio.run(
+                _states_after, approved.id, lambda: answer("0123456789ab"), "PAUSED", 240.0
+            )
+        except TimeoutError:
+            raise _timed_out("the refusal of a wrong hash", logs) from None
+        # Resumed, refused, and waiting again (never COMPLETED nor FAILED in between).
+        assert states[-1] == "PAUSED", states
+        assert not FINAL & set(states), states
+        _wait_state(approved.id, {"PAUSED"}, "the pause after the refusal", logs)
+        assert sb.org.counts()["deleted_customers"] == deleted_before
+        answer(plan.hash[:12])
         _wait_state(approved.id, FINAL, "the approved run", logs)
         assert _state(client, approved.id) == "COMPLETED"
         assert all(sb.org.raw_customer(t)["deleted"] for t in targets)
@@ -229,5 +277,9 @@ def test_deployments_run_through_a_worker_with_approval(stack: dict[str, Any]) -
         for e in AuditLog(root, key=b"real-server-test-key").events().to_pylist()
         if e["step"] == "approval"
     ]
-    assert decisions == [("approved", "alice", "scheduler"), ("rejected", "bob", "scheduler")]
+    assert decisions == [
+        ("refused", "alice", "scheduler"),  # the mistyped hash: audited, and the run waited on
+        ("approved", "alice", "scheduler"),
+        ("rejected", "bob", "scheduler"),
+    ]
     assert verify_chain(root, key=b"real-server-test-key").ok
