@@ -41,8 +41,10 @@ def status(
     personal data. Exit codes: 0 nothing needs attention; 3 something does (an unarchived job
     within 2 days of Gladly deleting it or one Gladly failed, a plan awaiting approval over
     72 h, a failed or interrupted request, a reappeared customer, a chain that does not
-    verify); 2 the root is not an archive, or bad settings for --live; 1 Gladly failed (--live).
+    verify); 2 the root is not an archive, or bad settings for --live; 1 the archive cannot be
+    read, or Gladly failed (--live).
     """
+    from gladly_archive import ArchiveError
     from gladly_client import GladlyClient, GladlyError
     from gladly_pipeline.status import NotAnArchiveError, read_status
     from gladly_pipeline.status_render import status_json, status_lines
@@ -66,6 +68,9 @@ def status(
         raise typer.Exit(EXIT_USAGE) from None
     except GladlyError as exc:
         err.print(f"[red]Gladly request failed:[/red] {escape(str(exc))}")
+        raise typer.Exit(EXIT_FAILED) from None
+    except ArchiveError as exc:  # e.g. an archive of an older layout: named, never guessed at
+        err.print(f"[red]Cannot read the archive:[/red] {escape(str(exc))}")
         raise typer.Exit(EXIT_FAILED) from None
     if as_json:
         typer.echo(json.dumps(status_json(state), indent=2))

@@ -286,6 +286,18 @@ def test_a_plan_not_applied_awaits_approval_and_after_72_hours_exits_3(
     assert says(human.stdout, f"blocked: {', '.join(oldest['blocked_policies'])}")
     assert says(human.stdout, "Needs attention")
 
+    # A plan changed on disk after it was written is named, not counted as awaiting.
+    summary_file = fresh_dir / "summary.json"
+    original = summary_file.read_text()
+    summary_file.write_text(original.replace('"targets"', '"targetz"', 1))
+    as_json, data, human = _status(copy)
+    assert [p["hash_prefix"] for p in data["plans"]["awaiting"]] == [stale.hash[:12]]
+    (damaged,) = data["plans"]["unreadable"]
+    assert damaged["directory"] == fresh_dir.name
+    assert "summary.json does not match" in damaged["problem"]
+    assert says(human.stdout, f"{fresh_dir.name}: summary.json does not match")
+    summary_file.write_text(original)
+
     # Rejected by an approver (an audit event): no longer awaiting.
     with AuditLog(copy, key=DEMO_KEY.encode()).start_run(plan_hash=stale.hash) as run:
         run.append(target_type="run", step="approval", phase="result", outcome="rejected")
