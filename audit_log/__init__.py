@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from audit_log.files import read_events
 from audit_log.verify import (
     AUDIT_DIR,
     AUDIT_EVENTS,
@@ -23,6 +24,7 @@ __all__ = [
     "AuditRun",
     "ChainReport",
     "check_fields",
+    "read_events",
     "verify_chain",
     "write_events_file",
 ]

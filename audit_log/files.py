@@ -36,7 +36,9 @@ __all__ = [
     "events_table",
     "is_earlier_release",
     "journal_paths",
+    "last_sealed_hash",
     "order_journals",
+    "read_events",
     "read_journal",
     "read_sealed",
     "sealed_metadata",
@@ -269,3 +271,45 @@ def read_sealed(path: Path) -> pa.Table:
     if not table.schema.equals(AUDIT_EVENTS, check_metadata=False):
         raise AuditError(f"{path} does not have the audit schema; run verify_chain")
     return table.replace_schema_metadata(AUDIT_EVENTS.metadata)
+
+
+def last_sealed_hash(audit_dir: Path) -> str:
+    """The hash the chain continues from after the sealed runs: the last one's, or GENESIS."""
+    sealed = sealed_runs(audit_dir)
+    if not sealed:
+        return GENESIS
+    try:
+        return sealed_metadata(sealed[-1].path)[META_LAST].decode()
+    except (OSError, KeyError, pa.ArrowException) as exc:
+        raise AuditError(
+            f"cannot read the last hash of {sealed[-1].path} ({exc}); "
+            "run verify_chain and repair or restore that file before appending"
+        ) from None
+
+
+def read_events(audit_dir: Path, *, include_journals: bool = True) -> pa.Table:
+    """Every event under ``audit_dir``: sealed runs in run order, then unsealed journals in
+    chain order (AUDIT_EVENTS schema). Reads only and needs no key: nothing is verified here
+    (``verify_chain`` does that); AuditError for a damaged file."""
+    for _ in range(5):
+        # Journals are listed before runs: a seal renames its run file into place before it
+        # removes the journal, so a run sealed meanwhile is either among the runs (its
+        # journal is skipped) or still a journal, unless the journal vanished: read again.
+        journals = journal_paths(audit_dir) if include_journals else []
+        sealed = sealed_runs(audit_dir)
+        tables = [read_sealed(run.path) for run in sealed]
+        sealed_ids = {run.run_id for run in sealed}
+        try:
+            loaded = [read_journal(p) for p in journals if p.stem not in sealed_ids]
+        except FileNotFoundError:
+            continue  # sealed between the two listings: read again
+        for journal in order_journals(loaded, last_sealed_hash(audit_dir)):
+            try:
+                tables.append(events_table(journal.events))
+            except (pa.ArrowException, TypeError, ValueError):
+                raise AuditError(
+                    f"audit journal of run {journal.run_id} holds malformed events (a field "
+                    "of the wrong type); restore it from a backup or move it aside"
+                ) from None
+        return pa.concat_tables(tables) if tables else AUDIT_EVENTS.empty_table()
+    raise AuditError(f"the audit journals under {audit_dir} kept changing while being read")

@@ -40,7 +40,9 @@ from audit_log.files import (
     events_table,
     is_earlier_release,
     journal_paths,
+    last_sealed_hash,
     order_journals,
+    read_events,
     read_journal,
     read_sealed,
     sealed_metadata,
@@ -132,16 +134,7 @@ class AuditLog:
 
     def _head(self) -> str:
         """The hash the next event chains to: the last sealed run's last hash, or GENESIS."""
-        sealed = sealed_runs(self.dir)
-        if not sealed:
-            return GENESIS
-        try:
-            return sealed_metadata(sealed[-1].path)[META_LAST].decode()
-        except (OSError, KeyError, pa.ArrowException) as exc:
-            raise AuditError(
-                f"cannot read the last hash of {sealed[-1].path} ({exc}); "
-                "run verify_chain and repair or restore that file before appending"
-            ) from None
+        return last_sealed_hash(self.dir)
 
     def _refuse_earlier_release(self, journals: list[Journal]) -> None:
         """AuditError if an earlier release's unkeyed chain is here: never extend it.
@@ -263,29 +256,7 @@ class AuditLog:
 
     def events(self, *, include_journals: bool = True) -> pa.Table:
         """Every event: sealed runs in run order, then unsealed journals (AUDIT_EVENTS schema)."""
-        for _ in range(5):
-            # Journals are listed before runs: a seal renames its run file into place before it
-            # removes the journal, so a run sealed meanwhile is either among the runs (its
-            # journal is skipped) or still a journal, unless the journal vanished: read again.
-            journals = journal_paths(self.dir) if include_journals else []
-            sealed = sealed_runs(self.dir)
-            tables = [read_sealed(run.path) for run in sealed]
-            sealed_ids = {run.run_id for run in sealed}
-            try:
-                loaded = [read_journal(p) for p in journals if p.stem not in sealed_ids]
-            except FileNotFoundError:
-                continue  # sealed between the two listings: read again
-            head = self._head() if sealed else GENESIS
-            for journal in order_journals(loaded, head):
-                try:
-                    tables.append(events_table(journal.events))
-                except (pa.ArrowException, TypeError, ValueError):
-                    raise AuditError(
-                        f"audit journal of run {journal.run_id} holds malformed events (a field "
-                        "of the wrong type); restore it from a backup or move it aside"
-                    ) from None
-            return pa.concat_tables(tables) if tables else AUDIT_EVENTS.empty_table()
-        raise AuditError(f"the audit journals under {self.dir} kept changing while being read")
+        return read_events(self.dir, include_journals=include_journals)
 
 
 class AuditRun:

@@ -17,6 +17,7 @@ from gladly_pipeline.export import export
 from gladly_pipeline.fold import fold
 from gladly_pipeline.plan import plan
 from gladly_pipeline.policies import holds_hash, validate
+from gladly_pipeline.status_cli import status
 
 app = typer.Typer(
     name="gladly-pipeline",
@@ -50,6 +51,7 @@ app.command(name="approve")(approve)
 app.command(name="delete")(delete)
 app.command(name="recover")(recover)
 app.command(name="demo")(demo)
+app.command(name="status")(status)
 
 audit_app = typer.Typer(
     help="The audit log: verify its keyed chain, print its head, write an auditor's pack.",

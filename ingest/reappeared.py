@@ -17,7 +17,7 @@ from gladly_archive.location import drop_facts
 from gladly_archive.purge import purge_customers
 from gladly_archive.tombstones import read_tombstones
 
-__all__ = ["Reappeared", "ReappearedReport", "check_reappeared"]
+__all__ = ["Reappeared", "ReappearedReport", "check_reappeared", "find_reappeared"]
 
 logger = logging.getLogger(__name__)
 # The contact kinds a reappeared profile is matched on, and the customers column holding them.
@@ -51,15 +51,73 @@ class ReappearedReport:
 
 
 def _pairs(
-    ids: list[str], values: list[list[str]], kind: Literal["email", "phone"], key: bytes
+    customers: pa.Table, column: str, kind: Literal["email", "phone"], key: bytes
 ) -> pa.Table:
-    rows_id: list[str] = []
-    rows_hash: list[str] = []
-    for cid, found in zip(ids, values, strict=True):
+    """(customer_id, hash[, archived_at]) for every email or phone of every customer row; each
+    distinct value is hashed once."""
+    hashed: dict[str, str] = {}
+    rows: dict[str, list[object]] = {"customer_id": [], "hash": []}
+    stamped = "archived_at" in customers.column_names
+    if stamped:
+        rows["archived_at"] = []
+    stamps = customers.column("archived_at").to_pylist() if stamped else None
+    ids = customers.column("customer_id").to_pylist()
+    for index, found in enumerate(customers.column(column).to_pylist()):
         for value in found or ():
-            rows_id.append(cid)
-            rows_hash.append(keyed_hash(value, kind=kind, key=key))
-    return pa.table({"customer_id": rows_id, "hash": rows_hash})
+            if value not in hashed:
+                hashed[value] = keyed_hash(value, kind=kind, key=key)
+            rows["customer_id"].append(ids[index])
+            rows["hash"].append(hashed[value])
+            if stamps is not None:
+                rows["archived_at"].append(stamps[index])
+    schema = [("customer_id", pa.string()), ("hash", pa.string())]
+    if stamped:
+        schema.append(("archived_at", customers.schema.field("archived_at").type))
+    return pa.table(rows, schema=pa.schema(schema))
+
+
+def _matches(customers: pa.Table, stones: pa.Table, key: bytes) -> list[Reappeared]:
+    """Customers not erased whose email or phone hash is an erased customer's. When the rows
+    carry `archived_at`, only rows archived at or after that customer's deletion count."""
+    erased = stones.column("customer_id").combine_chunks()
+    fresh = customers.filter(pc.invert(pc.is_in(customers.column("customer_id"), erased)))
+    found: set[Reappeared] = set()
+    for kind, column in _CONTACTS:
+        flat = stones.select(["customer_id", f"{kind}_hashes", "deleted_at"])
+        parents = pc.list_parent_indices(flat.column(f"{kind}_hashes"))
+        known = pa.table(
+            {
+                "tombstoned_id": pc.take(flat.column("customer_id"), parents),
+                "deleted_at": pc.take(flat.column("deleted_at"), parents),
+                "hash": pc.list_flatten(flat.column(f"{kind}_hashes")),
+            }
+        )
+        if known.num_rows == 0 or fresh.num_rows == 0:
+            continue
+        pairs = _pairs(fresh, column, kind, key)
+        if pairs.num_rows == 0:
+            continue
+        for row in pairs.join(known, "hash", join_type="inner").to_pylist():
+            if "archived_at" in row and row["archived_at"] < row["deleted_at"]:
+                continue  # held before the deletion: not a profile that came back
+            found.add(Reappeared(row["customer_id"], row["tombstoned_id"], row["deleted_at"], kind))
+    return sorted(found, key=lambda r: (r.customer_id, r.matched_on, r.tombstoned_id))
+
+
+def find_reappeared(archive: Archive, key: bytes) -> list[Reappeared]:
+    """Every customer the archive holds, not erased, whose email or phone (keyed hash) is an
+    erased customer's, in a row archived at or after that deletion: what the export runs
+    since then reported as reappeared, for as long as those profiles are not erased. Reads
+    only (the export's check purges; this never writes)."""
+    stones = read_tombstones(archive)
+    if stones.num_rows == 0:
+        return []
+    since = pc.min(stones.column("deleted_at"))
+    customers = archive.dataset("customers").to_table(
+        columns=["customer_id", "emails", "phones", "archived_at"],
+        filter=pc.field("archived_at") >= since,
+    )
+    return _matches(customers, stones, key)
 
 
 def check_reappeared(
@@ -101,25 +159,5 @@ def check_reappeared(
     if key is None:
         report.hashes_checked = False
         return report
-    fresh = customers.filter(pc.invert(pc.is_in(customers.column("customer_id"), erased)))
-    ids = fresh.column("customer_id").to_pylist()
-    for kind, column in _CONTACTS:
-        pairs = _pairs(ids, fresh.column(column).to_pylist(), kind, key)
-        flat = stones.select(["customer_id", f"{kind}_hashes", "deleted_at"])
-        parents = pc.list_parent_indices(flat.column(f"{kind}_hashes"))
-        known = pa.table(
-            {
-                "tombstoned_id": pc.take(flat.column("customer_id"), parents),
-                "deleted_at": pc.take(flat.column("deleted_at"), parents),
-                "hash": pc.list_flatten(flat.column(f"{kind}_hashes")),
-            }
-        )
-        if pairs.num_rows == 0 or known.num_rows == 0:
-            continue
-        joined = pairs.join(known, "hash", join_type="inner")
-        for row in joined.select(["customer_id", "tombstoned_id", "deleted_at"]).to_pylist():
-            report.reappeared.append(
-                Reappeared(row["customer_id"], row["tombstoned_id"], row["deleted_at"], kind)
-            )
-    report.reappeared = sorted(set(report.reappeared), key=lambda r: (r.customer_id, r.matched_on))
+    report.reappeared = _matches(customers, stones, key)
     return report
