@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -29,7 +31,8 @@ def demo(
     from gladly_pipeline.demo_run import run_demo
 
     console = Console()
-    result = run_demo(out, customers=customers, seed=seed, say=console.print)
+    say = wrapped_printer(console)
+    result = run_demo(out, customers=customers, seed=seed, say=say)
     report, chain = result.report, result.chain
     assert report is not None
     assert chain is not None
@@ -40,28 +43,51 @@ def demo(
         table.add_row(outcome, f"{count:,}")
     console.print(table)
     removed = sum(report.purge.get("rows_removed", {}).values()) if report.purge else 0
-    console.print(
+    say(
         f"API calls {dict(sorted(report.api_calls.items()))}; {report.tombstoned} tombstone(s); "
         f"{removed:,} row(s) of deleted customers purged from our archive."
     )
     verdict = "[green]holds[/green]" if chain.ok else f"[red]BROKEN[/red]: {chain.problem}"
-    console.print(f"Audit chain {verdict}: {chain.runs} run(s), {chain.events:,} event(s).")
+    say(f"Audit chain {verdict}: {chain.runs} run(s), {chain.events:,} event(s).")
     timings = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
-    console.print(f"Timings: {timings}.")
+    say(f"Timings: {timings}.")
     items = result.root / "items" / "**" / "*.parquet"
     query = (
         "SELECT content_type, count(*) AS items "  # noqa: S608 (printed for the reader)
         f"FROM read_parquet('{items}') GROUP BY 1 ORDER BY 2 DESC"
     )
-    console.print("\n[bold]Where the files are[/bold]")
-    console.print(f"  archive (Parquet)  {result.root}")
-    console.print(f"  the approved plan  {result.plan_dir}")
-    console.print(f"  audit log          {result.root / '_audit'}")
-    console.print(f"  tombstones         {result.root / 'tombstones'}")
+    say("\n[bold]Where the files are[/bold]")
+    say(f"  archive (Parquet)  {result.root}")
+    say(f"  the approved plan  {result.plan_dir}")
+    say(f"  audit log          {result.root / '_audit'}")
+    say(f"  tombstones         {result.root / 'tombstones'}")
     if result.evidence:
-        console.print(f"  evidence pack      {result.evidence}")
-    console.print("\n[bold]Try a query[/bold]")
+        say(f"  evidence pack      {result.evidence}")
+    say("\n[bold]Try a query[/bold]")
     console.print(
         f'  .venv/bin/python -c "import duckdb; duckdb.sql(\\"{query}\\").show()"', soft_wrap=True
     )
     raise typer.Exit(EXIT_OK if chain.ok and report.ok else EXIT_FAILED)
+
+
+def wrapped_printer(console: Console) -> Callable[[str], None]:
+    """A `print` that wraps prose at the console's width between words, continuing a line
+    under its own indent plus three, and never inside a word: a path or a command too long
+    for the line stays whole (the terminal folds it) instead of being cut where rich would."""
+    width = max(console.width, 40)
+
+    def say(text: str = "") -> None:
+        for line in str(text).split("\n"):
+            indent = len(line) - len(line.lstrip(" "))
+            parts = textwrap.wrap(
+                line.strip(),
+                width=width,
+                initial_indent=" " * indent,
+                subsequent_indent=" " * (indent + 3),
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+            for part in parts or [""]:
+                console.print(part, soft_wrap=True, highlight=False)
+
+    return say

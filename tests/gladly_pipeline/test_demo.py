@@ -17,8 +17,16 @@ pytestmark = pytest.mark.integration
 def test_the_demo_runs_end_to_end_and_stops_everything(tmp_path: Path) -> None:
     before = {t.ident for t in threading.enumerate()}
     out = tmp_path / "demo"
-    result = CliRunner().invoke(app, ["demo", "--out", str(out), "--customers", "120"])
+    result = CliRunner().invoke(
+        app, ["demo", "--out", str(out), "--customers", "120"], env={"COLUMNS": "80"}
+    )
     assert result.exit_code == 0, result.output
+    # At 80 columns prose is wrapped between words; only a single path longer than a line,
+    # or the command to copy, stands alone on its line, whole (the terminal folds it).
+    for line in result.output.splitlines():
+        whole = " " not in line.strip() or line.strip().startswith(".venv/bin/python -c")
+        assert len(line) <= 80 or whole, line
+    assert says(result.output, str(out / "archive"))
     for words in ("APPROVES plan", "Audit chain holds", "Try a query", "evidence pack"):
         assert says(result.output, words)
     assert says(result.output, "deleted")
