@@ -19,6 +19,7 @@ from prefect.settings import PREFECT_UI_URL
 from pydantic import Field
 
 from audit_log import AuditLog
+from flows.alerts import APPROVAL_DECIDED, APPROVAL_WAITING, emit_alert
 from flows.secrets import run_env
 from gladly_archive.keyed import audit_key
 from retention_policies.plan import Plan
@@ -192,8 +193,10 @@ def request_approval(
     logger = _logger()
     for line in notice:
         logger.warning("%s", line)
+    emit_alert(APPROVAL_WAITING, plan.hash, {"requester": requester, "targets": len(plan.targets)})
     decision = _decide(plan, requester, timeout_seconds, root, flow)
     record_decision(root, plan, requester, decision, flow)
+    emit_alert(APPROVAL_DECIDED, plan.hash, {"outcome": decision.outcome})
     return decision
 
 

@@ -11,6 +11,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from flows.alerts import JOB_NEAR_EXPIRY, REAPPEARED, emit_alert
 from flows.secrets import run_client, run_env
 from gladly_archive import Archive
 from gladly_archive.keyed import optional_audit_key
@@ -78,6 +79,15 @@ def export_transcripts(
         logger.error("EXPORT JOB SKIPPED: %s", skipped.describe())
     for warning in report.warnings:
         logger.error("EXPORT AT RISK: %s", warning.describe())
+        emit_alert(
+            JOB_NEAR_EXPIRY,
+            warning.job_id,
+            {
+                "status": warning.status,
+                "expires_at": warning.expires_at.isoformat(),
+                "reason": warning.reason,
+            },
+        )
     if report.reappeared is not None:
         for one in report.reappeared.reappeared:
             logger.warning(
@@ -85,6 +95,11 @@ def export_transcripts(
                 one.customer_id,
                 one.matched_on,
                 one.tombstoned_id,
+            )
+            emit_alert(
+                REAPPEARED,
+                one.customer_id,
+                {"matched_on": one.matched_on, "erased_customer_id": one.tombstoned_id},
             )
     publish_export_artifact(report)
     return summarize(report)

@@ -6,7 +6,9 @@ from typing import Any
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from audit_log import outcomes as o
 from audit_log.outcomes import RunReport
+from flows.alerts import ERASURE_FAILED, emit_alert
 
 __all__ = ["publish_run", "summarize_run"]
 
@@ -31,8 +33,16 @@ def summarize_run(report: RunReport) -> dict[str, Any]:
 
 def publish_run(report: RunReport, key: str) -> None:
     """A table of outcomes and a short markdown note, under artifact `key`."""
+    counts = report.counts()
+    failed = counts.get(o.FAILED, 0) + counts.get(o.VERIFY_FAILED, 0)
+    if failed:
+        emit_alert(
+            ERASURE_FAILED,
+            report.run_id,
+            {"flow": key, "plan_hash": report.plan_hash, "failed": failed, "outcomes": counts},
+        )
     rows: list[dict[str, Any]] = [
-        {"outcome": outcome, "targets": count} for outcome, count in report.counts().items()
+        {"outcome": outcome, "targets": count} for outcome, count in counts.items()
     ] or [{"outcome": "no targets", "targets": 0}]
     mode = "rehearsal: nothing was changed" if report.dry_run else "executed"
     create_table_artifact(

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 from gladly_client import GladlyClient
 
-__all__ = ["BLOCKS", "run_client", "run_env"]
+__all__ = ["BLOCKS", "api_reachable", "run_client", "run_env"]
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +21,8 @@ BLOCKS: Mapping[str, str] = {
 }
 
 
-def _api_reachable(env: Mapping[str, str]) -> bool:
+def api_reachable(env: Mapping[str, str]) -> bool:
+    """Whether a Prefect API answers this process (a flow run, or a configured server)."""
     # Only inside a flow run or with a configured server: asking otherwise would start
     # Prefect's temporary server (10-15 s) just to learn that there are no blocks.
     from prefect.context import FlowRunContext
@@ -38,7 +39,7 @@ def run_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     a log line or an artifact."""
     merged = dict(os.environ if env is None else env)
     missing = [name for name in BLOCKS if not merged.get(name)]
-    if not missing or not _api_reachable(merged):
+    if not missing or not api_reachable(merged):
         return merged
     try:
         from prefect.blocks.system import Secret

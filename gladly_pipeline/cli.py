@@ -6,6 +6,7 @@ import typer
 from rich.console import Console
 
 from gladly_client import GladlyClient, GladlyError
+from gladly_pipeline.alerts import install as alerts_install
 from gladly_pipeline.approve import approve
 from gladly_pipeline.audit import audit_head, audit_verify
 from gladly_pipeline.audit_report import audit_report
@@ -65,6 +66,12 @@ app.add_typer(audit_app, name="audit")
 policies_app = typer.Typer(help="Validate retention policies.", no_args_is_help=True)
 policies_app.command(name="validate")(validate)
 app.add_typer(policies_app, name="policies")
+
+alerts_app = typer.Typer(
+    help="Alerts: Prefect automations that notify on the flows' events.", no_args_is_help=True
+)
+alerts_app.command(name="install")(alerts_install)
+app.add_typer(alerts_app, name="alerts")
 
 holds_app = typer.Typer(
     help="Legal holds: hash an email or phone for the registry.", no_args_is_help=True

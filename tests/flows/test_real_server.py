@@ -6,7 +6,10 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +184,39 @@ def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
             stop(server)
 
 
+class _Receiver:
+    """A loopback HTTP endpoint the notification block posts to; `got` is set on the first."""
+
+    def __init__(self) -> None:
+        self.got = threading.Event()
+        self.bodies: list[str] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                outer.bodies.append(self.rfile.read(length).decode("utf-8", "replace"))
+                self.send_response(200)
+                self.end_headers()
+                outer.got.set()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alert"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> _Receiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
 def _run(client: Any, name: str, parameters: dict[str, Any]) -> Any:
     deployment = client.read_deployment_by_name(name)
     return client.create_flow_run_from_deployment(deployment.id, parameters=parameters)
@@ -272,6 +308,30 @@ def test_deployments_run_through_a_worker_with_approval(stack: dict[str, Any]) -
         _wait_state(rejected.id, FINAL, "the rejected run", logs)
         assert _state(client, rejected.id) == "COMPLETED"
         assert sb.org.counts() == counts
+
+        # Alerts: our automations notify through a webhook block (a receiver on loopback) when
+        # an export leaves completed jobs unarchived near their expiry (here: all skipped).
+        from prefect.blocks.notifications import CustomWebhookNotificationBlock
+
+        with _Receiver() as receiver:
+            CustomWebhookNotificationBlock(
+                name="gladly-alerts",
+                url=receiver.url,
+                json_data={"subject": "{{subject}}", "body": "{{body}}"},
+                allow_private_urls=True,
+            ).save("gladly-alerts", overwrite=True)
+            installed = CliRunner().invoke(
+                app,
+                ["alerts", "install", "--block", "custom-webhook/gladly-alerts"],
+                env={"PREFECT_API_URL": env["PREFECT_API_URL"]},
+            )
+            assert installed.exit_code == 0, installed.output
+            sb.advance(days=2)  # new completed jobs, which this run skips
+            later = (NOW + timedelta(days=30)).isoformat()
+            skipped = _run(client, "export-transcripts/hourly", {"since": later})
+            _wait_state(skipped.id, FINAL, "the export that archives nothing", logs)
+            assert receiver.got.wait(timeout=180), "no notification from the automation"
+            assert "gladly.export.job.near-expiry" in receiver.bodies[0]
     decisions = [
         (e["outcome"], e["approver"], e["actor"])
         for e in AuditLog(root, key=b"real-server-test-key").events().to_pylist()
