@@ -201,7 +201,12 @@ class _progress:
 
     def __init__(self, console: Console) -> None:
         self._run = current_run()
-        self._run.counted = "target(s) done and recorded in the audit log"
+        # Counted as the engine reports them; calls already sent finish after a Ctrl-C (the
+        # pool drains), so more may be done than said, never fewer.
+        self._run.counted = (
+            "target(s) reported done, each recorded in the audit log; calls in flight were let "
+            "finish"
+        )
         self._run.resume = (
             "it re-checks in Gladly any call cut off, skips what is done, does the rest"
         )

@@ -41,14 +41,10 @@ class RichProgress:
         self._progress = progress
         self._task: TaskID | None = None
         self._run = run or RunState()
-        self._run.counted = "export job(s) archived by this run"
-        self._run.resume = "archived jobs are skipped, the rest archived without duplicates"
 
     def file_started(self, job_id: str, name: str) -> None:
-        # Nothing of a job is visible until its commit: a stop before it leaves nothing behind.
-        self._run.current = (
-            f"export job {job_label(job_id)} was cut off before its commit; nothing of it was kept"
-        )
+        # A job is committed whole: cut off, it is redone (or its commit rolled forward) next run.
+        self._run.current = f"export job {job_label(job_id)} was cut off; the next run finishes it"
         self._task = self._progress.add_task(f"{job_id[:10]}… {name}", total=None)
 
     def file_progress(self, received: int, expected: int | None) -> None:
@@ -119,7 +115,13 @@ def export(
             console=console,
             transient=False,
         ) as progress:
-            bars = RichProgress(progress, current_run())
+            run = current_run()
+            # Counted from the manifests at a stop: a job is archived once its manifest is.
+            before = len(archive.archived_job_ids())
+            run.recount = lambda: len(archive.archived_job_ids()) - before
+            run.counted = "export job(s) archived by this run"
+            run.resume = "archived jobs are skipped, the rest archived without duplicates"
+            bars = RichProgress(progress, run)
             report = run_export(
                 client,
                 archive,

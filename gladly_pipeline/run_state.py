@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 __all__ = ["RunState", "current_run", "start_run"]
@@ -20,12 +22,18 @@ class RunState:
     root: str | None = None  # the resolved archive root, once --root has been checked
     counted: str = ""  # what `done` counts, e.g. "export job(s) archived by this run"
     done: int = 0
+    # Where the truth is on disk (the archive's manifests), how to count `done` from it instead.
+    recount: Callable[[], int] | None = None
     current: str = ""  # what a stop cuts off, e.g. "export job 7f3a… was cut off …"
     resume: str = ""  # what the next run of the same command does about it
 
     def interrupted_lines(self) -> list[str]:
         """One short block for Ctrl-C: what was finished and cut off, and how to resume."""
-        said = [f"{self.done} {self.counted}"] if self.counted else []
+        done = self.done
+        if self.recount is not None:
+            with contextlib.suppress(Exception):  # the count is a courtesy: never fail on it
+                done = self.recount()
+        said = [f"{done} {self.counted}"] if self.counted else []
         said += [self.current] if self.current else []
         if not said:
             return [f"Interrupted; {NOTHING_LOST}."]
