@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from gladly_client import (
     MalformedResponseError,
     PermissionDeniedError,
     RateLimitError,
+    ResponseValidationError,
     ServerError,
 )
 from gladly_client.constants import ENV_BASE_URL
@@ -107,7 +110,7 @@ def _gladly_failure(exc: GladlyError, host: str) -> Failure:
     if isinstance(exc, GladlyTimeoutError):
         return Failure(
             EXIT_UNAVAILABLE,
-            f"{UNAVAILABLE}: no answer{at} in time ({exc})",
+            f"{UNAVAILABLE}: no answer{at} in time, after every retry ({exc})",
             f"check the network and GLADLY_BASE_URL, {RERUN}",
         )
     if isinstance(exc, MalformedResponseError | IncompleteDownloadError):
@@ -119,7 +122,7 @@ def _gladly_failure(exc: GladlyError, host: str) -> Failure:
     if isinstance(exc, GladlyConnectionError):
         return Failure(
             EXIT_UNAVAILABLE,
-            f"{UNAVAILABLE}: cannot reach it{at} ({exc})",
+            f"{UNAVAILABLE}: cannot reach it{at}, after every retry ({exc})",
             f"check GLADLY_BASE_URL and the network, {RERUN}",
         )
     if isinstance(exc, ServerError):
@@ -134,6 +137,12 @@ def _gladly_failure(exc: GladlyError, host: str) -> Failure:
             f"{UNAVAILABLE}: still rate limited after every retry ({exc})",
             "another integration may be using the organisation's budget; lower "
             f"GLADLY_REQUESTS_PER_SECOND or wait, {RERUN}",
+        )
+    if isinstance(exc, ResponseValidationError):
+        return Failure(
+            EXIT_FAILED,
+            f"Failed: Gladly answered in a shape this release does not expect ({exc})",
+            "Gladly may have changed its API: run it again with --debug, and report it",
         )
     return Failure(EXIT_FAILED, f"Failed: Gladly did not accept a request ({exc})")
 
@@ -192,9 +201,12 @@ class PipelineGroup(TyperGroup):
         run = start_run()
         debug = bool(ctx.params.get("debug"))
         try:
-            return super().invoke(ctx)
+            with _log_lines(debug):
+                return super().invoke(ctx)
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise
+        except BrokenPipeError:
+            raise  # the reader went away (`… | head`): typer exits 1 quietly
         except KeyboardInterrupt:
             if debug:
                 traceback.print_exc()
@@ -236,6 +248,52 @@ class PipelineGroup(TyperGroup):
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+class _StderrLines(logging.Handler):
+    """Each record on whatever sys.stderr is when it is logged: a progress bar on a terminal
+    redirects it, to print lines above the bar instead of through it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:
+            self.handleError(record)
+
+
+class _OneLine(logging.Formatter):
+    """A log record as its message alone: no traceback (that is --debug's)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return record.getMessage()
+
+
+def _not_a_retry(record: logging.LogRecord) -> bool:
+    # The client's retry notices ("retrying … attempt 2 of 6"): what finally failed is said once,
+    # at the end; --debug shows every attempt.
+    return record.name.partition(".")[0] != "gladly_client"
+
+
+@contextmanager
+def _log_lines(debug: bool) -> Iterator[None]:
+    """While a command runs, what our libraries log at WARNING and above reaches stderr as one
+    line each (Python's last-resort handler would add tracebacks and every retry notice).
+    Left alone where logging is configured already (pytest, Prefect)."""
+    root = logging.getLogger()
+    if root.handlers:
+        yield
+        return
+    handler = _StderrLines(logging.WARNING)
+    if debug:
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    else:
+        handler.setFormatter(_OneLine())
+        handler.addFilter(_not_a_retry)
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
 
 
 def _usage_lines(exc: typer.TyperException) -> list[str]:

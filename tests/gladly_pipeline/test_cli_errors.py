@@ -328,6 +328,45 @@ def test_debug_shows_the_traceback_and_keeps_the_exit_code(
     assert says(result.output, "Configuration error: missing Gladly settings")
 
 
+# The client's retries, without their waits, in a real process (so that Python's own logging,
+# not pytest's capture, decides what reaches stderr).
+NO_WAIT_CLI = (
+    "import time; time.sleep = lambda _s: None; from gladly_pipeline.cli import main; main()"
+)
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["plain", "debug"])
+def test_a_real_process_says_a_refused_connection_in_two_lines(debug: bool) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in SETTINGS},
+        "PYTHONPATH": str(REPO),
+        "COLUMNS": NARROW,
+        "GLADLY_BASE_URL": f"http://127.0.0.1:{closed_port()}",
+        "GLADLY_USER": "api-user@acme.example.com",
+        "GLADLY_API_TOKEN": TOKEN_TRIED,
+    }
+    args = ["--debug", "check"] if debug else ["check"]
+    done = subprocess.run(
+        [sys.executable, "-c", NO_WAIT_CLI, *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == EXIT_UNAVAILABLE, done.stderr
+    if debug:  # every retry and the traceback, then the same two lines
+        assert "attempt 1 of 6" in done.stderr
+        assert "Traceback" in done.stderr
+        assert message_lines(done.stderr)[-2].startswith("Gladly unavailable: cannot reach it")
+    else:
+        assert_one_or_two_lines(done.stderr)
+        assert says(done.stderr, "Connection refused")
+    assert TOKEN_TRIED not in done.stderr
+    assert "api-user@acme.example.com" not in done.stderr
+
+
 def test_the_help_documents_every_exit_code() -> None:
     result = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"})
     codes = ("0 done", "1 failed", "2 bad option", "3 done", "69 Gladly", "78 config", "130 inter")
