@@ -55,7 +55,7 @@ def root(
         typer.Option(
             "--debug",
             envvar="GLADLY_PIPELINE_DEBUG",
-            help="On a failure, print the traceback too (env GLADLY_PIPELINE_DEBUG=1).",
+            help="On a failure, print the traceback too (GLADLY_PIPELINE_DEBUG=1 does the same).",
         ),
     ] = False,
 ) -> None:
