@@ -10,11 +10,14 @@ from typing import Literal
 
 import phonenumbers
 
+from gladly_archive.settings import SettingError
+
 __all__ = [
     "DEFAULT_REGION",
     "ENV_AUDIT_KEY",
     "ENV_DEFAULT_REGION",
     "IdentifierError",
+    "RegionSettingError",
     "audit_key",
     "default_region",
     "keyed_hash",
@@ -34,13 +37,17 @@ class IdentifierError(ValueError):
     """An email or phone that cannot be read; the message never repeats the value."""
 
 
+class RegionSettingError(SettingError, IdentifierError):
+    """GLADLY_DEFAULT_REGION is not a region code: a setting to fix, not a phone to re-type."""
+
+
 def default_region(env: Mapping[str, str] | None = None) -> str:
     """The region for phone numbers without a country code (GLADLY_DEFAULT_REGION, else US)."""
     region = (env if env is not None else os.environ).get(ENV_DEFAULT_REGION, "").strip().upper()
     if not region:
         return DEFAULT_REGION
     if region not in phonenumbers.SUPPORTED_REGIONS:
-        raise IdentifierError(
+        raise RegionSettingError(
             f"{ENV_DEFAULT_REGION}={region!r} is not a region code; use two letters such as "
             "US, CA, GB or DE"
         )
@@ -96,12 +103,13 @@ def keyed_hash(
 
 
 def audit_key(*, required: bool = True, env: Mapping[str, str] | None = None) -> bytes:
-    """The secret behind every keyed hash (holds, audit subjects, tombstones)."""
+    """The secret behind every keyed hash (holds, audit subjects, tombstones); SettingError when
+    it is `required` and GLADLY_AUDIT_KEY is not set."""
     key = (env if env is not None else os.environ).get(ENV_AUDIT_KEY, "")
     if not key and not required:
         return b"no-holds"
     if not key:
-        raise ValueError(
+        raise SettingError(
             f"{ENV_AUDIT_KEY} is not set: emails and phones are kept only as keyed hashes "
             "(holds, audit log, tombstones), so the key is needed; set it in the environment "
             "(the same value every run, kept like a password)"

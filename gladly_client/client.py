@@ -22,6 +22,7 @@ from gladly_client.constants import (
     REPORT_CONCURRENCY,
     REPORTS_PER_MINUTE,
 )
+from gladly_client.errors import GladlySettingsError
 from gladly_client.resources import (
     ConversationsResource,
     CustomersResource,
@@ -101,7 +102,8 @@ class GladlyClient:
         """Build a client from `GLADLY_BASE_URL`, `GLADLY_USER` and `GLADLY_API_TOKEN`.
 
         `GLADLY_REQUESTS_PER_SECOND` optionally overrides the pace. Keyword options are passed
-        through to the constructor. Missing variables are named in one clear error.
+        through to the constructor. Missing or invalid variables are named in one
+        `GladlySettingsError` (a `ValueError`).
         """
         source = dict(os.environ if env is None else env)
         try:
@@ -120,7 +122,7 @@ class GladlyClient:
             )
         except ValidationError as exc:
             fields = ", ".join(str(e["loc"][0]) for e in exc.errors())
-            raise ValueError(
+            raise GladlySettingsError(
                 f"invalid Gladly settings in the environment ({fields}); "
                 f"{ENV_REQUESTS_PER_SECOND} must be a positive number"
             ) from None
@@ -134,7 +136,7 @@ class GladlyClient:
             if not value
         ]
         if missing:
-            raise ValueError(
+            raise GladlySettingsError(
                 "missing Gladly settings: set " + ", ".join(missing) + " in the environment "
                 "(the organisation host, the API user's email and its API token)"
             )

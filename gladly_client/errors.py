@@ -26,6 +26,7 @@ __all__ = [
     "GladlyAPIError",
     "GladlyConnectionError",
     "GladlyError",
+    "GladlySettingsError",
     "GladlyTimeoutError",
     "IncompleteDownloadError",
     "MalformedResponseError",
@@ -46,6 +47,11 @@ __all__ = [
 
 class GladlyError(Exception):
     """Root of every error this client raises."""
+
+
+class GladlySettingsError(GladlyError, ValueError):
+    """The client's settings are missing or wrong (base URL, user, token, pace): raised before
+    any request is sent. The message names the setting and how to fix it, never its secret."""
 
 
 class GladlyConnectionError(GladlyError):

@@ -6,6 +6,8 @@ import hashlib
 import ipaddress
 import logging
 import os
+import re
+import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -32,6 +34,7 @@ from gladly_client.constants import (
 )
 from gladly_client.errors import (
     GladlyConnectionError,
+    GladlySettingsError,
     GladlyTimeoutError,
     IncompleteDownloadError,
     RateLimitError,
@@ -68,27 +71,44 @@ if not any(isinstance(f, _DropQueryStrings) for f in _URLLIB3_LOG.filters):
     _URLLIB3_LOG.addFilter(_DropQueryStrings())
 
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+# What a DNS name may hold (underscores too: some internal names have them).
+_HOST_NAME = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?")
 
 
 def normalize_base_url(base_url: str) -> str:
     """Return `scheme://host[:port]` for an organisation host, refusing plain HTTP off loopback.
 
     Accepts the host with or without a trailing `/api/v1`. Regional hosts (`org.us-1.gladly.com`)
-    and any other host are fine: Gladly tenants live on several.
+    and any other host are fine: Gladly tenants live on several. A value that cannot be a base
+    URL raises `GladlySettingsError` saying what is wrong with it and what it should look like.
     """
     if not base_url or not base_url.strip():
-        raise ValueError(
+        raise GladlySettingsError(
             "base_url is empty: set GLADLY_BASE_URL to your organisation's host, "
             "e.g. https://yourorg.gladly.com"
         )
     parts = urlsplit(base_url.strip())
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ValueError(
-            "base_url must look like https://yourorg.gladly.com (got a value without an "
-            "http(s) scheme or host)"
+        got = f"the scheme {parts.scheme!r}" if parts.scheme else "no scheme"
+        raise GladlySettingsError(
+            f"base_url (GLADLY_BASE_URL) must look like https://yourorg.gladly.com (got {got}"
+            f"{'' if parts.hostname else ' and no host'})"
         )
+    if not _HOST_NAME.fullmatch(parts.hostname) and not _is_ip(parts.hostname):
+        # requests would refuse it later with a message quoting the whole URL; say it here.
+        raise GladlySettingsError(
+            f"base_url (GLADLY_BASE_URL) has the host {parts.hostname!r}, which cannot be a host "
+            "name (a space, or a character host names do not hold); it must look like "
+            "https://yourorg.gladly.com"
+        )
+    try:
+        parts.port  # noqa: B018 - parsing it is the check
+    except ValueError:
+        raise GladlySettingsError(
+            "base_url (GLADLY_BASE_URL) has a port that is not a number from 0 to 65535"
+        ) from None
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise ValueError(
+        raise GladlySettingsError(
             "base_url uses plain http:// for a non-loopback host; Gladly is HTTPS only and the "
             "API token would travel in clear. Use https://, or a loopback address for the sandbox."
         )
@@ -98,6 +118,14 @@ def normalize_base_url(base_url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{path}"
 
 
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def _is_loopback(host: str) -> bool:
     if host.lower() in _LOOPBACK_NAMES:
         return True
@@ -105,6 +133,30 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def why_no_answer(exc: BaseException) -> str:
+    """Why a request got no answer, in words that never carry its URL: the exception's type and,
+    when its causes hold one, the operating system's reason (`ConnectionError: Connection
+    refused`, `ConnectionError: the host name does not resolve`)."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        cause = todo.pop(0)
+        if id(cause) in seen:
+            continue
+        seen.add(id(cause))
+        if isinstance(cause, socket.gaierror):
+            return f"{type(exc).__name__}: the host name does not resolve"
+        if isinstance(cause, OSError) and cause.errno is not None and cause.errno > 0:
+            return f"{type(exc).__name__}: {os.strerror(cause.errno)}"
+        # requests and urllib3 keep the cause in args, `reason`, or the exception chain.
+        todo += [arg for arg in cause.args if isinstance(arg, BaseException)]
+        for attribute in ("reason", "__cause__", "__context__"):
+            found = getattr(cause, attribute, None)
+            if isinstance(found, BaseException):
+                todo.append(found)
+    return type(exc).__name__
 
 
 @dataclass(frozen=True)
@@ -330,9 +382,9 @@ class Transport:
             )
         # `from None`: requests' own messages contain the full URL, query string included.
         except requests.Timeout as exc:
-            raise GladlyTimeoutError(method, template, type(exc).__name__) from None
+            raise GladlyTimeoutError(method, template, why_no_answer(exc)) from None
         except requests.RequestException as exc:
-            raise GladlyConnectionError(method, template, type(exc).__name__) from None
+            raise GladlyConnectionError(method, template, why_no_answer(exc)) from None
         self.throttle.on_response(method, resp.status_code, _remaining(resp.headers))
         elapsed_ms = (time.perf_counter() - started) * 1000
         logger.debug(

@@ -11,15 +11,11 @@ from audit_log import ChainReport, verify_chain
 from gladly_archive.keyed import audit_key
 from gladly_archive.location import resolve_archive_root
 from gladly_pipeline.common import RootOption
-from gladly_pipeline.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from gladly_pipeline.exit_codes import EXIT_FAILED, EXIT_OK
 
 
 def _verified(root: str | None, expect_head: str | None, console: Console) -> ChainReport:
-    try:
-        key = audit_key()
-    except ValueError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(EXIT_USAGE) from None
+    key = audit_key()  # unset: SettingError, exit 78 (said by the root command)
     report = verify_chain(resolve_archive_root(root), key=key, expect_head=expect_head)
     for run in report.unsealed:
         console.print(f"[yellow]unsealed run[/yellow] {run} (sealed by the next engine run)")
@@ -44,7 +40,7 @@ def audit_verify(
     The chain is keyed with GLADLY_AUDIT_KEY, so nobody without the key can rewrite it and
     recompute it. Removing the newest events leaves a shorter valid chain: only a head kept
     elsewhere (--expect-head) reveals that. Exit codes: 0 the chain holds; 1 an event was
-    altered, removed or reordered, or there is no audit log (the problem is named); 2 no key.
+    altered, removed or reordered, or there is no audit log (the problem is named); 78 no key.
     """
     console = Console(stderr=True)
     report = _verified(root, expect_head, console)

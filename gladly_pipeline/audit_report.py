@@ -40,7 +40,7 @@ def audit_report(
     is matched by its keyed hash (GLADLY_AUDIT_KEY) and written nowhere. Exit codes: 0 the
     audit chain holds and nothing needs attention; 1 the audit chain is broken or unreadable;
     2 bad options or an unknown run; 3 some targets need attention (failed, not verified,
-    blocked, held).
+    blocked, held); 78 GLADLY_AUDIT_KEY is not set.
     """
     from audit_log import AuditError
     from evidence.pack import EvidenceError, build_evidence
@@ -62,11 +62,8 @@ def audit_report(
             f"[red]Choose exactly one of --run, --subject-email, --subject-phone[/red]{given}"
         )
         raise typer.Exit(EXIT_USAGE)
-    try:
-        key = audit_key()
-    except ValueError as exc:  # GLADLY_AUDIT_KEY is needed to hash the subject
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(EXIT_USAGE) from None
+    # The subject is matched by its keyed hash and the chain is keyed: unset, it exits 78.
+    key = audit_key()
     try:
         pack = build_evidence(
             resolve_archive_root(root),

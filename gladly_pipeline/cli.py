@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 from rich.console import Console
 
-from gladly_client import GladlyClient, GladlyError
+from gladly_client import GladlyClient
 from gladly_pipeline.alerts import install as alerts_install
 from gladly_pipeline.approve import approve
 from gladly_pipeline.audit import audit_head, audit_verify
@@ -13,7 +15,8 @@ from gladly_pipeline.audit_report import audit_report
 from gladly_pipeline.delete import apply, delete, recover
 from gladly_pipeline.demo import demo
 from gladly_pipeline.enrich import enrich
-from gladly_pipeline.exit_codes import EXIT_FAILED, EXIT_USAGE
+from gladly_pipeline.errors import PipelineGroup
+from gladly_pipeline.exit_codes import EXIT_USAGE
 from gladly_pipeline.export import export
 from gladly_pipeline.fold import fold
 from gladly_pipeline.plan import plan
@@ -29,17 +32,36 @@ app = typer.Typer(
         "(what the policies would delete), `apply PLAN --approve HASH --execute`, "
         "`audit verify`. Everything that deletes is a rehearsal until --execute.\n\n"
         "Settings come from the environment: GLADLY_BASE_URL, GLADLY_USER, GLADLY_API_TOKEN, "
-        "GLADLY_AUDIT_KEY (keyed hashes of emails and phones), GLADLY_PIPELINE_ROOT (archive). "
-        "Exit codes: 0 done, 1 failed, 2 bad input or refused, 3 done but needs a look."
+        "GLADLY_AUDIT_KEY (keyed hashes of emails and phones), GLADLY_PIPELINE_ROOT (archive).\n\n"
+        "A failure prints one or two lines: what went wrong, where, how to fix it (the "
+        "traceback only with --debug). Exit codes: 0 done; 1 failed (a job, call or check); "
+        "2 bad option, argument or input file, or refused; 3 done, but needs a look; "
+        "69 Gladly unreachable or unavailable (connection refused, DNS, timeout, 5xx or 429 "
+        "after every retry); 78 configuration (a GLADLY_* setting missing or wrong, the base "
+        "URL, credentials refused (401), a permission or role missing (403), an archive root "
+        "that is a file or unreadable); 130 interrupted (Ctrl-C: the same command again "
+        "resumes)."
     ),
+    cls=PipelineGroup,
     no_args_is_help=True,
     add_completion=False,
+    # Never locals in a traceback: they hold tokens and customer data.
+    pretty_exceptions_show_locals=False,
 )
 console = Console(stderr=True)
 
 
 @app.callback()
-def root() -> None:
+def root(
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            envvar="GLADLY_PIPELINE_DEBUG",
+            help="On a failure, print the traceback too (GLADLY_PIPELINE_DEBUG=1 does the same).",
+        ),
+    ] = False,
+) -> None:
     """Archive, retain and erase Gladly data."""
 
 
@@ -82,18 +104,13 @@ app.add_typer(holds_app, name="holds")
 
 @app.command()
 def check() -> None:
-    """Check the Gladly settings and that the API answers (reads the export schedules)."""
-    try:
-        client = GladlyClient.from_env()
-    except ValueError as exc:
-        console.print(f"[red]Configuration error:[/red] {exc}")
-        raise typer.Exit(EXIT_USAGE) from None
-    with client:
-        try:
-            schedules = client.exports.list_schedules()
-        except GladlyError as exc:
-            console.print(f"[red]Gladly did not accept the request:[/red] {exc}")
-            raise typer.Exit(EXIT_FAILED) from None
+    """Check the Gladly settings and that the API answers (reads the export schedules).
+
+    Exit codes: 0 it answered; 78 a setting is missing or wrong, or Gladly refused the
+    credentials (401) or the permission (403); 69 Gladly cannot be reached; 1 another refusal.
+    """
+    with GladlyClient.from_env() as client:
+        schedules = client.exports.list_schedules()
     console.print(
         f"[green]OK[/green] {client.base_url} answered; "
         f"{len(schedules)} export schedule(s): "

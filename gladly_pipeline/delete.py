@@ -15,9 +15,10 @@ from audit_log.outcomes import NOT_FOUND, RunReport, TargetOutcome
 from erasure.request import MAX_CSV_ROWS
 from gladly_archive.keyed import default_region
 from gladly_archive.location import resolve_archive_root
-from gladly_client import GladlyError
 from gladly_pipeline.common import RootOption
+from gladly_pipeline.errors import SETTINGS_ERRORS
 from gladly_pipeline.exit_codes import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from gladly_pipeline.run_state import current_run
 
 _HOLDS = Annotated[
     Path | None,
@@ -48,7 +49,9 @@ def apply(
 
     Refused before the first call if the plan on disk changed or another hash was approved.
     Needs GLADLY_AUDIT_KEY. Exit codes: 0 done; 1 a call failed or a deletion did not verify;
-    2 refused or bad input; 3 done, but some targets need a look (held, blocked, active again).
+    2 refused or bad input; 3 done, but some targets need a look (held, blocked, active again);
+    69 Gladly unreachable; 78 bad settings, credentials or role; 130 interrupted (the same
+    command again resumes: it skips what is done and re-checks any call cut off).
     """
     from erasure.engine import PlanRefusedError
     from erasure.execution import run_apply
@@ -67,12 +70,11 @@ def apply(
                 workers=workers,
                 on_outcome=tick,
             )
+    except SETTINGS_ERRORS:
+        raise  # exit 78, said by the root command
     except (PlanRefusedError, ValueError) as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(EXIT_USAGE) from None
-    except GladlyError as exc:
-        console.print(f"[red]Gladly request failed:[/red] {exc}")
-        raise typer.Exit(EXIT_FAILED) from None
     _finish(console, report, archive_root)
 
 
@@ -151,12 +153,11 @@ def delete(
                 workers=workers,
                 on_outcome=tick,
             )
+    except SETTINGS_ERRORS:
+        raise  # exit 78, said by the root command
     except ValueError as exc:  # bad input (OneOffInputError among them): nothing happened
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(EXIT_USAGE) from None
-    except GladlyError as exc:
-        console.print(f"[red]Gladly request failed:[/red] {exc}")
-        raise typer.Exit(EXIT_FAILED) from None
     for line in run.oneoff.not_found:
         console.print(f"[yellow]not found[/yellow] {line}")
     console.print(
@@ -183,12 +184,11 @@ def recover(
     archive_root = resolve_archive_root(root)
     try:
         report = run_recover(root=archive_root, holds_path=holds)
+    except SETTINGS_ERRORS:
+        raise  # exit 78, said by the root command
     except ValueError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(EXIT_USAGE) from None
-    except GladlyError as exc:
-        console.print(f"[red]Gladly request failed:[/red] {exc}")
-        raise typer.Exit(EXIT_FAILED) from None
     for one in report.recovered:
         console.print(f"recovered {one.target_type} {one.target_id}: {one.outcome}")
     if not report.recovered:
@@ -197,9 +197,19 @@ def recover(
 
 
 class _progress:
-    """A progress line per finished target while the engine runs."""
+    """A progress line per finished target while the engine runs; the count, for Ctrl-C."""
 
     def __init__(self, console: Console) -> None:
+        self._run = current_run()
+        # Counted as the engine reports them; calls already sent finish after a Ctrl-C (the
+        # pool drains), so more may be done than said, never fewer.
+        self._run.counted = (
+            "target(s) reported done, each recorded in the audit log; calls in flight were let "
+            "finish"
+        )
+        self._run.resume = (
+            "it re-checks in Gladly any call cut off, skips what is done, does the rest"
+        )
         self._progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -211,7 +221,11 @@ class _progress:
 
     def __enter__(self) -> Callable[[TargetOutcome], None]:
         self._progress.start()
-        return lambda _outcome: self._progress.advance(self._task)
+        return self._tick
+
+    def _tick(self, _outcome: TargetOutcome) -> None:
+        self._run.done += 1
+        self._progress.advance(self._task)
 
     def __exit__(self, *exc: object) -> None:
         self._progress.stop()

@@ -10,8 +10,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from gladly_client import GladlyError
 from gladly_pipeline.common import RootOption, connect
+from gladly_pipeline.errors import SETTINGS_ERRORS
 from gladly_pipeline.exit_codes import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from ingest.conversation_facts import ReportColumnError, ReportColumns
 from ingest.enrich import EnrichReport, all_profiles, enrich_archive, estimate
@@ -61,7 +61,7 @@ def enrich(
     are fetched for the customers the --policies' other filters select and whose attributes
     are unknown. Prints the cost before starting and a progress bar while it runs.
     Exit 0 done; 2 bad options, policies or report columns; 3 calls still owed (run it again);
-    1 Gladly failed or a report lacks a column.
+    1 Gladly refused a call or a report lacks a column; 69 Gladly unreachable; 78 bad settings.
     """
     console = Console(stderr=True)
     if policies is not None and all_profiles_:
@@ -80,6 +80,8 @@ def enrich(
     with client:
         try:
             cost, plan = estimate(client, archive, candidates=candidates)
+        except SETTINGS_ERRORS:
+            raise  # exit 78, said by the root command
         except ValueError as exc:  # policies or holds that do not load (PolicyValidationError)
             console.print(f"[red]{exc}[/red]")
             raise typer.Exit(EXIT_USAGE) from None
@@ -115,9 +117,6 @@ def enrich(
                 )
         except ReportColumnError as exc:
             console.print(f"[red]Enrichment stopped:[/red] {exc}")
-            raise typer.Exit(EXIT_FAILED) from None
-        except GladlyError as exc:
-            console.print(f"[red]Gladly request failed:[/red] {exc}")
             raise typer.Exit(EXIT_FAILED) from None
     for line in summary_lines(report, profiles_asked=candidates is not None):
         console.print(line, highlight=False)

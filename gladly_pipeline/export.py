@@ -20,22 +20,31 @@ from rich.progress import (
 from rich.table import Table
 
 from gladly_archive.keyed import optional_audit_key
-from gladly_client import GladlyError
 from gladly_pipeline.common import RootOption, connect
 from gladly_pipeline.exit_codes import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK
+from gladly_pipeline.run_state import RunState, current_run
 from ingest.customer_export import CustomerExportReport, run_customer_export
-from ingest.exporting import DEFAULT_EXPIRY_WARNING_DAYS, ExportReport, run_export
+from ingest.exporting import (
+    DEFAULT_EXPIRY_WARNING_DAYS,
+    ExportReport,
+    JobOutcome,
+    job_label,
+    run_export,
+)
 from retention_policies.facts_cache import refresh_facts
 
 
 class RichProgress:
-    """A progress bar per downloaded file."""
+    """A progress bar per downloaded file; what is archived and what is in flight, for Ctrl-C."""
 
-    def __init__(self, progress: Progress) -> None:
+    def __init__(self, progress: Progress, run: RunState | None = None) -> None:
         self._progress = progress
         self._task: TaskID | None = None
+        self._run = run or RunState()
 
     def file_started(self, job_id: str, name: str) -> None:
+        # A job is committed whole: cut off, it is redone (or its commit rolled forward) next run.
+        self._run.current = f"export job {job_label(job_id)} was cut off; the next run finishes it"
         self._task = self._progress.add_task(f"{job_id[:10]}… {name}", total=None)
 
     def file_progress(self, received: int, expected: int | None) -> None:
@@ -47,6 +56,12 @@ class RichProgress:
             done = self._progress.tasks[self._task].completed or 1
             self._progress.update(self._task, total=done, completed=done)
             self._task = None
+
+    def job_finished(self, outcome: JobOutcome) -> None:
+        """A job committed (or failed, leaving nothing): no longer in flight."""
+        self._run.current = ""
+        if outcome.status == "archived":
+            self._run.done += 1
 
 
 def export(
@@ -76,42 +91,47 @@ def export(
 ) -> None:
     """Archive Gladly's completed export jobs into Parquet, oldest first (or named customers).
 
-    Exit codes: 0 all archived; 1 a job or call failed; 2 bad settings or options;
+    Exit codes: 0 all archived; 1 a job or call failed; 2 bad options;
     3 archived, but a job is about to expire unarchived, Gladly failed a job, a job was
     skipped because its id is not a safe file name, the inboxes/topics/agents listing could
-    not be refreshed, or a customer's history was cut short by Gladly's API limits.
+    not be refreshed, or a customer's history was cut short by Gladly's API limits;
+    69 Gladly unreachable; 78 bad settings; 130 interrupted (the next run resumes).
     """
     console = Console(stderr=True)
     client, archive = connect(root, console)
     with client:
-        try:
-            if customer_email or customer_id:
-                customer_report = run_customer_export(
-                    client, archive, emails=customer_email or [], customer_ids=customer_id or []
-                )
-                _print_customer_report(console, customer_report)
-                raise typer.Exit(EXIT_OK if customer_report.complete else EXIT_ATTENTION)
-            with Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                DownloadColumn(),
-                TransferSpeedColumn(),
-                TimeRemainingColumn(),
-                console=console,
-                transient=False,
-            ) as progress:
-                report = run_export(
-                    client,
-                    archive,
-                    since=since.replace(tzinfo=UTC) if since and not since.tzinfo else since,
-                    now=datetime.now(UTC),
-                    expiry_warning_days=expiry_warning_days,
-                    progress=RichProgress(progress),
-                    audit_key=optional_audit_key(),
-                )
-        except GladlyError as exc:
-            console.print(f"[red]Gladly request failed:[/red] {exc}")
-            raise typer.Exit(EXIT_FAILED) from None
+        if customer_email or customer_id:
+            customer_report = run_customer_export(
+                client, archive, emails=customer_email or [], customer_ids=customer_id or []
+            )
+            _print_customer_report(console, customer_report)
+            raise typer.Exit(EXIT_OK if customer_report.complete else EXIT_ATTENTION)
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        ) as progress:
+            run = current_run()
+            # Counted from the manifests at a stop: a job is archived once its manifest is.
+            before = len(archive.archived_job_ids())
+            run.recount = lambda: len(archive.archived_job_ids()) - before
+            run.counted = "export job(s) archived by this run"
+            run.resume = "archived jobs are skipped, the rest archived without duplicates"
+            bars = RichProgress(progress, run)
+            report = run_export(
+                client,
+                archive,
+                since=since.replace(tzinfo=UTC) if since and not since.tzinfo else since,
+                now=datetime.now(UTC),
+                expiry_warning_days=expiry_warning_days,
+                progress=bars,
+                on_job=bars.job_finished,
+                audit_key=optional_audit_key(),
+            )
     _print_export_report(console, report)
     if report.archived or report.folded is not None or any(report.reference_rows.values()):
         # Paid here, once per change, so that planning starts from saved fact tables.

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from gladly_archive.location import resolve_archive_root
 from gladly_pipeline.common import RootOption
+from gladly_pipeline.errors import SETTINGS_ERRORS
 from gladly_pipeline.exit_codes import EXIT_ATTENTION, EXIT_OK, EXIT_USAGE
 
 
@@ -31,7 +32,7 @@ def plan(
     held.parquet, plan.json); the plan hash is what an approver approves:
     `gladly-pipeline apply PLAN_DIR --approve HASH`.
     Exit codes: 0 planned; 2 invalid policies or holds; 3 planned, but a policy was blocked (its
-    limits, or facts it cannot decide: the summary says why).
+    limits, or facts it cannot decide: the summary says why); 78 holds without GLADLY_AUDIT_KEY.
     """
     from retention_policies import PolicyValidationError
     from retention_policies.plan_summary import summary_lines
@@ -42,8 +43,10 @@ def plan(
     try:
         result, target = make_plan(policies, root=archive_root, holds_path=holds, out=out)
     except PolicyValidationError as exc:
-        console.print(str(exc))
+        typer.echo(str(exc), err=True)  # one line per problem, however narrow the terminal
         raise typer.Exit(EXIT_USAGE) from None
+    except SETTINGS_ERRORS:
+        raise  # e.g. holds without GLADLY_AUDIT_KEY: exit 78, said by the root command
     except (ValueError, FileExistsError) as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(EXIT_USAGE) from None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -10,13 +9,12 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from gladly_archive.keyed import audit_key
 from gladly_archive.location import resolve_archive_root
 from gladly_pipeline.common import RootOption
 from gladly_pipeline.exit_codes import EXIT_USAGE
 from retention_policies import PolicyValidationError, keyed_hash, load_policies
 from retention_policies.references import References
-
-AUDIT_KEY_ENV = "GLADLY_AUDIT_KEY"
 
 err = Console(stderr=True)
 
@@ -64,15 +62,12 @@ def holds_hash(
     if (email is None) == (phone is None):
         err.print("[red]Give exactly one of --email or --phone.[/red]")
         raise typer.Exit(EXIT_USAGE)
-    key = os.environ.get(AUDIT_KEY_ENV, "")
-    if not key:
-        err.print(f"[red]{escape(AUDIT_KEY_ENV)} is not set:[/red] it keys the hashes of holds.")
-        raise typer.Exit(EXIT_USAGE)
+    key = audit_key()  # it keys the hashes of holds; unset, it exits 78
     if email is not None:
-        typer.echo(keyed_hash(email, kind="email", key=key.encode("utf-8")))
+        typer.echo(keyed_hash(email, kind="email", key=key))
     elif phone is not None:
         try:
-            typer.echo(keyed_hash(phone, kind="phone", key=key.encode("utf-8"), strict=True))
+            typer.echo(keyed_hash(phone, kind="phone", key=key, strict=True))
         except ValueError as exc:  # the phone cannot be read: say why, never echo it
             err.print(f"[red]--phone: the phone is {escape(str(exc))}[/red]")
             raise typer.Exit(EXIT_USAGE) from None

@@ -132,8 +132,10 @@ def read_text_bounded(file: Path, label: str, limit: int = MAX_FILE_BYTES) -> st
                 f"the file is {size:,} bytes, over the {limit:,}-byte limit; split it",
             )
         return file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return PolicyProblem(label, None, "(document)", f"cannot read: {exc}")
+    except OSError as exc:  # the label names the file: its reason alone, not the path again
+        return PolicyProblem(label, None, "(document)", f"cannot read: {exc.strerror or exc}")
+    except UnicodeDecodeError as exc:
+        return PolicyProblem(label, None, "(document)", f"cannot read: not UTF-8 text ({exc})")
 
 
 def read_yaml_documents(

@@ -478,24 +478,28 @@ def test_tampered_chain_is_broken_and_the_cli_exits_1(world: World, tmp_path: Pa
 
 
 @pytest.mark.parametrize(
-    ("args", "message", "key"),
+    ("args", "message", "key", "code"),
     [
-        ([], "exactly one of", KEY.decode()),
-        (["--run", RUN_A, "--subject-email", EMAIL], "exactly one of", KEY.decode()),
+        ([], "exactly one of", KEY.decode(), 2),
+        (["--run", RUN_A, "--subject-email", EMAIL], "exactly one of", KEY.decode(), 2),
         (
             ["--run", "nope"],
             f"no events for run nope; known runs (latest 5): {RUN_B}, {RUN_A}",
             KEY.decode(),
+            2,
         ),
-        (["--subject-email", EMAIL], "GLADLY_AUDIT_KEY", ""),
-        (["--run", RUN_A], "GLADLY_AUDIT_KEY", ""),  # the chain cannot be checked without it
+        # A missing setting is configuration (78), not usage.
+        (["--subject-email", EMAIL], "GLADLY_AUDIT_KEY", "", 78),
+        (["--run", RUN_A], "GLADLY_AUDIT_KEY", "", 78),  # the chain cannot be checked without it
     ],
 )
-def test_cli_usage_errors_exit_2(world: World, args: list[str], message: str, key: str) -> None:
+def test_cli_usage_and_configuration_errors(
+    world: World, args: list[str], message: str, key: str, code: int
+) -> None:
     result = runner.invoke(
         app, ["audit", "report", *args, "--root", str(world.root)], env={"GLADLY_AUDIT_KEY": key}
     )
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == code, result.output
     assert says(result.output, message)
 
 

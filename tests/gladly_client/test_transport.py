@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import traceback
 
 import pytest
@@ -12,6 +13,7 @@ import responses
 from gladly_client import (
     GladlyClient,
     GladlyConnectionError,
+    GladlySettingsError,
     GladlyTimeoutError,
     NotFoundError,
     RateLimitError,
@@ -162,11 +164,27 @@ def test_base_url_normalisation(given: str, normalized: str) -> None:
         ("ftp://acme.gladly.com", "https://yourorg.gladly.com"),
         ("acme.gladly.com", "https://yourorg.gladly.com"),
         ("", "GLADLY_BASE_URL"),
+        ("htps://acme.gladly.com", "the scheme 'htps'"),
+        ("http://exa mple", "'exa mple', which cannot be a host name"),
+        ("https://acme.gladly.com:44x3", "port that is not a number"),
     ],
 )
 def test_bad_base_urls_are_refused_with_a_fix(given: str, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(GladlySettingsError, match=message) as caught:
         GladlyClient(given, USER, TOKEN)
+    assert isinstance(caught.value, ValueError)  # callers that catch ValueError still do
+
+
+def test_a_refused_connection_says_so_without_the_url(vt: VirtualTime) -> None:
+    with socket.socket() as probe:  # a loopback port nothing listens on once it is closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    closed = GladlyClient(f"http://127.0.0.1:{port}", USER, TOKEN, max_attempts=2, sleep=vt.sleep)
+    with pytest.raises(GladlyConnectionError) as caught:
+        closed.customers.find(email=EMAIL)
+    assert "Connection refused" in str(caught.value)
+    assert EMAIL not in str(caught.value)
+    assert str(port) not in str(caught.value)
 
 
 def test_from_env_reads_settings_and_names_what_is_missing() -> None:
@@ -179,7 +197,7 @@ def test_from_env_reads_settings_and_names_what_is_missing() -> None:
     client = GladlyClient.from_env(env)
     assert client.base_url == BASE
     assert client.requests_per_second == 5.0
-    with pytest.raises(ValueError, match="missing Gladly settings") as err:
+    with pytest.raises(GladlySettingsError, match="missing Gladly settings") as err:
         GladlyClient.from_env({"GLADLY_BASE_URL": BASE})
     assert "GLADLY_USER" in str(err.value)
     assert "GLADLY_API_TOKEN" in str(err.value)

@@ -1,4 +1,4 @@
-"""The command line: settings errors are clear and exit 2; a working API answers OK."""
+"""The command line: settings errors are clear and exit 78; a working API answers OK."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def test_check_reports_configuration_errors(
     for key in ENV:
         monkeypatch.delenv(key, raising=False)
     result = runner.invoke(app, ["check"], env=env)
-    assert result.exit_code == 2
+    assert result.exit_code == 78  # configuration (EX_CONFIG)
     assert says(result.output, message)
     assert not says(result.output, "tok-cli-secret")
 
@@ -50,6 +50,7 @@ def test_check_succeeds_and_fails_with_exit_codes() -> None:
     assert says(ok.output, "DAILY")
     responses.replace(responses.GET, url, status=401)
     denied = runner.invoke(app, ["check"], env=ENV)
-    assert denied.exit_code == 1
+    assert denied.exit_code == 78  # credentials refused: configuration
     assert says(denied.output, "401")
+    assert says(denied.output, "check GLADLY_USER and GLADLY_API_TOKEN")
     assert not says(denied.output, "tok-cli-secret")

@@ -78,6 +78,6 @@ def test_plan_refuses_invalid_policies_and_holds_without_a_key(
         app,
         ["plan", "--policies", str(SHIPPED), "--holds", str(holds), "--root", archive_root],
     )
-    assert result.exit_code == 2
+    assert result.exit_code == 78  # a missing setting: configuration
     assert says(result.output, "GLADLY_AUDIT_KEY")
     assert not (Path(archive_root) / "_plans").exists()
