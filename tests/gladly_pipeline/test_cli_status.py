@@ -497,13 +497,14 @@ def test_an_empty_root_and_roots_that_are_no_archive(tmp_path: Path) -> None:
     (stranger / "holiday.jpg").write_bytes(b"\xff\xd8")
     (tmp_path / "a-file").write_text("x")
     runner = CliRunner()
-    for root, why in (
-        (tmp_path / "nowhere", "it does not exist"),
-        (tmp_path / "a-file", "it is not a directory"),
-        (stranger, "is not an archive root"),
+    for root, why, code in (
+        (tmp_path / "nowhere", "it does not exist", 2),
+        # Every command's --root is checked first: a file is a configuration error (78).
+        (tmp_path / "a-file", "is a file, not a directory", 78),
+        (stranger, "is not an archive root", 2),
     ):
         result = runner.invoke(app, ["status", "--root", str(root)], env={"COLUMNS": "40"})
-        assert result.exit_code == 2, result.output
+        assert result.exit_code == code, result.output
         assert result.stdout == ""
         assert len(result.stderr.strip().splitlines()) == 1  # one clear line, never wrapped
         assert why in result.stderr
