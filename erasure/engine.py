@@ -13,10 +13,11 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from audit_log import AuditLog, verify_chain
 from audit_log import outcomes as o
-from erasure.context import Context, Recorder, Target
+from erasure.context import AuditAppender, Context, Recorder, Target
 from erasure.own_archive import detail_json, purge_erased_items, tombstone_and_purge
 from erasure.plan_policies import policy_checks
 from erasure.recovery import interrupted_targets, plan_history, sweep_interrupted
@@ -186,6 +187,8 @@ def execute_plan(
                 }
             ),
         )
+        for policy in plan.policies:
+            _record_metadata(run, policy)
         recorder = Recorder(run)
         if not dry_run:
             # A crash between a destructive call and its record, in this plan or any other:
@@ -267,6 +270,26 @@ def execute_plan(
     report.chain_ok = chain.ok
     report.chain_last_hash = chain.last_hash
     return report
+
+
+def _record_metadata(run: AuditAppender, policy: dict[str, Any]) -> None:
+    """A one-off request's metadata (keyed hashes; a kept reason), with the request's identity:
+    one event per ~1,500 characters, so any header fits the audit log's bound on a field."""
+    metadata: dict[str, str | None] = policy.get("metadata") or {}
+    parts: list[dict[str, str | None]] = [{}]
+    for name, value in metadata.items():
+        if parts[-1] and len(detail_json({"metadata": {**parts[-1], name: value}})) > 1500:
+            parts.append({})
+        parts[-1][name] = value
+    for part in parts if metadata else []:
+        run.append(
+            target_type="run",
+            step="request_metadata",
+            phase="intent",
+            policy_name=policy["name"],
+            policy_hash=policy["version_hash"],
+            detail=detail_json({"metadata": part}),
+        )
 
 
 def _run_all(ctx: Context, targets: list[Target], workers: int) -> Iterator[o.TargetOutcome]:

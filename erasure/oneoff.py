@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 
 from audit_log.outcomes import ONE_OFF_POLICY
 from erasure.request import Identifier, OneOffRequest, request_hash
+from erasure.request_metadata import audited_metadata
 from erasure.subjects import Subjects
 from gladly_client import GladlyClient
 from gladly_client.errors import CustomerMovedError, NotFoundError
@@ -149,6 +150,10 @@ def build_oneoff_plan(
         "held": 0,
         "eligible": targets.num_rows,
     }
+    if request.metadata:
+        # The request file's other columns, as keyed hashes (the reason as given when kept):
+        # the engine audits them with the request's identity; they are not part of it.
+        policy["metadata"] = audited_metadata(request.metadata, key)
     plan = Plan(
         now=now,
         targets=targets,

@@ -1,7 +1,9 @@
 """A one-off request as an admin gives it: checked as a whole, normalised, and its identity.
 
 Emails, phones (read the way people type them), customer ids, or a CSV of them; every bad row is
-reported by position (never by value) and nothing happens until the request is clean.
+reported by position (never by value) and nothing happens until the request is clean. A CSV's
+other columns (a ticket system's reason, ticket, notes…) are request metadata: audited as keyed
+hashes, never part of the request's identity.
 """
 
 from __future__ import annotations
@@ -11,11 +13,20 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
+from erasure.request_metadata import (
+    KEPT_COLUMN,
+    MAX_EXTRA_COLUMNS,
+    ExtraColumn,
+    MetadataReader,
+    column_name_ok,
+    looks_like_phone,
+    reason_problem,
+)
 from gladly_archive.keyed import IdentifierError, normalise_email, normalise_phone
 
 __all__ = [
@@ -61,7 +72,7 @@ class Identifier:
 
 @dataclass(frozen=True)
 class OneOffRequest:
-    """A checked request: who, what scope, which items, why."""
+    """A checked request: who, what scope, which items, why (and the CSV's other columns)."""
 
     subjects: tuple[Identifier, ...]
     scope: Scope
@@ -69,15 +80,7 @@ class OneOffRequest:
     reason: str = ""
     close_open_conversations: bool = False
     request_ref: str = ""  # the person's reference for the request, when given
-
-
-_PHONEISH = re.compile(r"(?<![A-Za-z0-9])\+?\(?\d[\d\s().-]{5,}\d")
-
-
-def _looks_like_phone(text: str) -> bool:
-    # A ticket reference like INC0012345 is fine; a free-standing run of 7+ digits is not.
-    text = re.sub(r"\d{4}-\d{2}-\d{2}", " ", text)  # a date is not a phone number
-    return any(sum(c.isdigit() for c in m.group()) >= 7 for m in _PHONEISH.finditer(text))
+    metadata: tuple[ExtraColumn, ...] = ()  # not part of the identity (see request_hash)
 
 
 def _check(kind: str, value: str, region: str | None) -> tuple[str | None, str]:
@@ -113,10 +116,14 @@ def parse_request(
     request_ref: str = "",
     region: str | None = None,
     max_rows: int = MAX_CSV_ROWS,
+    keep_reason: bool = False,
 ) -> OneOffRequest:
     """Check the whole request; OneOffInputError lists every problem (row numbers, not values).
 
-    Phones without a country code are read as numbers of `region` (GLADLY_DEFAULT_REGION)."""
+    Phones without a country code are read as numbers of `region` (GLADLY_DEFAULT_REGION). A
+    CSV's columns besides email, phone and customer_id are kept as request metadata, audited
+    as keyed hashes (`audited_metadata`); with `keep_reason` its `reason` column is kept as
+    given, after the checks --reason gets, and every row must give the same one."""
     problems: list[str] = []
     subjects: list[Identifier] = []
     for kind, values in (("email", emails), ("phone", phones), ("customer_id", customer_ids)):
@@ -127,15 +134,20 @@ def parse_request(
                 problems.append(f"{where}: {problem}")
             else:
                 subjects.append(Identifier(kind, clean, where))  # type: ignore[arg-type]
-    if request_ref and (not _REQUEST_REF.match(request_ref) or _looks_like_phone(request_ref)):
+    if request_ref and (not _REQUEST_REF.match(request_ref) or looks_like_phone(request_ref)):
         problems.append(
             "--request-id: a short reference (letters, digits and _ . : # / -, at most 64, no "
             "phone number); it is part of the request's identity"
         )
+    metadata: tuple[ExtraColumn, ...] = ()
     if csv_path is not None:
-        rows, csv_problems = _read_csv(Path(csv_path), region, max_rows)
+        rows, metadata, csv_problems = _read_csv(Path(csv_path), region, max_rows, keep_reason)
         subjects.extend(rows)
         problems.extend(csv_problems)
+        if keep_reason and not csv_problems and KEPT_COLUMN not in {c.name for c in metadata}:
+            problems.append(f"--keep-reason: {csv_path} has no {KEPT_COLUMN} column")
+    elif keep_reason:
+        problems.append(f"--keep-reason: only with --csv (it keeps the CSV's {KEPT_COLUMN} column)")
     if scope not in SCOPES:
         problems.append(f"--scope: {scope!r} is not one of {', '.join(SCOPES)}")
     if scope == "items" and not item_ids:
@@ -147,7 +159,7 @@ def parse_request(
             problems.append(f"--item-id #{n}: not a Gladly id")
     if not subjects and not problems:
         problems.append("name at least one customer: --email, --phone, --customer-id or --csv")
-    if len(reason) > 200 or "@" in reason or _looks_like_phone(reason):
+    if reason and reason_problem(reason):
         problems.append(
             "--reason: keep it a short ticket reference (≤ 200 characters, no email or phone); "
             "it is written to the audit log"
@@ -161,13 +173,16 @@ def parse_request(
         reason.strip(),
         close_open_conversations,
         request_ref,
+        metadata,
     )
 
 
 def request_hash(request: OneOffRequest, key: bytes) -> str:
     """The request's stable identity: a keyed hash of what it asks (who, by normalised email,
     phone or id; the scope; the items; whether to close) and of the person's reference. A
-    rerun, a retry after a crash or a second worker is the same request."""
+    rerun, a retry after a crash or a second worker is the same request. Why it is asked is
+    not what it asks: neither --reason nor the CSV's other columns (metadata) are part of it,
+    so a rerun with another note or reason resumes the same request."""
     content = {
         "ref": request.request_ref,
         "subjects": sorted({(s.kind, s.value) for s in request.subjects}),
@@ -179,11 +194,41 @@ def request_hash(request: OneOffRequest, key: bytes) -> str:
     return hmac.new(key, b"one-off request\n" + text.encode(), hashlib.sha256).hexdigest()
 
 
+def _header_problems(path: Path, names: list[str]) -> list[str]:
+    """What is wrong with the header, naming columns by number when their text may not be shown
+    (a file without a header has a person's email where a column name should be)."""
+    problems = []
+    shown = [n for n in names if n and column_name_ok(n)]
+    hidden = [i for i, n in enumerate(names, 1) if n and not column_name_ok(n)]
+    for number in hidden:
+        problems.append(
+            f"{path}: column {number} of the header is not a column name (a letter, then "
+            "letters, digits, spaces and _ . # ( ) / -, at most 64; its text is not shown); "
+            "does the file lack its header row?"
+        )
+    for name in sorted({n for n in shown if shown.count(n) > 1}):
+        problems.append(f"{path}: the column {name} appears more than once")
+    if not set(CSV_COLUMNS) & set(shown):
+        has = ", ".join(shown) or "no column names"
+        if hidden:
+            has += f" (and {len(hidden)} not shown)"
+        problems.append(
+            f"{path}: the header lacks the columns {', '.join(CSV_COLUMNS)} (one of them is "
+            f"needed); it has: {has}"
+        )
+    extra = [n for n in dict.fromkeys(shown) if n not in CSV_COLUMNS]
+    if len(extra) > MAX_EXTRA_COLUMNS:
+        problems.append(
+            f"{path}: {len(extra)} columns besides {', '.join(CSV_COLUMNS)}, more than "
+            f"{MAX_EXTRA_COLUMNS}; leave out those the request does not need"
+        )
+    return problems
+
+
 def _csv_row(
-    row: dict[str | Any, str | Any], where: str, region: str | None
+    cells: Mapping[str, str], where: str, region: str | None
 ) -> tuple[str | None, Identifier | None]:
-    values = {k.strip().lower(): (v or "").strip() for k, v in row.items() if isinstance(k, str)}
-    given = [(k, v) for k, v in values.items() if k in CSV_COLUMNS and v]
+    given = [(k, v) for k, v in cells.items() if k in CSV_COLUMNS and v]
     if len(given) != 1:
         return f"{where}: give exactly one of {', '.join(CSV_COLUMNS)}", None
     kind, value = given[0]
@@ -193,32 +238,49 @@ def _csv_row(
     return None, Identifier(kind, clean, where)  # type: ignore[arg-type]
 
 
-def _read_csv(path: Path, region: str | None, max_rows: int) -> tuple[list[Identifier], list[str]]:
-    """Rows streamed from the file, never read whole: past `max_rows` the file is refused."""
+def _too_many_rows(path: Path, max_rows: int) -> str:
+    return (
+        f"{path}: more than {max_rows:,} rows (the limit of one request); split it into smaller "
+        "files, or raise the limit with --max-rows"
+    )
+
+
+def _read_csv(
+    path: Path, region: str | None, max_rows: int, keep_reason: bool = False
+) -> tuple[list[Identifier], tuple[ExtraColumn, ...], list[str]]:
+    """Rows streamed from the file, never read whole: past `max_rows` the file is refused.
+    Columns besides email, phone and customer_id are metadata; a column without a name is
+    left out (spreadsheets export trailing empty ones)."""
     subjects: list[Identifier] = []
     problems: list[str] = []
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:
-            reader = csv.DictReader(handle)
-            header = [h.strip().lower() for h in reader.fieldnames or []]
-            if not [h for h in header if h in CSV_COLUMNS]:
-                return [], [f"{path}: the header needs one of the columns {', '.join(CSV_COLUMNS)}"]
-            unknown = sorted(set(header) - set(CSV_COLUMNS) - {""})
-            if unknown:
-                problems.append(f"{path}: unknown column(s) {', '.join(unknown)}")
+            reader = csv.reader(handle)
+            names = [h.strip().lower() for h in next(reader, [])]
+            header = _header_problems(path, names)
+            if header:
+                return [], (), header
+            metadata = MetadataReader(
+                (n for n in dict.fromkeys(names) if n and n not in CSV_COLUMNS), keep_reason
+            )
             for line, row in enumerate(reader, 2):
                 if line - 1 > max_rows:
-                    return [], [
-                        f"{path}: more than {max_rows:,} rows (the limit of one request); split "
-                        "it into smaller files, or raise the limit with --max-rows"
-                    ]
-                problem, subject = _csv_row(row, f"{path.name} row {line}", region)
+                    return [], (), [_too_many_rows(path, max_rows)]
+                if not row:
+                    continue  # a blank line
+                where = f"{path.name} row {line}"
+                if any(v.strip() for v in row[len(names) :]):
+                    problems.append(f"{where}: more values than the header has columns")
+                    continue
+                cells = {n: v.strip() for n, v in zip(names, row, strict=False) if n}
+                problem, subject = _csv_row(cells, where, region)
                 if problem:
                     problems.append(problem)
                 elif subject is not None:
                     subjects.append(subject)
+                problems.extend(metadata.add(cells, where, line))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        return [], [f"{path}: cannot be read ({type(exc).__name__}); give a UTF-8 CSV file"]
+        return [], (), [f"{path}: cannot be read ({type(exc).__name__}); give a UTF-8 CSV file"]
     if not subjects and not problems:
         problems.append(f"{path}: no rows")
-    return subjects, problems
+    return subjects, metadata.columns(), problems

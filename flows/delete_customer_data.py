@@ -143,6 +143,7 @@ def delete_customer_data(
     scope: str = "profile",
     item_ids: list[str] | None = None,
     reason: str = "",
+    keep_reason: bool = False,
     close_open_conversations: bool = False,
     request_id: str = "",
     dry_run: bool = True,
@@ -160,7 +161,9 @@ def delete_customer_data(
     person's reference) is part of the request's identity: a rerun resumes the same request.
 
     Who: `csv_path`, a request file on the worker (UTF-8 CSV, columns email, phone,
-    customer_id, one per row), and/or `customer_ids`. Prefect stores every parameter in its
+    customer_id, one per row; other columns, such as a ticket system's reason, ticket or notes,
+    are request metadata, audited only as keyed hashes — with `keep_reason` the `reason` column
+    as given, checked like `reason`), and/or `customer_ids`. Prefect stores every parameter in its
     database and shows it in the UI for as long as the run exists, so an erasure must not name
     the person in one: the file's path is stored, its content is not. With
     `delete_request_file` the file is removed once a real run (dry_run False) has finished
@@ -194,6 +197,7 @@ def delete_customer_data(
         close_open_conversations=close_open_conversations,
         request_ref=request_id,
         region=default_region(run_env()),
+        keep_reason=keep_reason,
     )
     request_ref = _IN_MEMORY.put(request)
     oneoff_ref = ""
@@ -257,6 +261,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scope", default="profile")
     parser.add_argument("--item-id", action="append", default=[])
     parser.add_argument("--reason", default="")
+    parser.add_argument("--keep-reason", action="store_true")
     parser.add_argument("--request-id", default="")
     parser.add_argument("--execute", action="store_true")
     parser.add_argument("--root")
@@ -275,6 +280,7 @@ def main(argv: list[str] | None = None) -> None:
             scope=args.scope,
             item_ids=args.item_id,
             reason=args.reason,
+            keep_reason=args.keep_reason,
             request_id=args.request_id,
             dry_run=not args.execute,
             root=args.root,

@@ -89,7 +89,11 @@ def delete(
         list[str] | None, typer.Option(help="A Gladly customer id (repeatable).")
     ] = None,
     csv: Annotated[
-        Path | None, typer.Option(help="CSV with a column email, phone or customer_id.")
+        Path | None,
+        typer.Option(
+            help="CSV with a column email, phone or customer_id; its other columns (reason, "
+            "ticket, notes…) are audited as keyed hashes, never as given."
+        ),
     ] = None,
     scope: Annotated[
         str,
@@ -100,6 +104,13 @@ def delete(
     ] = "profile",
     item_id: Annotated[list[str] | None, typer.Option(help="An item id (scope items).")] = None,
     reason: Annotated[str, typer.Option(help="Ticket reference for the audit log.")] = "",
+    keep_reason: Annotated[
+        bool,
+        typer.Option(
+            help="Keep the --csv's reason column as given in the audit log (checked like "
+            "--reason; one per request) instead of as a keyed hash."
+        ),
+    ] = False,
     max_rows: Annotated[
         int,
         typer.Option(help="The most people one --csv may name; a larger file is refused whole."),
@@ -143,6 +154,7 @@ def delete(
             request_ref=request_id,
             region=default_region(),
             max_rows=max_rows,
+            keep_reason=keep_reason,
         )
         with _progress(console) as tick:
             run = run_delete(
@@ -158,6 +170,12 @@ def delete(
     except ValueError as exc:  # bad input (OneOffInputError among them): nothing happened
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(EXIT_USAGE) from None
+    hashed = ", ".join(c.name for c in request.metadata if c.kept is None)
+    kept = ", ".join(c.name for c in request.metadata if c.kept is not None)
+    if hashed:
+        console.print(f"request metadata, audited as keyed hashes: {hashed}")
+    if kept:
+        console.print(f"request metadata, audited as given: {kept}")
     for line in run.oneoff.not_found:
         console.print(f"[yellow]not found[/yellow] {line}")
     console.print(

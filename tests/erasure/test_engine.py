@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,11 @@ import pytest
 
 from audit_log import AuditLog, verify_chain
 from audit_log import outcomes as o
+from audit_log.fields import MAX_TEXT
 from erasure.engine import PlanRefusedError
 from erasure.execution import run_apply, run_delete
 from erasure.request import OneOffInputError, parse_request
+from erasure.request_metadata import metadata_hash
 from gladly_archive import Archive
 from gladly_archive.keyed import keyed_hash
 from gladly_archive.tombstones import read_tombstones
@@ -349,3 +352,20 @@ def test_an_auditor_finds_a_policy_deletion_by_the_persons_email(world: World) -
     for path in pack.out_dir.rglob("*"):
         if path.is_file():
             assert email.encode() not in path.read_bytes()
+
+
+def test_a_wide_ticket_export_is_audited_in_parts_that_fit_the_audit_log(world: World) -> None:
+    cid = world.sandbox.org.customer_ids()[9]
+    names = [f"ticket field {n:02d} " + "x" * 48 for n in range(50)]  # 64 characters each
+    sheet = world.tmp / "wide.csv"
+    sheet.write_text(",".join(["customer_id", *names]) + "\n" + ",".join([cid, *names]) + "\n")
+    request = parse_request(csv_path=sheet)
+    run = run_delete(request, root=str(world.root), dry_run=True, client=world.client)
+    events = AuditLog(world.root, key=KEY.encode()).events().to_pylist()
+    parts = [e for e in events if e["step"] == "request_metadata"]
+    assert len(parts) > 1
+    assert all(len(e["detail"]) <= MAX_TEXT for e in parts)
+    assert {e["policy_hash"] for e in parts} == {run.request_id}
+    audited = {k: v for e in parts for k, v in json.loads(e["detail"])["metadata"].items()}
+    assert audited == {n: metadata_hash(KEY.encode(), n, [n]) for n in names}
+    assert verify_chain(world.root, key=KEY.encode()).ok

@@ -3,6 +3,7 @@ crashes mid-request, ids that never existed, phones as people type them, rehears
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ import duckdb
 import pytest
 
 from audit_log import AuditLog
+from erasure.request_metadata import metadata_hash
 from tests._console import says
 from tests._scan import traces
 from tests.erasure._erasure_world import KEY, ErasureWorld, deletable, erasure_world
@@ -185,3 +187,97 @@ def test_a_redacted_items_text_leaves_the_archive_too(world: ErasureWorld) -> No
         if e["step"] == "archive_purge" and e["target_id"] == item_id
     ]
     assert [e["outcome"] for e in purged] == ["ok"]  # erased from our copy once
+
+
+def _metadata_events(world: ErasureWorld, request_id: str) -> list[dict[str, object]]:
+    """The request's metadata as each run audited it (run id, the detail's metadata)."""
+    return [
+        {"run": e["run_id"], **json.loads(e["detail"])}
+        for e in AuditLog(world.root, key=KEY).events().to_pylist()
+        if e["step"] == "request_metadata" and e["policy_hash"] == request_id
+    ]
+
+
+def _request_id(world: ErasureWorld, cid: str) -> str:
+    [request_id] = {str(e["policy_hash"]) for e in world.outcomes() if e["target_id"] == cid}
+    return request_id
+
+
+def test_a_ticket_export_is_a_request_whose_other_columns_are_only_keyed_hashes(
+    world: ErasureWorld, tmp_path: Path
+) -> None:
+    by_email, by_id = deletable(world)[14], deletable(world)[15]
+    extra = {
+        "ticket": "INC-7731-QZX",
+        "reason": "Art. 17 erasure via the privacy portal QZX",
+        "requested_by": "privacy-desk-qzx",
+        "notes": "wrote from jane.qzx.private@example.org, call +1 415 555 0199",
+    }
+    sheet = tmp_path / "export.csv"
+    sheet.write_text(
+        "Ticket,email,customer_id,Reason,Requested_By,Notes\n"
+        f"{extra['ticket']},{_email(world, by_email)},,{extra['reason']},"
+        f'{extra["requested_by"]},"{extra["notes"]}"\n'
+        f"{extra['ticket']},,{by_id},{extra['reason']},{extra['requested_by']},\n"
+    )
+    rehearsal = world.cli("delete", "--csv", str(sheet))
+    assert rehearsal.returncode == 0, rehearsal.stderr
+    assert says(rehearsal.stderr, "REHEARSAL")
+    assert says(rehearsal.stderr, "audited as keyed hashes: ticket, reason, requested_by, notes")
+    executed = world.cli("delete", "--csv", str(sheet), "--execute")
+    assert executed.returncode == 0, executed.stderr
+    assert world.customer(by_email)["deleted"] is True
+    assert world.customer(by_id)["deleted"] is True
+
+    request_id = _request_id(world, by_email)
+    assert _request_id(world, by_id) == request_id
+    hashed = {name: metadata_hash(KEY, name, [value]) for name, value in extra.items()}
+    audited = _metadata_events(world, request_id)
+    assert len(audited) == 2  # the rehearsal and the real run, each with the request's identity
+    assert [a["metadata"] for a in audited] == [hashed, hashed]
+    outputs = rehearsal.stdout + rehearsal.stderr + executed.stdout + executed.stderr
+    assert not [v for v in extra.values() if v.casefold() in outputs.casefold()]
+    assert traces(world.root, extra.values()) == []  # every file the runs wrote
+
+    # Another note on a rerun is the same request: resumed, nothing done twice.
+    sheet.write_text(sheet.read_text().replace("wrote from", "phoned from"))
+    rerun = world.cli("delete", "--csv", str(sheet), "--execute")
+    assert rerun.returncode == 0, rerun.stderr
+    assert says(rerun.stderr, "finished by an earlier run")
+    assert len(_metadata_events(world, request_id)) == 3
+    per_target = world.final_outcomes_per_target()
+    assert per_target[(request_id, by_email)] == per_target[(request_id, by_id)] == 1
+
+
+def test_keep_reason_audits_the_reason_as_given_and_refuses_one_with_an_email(
+    world: ErasureWorld, tmp_path: Path
+) -> None:
+    cid = deletable(world)[16]
+    email = _email(world, cid)
+    reason, ticket = "DSR-8812 erasure QZY", "INC-8812-QZY"
+    refused_sheet = tmp_path / "refused.csv"
+    refused_sheet.write_text(
+        f"email,reason,ticket\n{email},{reason},{ticket}\n"
+        f"{email},forwarded by jane.qzy.private@example.org,{ticket}\n"
+    )
+    before = AuditLog(world.root, key=KEY).events().num_rows
+    refused = world.cli("delete", "--csv", str(refused_sheet), "--keep-reason", "--execute")
+    assert refused.returncode == 2
+    assert says(refused.stderr, "refused.csv row 3: the reason cannot be kept as given")
+    assert "jane.qzy" not in refused.stderr + refused.stdout
+    assert AuditLog(world.root, key=KEY).events().num_rows == before
+    assert world.customer(cid)["deleted"] is False
+
+    sheet = tmp_path / "kept.csv"
+    sheet.write_text(f"email,reason,ticket\n{email},{reason},{ticket}\n")
+    result = world.cli("delete", "--csv", str(sheet), "--keep-reason", "--execute")
+    assert result.returncode == 0, result.stderr
+    assert says(result.stderr, "audited as given: reason")
+    assert world.customer(cid)["deleted"] is True
+    [audited] = _metadata_events(world, _request_id(world, cid))
+    assert audited["metadata"] == {
+        "reason": reason,
+        "ticket": metadata_hash(KEY, "ticket", [ticket]),
+    }
+    assert traces(world.root, [reason])  # kept, as asked
+    assert traces(world.root, [ticket, "jane.qzy"]) == []
