@@ -12,6 +12,7 @@ from rich.console import Console
 from gladly_archive.location import resolve_archive_root
 from gladly_pipeline.common import RootOption
 from gladly_pipeline.exit_codes import EXIT_ATTENTION, EXIT_OK, EXIT_USAGE
+from gladly_pipeline.progress import progress_bars
 
 
 def plan(
@@ -40,7 +41,10 @@ def plan(
     console = Console(stderr=True)
     archive_root = resolve_archive_root(root)
     try:
-        result, target = make_plan(policies, root=archive_root, holds_path=holds, out=out)
+        with progress_bars(console) as progress:
+            result, target = make_plan(
+                policies, root=archive_root, holds_path=holds, out=out, progress=progress
+            )
     except PolicyValidationError as exc:
         console.print(str(exc))
         raise typer.Exit(EXIT_USAGE) from None
