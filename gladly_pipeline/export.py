@@ -8,45 +8,21 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 from rich.table import Table
 
 from gladly_archive.keyed import optional_audit_key
 from gladly_client import GladlyError
 from gladly_pipeline.common import RootOption, connect
 from gladly_pipeline.exit_codes import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK
+from gladly_pipeline.progress import progress_bars
 from ingest.customer_export import CustomerExportReport, run_customer_export
-from ingest.exporting import DEFAULT_EXPIRY_WARNING_DAYS, ExportReport, run_export
+from ingest.exporting import (
+    DEFAULT_EXPIRY_WARNING_DAYS,
+    ExportReport,
+    is_download_phase,
+    run_export,
+)
 from retention_policies.facts_cache import refresh_facts
-
-
-class RichProgress:
-    """A progress bar per downloaded file."""
-
-    def __init__(self, progress: Progress) -> None:
-        self._progress = progress
-        self._task: TaskID | None = None
-
-    def file_started(self, job_id: str, name: str) -> None:
-        self._task = self._progress.add_task(f"{job_id[:10]}… {name}", total=None)
-
-    def file_progress(self, received: int, expected: int | None) -> None:
-        if self._task is not None:
-            self._progress.update(self._task, completed=received, total=expected)
-
-    def file_finished(self, job_id: str, name: str, rows: int) -> None:
-        if self._task is not None:
-            done = self._progress.tasks[self._task].completed or 1
-            self._progress.update(self._task, total=done, completed=done)
-            self._task = None
 
 
 def export(
@@ -91,22 +67,14 @@ def export(
                 )
                 _print_customer_report(console, customer_report)
                 raise typer.Exit(EXIT_OK if customer_report.complete else EXIT_ATTENTION)
-            with Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                DownloadColumn(),
-                TransferSpeedColumn(),
-                TimeRemainingColumn(),
-                console=console,
-                transient=False,
-            ) as progress:
+            with progress_bars(console, in_bytes=is_download_phase) as progress:
                 report = run_export(
                     client,
                     archive,
                     since=since.replace(tzinfo=UTC) if since and not since.tzinfo else since,
                     now=datetime.now(UTC),
                     expiry_warning_days=expiry_warning_days,
-                    progress=RichProgress(progress),
+                    progress=progress,
                     audit_key=optional_audit_key(),
                 )
         except GladlyError as exc:
@@ -115,7 +83,8 @@ def export(
     _print_export_report(console, report)
     if report.archived or report.folded is not None or any(report.reference_rows.values()):
         # Paid here, once per change, so that planning starts from saved fact tables.
-        refresh_facts(report.root)
+        with progress_bars(console) as progress:
+            refresh_facts(report.root, progress=progress)
     if report.failed:
         raise typer.Exit(EXIT_FAILED)
     attention = report.warnings or report.skipped or report.reference_error
