@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from audit_log.outcomes import NOT_FOUND, RunReport, TargetOutcome
+from audit_log.outcomes import NOT_FOUND, RunReport
 from erasure.request import MAX_CSV_ROWS
 from gladly_archive.keyed import default_region
 from gladly_archive.location import resolve_archive_root
 from gladly_client import GladlyError
 from gladly_pipeline.common import RootOption
 from gladly_pipeline.exit_codes import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from gladly_pipeline.progress import progress_bars
 
 _HOLDS = Annotated[
     Path | None,
@@ -56,7 +55,7 @@ def apply(
     console = Console(stderr=True)
     archive_root = resolve_archive_root(root)
     try:
-        with _progress(console) as tick:
+        with progress_bars(console) as progress:
             report = run_apply(
                 plan_dir,
                 approve,
@@ -65,7 +64,7 @@ def apply(
                 holds_path=holds,
                 approver=approver,
                 workers=workers,
-                on_outcome=tick,
+                progress=progress,
             )
     except (PlanRefusedError, ValueError) as exc:
         console.print(f"[red]{exc}[/red]")
@@ -142,14 +141,14 @@ def delete(
             region=default_region(),
             max_rows=max_rows,
         )
-        with _progress(console) as tick:
+        with progress_bars(console) as progress:
             run = run_delete(
                 request,
                 root=archive_root,
                 dry_run=not execute,
                 holds_path=holds,
                 workers=workers,
-                on_outcome=tick,
+                progress=progress,
             )
     except ValueError as exc:  # bad input (OneOffInputError among them): nothing happened
         console.print(f"[red]{exc}[/red]")
@@ -182,7 +181,8 @@ def recover(
     console = Console(stderr=True)
     archive_root = resolve_archive_root(root)
     try:
-        report = run_recover(root=archive_root, holds_path=holds)
+        with progress_bars(console) as progress:
+            report = run_recover(root=archive_root, holds_path=holds, progress=progress)
     except ValueError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(EXIT_USAGE) from None
@@ -194,27 +194,6 @@ def recover(
     if not report.recovered:
         console.print("nothing was interrupted")
     _finish(console, report, archive_root)
-
-
-class _progress:
-    """A progress line per finished target while the engine runs."""
-
-    def __init__(self, console: Console) -> None:
-        self._progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=console,
-            transient=True,
-        )
-        self._task = self._progress.add_task("targets done", total=None)
-
-    def __enter__(self) -> Callable[[TargetOutcome], None]:
-        self._progress.start()
-        return lambda _outcome: self._progress.advance(self._task)
-
-    def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
 
 
 def _finish(console: Console, report: RunReport, root: str) -> None:
