@@ -48,7 +48,7 @@ def _console_for(console: Console) -> Console | None:
     if mode == "never":
         return None
     if mode == "always":
-        return Console(stderr=console.stderr, force_terminal=True)
+        return Console(file=console.file, force_terminal=True)
     if not console.is_terminal or console.is_dumb_terminal:
         # A pipe, a file, cron, a test runner: transient bars would print nothing there anyway;
         # the libraries then skip even computing their progress.
@@ -64,8 +64,8 @@ def progress_bars(
 
     Yields the callback to hand to the library (None when stderr is not a terminal, or
     GLADLY_PIPELINE_PROGRESS=never: the library then reports nothing). A phase gets its bar at
-    its first report with something to do; phases `in_bytes` names count bytes and their bar
-    goes away once complete (one per downloaded file)."""
+    its first report with something to do. Phases `in_bytes` names count one download's bytes:
+    their bar goes once complete, or once the next download starts (a failed one stops short)."""
     target = _console_for(console)
     if target is None:
         yield None
@@ -83,25 +83,32 @@ def progress_bars(
         expand=True,
     )
     tasks: dict[str, TaskID] = {}
+    download: list[str] = []  # the bytes phase on screen, if any
     lock = threading.Lock()  # the libraries may report from worker threads
+
+    def drop(phase: str) -> None:
+        bars.remove_task(tasks.pop(phase))
+        download.remove(phase)
 
     def progress(phase: str, done: int, total: int) -> None:
         with lock:
             task = tasks.get(phase)
+            in_bytes = counts_bytes(phase)
             if task is None:
                 if total <= 0:
                     return  # nothing to do: no bar
-                task = bars.add_task(
-                    phase, total=total, completed=done, in_bytes=counts_bytes(phase)
-                )
+                for other in list(download):
+                    drop(other)
+                task = bars.add_task(phase, total=total, completed=done, in_bytes=in_bytes)
                 tasks[phase] = task
+                if in_bytes:
+                    download.append(phase)
                 # Drawn now, so even a phase shorter than a refresh tick is seen.
                 bars.refresh()
             else:
                 bars.update(task, completed=done, total=total)
-            if counts_bytes(phase) and done >= total:
-                bars.remove_task(task)
-                del tasks[phase]
+            if in_bytes and done >= total:
+                drop(phase)
 
     with bars:
         yield progress
