@@ -398,7 +398,7 @@ def run_export(
     fail, `report.reference_error` says why and the run goes on (`report.ok` is then False).
 
     `progress` hears the jobs done of those to do (JOBS_PHASE: archived, failed or skipped
-    alike), each file's bytes (`download_phase`) and an erased customers' purge.
+    alike), each file's bytes (`download_phase`), an erased customers' purge and the fold.
     """
     now = _aware(now or datetime.now(UTC))
     report = ExportReport(root=str(archive.root))
@@ -449,7 +449,7 @@ def run_export(
         report.reappeared = check_reappeared(archive, jobs, audit_key, progress=progress)
     through = fold_due(archive, now.date()) if fold else None
     if through is not None:
-        report.folded = fold_archive(archive, through)
+        report.folded = fold_archive(archive, through, progress=progress)
         logger.info(
             "folded rows dated up to %s into %d customer buckets (%.1f s)",
             through,
