@@ -62,7 +62,7 @@ def progress_bars(
 ) -> Iterator[ProgressCallback | None]:
     """A bar per phase on `console` while the block runs, erased when it ends.
 
-    Yields the callback to hand to the library (None when stderr is not a terminal, or
+    Yields the callback to hand to the library (None when `console` is not a terminal, or
     GLADLY_PIPELINE_PROGRESS=never: the library then reports nothing). A phase gets its bar at
     its first report with something to do. Phases `in_bytes` names count one download's bytes:
     their bar goes once complete, or once the next download starts (a failed one stops short)."""
@@ -97,12 +97,12 @@ def progress_bars(
             if task is None:
                 if total <= 0:
                     return  # nothing to do: no bar
-                for other in list(download):
-                    drop(other)
+                if in_bytes:
+                    for other in list(download):
+                        drop(other)
+                    download.append(phase)
                 task = bars.add_task(phase, total=total, completed=done, in_bytes=in_bytes)
                 tasks[phase] = task
-                if in_bytes:
-                    download.append(phase)
                 # Drawn now, so even a phase shorter than a refresh tick is seen.
                 bars.refresh()
             else:

@@ -36,6 +36,8 @@ def test_a_bar_per_phase_downloads_in_sizes_and_gone_once_done(
         progress("dl second", 2000, 2000)
         progress("nothing to do", 0, 0)
         progress("jobs", 2, 2)
+        progress("dl third", 5, 100)
+        progress("purge", 1, 3)  # another kind of phase leaves the download in place
     drawn = out.getvalue()
     plain = _CONTROL.sub("", drawn)
     assert "dl first" in plain  # each phase is drawn at once, however short
@@ -43,7 +45,11 @@ def test_a_bar_per_phase_downloads_in_sizes_and_gone_once_done(
     frame = _last_frame(drawn)
     assert "jobs" in frame
     assert "2/2" in frame
-    assert "dl " not in frame
+    assert "dl first" not in frame
+    assert "dl second" not in frame
+    assert "dl third" in frame
+    assert "5 bytes/100 bytes" in frame
+    assert "1/3" in frame
     assert "nothing to do" not in plain
     assert drawn.endswith("\x1b[2K")  # transient: erased at the end
 
