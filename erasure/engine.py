@@ -24,6 +24,7 @@ from erasure.recovery import interrupted_targets, plan_history, sweep_interrupte
 from erasure.steps import run_target
 from erasure.subjects import Subjects
 from gladly_archive import Archive
+from gladly_archive.purge import Progress
 from gladly_client import GladlyClient
 from retention_policies.holds import HoldRegistry
 from retention_policies.plan import Plan, PlanIntegrityError
@@ -31,6 +32,7 @@ from retention_policies.references import References
 
 __all__ = [
     "DEFAULT_WORKERS",
+    "TARGETS_PHASE",
     "HoldSource",
     "PlanRefusedError",
     "RunIdentity",
@@ -41,6 +43,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+# The phase of the plan's targets: progress(TARGETS_PHASE, targets finished, targets to run).
+TARGETS_PHASE = "targets"
 
 # Enough calls in flight to keep the client's per-method budget (8/s by default) busy at
 # ~100 ms latency, with three or four calls per profile in sequence (list, profile when the
@@ -155,6 +160,7 @@ def execute_plan(
     subjects: Subjects | None = None,
     now: Callable[[], datetime] | None = None,
     on_outcome: Callable[[o.TargetOutcome], None] | None = None,
+    progress: Progress | None = None,
 ) -> o.RunReport:
     """Execute `plan` (already verified and approved) against Gladly, or only rehearse it.
 
@@ -162,6 +168,9 @@ def execute_plan(
     of the same plan finished are skipped, so a rerun after a crash converges. After the
     calls, deleted customers become tombstones and are purged from our own archive (audited).
     Dry runs call nothing and change nothing but the audit log.
+
+    `progress` hears the targets finished of those this run executes (TARGETS_PHASE; those an
+    earlier run finished are not counted) and the purge of our archive.
     """
     clock = now or (lambda: datetime.now(UTC))
     log = AuditLog(root, key=audit_key)
@@ -198,7 +207,7 @@ def execute_plan(
             if found:
                 sweep = Context(client, recorder, holds.current, Subjects(), clock(), False)
                 report.recovered = sweep_interrupted(sweep, found)
-            tombstone_and_purge(archive, run, log, root, audit_key, report)
+            tombstone_and_purge(archive, run, log, root, audit_key, report, progress=progress)
             purge_erased_items(archive, run, log, report)
         history = plan_history(log.events(), plan)
         todo = [
@@ -241,16 +250,24 @@ def execute_plan(
             # Whole customers first: their conversations' items then need no call at all.
             customers = [t for t in todo if t.operation == "delete_customer"]
             rest = [t for t in todo if t.operation != "delete_customer"]
+            finished = 0
+            if progress is not None:
+                progress(TARGETS_PHASE, finished, len(todo))
             for phase in (customers, rest):
                 for outcome in _run_all(ctx, phase, workers):
                     report.outcomes.append(outcome)
+                    finished += 1
                     if on_outcome is not None:
                         on_outcome(outcome)
+                    if progress is not None:
+                        progress(TARGETS_PHASE, finished, len(todo))
         finally:
             ctx.rechecker.close()
         report.api_calls = dict(recorder.calls)
         if not dry_run:
-            tombstone_and_purge(archive, run, log, root, audit_key, report, subjects, ctx.merged)
+            tombstone_and_purge(
+                archive, run, log, root, audit_key, report, subjects, ctx.merged, progress
+            )
             purge_erased_items(archive, run, log, report)
         run.append(
             target_type="run",

@@ -21,6 +21,7 @@ from erasure.oneoff import OneOffPlan, build_oneoff_plan
 from erasure.request import OneOffRequest
 from erasure.subjects import Subjects
 from gladly_archive.keyed import audit_key
+from gladly_archive.purge import Progress
 from gladly_client import GladlyClient
 from retention_policies.holds import HoldRegistry
 from retention_policies.plan import TARGET_SCHEMA, Plan
@@ -50,10 +51,12 @@ def run_apply(
     client: GladlyClient | None = None,
     on_outcome: Callable[[TargetOutcome], None] | None = None,
     env: Mapping[str, str] | None = None,
+    progress: Progress | None = None,
 ) -> RunReport:
     """Execute (or rehearse) the plan in `plan_dir` if and only if its hash was approved.
 
-    Settings come from `env` (default: the process environment)."""
+    Settings come from `env` (default: the process environment). `progress` hears the
+    targets done (erasure.engine.TARGETS_PHASE) and the purge of our archive."""
     plan = load_approved_plan(plan_dir, approved_hash)
     return _execute(
         plan,
@@ -66,6 +69,7 @@ def run_apply(
         client=client,
         on_outcome=on_outcome,
         env=env,
+        progress=progress,
     )
 
 
@@ -114,6 +118,7 @@ def execute_delete(
     client: GladlyClient | None = None,
     on_outcome: Callable[[TargetOutcome], None] | None = None,
     env: Mapping[str, str] | None = None,
+    progress: Progress | None = None,
 ) -> RunReport:
     """Run a one-off plan through the engine (a rehearsal unless `dry_run` is False)."""
     return _execute(
@@ -128,6 +133,7 @@ def execute_delete(
         on_outcome=on_outcome,
         env=env,
         subjects=_subjects(root, oneoff),
+        progress=progress,
     )
 
 
@@ -143,6 +149,7 @@ def run_delete(
     now: datetime | None = None,
     on_outcome: Callable[[TargetOutcome], None] | None = None,
     env: Mapping[str, str] | None = None,
+    progress: Progress | None = None,
 ) -> OneOffRun:
     """Plan the one-off deletion and run it through the engine — only as a rehearsal unless
     `dry_run` is False."""
@@ -159,6 +166,7 @@ def run_delete(
         client=client,
         on_outcome=on_outcome,
         env=env,
+        progress=progress,
     )
     return OneOffRun(oneoff, target, report)
 
@@ -169,6 +177,7 @@ def run_recover(
     holds_path: str | Path | None = None,
     client: GladlyClient | None = None,
     env: Mapping[str, str] | None = None,
+    progress: Progress | None = None,
 ) -> RunReport:
     """An audited run with nothing to do but what every real run does first: re-check the
     calls a crash left without an outcome, record what they did, tombstone and purge."""
@@ -191,6 +200,7 @@ def run_recover(
         client=client,
         on_outcome=None,
         env=env,
+        progress=progress,
     )
 
 
@@ -219,6 +229,7 @@ def _execute(
     on_outcome: Callable[[TargetOutcome], None] | None,
     env: Mapping[str, str] | None,
     subjects: Subjects | None = None,
+    progress: Progress | None = None,
 ) -> RunReport:
     key = audit_key(env=env)
     holds = HoldSource(holds_path, key, References.from_archive(root))
@@ -234,6 +245,7 @@ def _execute(
             workers=workers,
             subjects=subjects,
             on_outcome=on_outcome,
+            progress=progress,
         )
 
 

@@ -15,7 +15,7 @@ from erasure.subjects import Subjects
 from gladly_archive import Archive
 from gladly_archive.item_purge import delete_items, redact_items
 from gladly_archive.location import drop_facts
-from gladly_archive.purge import purge_customers, still_listed
+from gladly_archive.purge import Progress, purge_customers, still_listed
 from gladly_archive.tombstones import read_tombstones, write_tombstones
 from retention_policies.holds import HoldRegistry
 
@@ -97,10 +97,12 @@ def tombstone_and_purge(
     report: o.RunReport,
     subjects: Subjects | None = None,
     merged: Mapping[str, str] | None = None,
+    progress: Progress | None = None,
 ) -> None:
     """Every customer the log says is erased in Gladly: tombstone it if it has no tombstone
     yet (keyed hashes of its contacts), and purge every tombstoned customer our archive still
-    lists (a run killed between the two left some). Idempotent; a no-op when all is done."""
+    lists (a run killed between the two left some). Idempotent; a no-op when all is done.
+    `progress` hears the purge (gladly_archive.purge.purge_phase)."""
     events = log.events()
     erased = _erased_customers(events)
     if not erased:
@@ -132,7 +134,7 @@ def tombstone_and_purge(
     run.append(
         target_type="archive", step="purge", phase="intent", detail=f"{len(purged)} customers"
     )
-    purge = purge_customers(archive, purged)
+    purge = purge_customers(archive, purged, progress=progress)
     drop_facts(root)  # the planner's saved facts still hold the erased customers' contacts
     report.purge = {
         "customers": purge.customers,

@@ -20,7 +20,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -141,13 +141,24 @@ def fold_due(
     return today - timedelta(days=keep_days)
 
 
-def fold_archive(archive: Archive, through: date, *, buckets: int | None = None) -> FoldReport:
+# progress(FOLD_PHASE, steps done, steps): one step per folded dataset, then the commit.
+FOLD_PHASE = "fold (datasets)"
+
+
+def fold_archive(
+    archive: Archive,
+    through: date,
+    *,
+    buckets: int | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> FoldReport:
     """Move every row dated on or before ``through`` into the folded tier (see module doc).
 
     ``buckets`` fixes the bucket count at the first fold (default: from the number of
     customers); a later fold must keep it (ValueError otherwise). Takes the writer lock and
     finishes any interrupted commit or fold first. Killed at any point, the archive holds each
-    row exactly once (the next writer rolls the fold forward or discards it).
+    row exactly once (the next writer rolls the fold forward or discards it). `progress`
+    hears its steps (FOLD_PHASE).
     """
     started = time.perf_counter()
     lock = archive.lock()
@@ -172,7 +183,7 @@ def fold_archive(archive: Archive, through: date, *, buckets: int | None = None)
             archive.path(LAYOUT_NAME),
             Layout(buckets=count, folded_through=newest).to_json(),
         )
-        _Fold(archive, through, count, report).run()
+        _Fold(archive, through, count, report, progress).run()
     finally:
         lock.release()
     report.seconds = time.perf_counter() - started
@@ -200,8 +211,16 @@ def _count_customers(archive: Archive) -> int:
 class _Fold:
     """One fold: selects the rows leaving the recent tier, shuffles them into buckets, commits."""
 
-    def __init__(self, archive: Archive, through: date, buckets: int, report: FoldReport) -> None:
+    def __init__(
+        self,
+        archive: Archive,
+        through: date,
+        buckets: int,
+        report: FoldReport,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> None:
         self.archive, self.fs, self.root = archive, archive.fs, archive.root
+        self.progress = progress
         self.through, self.buckets, self.report = through, buckets, report
         stamp = archive.clock().strftime("%Y%m%dT%H%M%S")
         self.fold_id = f"fold-{stamp}-{uuid.uuid4().hex[:8]}"
@@ -229,13 +248,23 @@ class _Fold:
             on_file=on_file,
         )
 
+    def _step(self, done: int) -> None:
+        if self.progress is not None:
+            self.progress(FOLD_PHASE, done, len(FOLDED_DATASETS) + 1)
+
     def run(self) -> None:
         self.fs.create_dir(self.staging, recursive=True)
-        for dataset in FOLDED_DATASETS:
+        for done, dataset in enumerate(FOLDED_DATASETS):
+            self._step(done)
             self.report.rows_folded[dataset] = 0
             self.report.files_written[dataset] = 0
             self.report.files_replaced[dataset] = 0
             self._fold(dataset)
+        self._step(len(FOLDED_DATASETS))
+        self._commit()
+        self._step(len(FOLDED_DATASETS) + 1)
+
+    def _commit(self) -> None:
         if not self.deletes and not self.staged:
             self.fs.delete_dir(self.staging)
             return

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -30,7 +30,14 @@ from gladly_archive.schemas import CUSTOMER_FILES, CUSTOMERS, DATASETS, ITEMS
 from gladly_archive.tombstones import TOMBSTONES_DIR
 from gladly_archive.transcripts import build_transcripts
 
-__all__ = ["PURGED_DATASETS", "PurgeReport", "purge_customers", "still_listed"]
+__all__ = [
+    "PURGED_DATASETS",
+    "Progress",
+    "PurgeReport",
+    "purge_customers",
+    "purge_phase",
+    "still_listed",
+]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +72,15 @@ _QUARANTINE_NOTE = (
 
 _EMPTY_ITEMS = ITEMS.empty_table().select(["customer_id", "conversation_id"])
 
+# progress(phase, done, total): a display's callback; phases name datasets, never a customer.
+Progress = Callable[[str, int, int], None]
+_LABELS = {QUARANTINE_DIR: "quarantine", INDEX_DIR: "index"}
+
+
+def purge_phase(dataset: str) -> str:
+    """The progress phase of a dataset's files: progress(purge_phase(d), files done, files)."""
+    return f"purge: {_LABELS.get(dataset, dataset)} (files)"
+
 
 @dataclass
 class PurgeReport:
@@ -85,7 +101,9 @@ class PurgeReport:
     not_purged: list[str] = field(default_factory=list)
 
 
-def purge_customers(archive: Archive, customer_ids: Iterable[str]) -> PurgeReport:
+def purge_customers(
+    archive: Archive, customer_ids: Iterable[str], *, progress: Progress | None = None
+) -> PurgeReport:
     """Remove every row of these customers from the archive; safe to run again after a crash.
 
     Under the writer lock, after finishing any interrupted commit: transcripts (conversations
@@ -96,7 +114,8 @@ def purge_customers(archive: Archive, customer_ids: Iterable[str]) -> PurgeRepor
     or deleted if nothing is left; files without such rows are not touched. Killed at any point,
     a rerun with the same ids finishes the job: the index, updated last, still lists what is
     left. Purging unknown or already purged ids is a no-op. Logs and errors carry ids and
-    counts only.
+    counts only. `progress` hears, per dataset with files to visit, the files done
+    (`purge_phase`).
     """
     started = time.perf_counter()
     ids = sorted({str(c) for c in customer_ids if c})
@@ -109,7 +128,7 @@ def purge_customers(archive: Archive, customer_ids: Iterable[str]) -> PurgeRepor
         # A commit left half-done holds staged rows of these customers: finish it first.
         recover_staging(archive.fs, archive.root, archive.crash_hook)
         if ids:
-            _Purge(archive, pa.array(ids, pa.string()), report).run()
+            _Purge(archive, pa.array(ids, pa.string()), report, progress).run()
         report.not_purged = _not_purged(archive)
     finally:
         lock.release()
@@ -152,10 +171,25 @@ def _not_purged(archive: Archive) -> list[str]:
 class _Purge(ArchiveRewrite):
     """One purge's state: the ids, the report, and the shared rewriting machinery."""
 
-    def __init__(self, archive: Archive, ids: pa.Array, report: PurgeReport) -> None:
+    def __init__(
+        self, archive: Archive, ids: pa.Array, report: PurgeReport, progress: Progress | None
+    ) -> None:
         super().__init__(archive, ids, "purge")
         self.rows_changed, self.files_rewritten = report.rows_removed, report.files_rewritten
         self.files_deleted, self.report = report.files_deleted, report
+        self.progress = progress
+
+    def _files(self, dataset: str, paths: Iterable[str]) -> Iterator[str]:
+        """`paths`, in their order, the progress told of each one done."""
+        todo = list(paths)
+        if self.progress is None or not todo:
+            yield from todo
+            return
+        phase = purge_phase(dataset)
+        self.progress(phase, 0, len(todo))
+        for done, path in enumerate(todo, 1):
+            yield path
+            self.progress(phase, done, len(todo))
 
     def _by_customer(self, table: pa.Table) -> pa.Array:
         return self.is_ours(table.column("customer_id"))
@@ -180,15 +214,18 @@ class _Purge(ArchiveRewrite):
         # Transcripts first: they are rebuilt from the items, which must still be there on a
         # rerun that follows a crash in this step.
         self._transcripts(files["transcripts"], counts.rename_columns(["conversation_id", "n"]))
-        for path in sorted(items):
+        for path in self._files("items", sorted(items)):
             self._rewrite("items", path, self._by_customer)
-        for path in sorted(self.scan(files["customers"], CUSTOMERS, ["customer_id"])):
+        customers = self.scan(files["customers"], CUSTOMERS, ["customer_id"])
+        for path in self._files("customers", sorted(customers)):
             self._rewrite("customers", path, self._by_customer)
         for name in _SCANNED:
-            for path in sorted(self.scan(self._snapshots(name), DATASETS[name], ["customer_id"])):
+            found = self.scan(self._snapshots(name), DATASETS[name], ["customer_id"])
+            for path in self._files(name, sorted(found)):
                 self._rewrite(name, path, self._by_customer)
         raw_match = raw_line_matcher(self.ids.to_pylist())
-        for path in list_files(self.fs, self.archive.path(QUARANTINE_DIR), recursive=True):
+        quarantined = list_files(self.fs, self.archive.path(QUARANTINE_DIR), recursive=True)
+        for path in self._files(QUARANTINE_DIR, quarantined):
             table = pq.read_table(path, columns=["raw_line"], filesystem=self.fs)
             self.files_scanned += 1
             if pc.any(raw_match(table)).as_py():
@@ -202,7 +239,7 @@ class _Purge(ArchiveRewrite):
             in_gone = pc.fill_null(pc.is_in(table.column("path"), value_set=gone), False)
             return pc.or_(self._by_customer(table), in_gone)
 
-        for path in sorted(index_files):
+        for path in self._files(INDEX_DIR, sorted(index_files)):
             self._rewrite(INDEX_DIR, path, stale)
         self.durable()
 
@@ -243,8 +280,8 @@ class _Purge(ArchiveRewrite):
         built = self._rebuild(shared) if shared.num_rows else None
         if built is not None and built.num_rows:
             self.index_rebuilt(built, found)
-        for path, table in found.items():
-            drop_ids = table.column("conversation_id")
+        for path in self._files("transcripts", found):
+            drop_ids = found[path].column("conversation_id")
             extra = None
             if built is not None:
                 extra = built.filter(pc.is_in(built["conversation_id"], value_set=drop_ids))

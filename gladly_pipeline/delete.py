@@ -4,21 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from audit_log.outcomes import NOT_FOUND, RunReport, TargetOutcome
+from audit_log.outcomes import NOT_FOUND, RunReport
 from erasure.request import MAX_CSV_ROWS
 from gladly_archive.keyed import default_region
 from gladly_archive.location import resolve_archive_root
 from gladly_pipeline.common import RootOption
 from gladly_pipeline.errors import SETTINGS_ERRORS
 from gladly_pipeline.exit_codes import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from gladly_pipeline.progress import progress_bars
 from gladly_pipeline.run_state import current_run
+
+if TYPE_CHECKING:
+    from audit_log.outcomes import TargetOutcome
 
 _HOLDS = Annotated[
     Path | None,
@@ -59,7 +62,7 @@ def apply(
     console = Console(stderr=True)
     archive_root = resolve_archive_root(root)
     try:
-        with _progress(console) as tick:
+        with progress_bars(console) as progress, _counted() as tick:
             report = run_apply(
                 plan_dir,
                 approve,
@@ -68,6 +71,7 @@ def apply(
                 holds_path=holds,
                 approver=approver,
                 workers=workers,
+                progress=progress,
                 on_outcome=tick,
             )
     except SETTINGS_ERRORS:
@@ -156,13 +160,14 @@ def delete(
             max_rows=max_rows,
             keep_reason=keep_reason,
         )
-        with _progress(console) as tick:
+        with progress_bars(console) as progress, _counted() as tick:
             run = run_delete(
                 request,
                 root=archive_root,
                 dry_run=not execute,
                 holds_path=holds,
                 workers=workers,
+                progress=progress,
                 on_outcome=tick,
             )
     except SETTINGS_ERRORS:
@@ -201,7 +206,8 @@ def recover(
     console = Console(stderr=True)
     archive_root = resolve_archive_root(root)
     try:
-        report = run_recover(root=archive_root, holds_path=holds)
+        with progress_bars(console) as progress:
+            report = run_recover(root=archive_root, holds_path=holds, progress=progress)
     except SETTINGS_ERRORS:
         raise  # exit 78, said by the root command
     except ValueError as exc:
@@ -214,10 +220,11 @@ def recover(
     _finish(console, report, archive_root)
 
 
-class _progress:
-    """A progress line per finished target while the engine runs; the count, for Ctrl-C."""
+class _counted:
+    """Counts the targets the engine reports finished, for what Ctrl-C says (the bars are
+    `progress_bars`')."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self) -> None:
         self._run = current_run()
         # Counted as the engine reports them; calls already sent finish after a Ctrl-C (the
         # pool drains), so more may be done than said, never fewer.
@@ -228,25 +235,15 @@ class _progress:
         self._run.resume = (
             "it re-checks in Gladly any call cut off, skips what is done, does the rest"
         )
-        self._progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=console,
-            transient=True,
-        )
-        self._task = self._progress.add_task("targets done", total=None)
 
     def __enter__(self) -> Callable[[TargetOutcome], None]:
-        self._progress.start()
         return self._tick
 
     def _tick(self, _outcome: TargetOutcome) -> None:
         self._run.done += 1
-        self._progress.advance(self._task)
 
     def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
+        return None
 
 
 def _finish(console: Console, report: RunReport, root: str) -> None:

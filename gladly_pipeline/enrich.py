@@ -8,11 +8,11 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from gladly_pipeline.common import RootOption, connect
 from gladly_pipeline.errors import SETTINGS_ERRORS
 from gladly_pipeline.exit_codes import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from gladly_pipeline.progress import progress_bars
 from ingest.conversation_facts import ReportColumnError, ReportColumns
 from ingest.enrich import EnrichReport, all_profiles, enrich_archive, estimate
 
@@ -91,21 +91,7 @@ def enrich(
         if estimate_only:
             raise typer.Exit(EXIT_OK)
         try:
-            with Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                console=console,
-                transient=True,
-            ) as bar:
-                tasks: dict[str, object] = {}
-
-                def progress(phase: str, done: int, total: int) -> None:
-                    if phase not in tasks:
-                        tasks[phase] = bar.add_task(phase, total=total)
-                    bar.update(tasks[phase], completed=done, total=total)  # type: ignore[arg-type]
-
+            with progress_bars(console) as progress:
                 report = enrich_archive(
                     client,
                     archive,

@@ -8,60 +8,22 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 from rich.table import Table
 
 from gladly_archive.keyed import optional_audit_key
 from gladly_pipeline.common import RootOption, connect
 from gladly_pipeline.exit_codes import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK
-from gladly_pipeline.run_state import RunState, current_run
+from gladly_pipeline.progress import progress_bars
+from gladly_pipeline.run_state import current_run
 from ingest.customer_export import CustomerExportReport, run_customer_export
 from ingest.exporting import (
     DEFAULT_EXPIRY_WARNING_DAYS,
     ExportReport,
     JobOutcome,
-    job_label,
+    is_download_phase,
     run_export,
 )
 from retention_policies.facts_cache import refresh_facts
-
-
-class RichProgress:
-    """A progress bar per downloaded file; what is archived and what is in flight, for Ctrl-C."""
-
-    def __init__(self, progress: Progress, run: RunState | None = None) -> None:
-        self._progress = progress
-        self._task: TaskID | None = None
-        self._run = run or RunState()
-
-    def file_started(self, job_id: str, name: str) -> None:
-        # A job is committed whole: cut off, it is redone (or its commit rolled forward) next run.
-        self._run.current = f"export job {job_label(job_id)} was cut off; the next run finishes it"
-        self._task = self._progress.add_task(f"{job_id[:10]}… {name}", total=None)
-
-    def file_progress(self, received: int, expected: int | None) -> None:
-        if self._task is not None:
-            self._progress.update(self._task, completed=received, total=expected)
-
-    def file_finished(self, job_id: str, name: str, rows: int) -> None:
-        if self._task is not None:
-            done = self._progress.tasks[self._task].completed or 1
-            self._progress.update(self._task, total=done, completed=done)
-            self._task = None
-
-    def job_finished(self, outcome: JobOutcome) -> None:
-        """A job committed (or failed, leaving nothing): no longer in flight."""
-        self._run.current = ""
-        if outcome.status == "archived":
-            self._run.done += 1
 
 
 def export(
@@ -106,36 +68,44 @@ def export(
             )
             _print_customer_report(console, customer_report)
             raise typer.Exit(EXIT_OK if customer_report.complete else EXIT_ATTENTION)
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            transient=False,
-        ) as progress:
-            run = current_run()
-            # Counted from the manifests at a stop: a job is archived once its manifest is.
-            before = len(archive.archived_job_ids())
-            run.recount = lambda: len(archive.archived_job_ids()) - before
-            run.counted = "export job(s) archived by this run"
-            run.resume = "archived jobs are skipped, the rest archived without duplicates"
-            bars = RichProgress(progress, run)
+        run = current_run()
+        # Counted from the manifests at a stop: a job is archived once its manifest is.
+        before = len(archive.archived_job_ids())
+        run.recount = lambda: len(archive.archived_job_ids()) - before
+        run.counted = "export job(s) archived by this run"
+        run.resume = "archived jobs are skipped, the rest archived without duplicates"
+
+        def job_finished(outcome: JobOutcome) -> None:
+            """A job committed (or failed, leaving nothing): no longer in flight."""
+            run.current = ""
+            if outcome.status == "archived":
+                run.done += 1
+
+        with progress_bars(console, in_bytes=is_download_phase) as bars:
+
+            def progress(phase: str, done: int, total: int) -> None:
+                if is_download_phase(phase) and "(job " in phase:
+                    # A job is committed whole: cut off, it is redone (or rolled forward).
+                    label = phase.rsplit("(job ", 1)[1].rstrip(")")
+                    run.current = f"export job {label} was cut off; the next run finishes it"
+                if bars is not None:
+                    bars(phase, done, total)
+
             report = run_export(
                 client,
                 archive,
                 since=since.replace(tzinfo=UTC) if since and not since.tzinfo else since,
                 now=datetime.now(UTC),
                 expiry_warning_days=expiry_warning_days,
-                progress=bars,
-                on_job=bars.job_finished,
+                progress=progress,
+                on_job=job_finished,
                 audit_key=optional_audit_key(),
             )
     _print_export_report(console, report)
     if report.archived or report.folded is not None or any(report.reference_rows.values()):
         # Paid here, once per change, so that planning starts from saved fact tables.
-        refresh_facts(report.root)
+        with progress_bars(console) as refresh_bars:
+            refresh_facts(report.root, progress=refresh_bars)
     if report.failed:
         raise typer.Exit(EXIT_FAILED)
     attention = report.warnings or report.skipped or report.reference_error

@@ -14,6 +14,7 @@ from gladly_archive.fold import KEEP_DAYS, fold_archive
 from gladly_archive.location import resolve_archive_root
 from gladly_pipeline.common import RootOption
 from gladly_pipeline.exit_codes import EXIT_OK, EXIT_USAGE
+from gladly_pipeline.progress import progress_bars
 from retention_policies.facts_cache import refresh_facts
 
 console = Console(stderr=True)
@@ -46,7 +47,8 @@ def fold(
     day = through.date() if through else datetime.now(UTC).date() - timedelta(days=KEEP_DAYS)
     try:
         archive = Archive.open(resolve_archive_root(root))
-        report = fold_archive(archive, day, buckets=buckets)
+        with progress_bars(console) as progress:
+            report = fold_archive(archive, day, buckets=buckets, progress=progress)
     except ValueError as exc:
         console.print(f"[red]fold refused:[/red] {exc}")
         raise typer.Exit(EXIT_USAGE) from None
@@ -62,5 +64,6 @@ def fold(
     console.print(table)
     console.print(f"done in {report.seconds:.1f} s")
     if any(report.rows_folded.values()):
-        refresh_facts(str(archive.root))
+        with progress_bars(console) as progress:
+            refresh_facts(str(archive.root), progress=progress)
     raise typer.Exit(EXIT_OK)

@@ -13,6 +13,7 @@ from gladly_archive.location import resolve_archive_root
 from gladly_pipeline.common import RootOption
 from gladly_pipeline.errors import SETTINGS_ERRORS
 from gladly_pipeline.exit_codes import EXIT_ATTENTION, EXIT_OK, EXIT_USAGE
+from gladly_pipeline.progress import progress_bars
 
 
 def plan(
@@ -41,7 +42,10 @@ def plan(
     console = Console(stderr=True)
     archive_root = resolve_archive_root(root)
     try:
-        result, target = make_plan(policies, root=archive_root, holds_path=holds, out=out)
+        with progress_bars(console) as progress:
+            result, target = make_plan(
+                policies, root=archive_root, holds_path=holds, out=out, progress=progress
+            )
     except PolicyValidationError as exc:
         typer.echo(str(exc), err=True)  # one line per problem, however narrow the terminal
         raise typer.Exit(EXIT_USAGE) from None

@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Protocol
 
 import pyarrow as pa
 
@@ -27,6 +26,7 @@ from gladly_archive.fold import FoldReport, fold_archive, fold_due
 from gladly_archive.layout import validate_job_id
 from gladly_client import GladlyClient, GladlyError
 from gladly_client.models import ExportJob
+from ingest.conversation_facts import Progress
 from ingest.reappeared import ReappearedReport, check_reappeared
 from ingest.reference import try_refresh_reference
 
@@ -62,25 +62,19 @@ def unsafe_job_id_reason(job_id: str) -> str | None:
     return None
 
 
-class ProgressSink(Protocol):
-    """What a progress display implements; every method is optional to act on."""
-
-    def file_started(self, job_id: str, name: str) -> None: ...
-
-    def file_progress(self, received: int, expected: int | None) -> None: ...
-
-    def file_finished(self, job_id: str, name: str, rows: int) -> None: ...
+# The phase of the run's jobs: progress(JOBS_PHASE, jobs done, jobs to do).
+JOBS_PHASE = "export jobs"
+_DOWNLOAD = "download "
 
 
-class _NoProgress:
-    def file_started(self, job_id: str, name: str) -> None:
-        pass
+def download_phase(job_id: str, name: str) -> str:
+    """The phase of one file's bytes: progress(download_phase(job, file), received, size)."""
+    return f"{_DOWNLOAD}{name} (job {job_label(job_id)})"
 
-    def file_progress(self, received: int, expected: int | None) -> None:
-        pass
 
-    def file_finished(self, job_id: str, name: str, rows: int) -> None:
-        pass
+def is_download_phase(phase: str) -> bool:
+    """Whether `phase` counts a file's bytes (a display shows sizes, and drops it once done)."""
+    return phase.startswith(_DOWNLOAD)
 
 
 @dataclass(frozen=True)
@@ -234,14 +228,14 @@ def archive_export_job(
     job: ExportJob,
     *,
     now: datetime,
-    progress: ProgressSink | None = None,
+    progress: Progress | None = None,
 ) -> JobOutcome:
     """Download every file of one job once, convert it, and commit the job as a whole.
 
     Nothing of the job becomes visible until all of its files are staged; any failure aborts
-    the staging and the job is simply redone by the next run.
+    the staging and the job is simply redone by the next run. `progress` hears each file's
+    bytes as they arrive, under `download_phase(job.id, name)`.
     """
-    sink = progress or _NoProgress()
     staged = archive.stage_job(
         job.id,
         kind="export_job",
@@ -259,11 +253,9 @@ def archive_export_job(
                 logger.warning("job %s: no converter for file %s; not archived", job.id, name)
                 skipped.append(name)
                 continue
-            sink.file_started(job.id, name)
             rows[kind.dataset] = rows.get(kind.dataset, 0) + _archive_file(
-                client, staged, job, name, kind, now=now, sink=sink
+                client, staged, job, name, kind, now=now, progress=progress
             )
-            sink.file_finished(job.id, name, rows[kind.dataset])
         result = staged.commit()
     except BaseException:
         staged.abort()
@@ -289,10 +281,15 @@ def _archive_file(
     kind: _FileKind,
     *,
     now: datetime,
-    sink: ProgressSink,
+    progress: Progress | None,
 ) -> int:
     local = Path(staged.download_dir) / name
-    download = client.exports.download_file(job.id, name, local, on_progress=sink.file_progress)
+    phase = download_phase(job.id, name)
+    download = client.exports.download_file(
+        job.id, name, local, on_progress=_bytes_progress(progress, phase)
+    )
+    if progress is not None:
+        progress(phase, download.bytes_read, download.bytes_read)
     quarantined: list[QuarantinedLine] = []
     stats = ConvertStats()
     try:
@@ -312,6 +309,24 @@ def _archive_file(
     finally:
         local.unlink(missing_ok=True)
     return written
+
+
+def _bytes_progress(
+    progress: Progress | None, phase: str
+) -> Callable[[int, int | None], None] | None:
+    """The download's per-chunk callback, reporting to `progress` (None: nobody listens)."""
+    if progress is None:
+        return None
+    high = 0
+
+    def on_chunk(received: int, expected: int | None) -> None:
+        nonlocal high
+        # A download cut short is retried from its first byte: the bar holds until it passes.
+        high = max(high, received)
+        if expected is not None:  # an unannounced size: only the final count is reported
+            progress(phase, high, max(expected, high))
+
+    return on_chunk
 
 
 def expiry_warnings(
@@ -361,7 +376,7 @@ def run_export(
     since: datetime | None = None,
     now: datetime | None = None,
     expiry_warning_days: float = DEFAULT_EXPIRY_WARNING_DAYS,
-    progress: ProgressSink | None = None,
+    progress: Progress | None = None,
     on_job: Callable[[JobOutcome], None] | None = None,
     archive_one: Callable[[ExportJob, datetime], JobOutcome] | None = None,
     audit_key: bytes | None = None,
@@ -381,19 +396,26 @@ def run_export(
     Once the jobs are done (also when there were none), the organisation's inboxes, topics and
     agents are fetched and appended to the archive (`ingest.reference`); when those calls
     fail, `report.reference_error` says why and the run goes on (`report.ok` is then False).
+
+    `progress` hears the jobs done of those to do (JOBS_PHASE: archived, failed or skipped
+    alike), each file's bytes (`download_phase`), an erased customers' purge and the fold.
     """
     now = _aware(now or datetime.now(UTC))
     report = ExportReport(root=str(archive.root))
     pending = pending_jobs(client, archive, since=since)
     report.already_archived = pending.already_archived
     skipped_ids: set[str] = set()
-    for job in pending.todo:
+    if progress is not None:
+        progress(JOBS_PHASE, 0, len(pending.todo))
+    for done, job in enumerate(pending.todo, 1):
         reason = unsafe_job_id_reason(job.id)
         if reason is not None:
             skipped = SkippedJob(job_label(job.id), job.status, job.updated_at, reason)
             report.skipped.append(skipped)
             skipped_ids.add(job.id)
             logger.error("export job skipped: %s", skipped.describe())
+            if progress is not None:
+                progress(JOBS_PHASE, done, len(pending.todo))
             continue
         try:
             if archive_one is not None:
@@ -415,6 +437,8 @@ def run_export(
             logger.error("job %s could not be archived: %s", job.id, exc)
         if on_job is not None:
             on_job(outcome)
+        if progress is not None:
+            progress(JOBS_PHASE, done, len(pending.todo))
     report.reference_rows, report.reference_error = try_refresh_reference(
         client, archive, run_id=f"export-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}", now=now
     )
@@ -422,10 +446,10 @@ def run_export(
         # Always: erased ids an older job re-imported are purged again (ids only). With the
         # key, new profiles holding an erased customer's contact are reported as well.
         jobs = [o.job_id for o in report.archived]
-        report.reappeared = check_reappeared(archive, jobs, audit_key)
+        report.reappeared = check_reappeared(archive, jobs, audit_key, progress=progress)
     through = fold_due(archive, now.date()) if fold else None
     if through is not None:
-        report.folded = fold_archive(archive, through)
+        report.folded = fold_archive(archive, through, progress=progress)
         logger.info(
             "folded rows dated up to %s into %d customer buckets (%.1f s)",
             through,

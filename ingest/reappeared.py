@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 from gladly_archive import Archive
 from gladly_archive.keyed import keyed_hash
 from gladly_archive.location import drop_facts
-from gladly_archive.purge import purge_customers
+from gladly_archive.purge import Progress, purge_customers
 from gladly_archive.tombstones import read_tombstones
 
 __all__ = ["Reappeared", "ReappearedReport", "check_reappeared", "find_reappeared"]
@@ -121,13 +121,18 @@ def find_reappeared(archive: Archive, key: bytes) -> list[Reappeared]:
 
 
 def check_reappeared(
-    archive: Archive, job_ids: Iterable[str], key: bytes | None
+    archive: Archive,
+    job_ids: Iterable[str],
+    key: bytes | None,
+    *,
+    progress: Progress | None = None,
 ) -> ReappearedReport:
     """Compare the customers the given jobs brought with the tombstones.
 
     Erased ids that an export re-imported (a job whose window ended before the deletion,
-    archived after it) are purged again at once: our archive must not keep them. With `key`,
-    new profiles holding an erased customer's email or phone (keyed hashes) are reported.
+    archived after it) are purged again at once (`progress` hears the purge): our archive must
+    not keep them. With `key`, new profiles holding an erased customer's email or phone (keyed
+    hashes) are reported.
     """
     report = ReappearedReport()
     jobs = pa.array(sorted(set(job_ids)), pa.string())
@@ -150,7 +155,7 @@ def check_reappeared(
     back = pc.filter(seen, pc.is_in(seen, value_set=erased))
     if len(back):
         report.repurged = sorted(back.to_pylist())
-        purge = purge_customers(archive, report.repurged)
+        purge = purge_customers(archive, report.repurged, progress=progress)
         drop_facts(str(archive.root))  # saved planner facts hold the erased contacts too
         report.rows_repurged = sum(purge.rows_removed.values())
         logger.warning(

@@ -21,16 +21,18 @@ from retention_policies.compile import (
     population_sql,
     reads_rollups,
 )
-from retention_policies.facts import FACT_FIELDS, Tables
+from retention_policies.facts import FACT_FIELDS, Progress, Tables
 from retention_policies.holds import UNEVALUABLE, hold_label
 from retention_policies.loader import dotted, named_values
 from retention_policies.model import Limits
 from retention_policies.plan import _ORDER, TARGET_SCHEMA, Plan
 from retention_policies.references import References, Unresolved
 
-__all__ = ["HoldsLike", "evaluate"]
+__all__ = ["POLICIES_PHASE", "HoldsLike", "evaluate"]
 
 NO_HOLDS_HASH = hashlib.sha256(b"no holds").hexdigest()
+# progress(POLICIES_PHASE, policies evaluated, policies)
+POLICIES_PHASE = "policies evaluated"
 
 
 class HoldsLike(Protocol):
@@ -242,7 +244,12 @@ def _insert(
 
 
 def evaluate(
-    policies: Sequence[Any], tables: Tables, holds: HoldsLike | None, now: datetime
+    policies: Sequence[Any],
+    tables: Tables,
+    holds: HoldsLike | None,
+    now: datetime,
+    *,
+    progress: Progress | None = None,
 ) -> Plan:
     """Evaluate `policies` against `tables` at `now`; holds always win, limits block.
 
@@ -250,7 +257,8 @@ def evaluate(
     an active hold go to `held` (never to `targets`); if what is left exceeds `max_targets` or
     `max_percent` of the population the policy is blocked and contributes no targets.
     `erase_conversation` expands to one row per item (redact / delete / not_erasable_via_api)
-    plus a not_erasable_via_api row for the conversation record itself.
+    plus a not_erasable_via_api row for the conversation record itself. `progress` hears the
+    policies evaluated (POLICIES_PHASE).
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
@@ -268,7 +276,13 @@ def evaluate(
         ddl = ", ".join(f"{f.name} {_ddl(f.type)}" for f in TARGET_SCHEMA)
         con.execute(f"CREATE TEMP TABLE _targets ({ddl})")
         con.execute(f"CREATE TEMP TABLE _held ({ddl})")
-        outcomes = [_evaluate_one(con, policy, references, now) for policy in policies]
+        outcomes: list[dict[str, Any]] = []
+        for policy in policies:
+            if progress is not None:
+                progress(POLICIES_PHASE, len(outcomes), len(policies))
+            outcomes.append(_evaluate_one(con, policy, references, now))
+        if progress is not None:
+            progress(POLICIES_PHASE, len(outcomes), len(policies))
         targets = con.sql(f"SELECT * FROM _targets ORDER BY {_ORDER}").to_arrow_table()
         held = con.sql(f"SELECT * FROM _held ORDER BY {_ORDER}").to_arrow_table()
     finally:

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,12 +21,14 @@ __all__ = [
     "CONVERSATION_FACTS",
     "CUSTOMER_FACTS",
     "DELETABLE_TYPES",
+    "FACTS_PHASE",
     "FACTS_VERSION",
     "FACT_FIELDS",
     "ITEM_FACTS",
     "LOOKUP",
     "REDACTABLE_TYPES",
     "SOURCE_DATASETS",
+    "Progress",
     "Tables",
     "connect",
     "load_tables",
@@ -34,6 +36,12 @@ __all__ = [
     "open_tables",
     "save_tables",
 ]
+
+# progress(phase, done, total): a display's callback (the command line draws it as a bar).
+Progress = Callable[[str, int, int], None]
+# The phase of building the fact tables: progress(FACTS_PHASE, steps done, _BUILD_STEPS).
+FACTS_PHASE = "facts"
+_BUILD_STEPS = 6
 
 _TS = pa.timestamp("us", tz="UTC")
 _STRS = pa.list_(pa.string())
@@ -234,7 +242,13 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def load_tables(root: str | Path, *, memory_limit: str = "700MB", threads: int = 2) -> Tables:
+def load_tables(
+    root: str | Path,
+    *,
+    memory_limit: str = "700MB",
+    threads: int = 2,
+    progress: Progress | None = None,
+) -> Tables:
     """Read the archive under `root` and build the fact tables; set-based SQL, no row loop.
 
     Customers come from `customers/` (latest `archived_at` per customer) and from every customer
@@ -244,8 +258,17 @@ def load_tables(root: str | Path, *, memory_limit: str = "700MB", threads: int =
 
     `items` stays a view over the Parquet (only the columns it needs are read); the items are
     aggregated once per (conversation, customer) and both conversation and customer facts are
-    rolled up from that.
+    rolled up from that. `progress` hears its steps done (FACTS_PHASE).
     """
+    done = 0
+
+    def step() -> None:
+        nonlocal done
+        if progress is not None:
+            progress(FACTS_PHASE, done, _BUILD_STEPS)
+        done += 1
+
+    step()
     root = Path(root)
     con = connect(memory_limit, threads)
     items = _glob(root, "items")
@@ -282,6 +305,7 @@ def load_tables(root: str | Path, *, memory_limit: str = "700MB", threads: int =
                 "WHERE content_type IS NOT NULL ORDER BY 1"
             ).fetchall()
         ]
+    step()
     # Channels are rolled up as a bit mask over the (few) content types when they fit in one.
     masked = len(types) <= 62
     if masked:
@@ -309,6 +333,7 @@ def load_tables(root: str | Path, *, memory_limit: str = "700MB", threads: int =
             FROM {_parquet(items)} i LEFT JOIN merges m ON m.source_id = i.customer_id
             GROUP BY conversation_id, 2"""
         )
+    step()
     _lookup(con, "inboxes", inboxes, "inbox_id")
     _lookup(con, "topics", topics, "topic_id")
     if profiles is not None:
@@ -335,6 +360,7 @@ def load_tables(root: str | Path, *, memory_limit: str = "700MB", threads: int =
             FROM {_parquet(conv_enr)}
             QUALIFY row_number() OVER (PARTITION BY conversation_id ORDER BY fetched_at DESC) = 1"""
         )
+    step()
     if profiles is None:
         attrs, fetched, profile_join = "CAST(NULL AS VARCHAR)", "CAST(NULL AS TIMESTAMPTZ)", ""
     else:
@@ -355,6 +381,7 @@ def load_tables(root: str | Path, *, memory_limit: str = "700MB", threads: int =
             profile_join=profile_join.format(key="j.customer_id"),
         )
     )
+    step()
     if customers is None:
         con.execute(
             "CREATE TEMP TABLE _cust (customer_id VARCHAR, emails VARCHAR[], phones VARCHAR[])"
@@ -383,10 +410,12 @@ def load_tables(root: str | Path, *, memory_limit: str = "700MB", threads: int =
             profile_join=profile_join.format(key="ids.customer_id"),
         )
     )
+    step()
     for name in ("_events", "_cc", "_conv_enr", "_cust"):
         con.execute(f"DROP TABLE {name}")
     if profiles is not None:
         con.execute("DROP TABLE _profiles")
+    step()
     return Tables(con, rollups_pending=[True])
 
 

@@ -13,15 +13,20 @@ import duckdb
 from gladly_archive import Archive
 from gladly_archive.location import FACTS_DIR
 from retention_policies.facts import (
+    FACTS_PHASE,
     FACTS_VERSION,
     SOURCE_DATASETS,
+    Progress,
     Tables,
     load_tables,
     open_tables,
     save_tables,
 )
 
-__all__ = ["facts_tables", "refresh_facts"]
+__all__ = ["SAVE_PHASE", "facts_tables", "refresh_facts"]
+
+# The phase of saving freshly built fact tables beside the archive (0 of 1, then 1 of 1).
+SAVE_PHASE = "saving facts"
 
 _DONE = "COMPLETE"
 logger = logging.getLogger(__name__)
@@ -31,35 +36,44 @@ def _key(archive: Archive) -> str:
     return f"v{FACTS_VERSION}-{archive.state(SOURCE_DATASETS)[:32]}"
 
 
-def facts_tables(root: str) -> tuple[Tables, bool]:
+def facts_tables(root: str, *, progress: Progress | None = None) -> tuple[Tables, bool]:
     """Fact tables for the archive at `root`, and whether they came from the saved copy.
 
     Building them reads every item (seconds per million); the copy saved under
     `<root>/_facts/<state>/` is used only while the archive's datasets are exactly as they were
     (same files, sizes, times), so a plan never sees stale facts. A fresh build is saved for
-    the next plan. Remote archives are always built.
+    the next plan. Remote archives are always built. `progress` hears the build's steps
+    (FACTS_PHASE; one step when the saved copy serves) and the save (SAVE_PHASE).
     """
     archive = Archive(root)
     local = "://" not in root
     if not local:
-        return load_tables(root), False
+        return load_tables(root, progress=progress), False
     key = _key(archive)
     saved = Path(root) / FACTS_DIR / key
     if (saved / _DONE).is_file():
-        return open_tables(root, saved), True
-    tables = load_tables(root)
+        tables = open_tables(root, saved)
+        if progress is not None:
+            progress(FACTS_PHASE, 1, 1)
+        return tables, True
+    tables = load_tables(root, progress=progress)
     # Save only if nothing changed while reading: the copy must describe exactly `key`.
     if _key(archive) == key:
+        if progress is not None:
+            progress(SAVE_PHASE, 0, 1)
         _save(tables, Path(root) / FACTS_DIR, key)
+        if progress is not None:
+            progress(SAVE_PHASE, 1, 1)
     return tables, False
 
 
-def refresh_facts(root: str) -> bool:
+def refresh_facts(root: str, *, progress: Progress | None = None) -> bool:
     """Build and save the fact tables now if the saved copy is missing or stale (the export
-    flow calls this after a commit, so the next plan starts from saved facts). True if built."""
+    flow calls this after a commit, so the next plan starts from saved facts). True if built.
+    `progress` as for `facts_tables`."""
     if "://" in root:
         return False
-    tables, cached = facts_tables(root)
+    tables, cached = facts_tables(root, progress=progress)
     tables.con.close()
     return not cached
 

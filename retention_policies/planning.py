@@ -8,7 +8,7 @@ from pathlib import Path
 
 from gladly_archive.keyed import audit_key
 from retention_policies.evaluate import evaluate
-from retention_policies.facts import Tables
+from retention_policies.facts import Progress, Tables
 from retention_policies.facts_cache import facts_tables
 from retention_policies.holds import HoldRegistry
 from retention_policies.loader import load_policies
@@ -48,17 +48,19 @@ def make_plan(
     out: str | Path | None = None,
     now: datetime | None = None,
     env: Mapping[str, str] | None = None,
+    progress: Progress | None = None,
 ) -> tuple[Plan, Path]:
     """Evaluate the policies over the archive at `now` and write the plan (default
     `<root>/_plans/<UTC timestamp>`). Raises PolicyValidationError / ValueError on bad input
-    before anything is written."""
+    before anything is written. `progress` hears the fact tables built (or read) and the
+    policies evaluated (retention_policies.facts.FACTS_PHASE, evaluate.POLICIES_PHASE)."""
     load_policies(policies)  # the files themselves first: no archive read for a typo
     key = audit_key(required=holds_path is not None, env=env)
     moment = now or datetime.now(UTC)
-    tables, _ = facts_tables(root)
+    tables, _ = facts_tables(root, progress=progress)
     try:
         loaded, registry = load_inputs(tables, policies, holds_path, key)
-        plan = evaluate(loaded, tables, registry, moment)
+        plan = evaluate(loaded, tables, registry, moment, progress=progress)
     finally:
         tables.con.close()
     target = Path(out) if out is not None else plans_dir(root) / moment.strftime("%Y%m%dT%H%M%SZ")

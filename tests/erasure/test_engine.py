@@ -14,17 +14,19 @@ import pytest
 from audit_log import AuditLog, verify_chain
 from audit_log import outcomes as o
 from audit_log.fields import MAX_TEXT
-from erasure.engine import PlanRefusedError
+from erasure.engine import TARGETS_PHASE, PlanRefusedError
 from erasure.execution import run_apply, run_delete
 from erasure.request import OneOffInputError, parse_request
 from erasure.request_metadata import metadata_hash
 from gladly_archive import Archive
 from gladly_archive.keyed import keyed_hash
+from gladly_archive.purge import purge_phase
 from gladly_archive.tombstones import read_tombstones
 from gladly_client import GladlyClient
 from ingest.exporting import run_export
 from retention_policies import HoldRegistry
 from tests._policies import CALLS, INACTIVE, INACTIVE_AND_CALLS, NOW
+from tests._progress import ProgressLog
 from tests._world import KEY, World, sandbox_world
 
 pytestmark = pytest.mark.integration
@@ -92,6 +94,45 @@ def test_a_rerun_of_the_same_plan_does_nothing_twice(world: World) -> None:
     assert again.outcomes == []
     assert world.sandbox.stats()["total"] == 0
     assert verify_chain(world.root, key=KEY.encode()).ok
+
+
+def test_progress_counts_the_targets_then_the_purge_of_our_copy(world: World) -> None:
+    plan_dir, plan_hash, targets = world.plan(INACTIVE.format(close="true"))
+    progress = ProgressLog()
+    report = run_apply(
+        plan_dir,
+        plan_hash,
+        root=str(world.root),
+        dry_run=False,
+        client=world.client,
+        progress=progress,
+    )
+    (run,) = progress.runs(TARGETS_PHASE)
+    assert [done for done, _ in run] == list(range(len(targets) + 1))
+    assert progress.final(TARGETS_PHASE) == len(report.outcomes) == len(targets)
+    # Then our archive's purge, per dataset: the files it changed.
+    assert progress.phases()[0] == TARGETS_PHASE
+    purged = progress.phases()[1:]
+    assert purge_phase("items") in purged
+    changed = report.purge["files_rewritten"]["items"] + report.purge["files_deleted"]["items"]
+    assert progress.final(purge_phase("items")) == changed > 0
+    for phase in purged:
+        progress.runs(phase)
+    # Nothing personal names a phase (ids would be allowed; none is needed).
+    text = " ".join(progress.phases())
+    assert "@" not in text
+    assert not [t["target_id"] for t in targets if t["target_id"] in text]
+    # A rerun has nothing left to do: its targets are 0 of 0.
+    rerun = ProgressLog()
+    run_apply(
+        plan_dir,
+        plan_hash,
+        root=str(world.root),
+        dry_run=False,
+        client=world.client,
+        progress=rerun,
+    )
+    assert rerun.calls == [(TARGETS_PHASE, 0, 0)]
 
 
 def test_open_conversations_block_unless_the_policy_closes_them(world: World) -> None:

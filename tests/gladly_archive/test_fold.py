@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from gladly_archive.archive import Archive
-from gladly_archive.fold import choose_buckets, fold_archive, fold_due
+from gladly_archive.fold import FOLD_PHASE, choose_buckets, fold_archive, fold_due
 from gladly_archive.layout import (
     FOLDED_DATASETS,
     OldLayoutError,
@@ -29,6 +29,7 @@ from gladly_archive.layout import (
     validate_job_id,
 )
 from gladly_archive.purge import purge_customers
+from tests._progress import ProgressLog
 from tests.gladly_archive.test_archive import T0, fixed_clock, item, items_table
 from tests.gladly_archive.test_purge import (
     A,
@@ -90,6 +91,15 @@ def test_a_fold_keeps_every_row_exactly_once(root: Path, through: date) -> None:
     # Nothing left in staging, no temporary files.
     assert not [p for p in (root / "_staging").rglob("*") if p.is_file() and p.name != ".lock"]
     assert not [p for p in root.rglob(".*.parquet*")]
+
+
+def test_progress_counts_each_dataset_then_the_commit(root: Path) -> None:
+    progress = ProgressLog()
+    fold_archive(Archive(root, clock=fixed_clock), ALL, buckets=BUCKETS, progress=progress)
+    (run,) = progress.runs(FOLD_PHASE)
+    steps = len(FOLDED_DATASETS) + 1
+    assert run == [(done, steps) for done in range(steps + 1)]
+    assert progress.phases() == [FOLD_PHASE]
 
 
 def test_folded_rows_sit_in_one_file_per_customer_in_time_order(root: Path) -> None:

@@ -22,10 +22,11 @@ from gladly_archive.archive import Archive
 from gladly_archive.convert import QuarantinedLine
 from gladly_archive.enrichment import append_snapshot
 from gladly_archive.fs import ArchiveLockedError
-from gladly_archive.purge import PURGED_DATASETS, purge_customers, still_listed
+from gladly_archive.purge import PURGED_DATASETS, purge_customers, purge_phase, still_listed
 from gladly_archive.schemas import CONVERSATIONS, CUSTOMER_PROFILES
 from gladly_archive.tombstones import read_tombstones, write_tombstones
 from gladly_archive.transcripts import bucket_of
+from tests._progress import ProgressLog
 from tests.gladly_archive.test_archive import T0, customers_table, fixed_clock, item, items_table
 
 # A is purged; A10 holds A's id inside its own (a quarantined line naming A10 must stay).
@@ -204,6 +205,29 @@ def test_exactly_the_customers_rows_disappear_from_every_dataset(root: Path) -> 
     assert set(report.rows_removed) == set(PURGED_DATASETS)
     assert report.files_deleted["items"] == 1  # day 3 held only A
     assert report.seconds > 0
+
+
+def test_progress_counts_each_datasets_files_up_to_those_it_visits(root: Path) -> None:
+    archive = Archive(root, clock=fixed_clock)
+    progress = ProgressLog()
+    report = purge_customers(archive, [A], progress=progress)
+    order = ("transcripts", "items", "customers", "conversations", "customer_profiles")
+    assert progress.phases() == [purge_phase(d) for d in (*order, *DATASETS_ALL[-2:])]
+    # A file found holding the customer is rewritten or deleted; every quarantine file is read.
+    for dataset in (*order, "_index/customer_files"):
+        changed = report.files_rewritten[dataset] + report.files_deleted[dataset]
+        assert changed > 0
+        assert progress.final(purge_phase(dataset)) == changed, dataset
+    quarantined = list((root / "_quarantine").rglob("*.parquet"))
+    assert progress.final(purge_phase("_quarantine")) == len(quarantined) > 0
+    assert not [p for p in progress.phases() if A in p]
+    # Ids the archive does not hold: only the quarantine is searched (raw lines have no index).
+    again = ProgressLog()
+    purge_customers(archive, ["nobody"], progress=again)
+    assert again.phases() == [purge_phase("_quarantine")]
+    none = ProgressLog()
+    purge_customers(archive, [], progress=none)
+    assert none.calls == []
 
 
 def test_untouched_files_are_not_rewritten(root: Path) -> None:

@@ -22,7 +22,16 @@ from gladly_client import GladlyClient, MalformedResponseError
 from gladly_client.models import ExportJob
 from gladly_sandbox import FaultSpec, Sandbox
 from ingest.customer_export import run_customer_export
-from ingest.exporting import JobOutcome, archive_export_job, job_label, run_export
+from ingest.exporting import (
+    JOBS_PHASE,
+    JobOutcome,
+    archive_export_job,
+    download_phase,
+    is_download_phase,
+    job_label,
+    run_export,
+)
+from tests._progress import ProgressLog
 
 pytestmark = pytest.mark.integration
 
@@ -129,6 +138,38 @@ KILL_SCRIPT = textwrap.dedent(
     sys.exit(3)  # the kill point was never reached
     """
 )
+
+
+def test_progress_counts_the_jobs_and_each_files_bytes_up_to_their_totals(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    progress = ProgressLog()
+    with _client(sandbox) as client:
+        report = run_export(client, Archive.open(tmp_path / "archive"), now=NOW, progress=progress)
+    assert report.failed == []
+    assert len(report.archived) > 1
+    jobs = progress.runs(JOBS_PHASE)
+    assert len(jobs) == 1
+    assert [done for done, _ in jobs[0]] == list(range(len(report.archived) + 1))
+    assert progress.final(JOBS_PHASE) == len(report.archived)
+    # Every file's bytes, as the sandbox holds them, counted up to their size.
+    sizes = {
+        download_phase(job["id"], name): sandbox.exports.file_path(job["id"], name).stat().st_size
+        for job in sandbox.exports.list_jobs(status="COMPLETED")
+        for name in job["files"]
+    }
+    downloads = [phase for phase in progress.phases() if is_download_phase(phase)]
+    assert {phase: progress.final(phase) for phase in downloads} == sizes
+    assert set(progress.phases()) == {JOBS_PHASE, *sizes}
+    # Nothing personal names a phase: a fixed label, a file name, a job id.
+    people = [sandbox.org.raw_customer(c) for c in sandbox.org.customer_ids()]
+    emails = [e["original"] for p in people if p for e in p.get("emails") or []]
+    names = [str(p.get("name")) for p in people if p and p.get("name")]
+    assert emails
+    assert names
+    text = " ".join(progress.phases())
+    assert "@" not in text
+    assert not [n for n in names if n in text]
 
 
 @pytest.mark.parametrize(
