@@ -18,6 +18,7 @@ import responses
 from responses import matchers
 
 from gladly_archive import Archive
+from gladly_archive.fold import FOLD_PHASE
 from gladly_client import GladlyClient, MalformedResponseError
 from gladly_client.models import ExportJob
 from gladly_sandbox import FaultSpec, Sandbox
@@ -160,7 +161,10 @@ def test_progress_counts_the_jobs_and_each_files_bytes_up_to_their_totals(
     }
     downloads = [phase for phase in progress.phases() if is_download_phase(phase)]
     assert {phase: progress.final(phase) for phase in downloads} == sizes
-    assert set(progress.phases()) == {JOBS_PHASE, *sizes}
+    # The run folded the months the sandbox holds, and said so.
+    assert report.folded is not None
+    assert progress.final(FOLD_PHASE) > 1
+    assert set(progress.phases()) == {JOBS_PHASE, *sizes, FOLD_PHASE}
     # Nothing personal names a phase: a fixed label, a file name, a job id.
     people = [sandbox.org.raw_customer(c) for c in sandbox.org.customer_ids()]
     emails = [e["original"] for p in people if p for e in p.get("emails") or []]
