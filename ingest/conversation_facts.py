@@ -203,6 +203,8 @@ class FactsPlan:
     since: datetime | None  # events pass: events from here on
     covered_from: date
     reason: str
+    # What the archive held when planned, so the pass that follows does not read it again.
+    known: _Known | None = field(default=None, repr=False, compare=False)
 
     @property
     def report_calls(self) -> int:
@@ -281,7 +283,7 @@ def plan_conversation_facts(archive: Archive, now: datetime) -> FactsPlan:
     """Choose the pass: events when the last pass is recent enough and covers the archive's
     oldest conversation, else reports over every creation day from that one to today."""
     known = _known(archive)
-    return _plan(archive, known, now)
+    return replace(_plan(archive, known, now), known=known)
 
 
 def _plan(archive: Archive, known: _Known, now: datetime) -> FactsPlan:
@@ -346,7 +348,7 @@ def refresh_conversation_facts(
     the watermark where it was (`incomplete`).
     """
     columns = columns or ReportColumns()
-    known = _known(archive)
+    known = plan.known if plan is not None and plan.known is not None else _known(archive)
     plan = plan or _plan(archive, known, now)
     writer = _Writer(archive, run_id, now)
     events: list[Event] | None = None

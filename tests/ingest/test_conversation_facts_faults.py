@@ -62,7 +62,7 @@ def test_reports_and_events_through_a_hostile_network_end_as_the_sandbox_says(
         "truncated": 0.1,
         "garbled": 0.1,
     }
-    time = VirtualTime()
+    vt = VirtualTime()
     with (
         FaultProxy(sb.base_url, seed=11, rates=rates, exclude_paths=(CONTROL_PREFIX,)) as proxy,
         GladlyClient(
@@ -71,8 +71,8 @@ def test_reports_and_events_through_a_hostile_network_end_as_the_sandbox_says(
             sb.api_token,
             requests_per_second=500.0,
             max_attempts=12,
-            sleep=time.sleep,
-            clock=time.clock,
+            sleep=vt.sleep,
+            clock=vt.clock,
         ) as client,
     ):
         archive = Archive(root)
@@ -111,8 +111,8 @@ def test_another_integration_spending_the_report_minute_slows_us_and_we_finish(
     exported: tuple[Sandbox, Path],
 ) -> None:
     sb, root = exported
-    time = VirtualTime()
-    sb.server.ratelimiter.monotonic = time.clock
+    vt = VirtualTime()
+    sb.server.ratelimiter.monotonic = vt.clock
     # Only two reports a minute are left to us (another integration takes the rest).
     sb.configure(report_rate_limit_per_minute=2)
     with GladlyClient(
@@ -121,8 +121,8 @@ def test_another_integration_spending_the_report_minute_slows_us_and_we_finish(
         sb.api_token,
         requests_per_second=500.0,
         max_attempts=10,
-        sleep=time.sleep,
-        clock=time.clock,
+        sleep=vt.sleep,
+        clock=vt.clock,
     ) as client:
         sb.reset_stats()
         report = enrich_archive(client, Archive(root), now=NOW)
@@ -130,7 +130,7 @@ def test_another_integration_spending_the_report_minute_slows_us_and_we_finish(
     assert report.facts.report_calls >= 3
     stats = sb.stats()
     assert stats["rate_limited"] > 0  # Gladly said 429 …
-    assert time.now - 1000.0 >= 60.0  # … and we waited the minute out (virtual time)
+    assert vt.now - 1000.0 >= 60.0  # … and we waited the minute out (virtual time)
     _assert_truth(sb, Archive(root))
 
 
