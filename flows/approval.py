@@ -115,6 +115,8 @@ def approval_notice(plan: Plan, requester: str) -> list[str]:
         f"per policy: {per_policy or 'none'}",
         f"approve: gladly-pipeline approve {run_id} --plan-hash {plan.hash[:12]} "
         "--approver <your handle>   (or --reject; the requester cannot approve)",
+        "an answer needs decision, approver and plan_hash: one missing a field is refused by "
+        "the Prefect server (the error names the field) and never reaches this run",
     ]
 
 

@@ -239,5 +239,6 @@ def test_the_pause_says_where_it_waits_and_how_to_approve(
     assert "delete-inactive: 1 target(s), planned" in caplog.text
     assert "gladly-pipeline approve" in caplog.text
     assert f"--plan-hash {plan.hash[:12]}" in caplog.text
+    assert "one missing a field is refused by the Prefect server" in caplog.text
     [markdown] = published
     assert "gladly-pipeline approve" in markdown

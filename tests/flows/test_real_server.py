@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from flows.secrets import BLOCKS
 from gladly_archive import Archive
 from gladly_pipeline.cli import app
 from gladly_sandbox import Sandbox
+from gladly_sandbox.ids import parse_timestamp
 from tests._policies import INACTIVE, NOW
 from tests.flows._server import PREFECT, REPO, free_port, serving, stop, tails
 
@@ -284,6 +285,12 @@ def test_deployments_run_through_a_worker_with_approval(stack: dict[str, Any]) -
         assert not FINAL & set(states), states
         _wait_state(approved.id, {"PAUSED"}, "the pause after the refusal", logs)
         assert sb.org.counts()["deleted_customers"] == deleted_before
+        # An answer missing a field (as a script calling Prefect directly might send) is refused
+        # by the server itself, naming the field, and never reaches the run, which keeps waiting.
+        with pytest.raises(RuntimeError, match="plan_hash"):
+            resume_flow_run(approved.id, run_input={"decision": "approve", "approver": "alice"})
+        assert _state(client, approved.id) == "PAUSED"
+        assert sb.org.counts()["deleted_customers"] == deleted_before
         answer(plan.hash[:12])
         _wait_state(approved.id, FINAL, "the approved run", logs)
         assert _state(client, approved.id) == "COMPLETED"
@@ -310,7 +317,9 @@ def test_deployments_run_through_a_worker_with_approval(stack: dict[str, Any]) -
         assert sb.org.counts() == counts
 
         # Alerts: our automations notify through a webhook block (a receiver on loopback) when
-        # an export leaves completed jobs unarchived near their expiry (here: all skipped).
+        # an export leaves a completed job unarchived near its expiry. Gladly's clock is moved
+        # to the worker's, so that its jobs' ages are real: one is 13 days old (Gladly deletes
+        # it at 14) and this run archives nothing (all skipped by `since`).
         from prefect.blocks.notifications import CustomWebhookNotificationBlock
 
         with _Receiver() as receiver:
@@ -326,12 +335,27 @@ def test_deployments_run_through_a_worker_with_approval(stack: dict[str, Any]) -
                 env={"PREFECT_API_URL": env["PREFECT_API_URL"]},
             )
             assert installed.exit_code == 0, installed.output
-            sb.advance(days=2)  # new completed jobs, which this run skips
-            later = (NOW + timedelta(days=30)).isoformat()
-            skipped = _run(client, "export-transcripts/hourly", {"since": later})
+            real_now = datetime.now(UTC)
+            sb.clock.set(real_now)
+            ages = {
+                job["id"]: real_now - parse_timestamp(job["updatedAt"])
+                for job in sb.exports.list_jobs()
+                if job["status"] == "COMPLETED"
+            }
+            thirteen = [
+                j for j, age in ages.items() if timedelta(days=13) <= age < timedelta(days=14)
+            ]
+            assert len(thirteen) == 1, ages
+            later = (real_now + timedelta(days=1)).isoformat()
+            skipped = _run(
+                client, "export-transcripts/hourly", {"since": later, "expiry_warning_days": 13}
+            )
             _wait_state(skipped.id, FINAL, "the export that archives nothing", logs)
             assert receiver.got.wait(timeout=180), "no notification from the automation"
             assert "gladly.export.job.near-expiry" in receiver.bodies[0]
+            # about that job, and only that one: the younger jobs are not near their expiry
+            assert thirteen[0] in receiver.bodies[0]
+            assert not any(j in body for body in receiver.bodies for j in set(ages) - {thirteen[0]})
     decisions = [
         (e["outcome"], e["approver"], e["actor"])
         for e in AuditLog(root, key=b"real-server-test-key").events().to_pylist()
