@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -12,7 +13,7 @@ from rich.table import Table
 
 from audit_log.outcomes import NOT_FOUND, RunReport
 from erasure.request import MAX_CSV_ROWS
-from gladly_archive.keyed import default_region
+from gladly_archive.keyed import audit_key, default_region
 from gladly_archive.location import resolve_archive_root
 from gladly_pipeline.common import RootOption
 from gladly_pipeline.errors import SETTINGS_ERRORS
@@ -62,7 +63,7 @@ def apply(
     console = Console(stderr=True)
     archive_root = resolve_archive_root(root)
     try:
-        with progress_bars(console) as progress, _counted() as tick:
+        with progress_bars(console) as progress, _counted(archive_root) as tick:
             report = run_apply(
                 plan_dir,
                 approve,
@@ -160,7 +161,7 @@ def delete(
             max_rows=max_rows,
             keep_reason=keep_reason,
         )
-        with progress_bars(console) as progress, _counted() as tick:
+        with progress_bars(console) as progress, _counted(archive_root) as tick:
             run = run_delete(
                 request,
                 root=archive_root,
@@ -222,16 +223,18 @@ def recover(
 
 class _counted:
     """Counts the targets the engine reports finished, for what Ctrl-C says (the bars are
-    `progress_bars`')."""
+    `progress_bars`'). When stopped, the counts are read again from the audit log: calls in
+    flight finish after a Ctrl-C (the pool drains), and a call sent whose outcome is not
+    recorded is what the next run's recovery re-checks in Gladly."""
 
-    def __init__(self) -> None:
+    def __init__(self, root: str) -> None:
         self._run = current_run()
-        # Counted as the engine reports them; calls already sent finish after a Ctrl-C (the
-        # pool drains), so more may be done than said, never fewer.
-        self._run.counted = (
-            "target(s) reported done, each recorded in the audit log; calls in flight were let "
-            "finish"
-        )
+        self._root = root
+        self._since = datetime.now(UTC)
+        self._read: tuple[int, int] | None = None
+        self._run.counted = "target(s) finished by this run, each recorded in the audit log"
+        self._run.recount = lambda: self._stopped()[0]
+        self._run.cut_off = self._cut_off
         self._run.resume = (
             "it re-checks in Gladly any call cut off, skips what is done, does the rest"
         )
@@ -244,6 +247,37 @@ class _counted:
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+    def _stopped(self) -> tuple[int, int]:
+        """(targets given a final outcome by the runs started since this command began,
+        targets cut off after their call was sent), from the audit log, read once."""
+        if self._read is None:
+            from audit_log import AuditLog
+            from audit_log.outcomes import FINAL_OUTCOMES
+            from erasure.recovery import interrupted_targets
+
+            table = AuditLog(self._root, key=audit_key()).events()
+            events = table.to_pylist()
+            mine = {
+                e["run_id"]
+                for e in events
+                if e["step"] == "run_started" and e["time"] >= self._since
+            }
+            finished = {
+                (e["run_id"], e["policy_name"], e["target_type"], e["target_id"])
+                for e in events
+                if e["run_id"] in mine and e["step"] == "outcome" and e["outcome"] in FINAL_OUTCOMES
+            }
+            self._read = (len(finished), len(interrupted_targets(table)))
+        return self._read
+
+    def _cut_off(self) -> str:
+        cut = self._stopped()[1]
+        if not cut:
+            return ""
+        return (
+            f"{cut} target(s) cut off after the call was sent, whether Gladly did it not yet known"
+        )
 
 
 def _finish(console: Console, report: RunReport, root: str) -> None:

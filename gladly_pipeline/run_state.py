@@ -25,6 +25,8 @@ class RunState:
     # Where the truth is on disk (the archive's manifests), how to count `done` from it instead.
     recount: Callable[[], int] | None = None
     current: str = ""  # what a stop cuts off, e.g. "export job 7f3a… was cut off …"
+    # Reads from disk (the audit log) what a stop cut off, instead of `current`; "" for nothing.
+    cut_off: Callable[[], str] | None = None
     resume: str = ""  # what the next run of the same command does about it
 
     def interrupted_lines(self) -> list[str]:
@@ -33,8 +35,12 @@ class RunState:
         if self.recount is not None:
             with contextlib.suppress(Exception):  # the count is a courtesy: never fail on it
                 done = self.recount()
+        current = self.current
+        if self.cut_off is not None:
+            with contextlib.suppress(Exception):  # as for the count: never fail on it
+                current = self.cut_off()
         said = [f"{done} {self.counted}"] if self.counted else []
-        said += [self.current] if self.current else []
+        said += [current] if current else []
         if not said:
             return [f"Interrupted; {NOTHING_LOST}."]
         resume = f" ({self.resume})" if self.resume else ""

@@ -76,3 +76,23 @@ def test_a_path_is_configuration_under_the_archive_root_and_usage_elsewhere(
     assert describe(missing, run).code == 2
     full = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "archive" / "y"))
     assert describe(full, run).code == 1
+
+
+def test_ctrl_c_names_what_the_disk_says_was_cut_off_and_never_fails_on_it() -> None:
+    run = RunState(counted="target(s) finished", done=2, resume="the rerun re-checks it")
+    run.current = "a guess made while running"
+    run.cut_off = lambda: "1 target(s) cut off after the call was sent"
+    assert run.interrupted_lines() == [
+        "Interrupted: 2 target(s) finished; 1 target(s) cut off after the call was sent.",
+        "Nothing half-done is lost: run the same command again to resume (the rerun re-checks it).",
+    ]
+    run.cut_off = lambda: ""  # the disk says nothing was cut off: the guess is not repeated
+    assert run.interrupted_lines()[0] == "Interrupted: 2 target(s) finished."
+
+    def unreadable() -> str:
+        raise OSError("the audit log cannot be read")
+
+    run.cut_off = unreadable  # a courtesy: the count made while running is said instead
+    assert run.interrupted_lines()[0] == (
+        "Interrupted: 2 target(s) finished; a guess made while running."
+    )
