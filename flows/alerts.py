@@ -44,6 +44,10 @@ ERASURE_FAILED = "gladly.erasure.failed"
 APPROVAL_WAITING = "gladly.approval.waiting"
 APPROVAL_DECIDED = "gladly.approval.decided"
 
+# Prefect watches for an absent event 10 s at the least; a reminder after 30 days is no reminder.
+MIN_APPROVAL_HOURS = 10 / 3600
+MAX_APPROVAL_HOURS = 30 * 24.0
+
 _SUBJECTS = {
     JOB_NEAR_EXPIRY: "Gladly export job about to expire unarchived",
     REAPPEARED: "An erased Gladly customer has reappeared",
@@ -76,6 +80,11 @@ def install_automations(block: str, *, approval_hours: float = 72.0) -> list[str
     from prefect.blocks.abstract import NotificationBlock
     from prefect.blocks.core import Block
 
+    if not MIN_APPROVAL_HOURS <= approval_hours <= MAX_APPROVAL_HOURS:
+        raise ValueError(
+            f"--approval-hours {approval_hours:g}: give between {MIN_APPROVAL_HOURS:.3f} "
+            f"(10 seconds, Prefect's shortest wait for an absent event) and {MAX_APPROVAL_HOURS:g}"
+        )
     if "/" not in block:
         raise ValueError(
             f"--block {block!r}: give it as <block-type>/<name>, e.g. custom-webhook/gladly-alerts"

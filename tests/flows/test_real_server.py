@@ -191,12 +191,16 @@ class _Receiver:
     def __init__(self) -> None:
         self.got = threading.Event()
         self.bodies: list[str] = []
+        self.arrived = threading.Condition()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                outer.bodies.append(self.rfile.read(length).decode("utf-8", "replace"))
+                body = self.rfile.read(length).decode("utf-8", "replace")
+                with outer.arrived:
+                    outer.bodies.append(body)
+                    outer.arrived.notify_all()
                 self.send_response(200)
                 self.end_headers()
                 outer.got.set()
@@ -207,6 +211,16 @@ class _Receiver:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alert"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def wait_for(self, *words: str, timeout: float) -> str | None:
+        """The first notification holding every one of `words`, as soon as it arrives."""
+
+        def matching() -> str | None:
+            return next((b for b in self.bodies if all(w in b for w in words)), None)
+
+        with self.arrived:
+            self.arrived.wait_for(lambda: matching() is not None, timeout=timeout)
+            return matching()
 
     def __enter__(self) -> _Receiver:
         self.thread.start()
@@ -331,7 +345,15 @@ def test_deployments_run_through_a_worker_with_approval(stack: dict[str, Any]) -
             ).save("gladly-alerts", overwrite=True)
             installed = CliRunner().invoke(
                 app,
-                ["alerts", "install", "--block", "custom-webhook/gladly-alerts"],
+                # 15 s: Prefect's shortest watch for an absent event (the default is 72 h)
+                [
+                    "alerts",
+                    "install",
+                    "--block",
+                    "custom-webhook/gladly-alerts",
+                    "--approval-hours",
+                    "0.0042",
+                ],
                 env={"PREFECT_API_URL": env["PREFECT_API_URL"]},
             )
             assert installed.exit_code == 0, installed.output
@@ -356,6 +378,19 @@ def test_deployments_run_through_a_worker_with_approval(stack: dict[str, Any]) -
             # about that job, and only that one: the younger jobs are not near their expiry
             assert thirteen[0] in receiver.bodies[0]
             assert not any(j in body for body in receiver.bodies for j in set(ages) - {thirteen[0]})
+
+            # A plan nobody answers: the proactive automation notices the silence.
+            waiting = _run(client, "apply-retention/weekly", {**params, "policies": str(recent)})
+            _wait_state(waiting.id, {"PAUSED"}, "the third pause", logs)
+            third = Plan.read(sorted((root / "_plans").iterdir())[-1])
+            said = receiver.wait_for("still awaits approval", third.hash, timeout=180)
+            assert said is not None, f"no reminder for plan {third.hash}: {receiver.bodies}"
+            resume_flow_run(
+                waiting.id,
+                run_input={"decision": "reject", "approver": "bob", "plan_hash": third.hash},
+            )
+            _wait_state(waiting.id, FINAL, "the third run, rejected", logs)
+            assert sb.org.counts()["deleted_customers"] == counts["deleted_customers"]
     decisions = [
         (e["outcome"], e["approver"], e["actor"])
         for e in AuditLog(root, key=b"real-server-test-key").events().to_pylist()
@@ -365,5 +400,6 @@ def test_deployments_run_through_a_worker_with_approval(stack: dict[str, Any]) -
         ("refused", "alice", "scheduler"),  # the mistyped hash: audited, and the run waited on
         ("approved", "alice", "scheduler"),
         ("rejected", "bob", "scheduler"),
+        ("rejected", "bob", "scheduler"),  # the plan the reminder was about
     ]
     assert verify_chain(root, key=b"real-server-test-key").ok
