@@ -15,6 +15,8 @@ from responses import matchers
 
 from gladly_archive import Archive
 from gladly_sandbox import Sandbox
+from retention_policies.planning import make_plan
+from tests._policies import INACTIVE_AND_CALLS
 
 pytestmark = pytest.mark.integration
 
@@ -202,3 +204,27 @@ def test_a_status_that_cannot_be_read_is_published_as_such_and_the_export_comple
     markdown = _artifact("gladly-status")
     assert markdown.startswith("# The status could not be read\n")
     assert "  OSError: the audit log's disk is gone (errno 5)\n" in markdown
+
+
+def test_the_weekly_flow_publishes_the_status_after_its_run(
+    prefect_api: None, sandbox_env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.apply_retention import apply_retention
+    from flows.export_transcripts import export_transcripts
+
+    monkeypatch.setenv("GLADLY_AUDIT_KEY", "status-artifact-test-key")
+    root = tmp_path / "archive"
+    export_transcripts(root=str(root))
+    policies = tmp_path / "policies.yaml"
+    policies.write_text(INACTIVE_AND_CALLS)
+    plan, plan_dir = make_plan(policies, root=str(root), now=NOW)
+    result = apply_retention(str(plan_dir), plan.hash, dry_run=True, root=str(root))
+    assert result["dry_run"]
+    markdown = _artifact("gladly-status")
+    # No Gladly call: the hourly flow's status lists the jobs not archived.
+    assert "  read from the archive, its audit log\n" in markdown
+    assert "  not known: the archive records only the jobs it archived\n" in markdown
+    assert f"  plan {plan.hash[:12]} ({plan_dir.name})\n" in markdown
+    assert "    rehearsed 1 time\n" in markdown
+    assert "  the chain verifies\n" in markdown
+    _no_personal_data(markdown, sandbox_env)
