@@ -197,7 +197,7 @@ def apply_retention(
                 outcome.error_code,
             )
     publish_run(report, "apply-retention")
-    # The whole system's state after the run (no Gladly call: the hourly flow's lists the jobs).
+    # The whole system's state after the run, as the hourly export publishes it.
     publish_status(archive_root, run_env())
     return {
         **summarize_run(report),

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from contextlib import nullcontext
 from datetime import UTC, datetime
 
 from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from evidence.status import in_status_order, read_audit_status
+from flows.secrets import run_client
 from gladly_archive.keyed import optional_audit_key
 from gladly_client import GladlyClient
 from ingest.status import read_archive_status
@@ -47,16 +49,19 @@ def publish_status(
     root: str, env: Mapping[str, str], client: GladlyClient | None = None
 ) -> list[str] | None:
     """Publish the status of the archive at `root` as the `gladly-status` artifact; the audit
-    key comes from `env` (GLADLY_AUDIT_KEY, as the flows read it). What needs attention is
-    returned, or None when the status could not be read: then one warning line names the
-    error's class and message (no traceback) and the artifact says so."""
+    key comes from `env` (GLADLY_AUDIT_KEY, as the flows read it), and Gladly's export jobs
+    are listed with `client` or, without one, with a client made from `env` (so that every
+    flow publishes the same, live, status). What needs attention is returned, or None when the
+    status could not be read: then one warning line names the error (no traceback) and the
+    artifact says so."""
     now = datetime.now(UTC)
     try:
-        notes, markdown = status_markdown(
-            root, now=now, audit_key=optional_audit_key(env), client=client
-        )
+        with nullcontext(client) if client is not None else run_client(env) as live:
+            notes, markdown = status_markdown(
+                root, now=now, audit_key=optional_audit_key(env), client=live
+            )
     except Exception as exc:  # whatever it is: the status must never fail the flow
-        why = " ".join(f"{type(exc).__name__}: {exc}".split())
+        why = _why(exc)
         get_run_logger().warning("STATUS NOT READ: %s", why)
         create_markdown_artifact(
             key=STATUS_ARTIFACT,
@@ -72,6 +77,23 @@ def publish_status(
         description=f"{len(notes)} thing(s) need attention" if notes else "Nothing needs attention",
     )
     return notes
+
+
+# Our rooms' errors are written to name ids, counts and settings, never a person's data; any
+# other error (a library's) may quote what it choked on, so only its class is published.
+_OUR_ROOMS = ("gladly_client", "gladly_archive", "audit_log", "ingest", "evidence", "flows")
+_OUR_ROOMS += ("retention_policies", "erasure")
+
+
+def _why(exc: Exception) -> str:
+    """The error in one line: class and message for ours (and a file system error's code and
+    path), the class alone for anything else."""
+    name = type(exc).__name__
+    if isinstance(exc, OSError) and exc.strerror:
+        return " ".join(f"{name}: {exc.strerror}: {exc.filename or ''}".split())
+    if type(exc).__module__.split(".")[0] in _OUR_ROOMS:
+        return " ".join(f"{name}: {exc}".split())
+    return f"{name} (run `gladly-pipeline status` for the details)"
 
 
 def _heading(root: str, now: datetime) -> list[str]:

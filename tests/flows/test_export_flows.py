@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 from collections.abc import Iterator
@@ -187,7 +188,7 @@ def test_a_status_that_cannot_be_read_is_published_as_such_and_the_export_comple
     from flows.export_transcripts import export_transcripts
 
     def unreadable(*_: object, **__: object) -> None:
-        raise OSError("the audit log's disk is gone\n(errno 5)")
+        raise OSError(errno.EIO, "Input/output error", "/archive/_audit/journal")
 
     monkeypatch.setattr(flows.status_artifact, "read_audit_status", unreadable)
     with caplog.at_level(logging.WARNING):
@@ -199,11 +200,29 @@ def test_a_status_that_cannot_be_read_is_published_as_such_and_the_export_comple
     assert [r.levelno for r in warned] == [logging.WARNING]
     assert warned[0].exc_info is None
     assert warned[0].getMessage() == (
-        "STATUS NOT READ: OSError: the audit log's disk is gone (errno 5)"
+        "STATUS NOT READ: OSError: Input/output error: /archive/_audit/journal"
     )
     markdown = _artifact("gladly-status")
     assert markdown.startswith("# The status could not be read\n")
-    assert "  OSError: the audit log's disk is gone (errno 5)\n" in markdown
+    assert "  OSError: Input/output error: /archive/_audit/journal\n" in markdown
+
+
+def test_a_library_error_is_published_by_its_class_alone(
+    prefect_api: None, sandbox_env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import flows.status_artifact
+    from flows.export_transcripts import export_transcripts
+
+    quoted = sandbox_env.org.raw_customer(sandbox_env.org.customer_ids()[0])["name"]
+
+    def choked(*_: object, **__: object) -> None:
+        raise ValueError(f"cannot parse {quoted!r}")  # as a library may quote what it read
+
+    monkeypatch.setattr(flows.status_artifact, "read_audit_status", choked)
+    assert export_transcripts(root=str(tmp_path / "archive"))["ok"]
+    markdown = _artifact("gladly-status")
+    assert "  ValueError (run `gladly-pipeline status` for the details)\n" in markdown
+    assert quoted not in markdown
 
 
 def test_the_weekly_flow_publishes_the_status_after_its_run(
@@ -221,9 +240,9 @@ def test_the_weekly_flow_publishes_the_status_after_its_run(
     result = apply_retention(str(plan_dir), plan.hash, dry_run=True, root=str(root))
     assert result["dry_run"]
     markdown = _artifact("gladly-status")
-    # No Gladly call: the hourly flow's status lists the jobs not archived.
-    assert "  read from the archive, its audit log\n" in markdown
-    assert "  not known: the archive records only the jobs it archived\n" in markdown
+    # Live, as the hourly flow's: Gladly's export jobs are listed too.
+    assert "  read from the archive, its audit log and Gladly's export jobs\n" in markdown
+    assert "  not known: the archive records only the jobs it archived\n" not in markdown
     assert f"  plan {plan.hash[:12]} ({plan_dir.name})\n" in markdown
     assert "    rehearsed 1 time\n" in markdown
     assert "  the chain verifies\n" in markdown
