@@ -19,6 +19,7 @@ from erasure.execution import run_apply
 from flows.approval import request_approval
 from flows.run_artifacts import publish_run, summarize_run
 from flows.secrets import run_client, run_env
+from flows.status_artifact import publish_status
 from gladly_archive import Archive
 from gladly_archive.location import resolve_archive_root
 from ingest.enrich import enrich_archive
@@ -164,6 +165,7 @@ def apply_retention(
                 )
                 if decision.outcome == "timed_out":
                     raise TimeoutError(f"plan {plan.hash} was not approved in time")
+                publish_status(archive_root, run_env())
                 return {
                     "plan_hash": plan.hash,
                     "plan_dir": str(plan_path),
@@ -195,6 +197,8 @@ def apply_retention(
                 outcome.error_code,
             )
     publish_run(report, "apply-retention")
+    # The whole system's state after the run, as the hourly export publishes it.
+    publish_status(archive_root, run_env())
     return {
         **summarize_run(report),
         "plan_dir": plan_dir,

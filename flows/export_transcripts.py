@@ -13,6 +13,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.alerts import JOB_NEAR_EXPIRY, REAPPEARED, emit_alert
 from flows.secrets import run_client, run_env
+from flows.status_artifact import publish_status
 from gladly_archive import Archive
 from gladly_archive.keyed import optional_audit_key
 from gladly_archive.location import resolve_archive_root
@@ -60,6 +61,7 @@ def export_transcripts(
     env = run_env()
     client = run_client(env)
     archive = Archive.open(resolve_archive_root(root))
+    # The client stays open to the end: the status lists Gladly's export jobs with it.
     with client:
         report = run_export(
             client,
@@ -69,39 +71,41 @@ def export_transcripts(
             archive_one=lambda job, now: archive_job(client, archive, job, now),
             audit_key=optional_audit_key(env),
         )
-    if report.archived or report.folded is not None or any(report.reference_rows.values()):
-        refresh_plan_facts(report.root)
-    if report.reference_error:
-        logger.error("INBOXES, TOPICS AND AGENTS NOT REFRESHED: %s", report.reference_error)
-    for outcome in report.failed:
-        logger.error("export job %s could not be archived: %s", outcome.job_id, outcome.error)
-    for skipped in report.skipped:
-        logger.error("EXPORT JOB SKIPPED: %s", skipped.describe())
-    for warning in report.warnings:
-        logger.error("EXPORT AT RISK: %s", warning.describe())
-        emit_alert(
-            JOB_NEAR_EXPIRY,
-            warning.job_id,
-            {
-                "status": warning.status,
-                "expires_at": warning.expires_at.isoformat(),
-                "reason": warning.reason,
-            },
-        )
-    if report.reappeared is not None:
-        for one in report.reappeared.reappeared:
-            logger.warning(
-                "REAPPEARED: customer %s has the %s of erased customer %s",
-                one.customer_id,
-                one.matched_on,
-                one.tombstoned_id,
-            )
+        if report.archived or report.folded is not None or any(report.reference_rows.values()):
+            refresh_plan_facts(report.root)
+        if report.reference_error:
+            logger.error("INBOXES, TOPICS AND AGENTS NOT REFRESHED: %s", report.reference_error)
+        for outcome in report.failed:
+            logger.error("export job %s could not be archived: %s", outcome.job_id, outcome.error)
+        for skipped in report.skipped:
+            logger.error("EXPORT JOB SKIPPED: %s", skipped.describe())
+        for warning in report.warnings:
+            logger.error("EXPORT AT RISK: %s", warning.describe())
             emit_alert(
-                REAPPEARED,
-                one.customer_id,
-                {"matched_on": one.matched_on, "erased_customer_id": one.tombstoned_id},
+                JOB_NEAR_EXPIRY,
+                warning.job_id,
+                {
+                    "status": warning.status,
+                    "expires_at": warning.expires_at.isoformat(),
+                    "reason": warning.reason,
+                },
             )
-    publish_export_artifact(report)
+        if report.reappeared is not None:
+            for one in report.reappeared.reappeared:
+                logger.warning(
+                    "REAPPEARED: customer %s has the %s of erased customer %s",
+                    one.customer_id,
+                    one.matched_on,
+                    one.tombstoned_id,
+                )
+                emit_alert(
+                    REAPPEARED,
+                    one.customer_id,
+                    {"matched_on": one.matched_on, "erased_customer_id": one.tombstoned_id},
+                )
+        publish_export_artifact(report)
+        # Last, the whole system's state, live: what a person reads first in the UI.
+        publish_status(report.root, env, client)
     return summarize(report)
 
 

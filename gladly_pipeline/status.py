@@ -1,186 +1,64 @@
-"""The state of the system in one read: exports, enrichment, plans, requests, reappeared
-customers, the audit chain. Reads the archive and the audit log only (Gladly only when given a
-client); what it returns holds ids, hashes, times and counts, never personal data."""
+"""The state of the system in one read, for `gladly-pipeline status`: the archive's half
+(`ingest.status`) and the audit log's (`evidence.status`) joined in the order the status shows
+its sections, under a heading; as a person reads it and as one JSON object
+(docs/status.schema.json). Ids, hashes, times and counts only, never personal data."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from typing import Literal
+from datetime import UTC, datetime
+from typing import Any
 
-import pyarrow.compute as pc
-import pyarrow.fs as pafs
-
-from gladly_archive import Archive
-from gladly_archive.enrichment import ENRICHMENT_STATE, read_enrichment_state
-from gladly_archive.layout import MANIFEST_DIR
-from gladly_archive.schemas import DATASETS
-from gladly_archive.tombstones import TOMBSTONES_DIR, read_tombstones
+from evidence.status import AuditStatus, in_status_order, read_audit_status
 from gladly_client import GladlyClient
-from gladly_pipeline.status_audit import ChainState, RequestsState, read_audit
-from gladly_pipeline.status_audit import requests_state as read_requests
-from gladly_pipeline.status_plans import PlansState, list_plans, plans_state
-from ingest.conversation_facts import plan_conversation_facts
-from ingest.exporting import GLADLY_EXPORT_RETENTION_DAYS, job_label, pending_jobs
-from ingest.reappeared import Reappeared, find_reappeared
+from ingest.status import ArchiveStatus, read_archive_status
 
-__all__ = [
-    "EXPIRY_ATTENTION",
-    "EnrichmentStatus",
-    "ExportsStatus",
-    "NotAnArchiveError",
-    "ReappearedStatus",
-    "SystemStatus",
-    "UnarchivedJob",
-    "UnarchivedStatus",
-    "read_status",
-]
+__all__ = ["JSON_SCHEMA_VERSION", "SystemStatus", "read_status"]
 
-# An unarchived export job this close to Gladly's deletion of it needs a person.
-EXPIRY_ATTENTION = timedelta(days=2)
-# What a directory holds when it is an archive root: any one of these names (an empty
-# directory is an archive with nothing in it yet).
-_ARCHIVE_ENTRIES = frozenset(
-    {name.split("/")[0] for name in DATASETS}
-    | {TOMBSTONES_DIR, ENRICHMENT_STATE.split("/")[0], MANIFEST_DIR}
-    | {"_audit", "_plans", "_staging", "_facts", "_evidence", "_layout.json"}
-)
-
-
-class NotAnArchiveError(ValueError):
-    """The root does not exist, is not a directory, or holds something other than an archive."""
-
-
-@dataclass(frozen=True)
-class ExportsStatus:
-    """What the archive's manifest says of the export jobs it archived."""
-
-    jobs_archived: int  # export jobs
-    customer_runs: int  # per-customer API exports (`export --customer-…`)
-    last_job: str | None  # the newest archived export job (printable id or its hash prefix)
-    last_archived_at: datetime | None
-
-
-@dataclass(frozen=True)
-class UnarchivedJob:
-    """An export job Gladly lists that the archive does not hold."""
-
-    job: str  # printable id, or `sha256:` and a prefix of it
-    status: str  # COMPLETED, or FAILED (Gladly produced nothing to archive)
-    completed_at: datetime
-    expires_at: datetime  # Gladly deletes jobs 14 days after they were made
-
-
-@dataclass(frozen=True)
-class UnarchivedStatus:
-    """Export jobs not archived: from Gladly (`live`), or unknown from the archive alone, which
-    records only the jobs it archived."""
-
-    live: bool
-    jobs: tuple[UnarchivedJob, ...] = ()  # completed, not archived; soonest expiry first
-    failed: tuple[UnarchivedJob, ...] = ()
-
-    def expiring(self, now: datetime) -> tuple[UnarchivedJob, ...]:
-        """Jobs Gladly deletes within EXPIRY_ATTENTION."""
-        return tuple(job for job in self.jobs if job.expires_at - now <= EXPIRY_ATTENTION)
-
-
-@dataclass(frozen=True)
-class EnrichmentStatus:
-    """How far conversation facts reach, and which pass the next `enrich` will make."""
-
-    as_of: datetime | None
-    covered_from: date | None
-    next_pass: Literal["events", "reports"]
-    reason: str
-
-
-@dataclass(frozen=True)
-class ReappearedStatus:
-    """Erased customers who came back under a new id (keyed hashes of emails and phones)."""
-
-    checked: bool  # False without GLADLY_AUDIT_KEY: the hashes cannot be computed
-    tombstones: int
-    customers: tuple[Reappeared, ...] = ()
+# Bump when a key of the JSON output is renamed, removed or changes meaning.
+JSON_SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True)
 class SystemStatus:
-    """Everything `gladly-pipeline status` shows, as of `now`."""
+    """Everything `gladly-pipeline status` shows, as of the archive half's `now`."""
 
-    root: str
-    now: datetime
-    exports: ExportsStatus
-    unarchived: UnarchivedStatus
-    enrichment: EnrichmentStatus
-    plans: PlansState
-    requests: RequestsState
-    reappeared: ReappearedStatus
-    audit: ChainState
+    archive: ArchiveStatus
+    audit: AuditStatus
 
     def attention(self) -> list[str]:
         """What needs a person, one line each (ids and counts only); empty when nothing does."""
-        notes = [
-            f"export job {job.job} is not archived and Gladly deletes it "
-            f"{_until(job.expires_at - self.now)}"
-            for job in self.unarchived.expiring(self.now)
+        both = in_status_order(self.archive.attention(), self.audit.attention())
+        return [note for notes in both.values() for note in notes]
+
+    def status_lines(self) -> list[str]:
+        """A heading, then a block per section, then what needs attention."""
+        live = self.archive.unarchived.live
+        lines = [
+            f"Status at {self.archive.now:%Y-%m-%d %H:%M}Z",
+            f"  archive {self.archive.root}",
+            "  read from the archive and its audit log"
+            + ("; export jobs from Gladly (--live)" if live else " (no Gladly call)"),
         ]
-        notes += [f"export job {job.job}: Gladly failed it" for job in self.unarchived.failed]
-        notes += [
-            f"plan {plan.hash[:12]} has awaited approval {_hours(plan.age)}"
-            for plan in self.plans.awaiting
-            if plan.overdue
-        ]
-        notes += [
-            f"run {run.run_id} started {run.started_at:%Y-%m-%d %H:%M}Z and did not finish"
-            for run in self.requests.unfinished_runs
-        ]
-        for request in self.requests.open:
-            left = _counted(
-                ("failed", request.failed),
-                ("interrupted", request.interrupted),
-                ("not reached", request.not_reached),
-            )
-            notes.append(f"{request.kind} {request.hash[:12]}: {left}")
-        notes += [
-            f"customer {r.customer_id} has the {r.matched_on} of erased {r.tombstoned_id}"
-            for r in self.reappeared.customers
-        ]
-        if self.audit.verified is False:
-            notes.append(f"the audit chain does not verify: {self.audit.problem}")
-        return notes
+        for block in in_status_order(self.archive.lines(), self.audit.lines()).values():
+            lines += ["", *block]
+        notes = self.attention()
+        lines.append("")
+        if not notes:
+            return [*lines, "Nothing needs attention."]
+        return [*lines, "Needs attention", *(f"  - {note}" for note in notes)]
 
-
-def _hours(age: timedelta) -> str:
-    return f"{age.total_seconds() / 3600:.1f} h"
-
-
-def _until(left: timedelta) -> str:
-    days = left.total_seconds() / 86400
-    return f"in {days:.1f} days" if days >= 0 else f"since {-days:.1f} days"
-
-
-def _counted(*pairs: tuple[str, int]) -> str:
-    return ", ".join(f"{count} {what}" for what, count in pairs if count)
-
-
-def check_archive_root(root: str) -> None:
-    """NotAnArchiveError (one line, naming the root) unless `root` is an archive root: a
-    directory holding one of an archive's entries, or an empty one (nothing archived yet)."""
-    archive = Archive(root)
-    info = archive.fs.get_file_info(archive.root)
-    where = "give --root or set GLADLY_PIPELINE_ROOT"
-    if info.type == pafs.FileType.NotFound:
-        raise NotAnArchiveError(f"no archive at {root}: it does not exist ({where})")
-    if info.type != pafs.FileType.Directory:
-        raise NotAnArchiveError(f"no archive at {root}: it is not a directory ({where})")
-    selector = pafs.FileSelector(archive.root, recursive=False)
-    names = {entry.base_name for entry in archive.fs.get_file_info(selector)}
-    if names and not names & _ARCHIVE_ENTRIES:
-        raise NotAnArchiveError(
-            f"{root} is not an archive root: it holds none of an archive's entries "
-            f"(_manifest, items, _audit, …) ({where})"
-        )
+    def status_json(self) -> dict[str, Any]:
+        """The status as one JSON-ready object (docs/status.schema.json)."""
+        notes = self.attention()
+        return {
+            "schema_version": JSON_SCHEMA_VERSION,
+            "root": self.archive.root,
+            "now": self.archive.now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "attention": bool(notes),
+            "attention_notes": notes,
+            **in_status_order(self.archive.json(), self.audit.json()),
+        }
 
 
 def read_status(
@@ -193,75 +71,6 @@ def read_status(
     """Read the state of the archive at `root` as of `now` (NotAnArchiveError first when it is
     none). With `audit_key` the audit chain is verified and reappeared customers are matched;
     with `client`, Gladly's export jobs are listed to find those not archived. Nothing is
-    written: the archive is not even recovered (`Archive.open` would take its lock)."""
-    check_archive_root(root)
-    archive = Archive(root)
-    audit = read_audit(root, audit_key)
-    plans = list_plans(root)
-    plan_keys = {p.hash: p.key for p in plans if p.hash is not None and p.key is not None}
-    return SystemStatus(
-        root=root,
-        now=now,
-        exports=_exports(archive),
-        unarchived=_unarchived(archive, client),
-        enrichment=_enrichment(archive, now),
-        plans=plans_state(root, plans, audit, now),
-        requests=read_requests(audit, plan_keys),
-        reappeared=_reappeared(archive, audit_key),
-        audit=audit.chain,
-    )
-
-
-def _exports(archive: Archive) -> ExportsStatus:
-    manifest = archive.read_manifest().select(["job_id", "kind", "archived_at"])
-    jobs = manifest.filter(pc.equal(manifest.column("kind"), "export_job"))
-    last = jobs.slice(jobs.num_rows - 1).to_pylist()[0] if jobs.num_rows else None
-    return ExportsStatus(
-        jobs_archived=jobs.num_rows,
-        customer_runs=manifest.num_rows - jobs.num_rows,
-        last_job=job_label(str(last["job_id"])) if last else None,
-        last_archived_at=last["archived_at"] if last else None,
-    )
-
-
-def _unarchived(archive: Archive, client: GladlyClient | None) -> UnarchivedStatus:
-    if client is None:
-        return UnarchivedStatus(live=False)
-    pending = pending_jobs(client, archive)
-    archived = archive.archived_job_ids()
-    retention = timedelta(days=GLADLY_EXPORT_RETENTION_DAYS)
-
-    def seen(job_id: str, status: str, updated_at: datetime) -> UnarchivedJob:
-        return UnarchivedJob(job_label(job_id), status, updated_at, updated_at + retention)
-
-    jobs = [
-        seen(job.id, job.status, job.updated_at)
-        for job in pending.completed
-        if job.id not in archived
-    ]
-    failed = [seen(job.id, job.status, job.updated_at) for job in pending.failed]
-    return UnarchivedStatus(
-        live=True,
-        jobs=tuple(sorted(jobs, key=lambda j: (j.expires_at, j.job))),
-        failed=tuple(sorted(failed, key=lambda j: (j.expires_at, j.job))),
-    )
-
-
-def _enrichment(archive: Archive, now: datetime) -> EnrichmentStatus:
-    state = read_enrichment_state(archive)
-    # The very choice `enrich` makes (the same function), so the two never disagree.
-    plan = plan_conversation_facts(archive, now)
-    return EnrichmentStatus(
-        as_of=state.as_of if state else None,
-        covered_from=state.covered_from if state else None,
-        next_pass=plan.mode,
-        reason=plan.reason,
-    )
-
-
-def _reappeared(archive: Archive, key: bytes | None) -> ReappearedStatus:
-    stones = len(pc.unique(read_tombstones(archive).column("customer_id")))
-    if key is None:
-        return ReappearedStatus(checked=False, tombstones=stones)
-    found = tuple(find_reappeared(archive, key)) if stones else ()
-    return ReappearedStatus(checked=True, tombstones=stones, customers=found)
+    written."""
+    archive = read_archive_status(root, now=now, audit_key=audit_key, client=client)
+    return SystemStatus(archive, read_audit_status(root, now=now, audit_key=audit_key))

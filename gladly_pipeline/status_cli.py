@@ -46,8 +46,8 @@ def status(
     """
     from gladly_archive import ArchiveError
     from gladly_client import GladlyClient, GladlyError
-    from gladly_pipeline.status import NotAnArchiveError, read_status
-    from gladly_pipeline.status_render import status_json, status_lines
+    from gladly_pipeline.status import read_status
+    from ingest.status_sections import NotAnArchiveError
 
     err = Console(stderr=True)
     where = resolve_archive_root(root)
@@ -73,9 +73,9 @@ def status(
         err.print(f"[red]Cannot read the archive:[/red] {escape(str(exc))}")
         raise typer.Exit(EXIT_FAILED) from None
     if as_json:
-        typer.echo(json.dumps(status_json(state), indent=2))
+        typer.echo(json.dumps(state.status_json(), indent=2))
     else:
-        _print_lines(Console(highlight=False), status_lines(state))
+        _print_lines(Console(highlight=False), state.status_lines())
     raise typer.Exit(EXIT_ATTENTION if state.attention() else EXIT_OK)
 
 

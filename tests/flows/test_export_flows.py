@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import errno
+import json
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import responses
 from responses import matchers
 
+from gladly_archive import Archive
 from gladly_sandbox import Sandbox
+from retention_policies.planning import make_plan
+from tests._policies import INACTIVE_AND_CALLS
 
 pytestmark = pytest.mark.integration
 
@@ -29,9 +36,8 @@ def sandbox_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
         yield sb
 
 
-def _artifact_rows(key: str) -> list[dict[str, object]]:
-    import json
-
+def _artifact(key: str) -> Any:
+    """The data of the newest artifact under `key`."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
@@ -42,8 +48,12 @@ def _artifact_rows(key: str) -> list[dict[str, object]]:
     assert artifacts, f"no artifact {key!r}"
     # The Prefect API lives for the whole session: the newest artifact is this test's.
     newest = max(artifacts, key=lambda a: a.created or datetime.min.replace(tzinfo=UTC))
-    data = newest.data
-    return json.loads(data) if isinstance(data, str) else list(data)  # type: ignore[arg-type]
+    return newest.data
+
+
+def _artifact_rows(key: str) -> list[dict[str, object]]:
+    data = _artifact(key)
+    return json.loads(data) if isinstance(data, str) else list(data)
 
 
 def test_export_transcripts_flow_archives_and_publishes_a_table(
@@ -115,3 +125,125 @@ def test_export_transcripts_flow_reports_a_job_skipped_for_its_unsafe_id(
     ]
     assert "evil\nid" not in str(result)
     assert "evil\nid" not in str(rows)
+
+
+def _personal(sb: Sandbox) -> set[str]:
+    """The token, and every email, phone and name the sandbox's customers have."""
+    found = {sb.api_token}
+    for customer_id in sb.org.customer_ids():
+        record = sb.org.raw_customer(customer_id) or {}
+        found.add(str(record.get("name") or ""))
+        for contact in [*(record.get("emails") or ()), *(record.get("phones") or ())]:
+            found.update({contact["original"], contact["normalized"]})
+    return {value for value in found if len(value) >= 4}
+
+
+def _no_personal_data(text: str, sb: Sandbox) -> None:
+    assert "@" not in text
+    flat = "".join(text.split())
+    assert [value for value in _personal(sb) if "".join(value.split()) in flat] == []
+
+
+def test_the_export_flow_publishes_the_live_status(
+    prefect_api: None, sandbox_env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.export_transcripts import export_transcripts
+
+    monkeypatch.setenv("GLADLY_AUDIT_KEY", "status-artifact-test-key")
+    jobs = sandbox_env.exports.list_jobs(status="COMPLETED")
+    ends = sorted(job["parameters"]["endAt"] for job in jobs)
+    # Jobs whose window ended by `since` are left unarchived: the status lists them from Gladly.
+    since = datetime.fromisoformat(ends[len(ends) // 2])
+    left = {
+        job["id"] for job in jobs if datetime.fromisoformat(job["parameters"]["endAt"]) <= since
+    }
+    assert 0 < len(left) < len(jobs)
+    root = tmp_path / "archive"
+
+    result = export_transcripts(root=str(root), since=since)
+    assert set(result["jobs_archived"]) == {job["id"] for job in jobs} - left
+    markdown = _artifact("gladly-status")
+    manifest = Archive(str(root)).read_manifest()
+    assert manifest.num_rows == len(result["jobs_archived"])
+    # Gladly's jobs are weeks older than this test's clock: every one left is past its expiry.
+    assert markdown.startswith("# Needs attention\n")
+    assert f"  {manifest.num_rows} export jobs archived in all\n" in markdown
+    assert f"  {len(left)} completed jobs not archived (from Gladly)\n" in markdown
+    for job in left:
+        assert f"  {job}: Gladly deletes it" in markdown
+        assert f"- export job {job} is not archived and Gladly deletes it since" in markdown
+    assert "  read from the archive, its audit log and Gladly's export jobs\n" in markdown
+    assert "Reappeared customers\n  none\n" in markdown  # checked: the key is set
+    _no_personal_data(markdown, sandbox_env)
+
+
+def test_a_status_that_cannot_be_read_is_published_as_such_and_the_export_completes(
+    prefect_api: None,
+    sandbox_env: Sandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import flows.status_artifact
+    from flows.export_transcripts import export_transcripts
+
+    def unreadable(*_: object, **__: object) -> None:
+        raise OSError(errno.EIO, "Input/output error", "/archive/_audit/journal")
+
+    monkeypatch.setattr(flows.status_artifact, "read_audit_status", unreadable)
+    with caplog.at_level(logging.WARNING):
+        result = export_transcripts(root=str(tmp_path / "archive"))
+    completed = {j["id"] for j in sandbox_env.exports.list_jobs(status="COMPLETED")}
+    assert result["ok"]
+    assert set(result["jobs_archived"]) == completed
+    warned = [r for r in caplog.records if "STATUS NOT READ" in r.getMessage()]
+    assert [r.levelno for r in warned] == [logging.WARNING]
+    assert warned[0].exc_info is None
+    assert warned[0].getMessage() == (
+        "STATUS NOT READ: OSError: Input/output error: /archive/_audit/journal"
+    )
+    markdown = _artifact("gladly-status")
+    assert markdown.startswith("# The status could not be read\n")
+    assert "  OSError: Input/output error: /archive/_audit/journal\n" in markdown
+
+
+def test_a_library_error_is_published_by_its_class_alone(
+    prefect_api: None, sandbox_env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import flows.status_artifact
+    from flows.export_transcripts import export_transcripts
+
+    quoted = sandbox_env.org.raw_customer(sandbox_env.org.customer_ids()[0])["name"]
+
+    def choked(*_: object, **__: object) -> None:
+        raise ValueError(f"cannot parse {quoted!r}")  # as a library may quote what it read
+
+    monkeypatch.setattr(flows.status_artifact, "read_audit_status", choked)
+    assert export_transcripts(root=str(tmp_path / "archive"))["ok"]
+    markdown = _artifact("gladly-status")
+    assert "  ValueError (run `gladly-pipeline status` for the details)\n" in markdown
+    assert quoted not in markdown
+
+
+def test_the_weekly_flow_publishes_the_status_after_its_run(
+    prefect_api: None, sandbox_env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.apply_retention import apply_retention
+    from flows.export_transcripts import export_transcripts
+
+    monkeypatch.setenv("GLADLY_AUDIT_KEY", "status-artifact-test-key")
+    root = tmp_path / "archive"
+    export_transcripts(root=str(root))
+    policies = tmp_path / "policies.yaml"
+    policies.write_text(INACTIVE_AND_CALLS)
+    plan, plan_dir = make_plan(policies, root=str(root), now=NOW)
+    result = apply_retention(str(plan_dir), plan.hash, dry_run=True, root=str(root))
+    assert result["dry_run"]
+    markdown = _artifact("gladly-status")
+    # Live, as the hourly flow's: Gladly's export jobs are listed too.
+    assert "  read from the archive, its audit log and Gladly's export jobs\n" in markdown
+    assert "  not known: the archive records only the jobs it archived\n" not in markdown
+    assert f"  plan {plan.hash[:12]} ({plan_dir.name})\n" in markdown
+    assert "    rehearsed 1 time\n" in markdown
+    assert "  the chain verifies\n" in markdown
+    _no_personal_data(markdown, sandbox_env)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from audit_log.outcomes import ONE_OFF_POLICY
-from gladly_pipeline.status_audit import AuditRead
+from evidence.status_audit import AuditRead
 from retention_policies.plan import Plan, PlanIntegrityError
 from retention_policies.planning import plans_dir
 

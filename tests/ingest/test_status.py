@@ -1,0 +1,116 @@
+"""The archive's half of the status: what needs a person per section, and the same sections in
+lines and in JSON; its wording kept the same as the audit log's half."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+import evidence.status
+import ingest.status
+from ingest.reappeared import Reappeared
+from ingest.status import ArchiveStatus, read_archive_status
+from ingest.status_sections import (
+    EnrichmentStatus,
+    ExportsStatus,
+    NotAnArchiveError,
+    ReappearedStatus,
+    UnarchivedJob,
+    UnarchivedStatus,
+)
+
+NOW = datetime(2026, 5, 20, 9, tzinfo=UTC)
+SECTIONS = {"last_export", "unarchived_jobs", "enrichment", "reappeared"}
+
+
+def _job(name: str, days_left: float, status: str = "COMPLETED") -> UnarchivedJob:
+    expires = NOW + timedelta(days=days_left)
+    return UnarchivedJob(name, status, expires - timedelta(days=14), expires)
+
+
+def _status(jobs: int = 0) -> ArchiveStatus:
+    return ArchiveStatus(
+        root="/archive",
+        now=NOW,
+        exports=ExportsStatus(3, 1, "job-c", NOW - timedelta(minutes=30)),
+        unarchived=UnarchivedStatus(
+            live=True,
+            jobs=(_job("soon", 0.5), *(_job(f"later-{i:02}", 5 + i) for i in range(jobs))),
+            failed=(_job("broken", 9, "FAILED"),),
+        ),
+        enrichment=EnrichmentStatus(NOW - timedelta(hours=3), date(2026, 5, 1), "events", "ok"),
+        reappeared=ReappearedStatus(
+            checked=True,
+            tombstones=2,
+            customers=(Reappeared("new-id", "erased-id", NOW - timedelta(days=4), "phone"),),
+        ),
+    )
+
+
+def test_each_output_holds_the_archives_sections_and_nothing_else() -> None:
+    status = _status()
+    assert set(status.attention()) == set(status.lines()) == set(status.json()) == SECTIONS
+
+
+def test_what_needs_a_person_is_named_by_id_under_its_section() -> None:
+    notes = _status(jobs=2).attention()
+    assert notes["unarchived_jobs"] == [
+        "export job soon is not archived and Gladly deletes it in 0.5 days",
+        "export job broken: Gladly failed it",
+    ]
+    assert notes["reappeared"] == ["customer new-id has the phone of erased erased-id"]
+    assert notes["last_export"] == notes["enrichment"] == []
+
+
+def test_the_lines_list_ten_jobs_then_count_the_rest() -> None:
+    lines = _status(jobs=12).lines()["unarchived_jobs"]
+    assert lines[:3] == [
+        "Export jobs not archived",
+        "  13 completed jobs not archived (from Gladly)",
+        "  1 within 2 days of expiry",
+    ]
+    assert lines[3] == "  soon: Gladly deletes it in 0.5 days"
+    assert sum(": Gladly deletes it in" in line for line in lines) == 10
+    assert lines[-2:] == ["  … and 3 more", "  broken: FAILED in Gladly"]
+
+
+def test_the_json_says_the_same_as_the_lines() -> None:
+    data = _status().json()
+    assert data["last_export"]["jobs_archived"] == 3
+    assert data["last_export"]["age_hours"] == 0.5
+    assert data["unarchived_jobs"]["expiring"] == 1
+    assert data["unarchived_jobs"]["failed"][0]["days_to_expiry"] == 9
+    assert data["enrichment"]["covered_from"] == "2026-05-01"
+    assert data["reappeared"]["customers"][0]["erased_at"] == "2026-05-16T09:00:00Z"
+
+
+def test_an_empty_directory_is_an_archive_with_nothing_in_it(tmp_path: Path) -> None:
+    status = read_archive_status(str(tmp_path), now=NOW, audit_key=None)
+    assert status.lines()["last_export"][1] == "  no export job archived yet"
+    assert status.json()["unarchived_jobs"]["known"] is False
+    assert status.json()["reappeared"]["customers"] is None
+    (tmp_path / "holiday.jpg").write_bytes(b"\xff\xd8")
+    with pytest.raises(NotAnArchiveError, match="is not an archive root"):
+        read_archive_status(str(tmp_path), now=NOW, audit_key=None)
+
+
+@pytest.mark.parametrize("name", ["_at", "_age", "_n", "_time", "_hours"])
+def test_both_halves_word_times_and_counts_alike(name: str) -> None:
+    """The halves cannot share a module (ingest and evidence may not import each other), so
+    each has its copy of these few helpers: they must agree."""
+    ours, theirs = getattr(ingest.status, name), getattr(evidence.status, name)
+    if name == "_n":
+        cases = [((count, "plan"), {}) for count in (0, 1, 2, 1234)]
+        cases.append(((2, "child", "children"), {}))
+    elif name in ("_age", "_hours"):
+        spans = (-60, 0, 59, 61, 3599, 3600, 47 * 3600, 48 * 3600, 400 * 86400)
+        cases = [((timedelta(seconds=s),), {}) for s in spans]
+    else:
+        moments = (NOW, datetime(2026, 1, 2, 3, 4, 5, 6, UTC))
+        cases = [((moment,), {}) for moment in moments]
+        if name == "_time":
+            cases.append(((None,), {}))
+    for args, kwargs in cases:
+        assert ours(*args, **kwargs) == theirs(*args, **kwargs), (name, args)
