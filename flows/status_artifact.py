@@ -81,8 +81,10 @@ def publish_status(
 
 # Our rooms' errors are written to name ids, counts and settings, never a person's data; any
 # other error (a library's) may quote what it choked on, so only its class is published.
-_OUR_ROOMS = ("gladly_client", "gladly_archive", "audit_log", "ingest", "evidence", "flows")
-_OUR_ROOMS += ("retention_policies", "erasure")
+_OUR_ROOMS = frozenset(
+    {"gladly_client", "gladly_archive", "audit_log", "ingest", "evidence", "flows"}
+    | {"retention_policies", "erasure"}
+)
 
 
 def _why(exc: Exception) -> str:
