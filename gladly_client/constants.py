@@ -42,6 +42,10 @@ HEADER_RETRY_AFTER = "Retry-After"
 HEADER_LOCATION = "Location"
 HEADER_CONTENT_LENGTH = "Content-Length"
 HEADER_CONTENT_ENCODING = "Content-Encoding"
+# A rehearsal sandbox answers a call Gladly documents but it does not model with 501 and this
+# error code: the client reports it as the sandbox's limit, never as Gladly's refusal.
+NOT_MODELLED_STATUS = 501
+NOT_MODELLED_CODE = "not_modelled"
 # Gladly documents no request-id header; these are the names we look for, in order.
 REQUEST_ID_HEADERS = ("Gladly-Request-Id", "X-Request-Id", "X-Amzn-Trace-Id")
 

@@ -13,6 +13,8 @@ from gladly_client.constants import (
     HEADER_CONTENT_ENCODING,
     HEADER_CONTENT_LENGTH,
     HEADER_RETRY_AFTER,
+    NOT_MODELLED_CODE,
+    NOT_MODELLED_STATUS,
     REQUEST_ID_HEADERS,
     RETRY_AFTER_MAX_SECONDS,
 )
@@ -31,6 +33,7 @@ __all__ = [
     "IncompleteDownloadError",
     "MalformedResponseError",
     "NotFoundError",
+    "NotModelledError",
     "PermissionDeniedError",
     "ProfileHasOpenConversationsError",
     "RateLimitError",
@@ -245,6 +248,27 @@ class ResponseValidationError(GladlyError):
         )
 
 
+class NotModelledError(GladlyError):
+    """501 `not_modelled`: a rehearsal sandbox does not model this call; Gladly never answered.
+
+    Not a `GladlyAPIError` (that is Gladly's own answer) and never retried: the call is one
+    Gladly documents, but the stand-in server cannot show what Gladly would do with it.
+    """
+
+    status: int = NOT_MODELLED_STATUS
+
+    def __init__(self, *, method: str, path_template: str, request_id: str | None = None) -> None:
+        self.method = method
+        self.path_template = path_template
+        self.request_id = request_id
+        message = (
+            f"the sandbox does not model {method} {path_template}: this is not Gladly's answer"
+        )
+        if request_id:
+            message += f" [request {request_id}]"
+        super().__init__(message)
+
+
 _STATUS_TO_ERROR: dict[int, type[GladlyAPIError]] = {
     400: BadRequestError,
     401: AuthenticationError,
@@ -319,7 +343,7 @@ def error_from_response(
     path_template: str,
     headers: Mapping[str, str],
     body: bytes,
-) -> GladlyAPIError:
+) -> GladlyAPIError | NotModelledError:
     """Map one error response to the exception that describes it. The only such mapping."""
     errors = parse_error_details(body)
     request_id = next((headers[h] for h in REQUEST_ID_HEADERS if h in headers), None)
@@ -347,6 +371,9 @@ def error_from_response(
         and "invalid_state" in codes
     ):
         return ProfileHasOpenConversationsError(**common)
+    if status == NOT_MODELLED_STATUS and NOT_MODELLED_CODE in codes:
+        # A sandbox's answer, not Gladly's; any other 501 stays a (retried) server error.
+        return NotModelledError(method=method, path_template=path_template, request_id=request_id)
     if status >= 500:
         return ServerError(**common)
     return _STATUS_TO_ERROR.get(status, UnexpectedStatusError)(**common)

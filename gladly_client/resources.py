@@ -40,6 +40,7 @@ _CUSTOMERS = "/customer-profiles"
 _CUSTOMER_CONVERSATIONS = "/customers/{customer_id}/conversations"
 _CONVERSATION = "/conversations/{conversation_id}"
 _CONVERSATION_ITEMS = "/conversations/{conversation_id}/items"
+_CONVERSATION_TOPICS = "/conversations/{conversation_id}/topics"
 _ITEM = "/conversation-items/{item_id}"
 _ITEM_REDACT = "/conversation-items/{item_id}/redact"
 _ITEM_TRANSCRIPT = "/conversation-items/{item_id}/voice-transcript"
@@ -140,7 +141,7 @@ class CustomersResource:
 
 
 class ConversationsResource:
-    """Conversations: list for a customer, get, close."""
+    """Conversations: list for a customer, get, close, add topics."""
 
     def __init__(self, transport: Transport) -> None:
         self._t = transport
@@ -177,6 +178,17 @@ class ConversationsResource:
             _CONVERSATION,
             path_params={"conversation_id": _require_id("conversation_id", conversation_id)},
             json={"status": {"value": "CLOSED", "force": bool(force)}},
+        )
+
+    def add_topics(self, conversation_id: str, topic_ids: Sequence[str]) -> None:
+        """Add topics to a conversation; Gladly ignores those it already has."""
+        if isinstance(topic_ids, str) or not topic_ids:
+            raise ValueError("topic_ids must be a non-empty list of Gladly topic ids")
+        self._t.request(
+            "POST",
+            _CONVERSATION_TOPICS,
+            path_params={"conversation_id": _require_id("conversation_id", conversation_id)},
+            json={"topicIds": [_require_id("topic_ids", t) for t in topic_ids]},
         )
 
 

@@ -27,6 +27,7 @@ from gladly_client import (
     GladlyTimeoutError,
     IncompleteDownloadError,
     MalformedResponseError,
+    NotModelledError,
     PermissionDeniedError,
     RateLimitError,
     ResponseValidationError,
@@ -137,6 +138,13 @@ def _gladly_failure(exc: GladlyError, host: str) -> Failure:
             f"{UNAVAILABLE}: still rate limited after every retry ({exc})",
             "another integration may be using the organisation's budget; lower "
             f"GLADLY_REQUESTS_PER_SECOND or wait, {RERUN}",
+        )
+    if isinstance(exc, NotModelledError):
+        # The sandbox's limit, not Gladly's refusal: neither bad input nor a network fault.
+        return Failure(
+            EXIT_FAILED,
+            f"Failed: rehearsal cannot show this step ({exc})",
+            f"the server{at} is a rehearsal sandbox; only Gladly itself can show what this does",
         )
     if isinstance(exc, ResponseValidationError):
         return Failure(

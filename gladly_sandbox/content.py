@@ -22,7 +22,12 @@ from gladly_sandbox.texts import (
     TWEETS,
     VOICE_AI_LINES,
 )
-from gladly_sandbox.traits import ConversationTraits, conversation_traits
+from gladly_sandbox.traits import (
+    ConversationTraits,
+    conversation_traits,
+    topic_change_rows,
+    topic_rows,
+)
 from gladly_sandbox.voice import VoiceContent
 
 if TYPE_CHECKING:
@@ -75,7 +80,7 @@ class Renderer(VoiceContent):
         if convs.status[conv] == t.S_CLOSED and convs.closed[conv]:
             out["closedAt"] = render_exact(convs.closed[conv], digits)
         traits = self.traits(conv)
-        out["topicIds"] = [data.topics[topic].id for topic in traits.topics]
+        out["topicIds"] = [data.topics[topic].id for topic in topic_rows(data, conv, traits)]
         out["customAttributes"] = [
             {"id": data.attribute_ids[which], "value": value} for which, value in traits.attributes
         ]
@@ -285,10 +290,7 @@ class Renderer(VoiceContent):
         if kind == t.K_ACTIVITY:
             return self._activity(row, customer, h)
         if kind == t.K_TOPIC_CHANGE:
-            traits = self.traits(conv)
-            added = list(traits.topics)
-            if traits.removed_topic is not None:
-                added.append(traits.removed_topic)
+            added = topic_change_rows(data, row, self.traits(conv))
             return {"type": "TOPIC_CHANGE", "addedTopicIds": [data.topics[x].id for x in added]}
         if kind == t.K_TOPIC_REMOVED:
             removed = self.traits(conv).removed_topic

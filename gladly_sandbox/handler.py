@@ -15,13 +15,15 @@ from urllib.parse import parse_qs
 from gladly_sandbox.control import CONTROL_PREFIX, RESET, ControlError, handle_control
 from gladly_sandbox.errors import ApiError
 from gladly_sandbox.faults import FaultPlan
-from gladly_sandbox.routes import JSON, ApiRequest, Route, encode_json, match_route
+from gladly_sandbox.route_table import Route, match_route
+from gladly_sandbox.routes import JSON, ApiRequest, encode_json
 from gladly_sandbox.server import SandboxServer
 from gladly_sandbox.settings import API_PREFIX, ROLE_API_USER, SandboxUser, ServerSettings
 from gladly_sandbox.wire import BadRequest, WireHandler
 
 log = logging.getLogger(__name__)
 
+NOT_MODELLED = "not_modelled"  # the error code of a documented call the sandbox does not serve
 UNMATCHED = "<unmatched>"  # the stats' route name for paths no Gladly route matches
 _API_ROOT = API_PREFIX + "/"
 # A load balancer, not the application, answers 502/503; its page is HTML, not Gladly JSON.
@@ -175,6 +177,12 @@ class SandboxRequestHandler(WireHandler):
             self.write(404, _error_body("not_found", "no such API route"), JSON, headers)
             return
         handler = route.handlers.get(method)
+        if handler is None and route.not_modelled(method):
+            # Gladly has this call; the sandbox cannot rehearse it. Never Gladly's own 404/405,
+            # so a rehearsal does not read "Gladly refused" where the truth is "not modelled".
+            detail = f"the sandbox does not model {method} {API_PREFIX}{route.template}"
+            self.write(501, _error_body(NOT_MODELLED, detail), JSON, headers)
+            return
         if handler is None:
             headers["Allow"] = route.allow
             detail = f"{method} is not allowed here"

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from gladly_sandbox import tables as t
 from gladly_sandbox.errors import ApiError
 from gladly_sandbox.tables import render_time, to_micros
-from gladly_sandbox.traits import conversation_traits
+from gladly_sandbox.traits import conversation_traits, topic_change_rows, topic_rows
 
 if TYPE_CHECKING:
     from gladly_sandbox.content import Renderer
@@ -315,7 +315,7 @@ class ReportOperations:
                     t.STATUS_NAME[status],
                     agents[agent].id if agent >= 0 else "",
                     inboxes[inbox].id,
-                    ",".join(topics[topic].id for topic in traits.topics),
+                    ",".join(topics[topic].id for topic in topic_rows(data, conv, traits)),
                     first_text,
                     first_text if last_closed == first_closed else _time(last_closed),
                 ]
@@ -367,21 +367,17 @@ class ReportOperations:
             cust, inbox = owners[conv]
             head = [_time(when), event_type, conversation_id, data.customers[cust].id]
             inbox_id = data.inboxes[inbox].id
-            topic_rows = self._event_topics(event_type, written_in)
-            if topic_rows is None:
+            changed = self._event_topics(event_type, written_in, p[1])
+            if changed is None:
                 rows.append([*head, inbox_id, ""])
             else:
-                rows.extend([*head, inbox_id, data.topics[topic].id] for topic in topic_rows)
+                rows.extend([*head, inbox_id, data.topics[topic].id] for topic in changed)
         return rows[:cap]
 
-    def _event_topics(self, event_type: str, conv: int) -> list[int] | None:
-        """The topics a TOPIC_CHANGE item added or removed (as its content shows), else None."""
+    def _event_topics(self, event_type: str, conv: int, row: int) -> list[int] | None:
+        """The topics TOPIC_CHANGE item `row` added or removed (as its content shows), else None."""
         if event_type == "CONVERSATION/TOPIC_ADDED":
-            traits = conversation_traits(self.data, conv)
-            added = list(traits.topics)
-            if traits.removed_topic is not None:
-                added.append(traits.removed_topic)
-            return added
+            return list(topic_change_rows(self.data, row, conversation_traits(self.data, conv)))
         if event_type == "CONVERSATION/TOPIC_REMOVED":
             removed = conversation_traits(self.data, conv).removed_topic
             return [] if removed is None else [removed]

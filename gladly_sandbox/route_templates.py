@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-# Fault keys and the stats name routes by these; routes.ROUTES serves exactly these, in order.
+# Fault keys and the stats name routes by these; route_table.ROUTES serves exactly these, in order.
 ROUTE_TEMPLATES: tuple[str, ...] = (
     "/customer-profiles",
     "/customer-profiles/{customerId}",
@@ -10,6 +10,7 @@ ROUTE_TEMPLATES: tuple[str, ...] = (
     "/customers/{customerId}/conversation-items/{itemId}",
     "/conversations/{conversationId}",
     "/conversations/{conversationId}/items",
+    "/conversations/{conversationId}/topics",
     "/conversation-items/{itemId}",
     "/conversation-items/{itemId}/redact",
     "/conversation-items/{itemId}/voice-transcript",

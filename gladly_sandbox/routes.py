@@ -1,4 +1,4 @@
-"""Gladly's /api/v1 routes: a precompiled route table and one small handler per call."""
+"""One small handler per /api/v1 call the sandbox models (route_table.py maps paths to them)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import unquote
 
 from gladly_sandbox.errors import ApiError
 from gladly_sandbox.events import JSONLINES
 from gladly_sandbox.ratelimit import HEADER_RETRY_AFTER
 from gladly_sandbox.reports import CSV, parse_report_request
-from gladly_sandbox.route_templates import ROUTE_TEMPLATES
 from gladly_sandbox.settings import ROLE_COMPLIANCE_ADMIN, SandboxUser, ServerSettings
 
 if TYPE_CHECKING:
@@ -153,6 +151,12 @@ def update_conversation(ctx: ApiContext, req: ApiRequest) -> Reply:
     return Reply(204)
 
 
+def add_topics(ctx: ApiContext, req: ApiRequest) -> Reply:
+    """POST /conversations/{conversationId}/topics → 204 (topics already there are ignored)."""
+    ctx.org.add_topics(req.params["conversationId"], _json_object(req))
+    return Reply(204)
+
+
 def list_items(ctx: ApiContext, req: ApiRequest) -> Reply:
     """GET /conversations/{conversationId}/items[?sessionId=] (≤1000, Gladly-Limited-Data)."""
     items, truncated = ctx.org.list_items(
@@ -283,81 +287,3 @@ def list_events(ctx: ApiContext, req: ApiRequest) -> Reply:
         req.arg("startAt"), req.arg("endAt"), list(req.query.get("entities", []))
     )
     return Reply(200, b"".join(encode_json(event) + b"\n" for event in events), JSONLINES)
-
-
-# --- the table -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Route:
-    """One path template and its handlers by HTTP method."""
-
-    template: str
-    handlers: Mapping[str, Handler]
-    download: bool = False  # file downloads are the only answers a truncate fault can cut
-    segments: tuple[str | None, ...] = ()  # literal segment, or None for a parameter
-    names: tuple[str, ...] = ()  # parameter names in order
-
-    @property
-    def allow(self) -> str:
-        """The `Allow` header value for a 405."""
-        return ", ".join(sorted(self.handlers))
-
-
-def _route(template: str, handlers: Mapping[str, Handler], *, download: bool = False) -> Route:
-    parts = template.strip("/").split("/")
-    segments = tuple(None if p.startswith("{") else p for p in parts)
-    names = tuple(p[1:-1] for p in parts if p.startswith("{"))
-    return Route(template, dict(handlers), download, segments, names)
-
-
-ROUTES: tuple[Route, ...] = (
-    _route("/customer-profiles", {"GET": find_customers, "POST": create_customer}),
-    _route(
-        "/customer-profiles/{customerId}",
-        {"GET": get_customer, "PATCH": update_customer, "DELETE": delete_customer},
-    ),
-    _route("/customers/{customerId}/conversations", {"GET": list_conversations}),
-    _route("/customers/{customerId}/conversation-items/{itemId}", {"DELETE": delete_customer_item}),
-    _route(
-        "/conversations/{conversationId}", {"GET": get_conversation, "PATCH": update_conversation}
-    ),
-    _route("/conversations/{conversationId}/items", {"GET": list_items}),
-    _route("/conversation-items/{itemId}", {"GET": get_item, "DELETE": delete_item}),
-    _route("/conversation-items/{itemId}/redact", {"POST": redact_item}),
-    _route("/conversation-items/{itemId}/voice-transcript", {"GET": voice_transcript}),
-    _route("/conversation-items/{itemId}/media/recording", {"GET": recording}),
-    _route("/agents", {"GET": list_agents}),
-    _route("/topics", {"GET": list_topics}),
-    _route("/inboxes", {"GET": list_inboxes}),
-    _route("/export/schedules", {"GET": list_schedules}),
-    _route("/export/jobs", {"GET": list_jobs}),
-    _route("/export/jobs/{jobId}", {"GET": get_job, "DELETE": delete_job}),
-    _route("/export/jobs/{jobId}/files/{filename}", {"GET": export_file}, download=True),
-    _route("/reports", {"POST": create_report}),
-    _route("/events", {"GET": list_events}),
-)
-if tuple(r.template for r in ROUTES) != ROUTE_TEMPLATES:
-    raise ImportError("routes.ROUTES and route_templates.ROUTE_TEMPLATES list different routes")
-
-# Routes grouped by segment count, so matching compares a handful of literals per request.
-_BY_LENGTH: dict[int, tuple[Route, ...]] = {}
-for _r in ROUTES:
-    _BY_LENGTH[len(_r.segments)] = (*_BY_LENGTH.get(len(_r.segments), ()), _r)
-
-
-def match_route(path: str) -> tuple[Route, dict[str, str]] | None:
-    """The route for a path under /api/v1 (e.g. "/agents") and its decoded parameters."""
-    parts = path[1:].split("/") if path.startswith("/") else path.split("/")
-    for route in _BY_LENGTH.get(len(parts), ()):
-        values: list[str] = []
-        for segment, part in zip(route.segments, parts, strict=True):
-            if segment is None:
-                if not part:
-                    break
-                values.append(unquote(part))
-            elif segment != part:
-                break
-        else:
-            return route, dict(zip(route.names, values, strict=True))
-    return None

@@ -18,6 +18,7 @@ from gladly_sandbox.items import ItemOperations
 from gladly_sandbox.merges import MergeOperations
 from gladly_sandbox.orgdata import Inbox, OrgData, OrgSpec
 from gladly_sandbox.reports import ReportOperations
+from gladly_sandbox.topics import TopicOperations
 
 __all__ = ["OrgSpec", "Organisation"]
 
@@ -27,7 +28,12 @@ Keep = Literal["oldest", "newest"]
 
 
 class Organisation(
-    CustomerOperations, MergeOperations, ItemOperations, ReportOperations, EventOperations
+    CustomerOperations,
+    MergeOperations,
+    ItemOperations,
+    TopicOperations,
+    ReportOperations,
+    EventOperations,
 ):
     """One Gladly organisation's data and the rules Gladly applies to it.
 
@@ -111,7 +117,14 @@ class Organisation(
             status, force, inbox, agent = _parse_conversation_update(body, self.data)
             convs = self.data.convs
             current = convs.status[conv]
-            if inbox is not None and current == t.S_CLOSED and status != "OPEN":
+            new_agent = agent if agent is not None else -1
+            reassign = inbox is not None and (convs.inbox[conv], convs.agent[conv]) != (
+                inbox,
+                new_agent,
+            )
+            # Naming the assignee it already has is not a reassignment: closing a CLOSED
+            # conversation with its own assignee is accepted (nothing changes), as Gladly does.
+            if reassign and current == t.S_CLOSED and status != "OPEN":
                 raise ApiError(400, "invalid_state", "closed conversation cannot be reassigned")
             close = status == "CLOSED" and current != t.S_CLOSED
             reopen = status == "OPEN" and current == t.S_CLOSED
@@ -130,20 +143,18 @@ class Organisation(
                 self._set_status(conv, t.S_OPEN)
                 convs.closed[conv] = 0
                 self._emit_conversation("CONVERSATION/REOPENED", conv, self._assignee(conv), api)
-            if inbox is not None:
-                new_agent = agent if agent is not None else -1
+            if reassign and inbox is not None:
                 before = self._assignee(conv)
-                if (convs.inbox[conv], convs.agent[conv]) != (inbox, new_agent):
-                    convs.inbox[conv] = inbox
-                    convs.agent[conv] = new_agent
-                    self._emit_conversation(
-                        "CONVERSATION_ASSIGNEE/UPDATED",
-                        conv,
-                        before,
-                        api,
-                        reason="MANUAL",  # ASSUMPTION: a reassignment through the API
-                        assignee=self._assignee(conv),
-                    )
+                convs.inbox[conv] = inbox
+                convs.agent[conv] = new_agent
+                self._emit_conversation(
+                    "CONVERSATION_ASSIGNEE/UPDATED",
+                    conv,
+                    before,
+                    api,
+                    reason="MANUAL",  # ASSUMPTION: a reassignment through the API
+                    assignee=self._assignee(conv),
+                )
             if close:
                 # ASSUMPTION: a close made through the API is initiated by type API.
                 item = self._append_item(conv, t.K_STATUS_CLOSED, t.R_API)
@@ -273,10 +284,7 @@ class Organisation(
 
     def _check_closable(self, conv: int, force: bool) -> None:
         convs = self.data.convs
-        if self.topics_required_to_close and not self.render.traits(conv).topics:
-            raise ApiError(
-                400, "invalid_state", "topics are required before closing of conversation"
-            )
+        self._check_topics_for_close(conv)
         if not force and t.STATUS_NAME[convs.status[conv]] in self.force_required_statuses:
             raise ApiError(
                 400,

@@ -210,6 +210,9 @@ class ItemTable:
         # Items a customer merge moved to another customer: row → the customer who wrote them
         # (their content stays as written; `cust` names the owner now).
         self.author: dict[int, int] = {}
+        # TOPIC_CHANGE items added at runtime (POST /conversations/{id}/topics): row → the topic
+        # rows they added (generated ones derive theirs from the conversation's traits).
+        self.added_topics: dict[int, tuple[int, ...]] = {}
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -264,6 +267,8 @@ class ConversationTable:
         # and the holder's rows in time order at the merge (its later items go to extra_items).
         self.absorbed_into: dict[int, int] = {}
         self.merged_rows: dict[int, list[int]] = {}
+        # Topics added at runtime, in the order added, after the generated ones (traits).
+        self.added_topics: dict[int, list[int]] = {}
 
     def __len__(self) -> int:
         return len(self.cust)

@@ -57,3 +57,18 @@ def conversation_traits(data: OrgData, conv: int) -> ConversationTraits:
         amount=f"{(h >> 44) % 200 + 9}.{(h >> 52) % 100:02d}",
         city=SUPPORT_CITIES[(h >> 56) % len(SUPPORT_CITIES)],
     )
+
+
+def topic_rows(data: OrgData, conv: int, traits: ConversationTraits) -> tuple[int, ...]:
+    """The conversation's topics now: the generated ones, then those added through the API."""
+    added = data.convs.added_topics.get(conv)
+    return traits.topics + tuple(added) if added else traits.topics
+
+
+def topic_change_rows(data: OrgData, row: int, traits: ConversationTraits) -> tuple[int, ...]:
+    """The topics a TOPIC_CHANGE item added (runtime items name theirs; generated ones derive)."""
+    runtime = data.items.added_topics.get(row)
+    if runtime is not None:
+        return runtime
+    added = traits.topics
+    return added if traits.removed_topic is None else (*added, traits.removed_topic)

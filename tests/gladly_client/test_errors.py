@@ -14,6 +14,7 @@ from gladly_client.errors import (
     GladlyAPIError,
     GladlyError,
     NotFoundError,
+    NotModelledError,
     PermissionDeniedError,
     ProfileHasOpenConversationsError,
     RateLimitError,
@@ -23,6 +24,7 @@ from gladly_client.errors import (
     parse_error_details,
     parse_retry_after,
 )
+from gladly_client.retry import is_retryable
 
 
 def _error(
@@ -32,7 +34,7 @@ def _error(
     method: str = "GET",
     template: str = "/customer-profiles/{customer_id}",
     headers: dict[str, str] | None = None,
-) -> GladlyAPIError:
+) -> GladlyAPIError | NotModelledError:
     raw = b"" if body is None else json.dumps(body).encode()
     return error_from_response(
         status=status, method=method, path_template=template, headers=headers or {}, body=raw
@@ -62,6 +64,34 @@ def test_status_maps_to_exception(status: int, expected: type[GladlyAPIError]) -
     assert type(err) is expected
     assert isinstance(err, GladlyError)
     assert err.status == status
+
+
+def test_a_sandbox_501_not_modelled_is_its_own_error_never_gladly_s_and_never_retried() -> None:
+    body = {"errors": [{"code": "not_modelled", "detail": "the sandbox does not model POST /x"}]}
+    err = _error(501, body, method="POST", template="/tasks", headers={"X-Request-Id": "r1"})
+    assert type(err) is NotModelledError
+    assert isinstance(err, GladlyError)
+    assert not isinstance(err, GladlyAPIError)  # Gladly never answered
+    assert not is_retryable(err)
+    assert str(err) == (
+        "the sandbox does not model POST /tasks: this is not Gladly's answer [request r1]"
+    )
+    assert (err.status, err.method, err.path_template) == (501, "POST", "/tasks")
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (501, None),
+        (501, {"errors": [{"code": "not_implemented", "detail": "x"}]}),
+        (404, {"errors": [{"code": "not_modelled", "detail": "x"}]}),
+    ],
+    ids=["501-empty", "501-other-code", "404-not_modelled"],
+)
+def test_only_a_501_with_the_not_modelled_code_is_the_sandbox_s(status: int, body: object) -> None:
+    err = _error(status, body)
+    assert not isinstance(err, NotModelledError)
+    assert type(err) is (ServerError if status == 501 else NotFoundError)
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from gladly_client import (
     IncompleteDownloadError,
     MalformedResponseError,
     NotFoundError,
+    NotModelledError,
     PermissionDeniedError,
     RateLimitError,
     ResponseValidationError,
@@ -48,6 +49,7 @@ EMAIL = "dana.private@example.com"
         (BadRequestError(status=400, **API), 1, "did not accept a request"),
         (NotFoundError(status=404, **API), 1, "returned 404"),
         (ResponseValidationError("GET", "/x", "Customer", ["id"]), 1, "shape"),
+        (NotModelledError(method="POST", path_template="/tasks"), 1, "rehearsal cannot show"),
         (ArchiveLockedError("archive is locked by live process 12"), 1, "wait for the other run"),
         (KeyError(EMAIL), 1, "unexpected internal error (KeyError)"),
     ],
@@ -61,6 +63,15 @@ def test_each_failure_has_its_code_and_at_most_two_lines(
     assert 1 <= len(failure.lines()) <= 2
     assert words in " ".join(failure.lines())
     assert EMAIL not in " ".join(failure.lines())  # an unexpected error's text is never shown
+
+
+def test_a_call_the_sandbox_does_not_model_is_never_called_gladly_s_refusal() -> None:
+    failure = describe(NotModelledError(method="POST", path_template="/tasks"))
+    said = " ".join(failure.lines())
+    assert failure.code == 1
+    assert "the sandbox does not model POST /tasks: this is not Gladly's answer" in said
+    assert "did not accept" not in said
+    assert "refused" not in said
 
 
 def test_a_path_is_configuration_under_the_archive_root_and_usage_elsewhere(
