@@ -12,6 +12,7 @@ import pytest
 
 from audit_log import AuditLog
 from gladly_archive.attachments import read_attachments
+from gladly_sandbox.errors import ApiError
 from tests._console import says
 from tests._scan import traces
 from tests.erasure._erasure_world import KEY, ErasureWorld, erasure_world
@@ -212,3 +213,66 @@ def test_a_kill_mid_contact_is_finished_once_by_the_rerun(
     assert sorted(e["target_id"] for e in final) == sorted(session.messages)
     assert {e["outcome"] for e in final} == {"redacted"}
     assert traces(world.root, gone) == []
+
+
+def _conversation_with(world: ErasureWorld, kind: str, count: int) -> tuple[str, str, list[str]]:
+    """(customer, conversation, ids of its `kind` items) of a closed conversation with at
+    least `count` of them, whose customer has other conversations too."""
+    org = world.sandbox.org
+    for cid in org.customer_ids():
+        conversations = org.conversation_ids(cid)
+        if world.customer(cid)["deleted"] or len(conversations) < 2:
+            continue
+        for conv in conversations:
+            items = org.list_items(conv)[0]
+            ids = [i["id"] for i in items if i["content"]["type"] == kind]
+            if len(ids) >= count and org.get_conversation(conv)["status"] == "CLOSED":
+                return cid, conv, ids
+    raise AssertionError(f"the world has no conversation with {count} {kind} items")
+
+
+def _customer_items(world: ErasureWorld, cid: str) -> dict[str, dict[str, Any]]:
+    org = world.sandbox.org
+    return {i["id"]: i for v in org.conversation_ids(cid) for i in org.list_items(v)[0]}
+
+
+def test_erasing_one_call_removes_its_recording_and_leaves_the_other_call(
+    world: ErasureWorld,
+) -> None:
+    org = world.sandbox.org
+    cid, _conv, calls = _conversation_with(world, "PHONE_CALL", 2)
+    erased, kept = calls[0], calls[1]
+    assert org.get_item(erased)["content"]["recordingStatus"] == "AVAILABLE"
+    before = _customer_items(world, cid)
+    done = world.cli("delete", "--customer-id", cid, "--contact", erased, "--execute")
+    assert done.returncode == 0, done.stderr
+    content = org.get_item(erased)["content"]
+    assert content["recordingStatus"] == "DELETED"
+    assert "recordingUrl" not in content
+    with pytest.raises(ApiError, match="404 not_exist"):
+        org.recording(erased)
+    assert org.recording(kept)  # the other call's recording is still there
+    after = _customer_items(world, cid)
+    changed = {i for i in before if before[i] != after[i]}
+    assert changed == {erased}
+    [outcome] = _outcomes(world, {erased})
+    assert outcome["outcome"] == "redacted"
+
+
+def test_erasing_an_email_exchange_by_one_of_its_messages(world: ErasureWorld) -> None:
+    org = world.sandbox.org
+    cid, conv, emails = _conversation_with(world, "EMAIL", 3)
+    before = _customer_items(world, cid)
+    done = world.cli("delete", "--customer-id", cid, "--contact", emails[1], "--execute")
+    assert done.returncode == 0, done.stderr
+    for item_id in emails:  # the whole thread, named by its second message
+        content = org.get_item(item_id)["content"]
+        assert content["content"] == "", item_id
+        assert content["subject"] == "", item_id
+    after = _customer_items(world, cid)
+    changed = {i for i in before if before[i] != after[i]}
+    assert changed == set(emails)  # no other conversation's item, nor this one's notes
+    outcomes = _outcomes(world, set(emails))
+    assert sorted(e["target_id"] for e in outcomes) == sorted(emails)
+    assert {e["outcome"] for e in outcomes} == {"redacted"}
+    assert all(org.get_item(i)["conversationId"] == conv for i in emails)
