@@ -47,6 +47,7 @@ class Target:
     close_open_conversations: bool = False
     subject_hash: str | None = None
     attempt: int = 1  # 1 + the earlier runs of this plan that reached the target (resumes)
+    attachment_ids: tuple[str, ...] = ()  # an item's attachments, which go with it
 
     @property
     def key(self) -> tuple[str, str, str]:

@@ -142,6 +142,7 @@ def targets_of(plan: Plan) -> list[Target]:
                 last_activity=row["last_activity"],
                 close_open_conversations=bool(row["close_open_conversations"]),
                 subject_hash=facts.get("subject_hash"),
+                attachment_ids=tuple(facts.get("attachments") or ()),
             )
         )
     return out

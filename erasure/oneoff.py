@@ -1,4 +1,4 @@
-"""One-off deletions resolved into a plan: a data subject's erasure request, or one item.
+"""One-off deletions resolved into a plan: a data subject's erasure request, an item, a contact.
 
 A checked request (erasure.request) is resolved read-only through the API — and through the
 audit log's memory of earlier attempts of the same request — into a plan of the same shape
@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from audit_log.outcomes import ONE_OFF_POLICY
+from erasure.contact import attachment_ids, find_contact
 from erasure.request import Identifier, OneOffRequest, request_hash
 from erasure.request_metadata import audited_metadata
 from erasure.subjects import Subjects
@@ -32,6 +33,7 @@ POLICY_NAME = ONE_OFF_POLICY
 UNMATCHED = "not_found"  # the operation of a target that names an identifier matching no one
 _ACTIONS = {"profile": "delete_customer", "conversations": "erase_conversation"}
 _ACTIONS["items"] = "redact_items"
+_ACTIONS["contact"] = "erase_contact"
 
 
 @dataclass
@@ -89,7 +91,8 @@ def build_oneoff_plan(
     Its identity is `request_hash`: with the audit log's `history`, customers an earlier run
     of the same request targeted stay targets even when Gladly no longer finds them by email
     or phone (deleted by that run). An identifier that matches no one now and never did is a
-    target of its own whose outcome is `not_found`."""
+    target of its own whose outcome is `not_found`. A contact that does not resolve among the
+    customers' conversations stops here (erasure.contact.ContactNotFoundError)."""
     registry = HoldRegistry.empty(key=key)
     request_id = request_hash(request, key)
     earlier = (
@@ -131,6 +134,12 @@ def build_oneoff_plan(
     elif request.scope == "conversations":
         for cid, shash in sorted(customers.items()):
             rows.extend(_conversation_rows(client, head, cid, shash, not_found))
+    elif request.scope == "contact":
+        for contact_id in request.contact_ids:
+            contact = find_contact(client, customers, contact_id)
+            shash = customers.get(contact.customer_id)
+            facts = {"contact": contact.contact_id, "contact_kind": contact.kind}
+            rows.extend(_item_row(head, item, shash, facts) for item in contact.items)
     else:
         for item_id in request.item_ids:
             rows.extend(_item_rows(client, head, item_id, customers, not_found))
@@ -174,8 +183,10 @@ def _row(
     erasable: bool,
     subject_hash: str | None,
     content_type: str | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    facts = {"subject_hash": subject_hash} if subject_hash else {}
+    facts: dict[str, Any] = {"subject_hash": subject_hash} if subject_hash else {}
+    facts.update(extra or {})
     return {
         **head,
         "target_type": target_type,
@@ -199,8 +210,15 @@ def _operation(content_type: str) -> str:
     return "not_erasable_via_api"
 
 
-def _item_row(head: dict[str, Any], item: Item, shash: str | None) -> dict[str, Any]:
+def _item_row(
+    head: dict[str, Any], item: Item, shash: str | None, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The item's row; its attachments' ids ride in its facts (they go with the item)."""
     op = _operation(item.content_type)
+    facts = dict(extra or {})
+    attachments = attachment_ids(item)
+    if attachments:
+        facts["attachments"] = attachments
     return _row(
         head,
         "item",
@@ -211,6 +229,7 @@ def _item_row(head: dict[str, Any], item: Item, shash: str | None) -> dict[str, 
         op != "not_erasable_via_api",
         shash,
         item.content_type,
+        facts,
     )
 
 

@@ -40,8 +40,8 @@ __all__ = [
     "request_hash",
 ]
 
-Scope = Literal["profile", "conversations", "items"]
-SCOPES: tuple[str, ...] = ("profile", "conversations", "items")
+Scope = Literal["profile", "conversations", "items", "contact"]
+SCOPES: tuple[str, ...] = ("profile", "conversations", "items", "contact")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _GLADLY_ID = re.compile(r"^[A-Za-z0-9_-]{6,64}$")
 # A person's reference for the request (a ticket, a DSAR number): part of its identity.
@@ -72,7 +72,8 @@ class Identifier:
 
 @dataclass(frozen=True)
 class OneOffRequest:
-    """A checked request: who, what scope, which items, why (and the CSV's other columns)."""
+    """A checked request: who, what scope, which items or contacts, why (and the CSV's other
+    columns)."""
 
     subjects: tuple[Identifier, ...]
     scope: Scope
@@ -81,6 +82,7 @@ class OneOffRequest:
     close_open_conversations: bool = False
     request_ref: str = ""  # the person's reference for the request, when given
     metadata: tuple[ExtraColumn, ...] = ()  # not part of the identity (see request_hash)
+    contact_ids: tuple[str, ...] = ()  # scope contact: the contacts to erase
 
 
 def _check(kind: str, value: str, region: str | None) -> tuple[str | None, str]:
@@ -111,6 +113,7 @@ def parse_request(
     csv_path: str | Path | None = None,
     scope: str = "profile",
     item_ids: Sequence[str] = (),
+    contact_ids: Sequence[str] = (),
     reason: str = "",
     close_open_conversations: bool = False,
     request_ref: str = "",
@@ -123,7 +126,8 @@ def parse_request(
     Phones without a country code are read as numbers of `region` (GLADLY_DEFAULT_REGION). A
     CSV's columns besides email, phone and customer_id are kept as request metadata, audited
     as keyed hashes (`audited_metadata`); with `keep_reason` its `reason` column is kept as
-    given, after the checks --reason gets, and every row must give the same one."""
+    given, after the checks --reason gets, and every row must give the same one. Contacts
+    (--contact) imply the scope contact."""
     problems: list[str] = []
     subjects: list[Identifier] = []
     for kind, values in (("email", emails), ("phone", phones), ("customer_id", customer_ids)):
@@ -148,6 +152,8 @@ def parse_request(
             problems.append(f"--keep-reason: {csv_path} has no {KEPT_COLUMN} column")
     elif keep_reason:
         problems.append(f"--keep-reason: only with --csv (it keeps the CSV's {KEPT_COLUMN} column)")
+    if contact_ids and scope == "profile":
+        scope = "contact"  # --contact names what to erase: the default scope gives way
     if scope not in SCOPES:
         problems.append(f"--scope: {scope!r} is not one of {', '.join(SCOPES)}")
     if scope == "items" and not item_ids:
@@ -157,6 +163,13 @@ def parse_request(
     for n, item in enumerate(item_ids, 1):
         if not _GLADLY_ID.match(item.strip()):
             problems.append(f"--item-id #{n}: not a Gladly id")
+    if scope == "contact" and not contact_ids:
+        problems.append("--scope contact: give the contact to erase with --contact")
+    if contact_ids and scope != "contact":
+        problems.append("--contact: only with --scope contact (or without --scope)")
+    for n, contact in enumerate(contact_ids, 1):
+        if not _GLADLY_ID.match(contact.strip()):
+            problems.append(f"--contact #{n}: not a Gladly id (a chat session's or a call's id)")
     if not subjects and not problems:
         problems.append("name at least one customer: --email, --phone, --customer-id or --csv")
     if reason and reason_problem(reason):
@@ -174,6 +187,7 @@ def parse_request(
         close_open_conversations,
         request_ref,
         metadata,
+        tuple(dict.fromkeys(c.strip() for c in contact_ids)),
     )
 
 
@@ -190,6 +204,8 @@ def request_hash(request: OneOffRequest, key: bytes) -> str:
         "items": sorted(set(request.item_ids)),
         "close": request.close_open_conversations,
     }
+    if request.contact_ids:  # only then: every earlier request keeps its identity
+        content["contacts"] = sorted(set(request.contact_ids))
     text = json.dumps(content, sort_keys=True, separators=(",", ":"))
     return hmac.new(key, b"one-off request\n" + text.encode(), hashlib.sha256).hexdigest()
 

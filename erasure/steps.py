@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from datetime import timedelta
 
 from audit_log import outcomes as o
+from audit_log.fields import check_value
+from audit_log.files import AuditError
 from erasure import live_check
 from erasure.context import Call, Context, Recorder, Target
 from erasure.plan_policies import PolicyCheck
@@ -27,7 +30,44 @@ ACTIVITY_MARGIN = timedelta(seconds=1)
 
 
 def run_target(ctx: Context, target: Target) -> o.TargetOutcome:
-    """Take one target through its steps and return its one terminal outcome."""
+    """Take one target through its steps and return its one terminal outcome; an item's
+    attachments are named in it (erased with it, or kept and why)."""
+    outcome = _run_target(ctx, target)
+    if not target.attachment_ids:
+        return outcome
+    return dataclasses.replace(outcome, detail=attachments_detail(target, outcome))
+
+
+# Attachment ids named in one outcome's detail; past this, counts only (the field is bounded).
+MAX_ATTACHMENT_IDS = 40
+
+
+def attachments_detail(target: Target, outcome: o.TargetOutcome) -> str:
+    """The outcome's detail with what became of the item's attachments: Gladly's redaction
+    removes them with the item's content (the read-back verified none is left); an item the
+    API cannot redact keeps them; anything else leaves them where they were. Ids and counts."""
+    ids = target.attachment_ids
+    if outcome.outcome in (o.REDACTED, o.ITEM_DELETED):
+        fate = "erased with the item"
+    elif outcome.outcome == o.NOT_ERASABLE:
+        fate = "not erasable via the API"
+    elif outcome.outcome == o.DRY_RUN:
+        fate = "would go with the item"
+    else:
+        fate = "kept with the item"
+    head = f"{len(ids)} attachment(s) {fate}"
+    shown = " ".join(ids[:MAX_ATTACHMENT_IDS])
+    more = f" and {len(ids) - MAX_ATTACHMENT_IDS} more" if len(ids) > MAX_ATTACHMENT_IDS else ""
+    for text in (f"{head}: {shown}{more}", head):
+        full = "; ".join(p for p in (outcome.detail, text) if p)
+        try:
+            return str(check_value("detail", full))
+        except AuditError:
+            continue  # an id the audit log's guard mistakes for a number: counts only
+    return outcome.detail or ""
+
+
+def _run_target(ctx: Context, target: Target) -> o.TargetOutcome:
     if target.operation == "not_found":
         # An identifier of a one-off request that matches no profile, now or for an earlier
         # attempt: nothing to act on, and the request is not done (a person must look).

@@ -16,6 +16,7 @@ from erasure.request import MAX_CSV_ROWS
 from gladly_archive.keyed import audit_key, default_region
 from gladly_archive.location import resolve_archive_root
 from gladly_pipeline.common import RootOption
+from gladly_pipeline.delete_report import print_kept_items
 from gladly_pipeline.errors import SETTINGS_ERRORS
 from gladly_pipeline.exit_codes import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from gladly_pipeline.progress import progress_bars
@@ -103,11 +104,19 @@ def delete(
     scope: Annotated[
         str,
         typer.Option(
-            help="profile (the whole customer), conversations (erase what the API can), or "
-            "items (only --item-id, e.g. a message with a card number)."
+            help="profile (the whole customer), conversations (erase what the API can), "
+            "items (only --item-id, e.g. a message with a card number), or contact (only "
+            "--contact: one call, chat session or message exchange)."
         ),
     ] = "profile",
     item_id: Annotated[list[str] | None, typer.Option(help="An item id (scope items).")] = None,
+    contact: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A contact of the customer named: a chat session id, a call's id, or the id "
+            "of one message of an email/SMS/WhatsApp exchange (implies --scope contact)."
+        ),
+    ] = None,
     reason: Annotated[str, typer.Option(help="Ticket reference for the audit log.")] = "",
     keep_reason: Annotated[
         bool,
@@ -154,6 +163,7 @@ def delete(
             csv_path=csv,
             scope=scope,
             item_ids=item_id or [],
+            contact_ids=contact or [],
             reason=reason,
             close_open_conversations=close_open_conversations,
             request_ref=request_id,
@@ -184,6 +194,7 @@ def delete(
         console.print(f"request metadata, audited as given: {kept}")
     for line in run.oneoff.not_found:
         console.print(f"[yellow]not found[/yellow] {line}")
+    print_kept_items(console, run.oneoff.plan, run.report)
     console.print(
         f"request {run.request_id[:16]}… (a rerun of the same request resumes it); "
         f"plan written to {run.plan_dir} (hash {run.report.plan_hash})"
