@@ -33,6 +33,7 @@ __all__ = [
     "record_decision",
     "request_approval",
     "resume_approval",
+    "resume_settled",
 ]
 
 APPROVAL_ARTIFACT = "plan-approval"
@@ -129,10 +130,26 @@ def resume_approval(
     settle_seconds: float = 15.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
-    """Answer a paused approval (what the UI's resume form sends); checked by the run itself.
+    """Answer a paused approval (what the UI's resume form sends); checked by the run itself."""
+    resume_settled(
+        run_id,
+        {"decision": decision, "approver": approver, "plan_hash": plan_hash},
+        settle_seconds=settle_seconds,
+        sleep=sleep,
+    )
 
-    A run that is just pausing again (after a refused answer) may not read as paused for a
-    moment: the answer is retried for up to `settle_seconds`, then NotPausedError is raised."""
+
+def resume_settled(
+    run_id: str,
+    run_input: dict[str, Any],
+    *,
+    settle_seconds: float = 15.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Resume the paused run `run_id` with `run_input`. A run that is just pausing (again,
+    after a refused answer) may not read as paused for a moment: the answer is retried for up
+    to `settle_seconds`, then NotPausedError is raised. An input the server refuses (a field
+    missing) raises RuntimeError naming it, and the run keeps waiting."""
     from uuid import UUID
 
     from prefect.exceptions import NotPausedError
@@ -142,10 +159,7 @@ def resume_approval(
     waited = 0.0
     while True:
         try:
-            resume_flow_run(
-                flow_run_id,
-                run_input={"decision": decision, "approver": approver, "plan_hash": plan_hash},
-            )
+            resume_flow_run(flow_run_id, run_input=run_input)
             return
         except NotPausedError:
             if waited >= settle_seconds:

@@ -20,6 +20,7 @@ from prefect.exceptions import FlowRunWaitTimeout
 from typer.testing import CliRunner
 
 from audit_log import AuditLog, verify_chain
+from flows.approval import resume_settled
 from flows.secrets import BLOCKS
 from gladly_archive import Archive
 from gladly_pipeline.cli import app
@@ -243,7 +244,6 @@ def _state(client: Any, run_id: Any) -> str:
 
 def test_deployments_run_through_a_worker_with_approval(stack: dict[str, Any]) -> None:
     from prefect.client.orchestration import get_client
-    from prefect.flow_runs import resume_flow_run
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     env, sb, tmp, logs = stack["env"], stack["sandbox"], stack["tmp"], stack["logs"]
@@ -302,7 +302,7 @@ def test_deployments_run_through_a_worker_with_approval(stack: dict[str, Any]) -
         # An answer missing a field (as a script calling Prefect directly might send) is refused
         # by the server itself, naming the field, and never reaches the run, which keeps waiting.
         with pytest.raises(RuntimeError, match="plan_hash"):
-            resume_flow_run(approved.id, run_input={"decision": "approve", "approver": "alice"})
+            resume_settled(str(approved.id), {"decision": "approve", "approver": "alice"})
         assert _state(client, approved.id) == "PAUSED"
         assert sb.org.counts()["deleted_customers"] == deleted_before
         answer(plan.hash[:12])
@@ -322,9 +322,8 @@ def test_deployments_run_through_a_worker_with_approval(stack: dict[str, Any]) -
         second = Plan.read(sorted((root / "_plans").iterdir())[-1])
         assert second.targets.num_rows > 0
         assert second.hash != plan.hash
-        resume_flow_run(
-            rejected.id,
-            run_input={"decision": "reject", "approver": "bob", "plan_hash": second.hash},
+        resume_settled(
+            str(rejected.id), {"decision": "reject", "approver": "bob", "plan_hash": second.hash}
         )
         _wait_state(rejected.id, FINAL, "the rejected run", logs)
         assert _state(client, rejected.id) == "COMPLETED"
@@ -385,9 +384,9 @@ def test_deployments_run_through_a_worker_with_approval(stack: dict[str, Any]) -
             third = Plan.read(sorted((root / "_plans").iterdir())[-1])
             said = receiver.wait_for("still awaits approval", third.hash, timeout=180)
             assert said is not None, f"no reminder for plan {third.hash}: {receiver.bodies}"
-            resume_flow_run(
-                waiting.id,
-                run_input={"decision": "reject", "approver": "bob", "plan_hash": third.hash},
+            resume_settled(
+                str(waiting.id),
+                {"decision": "reject", "approver": "bob", "plan_hash": third.hash},
             )
             _wait_state(waiting.id, FINAL, "the third run, rejected", logs)
             assert sb.org.counts()["deleted_customers"] == counts["deleted_customers"]
