@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote
 
+from gladly_sandbox.errors import ApiError
 from gladly_sandbox.faults import FaultInjector
 from gladly_sandbox.ids import format_timestamp, parse_timestamp
 from gladly_sandbox.refill import REFILL_PREFIX, REFILL_SUFFIX, handle_refill, is_refill_path
@@ -289,7 +290,10 @@ def handle_control(ctx: ControlContext, method: str, path: str, body: bytes) -> 
     if key == ("POST", MERGES_PATH):
         return 200, _merge(ctx, body)
     if is_refill_path(key[1]):
-        return handle_refill(ctx, method, key[1], body)
+        try:
+            return handle_refill(ctx, method, key[1], body)
+        except ApiError as exc:
+            raise ControlError(exc.status, exc.detail, exc.attr) from None
     if key[1].startswith(INBOX_PREFIX) and "/" not in key[1][len(INBOX_PREFIX) :]:
         if method != "PATCH":
             raise ControlError(405, f"{method} is not allowed on {INBOX_PREFIX}<inbox_id>")

@@ -3,21 +3,32 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import unquote
 
 from gladly_sandbox.customers import CustomerOperations
 from gladly_sandbox.errors import ApiError
 from gladly_sandbox.profiles import parse_profile
 
-if TYPE_CHECKING:
-    from gladly_sandbox.control import ControlContext
-
 # POST /_sandbox/customers/<customer_id>/refill {"email"|"phone"|"externalCustomerId": …,
 # "contact": bool}: the detail comes back, as an adaptor's auto-link fills it in.
 REFILL_PREFIX = "/_sandbox/customers/"
 REFILL_SUFFIX = "/refill"
 REFILL_KINDS = ("email", "phone", "externalCustomerId")
+
+
+class _Refreshable(Protocol):
+    def refresh(self) -> object: ...
+
+
+class RefillContext(Protocol):
+    """What the route needs of the server (a part of control.ControlContext)."""
+
+    @property
+    def org(self) -> RefillOperations: ...
+
+    @property
+    def exports(self) -> _Refreshable: ...
 
 
 class RefillOperations(CustomerOperations):
@@ -70,32 +81,31 @@ def is_refill_path(path: str) -> bool:
     )
 
 
-def handle_refill(ctx: ControlContext, method: str, path: str, body: bytes) -> tuple[int, Any]:
-    """Answer POST /_sandbox/customers/<id>/refill: 200 with the profile as GET shows it."""
-    from gladly_sandbox.control import ControlError
-
+def handle_refill(ctx: RefillContext, method: str, path: str, body: bytes) -> tuple[int, Any]:
+    """Answer POST /_sandbox/customers/<id>/refill: 200 with the profile as GET shows it.
+    A bad request raises ApiError (status, detail, attr) for the control surface to answer."""
     if method != "POST":
-        raise ControlError(405, f"{method} is not allowed on {REFILL_PREFIX}<id>{REFILL_SUFFIX}")
+        raise ApiError(405, "invalid", f"{method} is not allowed on {REFILL_PREFIX}<id>/refill")
     try:
         data = json.loads(body or b"{}")
     except (ValueError, UnicodeDecodeError):
-        raise ControlError(400, "request body is not valid JSON") from None
+        raise ApiError(400, "invalid", "request body is not valid JSON") from None
     if not isinstance(data, dict):
-        raise ControlError(400, "request body must be a JSON object")
+        raise ApiError(400, "invalid", "request body must be a JSON object")
     unknown = sorted(set(data) - {*REFILL_KINDS, "contact"})
     if unknown:
-        raise ControlError(400, f"unknown field {unknown[0]!r}", unknown[0])
+        raise ApiError(400, "invalid", f"unknown field {unknown[0]!r}", attr=unknown[0])
     given = [k for k in REFILL_KINDS if k in data]
     if len(given) != 1 or not isinstance(data[given[0]], str) or not data[given[0]].strip():
-        raise ControlError(400, f"send exactly one of {', '.join(REFILL_KINDS)} as a string")
+        raise ApiError(400, "invalid", f"send exactly one of {', '.join(REFILL_KINDS)} as a string")
     contact = data.get("contact", False)
     if not isinstance(contact, bool):
-        raise ControlError(400, "contact must be true or false", "contact")
+        raise ApiError(400, "invalid", "contact must be true or false", attr="contact")
     customer_id = unquote(path[len(REFILL_PREFIX) : -len(REFILL_SUFFIX)])
     # Export jobs that came due render before the profile changes.
     ctx.exports.refresh()
     try:
         ctx.org.refill_customer(customer_id, given[0], data[given[0]], contact)
     except ApiError as exc:
-        raise ControlError(exc.status, exc.detail, given[0]) from None
+        raise ApiError(exc.status, exc.code, exc.detail, attr=given[0]) from None
     return 200, ctx.org.get_customer(customer_id)
