@@ -11,7 +11,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.alerts import JOB_NEAR_EXPIRY, REAPPEARED, emit_alert
+from flows.alerts import DETAIL_REFILLED, JOB_NEAR_EXPIRY, REAPPEARED, emit_alert
 from flows.secrets import run_client, run_env
 from gladly_archive import Archive
 from gladly_archive.keyed import optional_audit_key
@@ -101,6 +101,24 @@ def export_transcripts(
                 one.customer_id,
                 {"matched_on": one.matched_on, "erased_customer_id": one.tombstoned_id},
             )
+    for refill in report.refilled:
+        logger.warning(
+            "REFILLED: customer %s has the %s watched as %s again; source: %s",
+            refill.customer_id,
+            refill.kind,
+            refill.watch_id,
+            refill.explanation,
+        )
+        emit_alert(
+            DETAIL_REFILLED,
+            refill.customer_id,
+            {
+                "kind": refill.kind,
+                "watch_id": refill.watch_id,
+                "unlinked_from": refill.unlinked_from,
+                "source": refill.source,
+            },
+        )
     publish_export_artifact(report)
     return summarize(report)
 
@@ -129,6 +147,19 @@ def summarize(report: ExportReport) -> dict[str, Any]:
         ),
         "erased_customers_purged_again": (
             report.reappeared.repurged if report.reappeared is not None else None
+        ),
+        "refilled": (
+            [
+                {
+                    "customer_id": r.customer_id,
+                    "kind": r.kind,
+                    "watch_id": r.watch_id,
+                    "source": r.source,
+                }
+                for r in report.refilled
+            ]
+            if report.refills_checked
+            else None
         ),
         "folded_through": None if report.folded is None else report.folded.through.isoformat(),
     }
