@@ -85,3 +85,23 @@ def test_a_lookup_adaptor_refill_is_reported_by_the_next_export(world: ErasureWo
     # What the watch and the audit log hold of it are keyed hashes only.
     assert traces(world.root / "_audit", [address]) == []
     assert traces(world.root / "refill_watch", [address]) == []
+
+
+def test_a_new_profile_an_export_brings_with_the_phone_is_a_new_contact(
+    world: ErasureWorld,
+) -> None:
+    cid = _adaptor_linked(world)[2]
+    world.sandbox.refill(cid, phone="+12135550166")
+    result = world.cli("unlink", "--customer", cid, "--phone", "213-555-0166", "--execute")
+    assert result.returncode == 0, result.stderr
+    world.sandbox.advance(minutes=10)
+    # The person writes in from that number as someone Gladly does not know: a new profile.
+    fresh = world.sandbox.org.create_customer({"phones": [{"original": "+12135550166"}]})
+    world.sandbox.refill(fresh, email="new.contact@example.org", contact=True)
+    world.sandbox.advance(days=1)
+    exported = world.cli("export")
+    assert exported.returncode == 3, exported.stderr
+    assert says(exported.stderr, f"REFILLED customer {fresh}")
+    assert says(exported.stderr, f"unlinked from {cid}")
+    assert says(exported.stderr, "a new contact brought it back")
+    assert "2135550166" not in exported.stderr.replace("-", "")

@@ -86,10 +86,11 @@ def test_unlink_removes_only_that_email_and_keeps_every_other_detail(
     }
     watches = [w for w in read_watches(Archive(world.root)) if w.customer_id == cid]
     assert [w.kind for w in watches] == ["email"]
-    # Nothing written under the archive holds the email or phone unlinked or kept in clear,
-    # beyond what the export archived before (the scan covers what unlink wrote).
-    assert traces(world.root / "_audit", [*personal, "second.address@example.net"]) == []
-    assert traces(world.root / "refill_watch", [*personal, "second.address@example.net"]) == []
+    # The address was never exported: no file under the archive root holds it, in any form.
+    assert traces(world.root, ["second.address@example.net"]) == []
+    # What unlink wrote (the audit log, the watch) holds none of the customer's details.
+    assert traces(world.root / "_audit", personal) == []
+    assert traces(world.root / "refill_watch", personal) == []
     outcomes = [
         e["outcome"] for e in _unlinks(world) if e["step"] == "outcome" and e["target_id"] == cid
     ]
@@ -117,6 +118,9 @@ def test_a_phone_as_people_type_it_by_the_customers_email(world: ErasureWorld) -
     assert result.returncode == 0, result.stderr
     after = _details(world.customer(cid))
     assert after["phones"] == before["phones"][1:]
+    phone = before["phones"][0]
+    needles = [phone["normalized"], phone["original"], typed, email]
+    assert traces(world.root / "_audit", needles) == []
     assert after["emails"] == before["emails"]
     # A rerun is the same request: finished, nothing called again.
     again = world.cli("unlink", "--customer", email, "--phone", typed, "--execute")
