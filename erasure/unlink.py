@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from audit_log import AuditLog, AuditRun, verify_chain
 from audit_log import outcomes as o
@@ -71,13 +72,13 @@ def _history(events: pa.Table, request_id: str) -> _History:
     if events.num_rows == 0:
         return _History(False, False, None, 0)
     dry = o.rehearsal_runs(events)
-    rows = [
-        r
-        for r in events.to_pylist()
-        if r["policy_name"] == POLICY_NAME
-        and r["policy_hash"] == request_id
-        and r["run_id"] not in dry
-    ]
+    mine = events.filter(
+        pc.and_(
+            pc.equal(events.column("policy_name"), POLICY_NAME),
+            pc.equal(events.column("policy_hash"), request_id),
+        )
+    )
+    rows = [r for r in mine.to_pylist() if r["run_id"] not in dry]
     done = any(r["step"] == "outcome" and r["outcome"] == UNLINKED for r in rows)
     results = {r["run_id"]: r for r in rows if r["step"] == "unlink" and r["phase"] == "result"}
     sent = False

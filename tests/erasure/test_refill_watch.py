@@ -105,3 +105,15 @@ def test_a_new_profile_an_export_brings_with_the_phone_is_a_new_contact(
     assert says(exported.stderr, f"unlinked from {cid}")
     assert says(exported.stderr, "a new contact brought it back")
     assert "2135550166" not in exported.stderr.replace("-", "")
+
+
+def test_enrich_reports_a_refilled_detail_on_the_profiles_it_fetches(world: ErasureWorld) -> None:
+    cid = _adaptor_linked(world)[3]
+    address = "enrich.finds@example.org"
+    _unlink_second_email(world, cid, address)
+    world.sandbox.refill(cid, email=address)  # no contact: no export would carry it
+    result = world.cli("enrich", "--all-profiles")
+    assert result.returncode == 3, result.stderr
+    assert says(result.stderr, f"REFILLED customer {cid}")
+    assert says(result.stderr, "a lookup adaptor refills it")
+    assert address not in result.stderr.lower()
