@@ -86,7 +86,7 @@ def unlink(
             highlight=False,
         )
         raise typer.Exit(EXIT_OK)
-    kept = ", ".join(f"{n} {k}" for k, n in report.kept.items())
+    kept = ", ".join(f"{n} {k[:-1]}(s)" for k, n in report.kept.items())
     if report.dry_run:
         console.print(
             f"REHEARSAL (nothing changed; add --execute): customer {report.customer_id} has "
