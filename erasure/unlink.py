@@ -20,13 +20,22 @@ import pyarrow.compute as pc
 
 from audit_log import AuditLog, AuditRun, verify_chain
 from audit_log import outcomes as o
-from erasure.unlink_request import UnlinkInputError, UnlinkRequest, unlink_request_hash
+from erasure.unlink_request import (
+    UnlinkInputError,
+    UnlinkRequest,
+    detail_on,
+    in_adaptor_map,
+    kept_emails,
+    kept_phones,
+    other_details,
+    unlink_request_hash,
+)
 from gladly_archive import Archive
-from gladly_archive.keyed import keyed_detail_hash, normalise_phone
+from gladly_archive.keyed import keyed_detail_hash
 from gladly_archive.refill_watch import WatchedDetail, write_watch
 from gladly_client import GladlyClient
 from gladly_client.errors import CustomerMovedError, GladlyAPIError, GladlyError, NotFoundError
-from gladly_client.models import Customer, CustomerEmail, CustomerPhone
+from gladly_client.models import Customer
 
 __all__ = ["POLICY_NAME", "UNLINKED", "UnlinkReport", "run_unlink"]
 
@@ -92,47 +101,6 @@ def _history(events: pa.Table, request_id: str) -> _History:
     return _History(done, sent, customers[-1] if customers else None, len(runs))
 
 
-def _matches(request: UnlinkRequest, customer: Customer) -> bool:
-    """Whether the detail is on the profile (emails and phones compared normalised)."""
-    if request.kind == "email":
-        return request.detail in {e.casefold() for e in customer.email_addresses}
-    if request.kind == "phone":
-        return request.detail in {normalise_phone(p, strict=False) for p in customer.phone_numbers}
-    return (customer.external_customer_id or "").strip() == request.detail
-
-
-def _in_adaptor_map(request: UnlinkRequest, customer: Customer) -> bool:
-    values = {v.strip() for v in customer.external_customer_ids.values()}
-    return request.kind == "external_id" and request.detail in values
-
-
-def _kept_emails(request: UnlinkRequest, customer: Customer) -> list[CustomerEmail]:
-    return [
-        e
-        for e in customer.emails
-        if (e.normalized or e.original).strip().casefold() != request.detail
-    ]
-
-
-def _kept_phones(request: UnlinkRequest, customer: Customer) -> list[CustomerPhone]:
-    return [
-        p
-        for p in customer.phones
-        if normalise_phone(p.normalized or p.original, strict=False) != request.detail
-    ]
-
-
-def _others(request: UnlinkRequest, customer: Customer) -> tuple[Any, ...]:
-    """Every detail but the one unlinked, as compared before and after the PATCH."""
-    external = None if request.kind == "external_id" else customer.external_customer_id
-    return (
-        tuple(_kept_emails(request, customer)),
-        tuple(_kept_phones(request, customer)),
-        external,
-        tuple(sorted(customer.external_customer_ids.items())),
-    )
-
-
 def _resolve(client: GladlyClient, request: UnlinkRequest) -> Customer:
     """The one live profile the request names; UnlinkInputError when it names none or many."""
     ref = request.customer
@@ -168,9 +136,9 @@ def _patch(client: GladlyClient, request: UnlinkRequest, customer: Customer) -> 
     """Send the whole remaining list of the detail's kind (Gladly replaces lists whole),
     every other entry with all its fields as read."""
     if request.kind == "email":
-        client.customers.update(customer.id, emails=_kept_emails(request, customer))
+        client.customers.update(customer.id, emails=kept_emails(request, customer))
     elif request.kind == "phone":
-        client.customers.update(customer.id, phones=_kept_phones(request, customer))
+        client.customers.update(customer.id, phones=kept_phones(request, customer))
     else:
         client.customers.update(customer.id, clear_external_customer_id=True)
 
@@ -216,11 +184,11 @@ def run_unlink(
         return report
     before = _profile(client, request, history)
     report.customer_id = before.id
-    present = _matches(request, before)
+    present = detail_on(request, before)
     _refuse(request, before, present, recovering=history.sent and not dry_run)
     report.kept = {
-        "emails": len(_kept_emails(request, before)),
-        "phones": len(_kept_phones(request, before)),
+        "emails": len(kept_emails(request, before)),
+        "phones": len(kept_phones(request, before)),
     }
     head: dict[str, Any] = {"policy_name": POLICY_NAME, "policy_hash": request_id}
     head["subject_hash"] = detail_hash  # the audit key finds the unlink of a given detail
@@ -274,7 +242,7 @@ def _refuse(request: UnlinkRequest, before: Customer, present: bool, *, recoveri
         only = " (only as a lookup adaptor's externalCustomerIds)"
         raise UnlinkInputError(
             f"{request.option}: that {kind} is not on customer {before.id}'s profile"
-            f"{only if _in_adaptor_map(request, before) else ''}; check it; nothing changed"
+            f"{only if in_adaptor_map(request, before) else ''}; check it; nothing changed"
         )
     if present and request.kind == "external_id" and before.external_customer_ids:
         raise UnlinkInputError(
@@ -333,12 +301,12 @@ def _finish(step: _Step, before: Customer | None, after: Customer) -> str:
     watched (before the outcome is recorded, so a crash here is finished by a rerun) and
     UNLINKED, with a note when any other detail differs from what was read before."""
     report, request = step.report, step.request
-    if _matches(request, after):
+    if detail_on(request, after):
         report.note = "the profile still has the detail after the PATCH"
         return o.VERIFY_FAILED
     if report.recovered:
         report.note = "recovered: an earlier run's PATCH took effect (the profile re-read)"
-    elif before is not None and _others(request, before) != _others(request, after):
+    elif before is not None and other_details(request, before) != other_details(request, after):
         report.note = "done, but other details differ from those read before the PATCH: check"
     stamp = step.clock()
     watch = WatchedDetail(

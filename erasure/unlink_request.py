@@ -7,12 +7,23 @@ import hmac
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from erasure.request import Identifier
 from gladly_archive.keyed import IdentifierError, normalise_email, normalise_phone
+from gladly_client.models import Customer, CustomerEmail, CustomerPhone
 
-__all__ = ["UnlinkInputError", "UnlinkRequest", "parse_unlink", "unlink_request_hash"]
+__all__ = [
+    "UnlinkInputError",
+    "UnlinkRequest",
+    "detail_on",
+    "in_adaptor_map",
+    "kept_emails",
+    "kept_phones",
+    "other_details",
+    "parse_unlink",
+    "unlink_request_hash",
+]
 
 DetailKind = Literal["email", "phone", "external_id"]
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -117,3 +128,59 @@ def unlink_request_hash(request: UnlinkRequest, key: bytes) -> str:
     }
     text = json.dumps(content, sort_keys=True, separators=(",", ":"))
     return hmac.new(key, b"unlink request\n" + text.encode(), hashlib.sha256).hexdigest()
+
+
+# -- the detail on a live profile (one predicate per kind, so "present" and "removed" agree) --
+
+
+def _email_is(entry: CustomerEmail, detail: str) -> bool:
+    forms = (entry.original, entry.normalized or "")
+    return detail in {normalise_email(f) for f in forms if f.strip()}
+
+
+def _phone_is(entry: CustomerPhone, detail: str) -> bool:
+    forms = [entry.normalized or ""]
+    if entry.original.strip():
+        forms.append(normalise_phone(entry.original, entry.region_code, strict=False))
+    return detail in {normalise_phone(f, strict=False) for f in forms if f.strip()}
+
+
+def detail_on(request: UnlinkRequest, customer: Customer) -> bool:
+    """Whether the detail is on the profile (an email or phone in any of its forms; the legacy
+    externalCustomerId as given)."""
+    if request.kind == "email":
+        return any(_email_is(e, request.detail) for e in customer.emails)
+    if request.kind == "phone":
+        return any(_phone_is(p, request.detail) for p in customer.phones)
+    return (customer.external_customer_id or "").strip() == request.detail
+
+
+def in_adaptor_map(request: UnlinkRequest, customer: Customer) -> bool:
+    """Whether the external id is one a newer adaptor set (externalCustomerIds)."""
+    values = {v.strip() for v in customer.external_customer_ids.values()}
+    return request.kind == "external_id" and request.detail in values
+
+
+def kept_emails(request: UnlinkRequest, customer: Customer) -> list[CustomerEmail]:
+    """The profile's emails but the detail, each with all its fields as read."""
+    if request.kind != "email":
+        return list(customer.emails)
+    return [e for e in customer.emails if not _email_is(e, request.detail)]
+
+
+def kept_phones(request: UnlinkRequest, customer: Customer) -> list[CustomerPhone]:
+    """The profile's phones but the detail, each with all its fields as read."""
+    if request.kind != "phone":
+        return list(customer.phones)
+    return [p for p in customer.phones if not _phone_is(p, request.detail)]
+
+
+def other_details(request: UnlinkRequest, customer: Customer) -> tuple[Any, ...]:
+    """Every detail but the one unlinked, as compared before and after the PATCH."""
+    external = None if request.kind == "external_id" else customer.external_customer_id
+    return (
+        tuple(kept_emails(request, customer)),
+        tuple(kept_phones(request, customer)),
+        external,
+        tuple(sorted(customer.external_customer_ids.items())),
+    )
