@@ -27,6 +27,7 @@ __all__ = [
     "PREFLIGHT_INCOMPLETE",
     "REDACTED",
     "SKIPPED_CHANGED",
+    "UNLINKED",
     "VERIFY_FAILED",
     "RunReport",
     "TargetOutcome",
@@ -52,6 +53,9 @@ PREFLIGHT_INCOMPLETE = "preflight_incomplete"  # Gladly cut the conversation lis
 VERIFY_FAILED = "verify_failed"  # the call succeeded but reading back still finds the data
 FAILED = "failed"  # Gladly refused or kept failing after the client's retries
 DRY_RUN = "dry_run"  # nothing was called; `detail` says what would be
+# One detail (email, phone, external id) is off a profile, verified; not an erasure of the
+# customer, so not a FINAL_OUTCOME of the deletion engine (`gladly-pipeline unlink`).
+UNLINKED = "unlinked"
 
 # The policy name of one-off requests: their targets belong to the request (its keyed hash is
 # their policy_hash), which keeps its identity over reruns; a policy's targets to their plan.
@@ -80,6 +84,7 @@ MEANINGS = {
     VERIFY_FAILED: "not done: the read-back still finds the data",
     FAILED: "not done: failed (a rerun tries again)",
     DRY_RUN: "not done: rehearsal only",
+    UNLINKED: "done: the detail is off the profile, verified (the rest of it kept)",
 }
 
 

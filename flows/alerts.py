@@ -4,12 +4,14 @@ Events (ids and counts only, never a person's data), each about one resource:
 
 - `gladly.export.job.near-expiry` (export flow): a completed job not archived in its last days;
 - `gladly.customer.reappeared` (export flow): an erased customer's email or phone is back;
+- `gladly.customer.detail-refilled` (export flow): a detail `unlink` removed is back on a
+  profile (a lookup adaptor refilling it, or a new contact);
 - `gladly.erasure.failed` (retention and one-off deletion runs): targets that failed;
 - `gladly.approval.waiting` / `gladly.approval.decided`: a run paused for approval, its end.
 
 `install_automations(block)` creates (or replaces, by name) one automation per alert, each
 sending through the Prefect notification block `block` ("<block-type>/<name>", e.g.
-`custom-webhook/gladly-alerts` or `slack-webhook/compliance`): the three events above at once,
+`custom-webhook/gladly-alerts` or `slack-webhook/compliance`): the four events above at once,
 and a proactive one when an approval has waited longer than `approval_hours` with no decision.
 `gladly-pipeline alerts install --block …` calls it.
 """
@@ -29,6 +31,7 @@ from flows.secrets import api_reachable
 __all__ = [
     "APPROVAL_DECIDED",
     "APPROVAL_WAITING",
+    "DETAIL_REFILLED",
     "ERASURE_FAILED",
     "JOB_NEAR_EXPIRY",
     "REAPPEARED",
@@ -40,6 +43,7 @@ logger = logging.getLogger(__name__)
 
 JOB_NEAR_EXPIRY = "gladly.export.job.near-expiry"
 REAPPEARED = "gladly.customer.reappeared"
+DETAIL_REFILLED = "gladly.customer.detail-refilled"
 ERASURE_FAILED = "gladly.erasure.failed"
 APPROVAL_WAITING = "gladly.approval.waiting"
 APPROVAL_DECIDED = "gladly.approval.decided"
@@ -51,6 +55,7 @@ MAX_APPROVAL_HOURS = 30 * 24.0
 _SUBJECTS = {
     JOB_NEAR_EXPIRY: "Gladly export job about to expire unarchived",
     REAPPEARED: "An erased Gladly customer has reappeared",
+    DETAIL_REFILLED: "A detail unlinked from a Gladly profile is back",
     ERASURE_FAILED: "Gladly erasure run with failed targets",
 }
 

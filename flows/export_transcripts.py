@@ -11,7 +11,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.alerts import JOB_NEAR_EXPIRY, REAPPEARED, emit_alert
+from flows.alerts import DETAIL_REFILLED, JOB_NEAR_EXPIRY, REAPPEARED, emit_alert
 from flows.secrets import run_client, run_env
 from flows.status_artifact import publish_status
 from gladly_archive import Archive
@@ -103,6 +103,24 @@ def export_transcripts(
                     one.customer_id,
                     {"matched_on": one.matched_on, "erased_customer_id": one.tombstoned_id},
                 )
+        for refill in report.refilled:
+            logger.warning(
+                "REFILLED: customer %s has the %s watched as %s again; source: %s",
+                refill.customer_id,
+                refill.kind,
+                refill.watch_id,
+                refill.explanation,
+            )
+            emit_alert(
+                DETAIL_REFILLED,
+                refill.customer_id,
+                {
+                    "kind": refill.kind,
+                    "watch_id": refill.watch_id,
+                    "unlinked_from": refill.unlinked_from,
+                    "source": refill.source,
+                },
+            )
         publish_export_artifact(report)
         # Last, the whole system's state, live: what a person reads first in the UI.
         publish_status(report.root, env, client)
@@ -133,6 +151,19 @@ def summarize(report: ExportReport) -> dict[str, Any]:
         ),
         "erased_customers_purged_again": (
             report.reappeared.repurged if report.reappeared is not None else None
+        ),
+        "refilled": (
+            [
+                {
+                    "customer_id": r.customer_id,
+                    "kind": r.kind,
+                    "watch_id": r.watch_id,
+                    "source": r.source,
+                }
+                for r in report.refilled
+            ]
+            if report.refills_checked
+            else None
         ),
         "folded_through": None if report.folded is None else report.folded.through.isoformat(),
     }

@@ -14,12 +14,15 @@ from gladly_archive.settings import SettingError
 
 __all__ = [
     "DEFAULT_REGION",
+    "DETAIL_KINDS",
     "ENV_AUDIT_KEY",
     "ENV_DEFAULT_REGION",
+    "DetailKind",
     "IdentifierError",
     "RegionSettingError",
     "audit_key",
     "default_region",
+    "keyed_detail_hash",
     "keyed_hash",
     "normalise",
     "normalise_email",
@@ -100,6 +103,25 @@ def keyed_hash(
         raise ValueError("the audit key must not be empty")
     text = normalise(value, kind, strict=strict)
     return hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+# The details of a profile that can be unlinked and watched for a refill.
+DetailKind = Literal["email", "phone", "external_id"]
+DETAIL_KINDS: tuple[str, ...] = ("email", "phone", "external_id")
+
+
+def keyed_detail_hash(value: str, *, kind: str, key: bytes, strict: bool = False) -> str:
+    """HMAC-SHA256 hex of one profile detail: an email or phone exactly as `keyed_hash` (so it
+    matches holds and tombstones), an external id trimmed, under its own label (an id that
+    looks like a phone number never hashes like one)."""
+    if kind in ("email", "phone"):
+        return keyed_hash(value, kind=kind, key=key, strict=strict)  # type: ignore[arg-type]
+    if kind != "external_id":
+        raise ValueError(f"unknown detail kind {kind!r}; one of {', '.join(DETAIL_KINDS)}")
+    if not key:
+        raise ValueError("the audit key must not be empty")
+    text = b"external id\n" + value.strip().encode("utf-8")
+    return hmac.new(key, text, hashlib.sha256).hexdigest()
 
 
 def audit_key(*, required: bool = True, env: Mapping[str, str] | None = None) -> bytes:

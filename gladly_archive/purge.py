@@ -25,6 +25,7 @@ from gladly_archive.layout import (
     folded_dir,
     folded_partition,
 )
+from gladly_archive.refill_watch import REFILL_WATCH_DIR
 from gladly_archive.rewrite import ArchiveRewrite, Drop, dropping, raw_line_matcher
 from gladly_archive.schemas import CUSTOMER_FILES, CUSTOMERS, DATASETS, ITEMS
 from gladly_archive.tombstones import TOMBSTONES_DIR
@@ -53,6 +54,7 @@ PURGED_DATASETS = (*_INDEXED, *_SCANNED, QUARANTINE_DIR, INDEX_DIR)
 _KNOWN = {*_INDEXED, *_SCANNED, QUARANTINE_DIR, "_index", MANIFEST_DIR}
 _KNOWN.update(("agents", "topics", "inboxes"))  # the organisation's directory: no customer rows
 _KNOWN.update((STAGING_DIR, TOMBSTONES_DIR, LAYOUT_NAME))
+_KNOWN.add(REFILL_WATCH_DIR)  # unlinked details: ids and keyed hashes, like tombstones
 _KNOWN.add("_enrichment")  # enrichment's watermark: times only, no customer rows
 # The audit log, the evidence packs built from it and the plans hold ids, keyed hashes and
 # counts by design, never an email, phone, name or text: nothing in them to purge, so a purge

@@ -17,6 +17,7 @@ __all__ = [
     "MANIFEST",
     "MANIFEST_FILE",
     "QUARANTINE",
+    "REFILL_WATCH",
     "SCHEMA_VERSION",
     "TOMBSTONES",
     "TOPICS",
@@ -309,6 +310,27 @@ TOMBSTONES = with_metadata(
             pa.field("deleted_at", UTC_MICROS, nullable=False),
             pa.field("run_id", pa.string(), nullable=False),
             pa.field("plan_hash", pa.string(), nullable=False),
+        ]
+    ),
+)
+
+# refill_watch/watch=<watch_id>/…  — one row per detail (email, phone, external id) unlinked from
+# a profile: what the exports and enrichment watch for, in case a lookup adaptor or a new
+# contact brings it back. The detail only as the caller's HMAC-SHA256 hex digest, never clear.
+# Not in DATASETS: written and read by gladly_archive.refill_watch, not by commits.
+REFILL_WATCH = with_metadata(
+    "refill_watch",
+    pa.schema(
+        [
+            pa.field("watch_id", pa.string(), nullable=False),
+            pa.field("kind", pa.string(), nullable=False),  # email | phone | external_id
+            pa.field("detail_hash", pa.string(), nullable=False),
+            pa.field("customer_id", pa.string(), nullable=False),  # the profile it left
+            # When the profile lost it, on Gladly's clock (the profile's updatedAt read back):
+            # export files Gladly made later show whether it came back.
+            pa.field("unlinked_at", UTC_MICROS, nullable=False),
+            pa.field("recorded_at", UTC_MICROS, nullable=False),  # our clock
+            pa.field("request_id", pa.string(), nullable=False),  # the unlink request's hash
         ]
     ),
 )

@@ -20,6 +20,8 @@ from gladly_client.models import (
     Conversation,
     ConversationList,
     Customer,
+    CustomerEmail,
+    CustomerPhone,
     Event,
     ExportJob,
     ExportSchedule,
@@ -85,6 +87,11 @@ def _truncated(headers: Mapping[str, str]) -> bool:
     return value is not None and value.strip().lower() not in ("", "false", "0", "no")
 
 
+def _entry(entry: BaseModel) -> dict[str, Any]:
+    """One email or phone as Gladly takes it in a PATCH: camelCase, only the fields it has."""
+    return entry.model_dump(by_alias=True, exclude_none=True)
+
+
 def _require_id(name: str, value: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{name} must be a non-empty Gladly id")
@@ -125,6 +132,38 @@ class CustomersResource:
             _CUSTOMER,
             path_params={"customer_id": _require_id("customer_id", customer_id)},
             parse=_one(Customer),
+        )
+
+    def update(
+        self,
+        customer_id: str,
+        *,
+        emails: Sequence[CustomerEmail] | None = None,
+        phones: Sequence[CustomerPhone] | None = None,
+        clear_external_customer_id: bool = False,
+    ) -> None:
+        """Change a profile's contact details (PATCH); what is not given stays as it is.
+
+        A list given replaces the profile's whole list (Gladly cannot add or remove one value),
+        so pass every entry to keep, each with all its fields. `clear_external_customer_id`
+        removes the legacy `externalCustomerId` (sent as null; Gladly documents no other way,
+        and profiles of adaptors installed after 2021-05-12 cannot have it set). A merged id
+        answers 404 (`NotFoundError`), not 301."""
+        body: dict[str, Any] = {}
+        if emails is not None:
+            body["emails"] = [_entry(e) for e in emails]
+        if phones is not None:
+            body["phones"] = [_entry(p) for p in phones]
+        if clear_external_customer_id:
+            body["externalCustomerId"] = None
+        if not body:
+            raise ValueError("update() was given nothing to change")
+        # The body holds personal data: it goes to requests' json, never to a log.
+        self._t.request(
+            "PATCH",
+            _CUSTOMER,
+            path_params={"customer_id": _require_id("customer_id", customer_id)},
+            json=body,
         )
 
     def delete(self, customer_id: str) -> None:

@@ -22,6 +22,7 @@ from gladly_pipeline.fold import fold
 from gladly_pipeline.plan import plan
 from gladly_pipeline.policies import holds_hash, validate
 from gladly_pipeline.status_cli import status
+from gladly_pipeline.unlink import unlink
 
 app = typer.Typer(
     name="gladly-pipeline",
@@ -73,6 +74,7 @@ app.command(name="apply")(apply)
 app.command(name="approve")(approve)
 app.command(name="delete")(delete)
 app.command(name="recover")(recover)
+app.command(name="unlink")(unlink)
 app.command(name="demo")(demo)
 app.command(name="status")(status)
 

@@ -9,9 +9,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from gladly_archive.keyed import optional_audit_key
 from gladly_pipeline.common import RootOption, connect
 from gladly_pipeline.errors import SETTINGS_ERRORS
 from gladly_pipeline.exit_codes import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from gladly_pipeline.export import print_refilled
 from gladly_pipeline.progress import progress_bars
 from ingest.conversation_facts import ReportColumnError, ReportColumns
 from ingest.enrich import EnrichReport, all_profiles, enrich_archive, estimate
@@ -60,7 +62,9 @@ def enrich(
     say changed. Custom attributes exist only on the profile (one GET per customer), so they
     are fetched for the customers the --policies' other filters select and whose attributes
     are unknown. Prints the cost before starting and a progress bar while it runs.
-    Exit 0 done; 2 bad options, policies or report columns; 3 calls still owed (run it again);
+    With GLADLY_AUDIT_KEY, a detail `unlink` removed that is back on a profile fetched is
+    reported (REFILLED). Exit 0 done; 2 bad options, policies or report columns; 3 calls still
+    owed (run it again), or a detail refilled;
     1 Gladly refused a call or a report lacks a column; 69 Gladly unreachable; 78 bad settings.
     """
     console = Console(stderr=True)
@@ -100,13 +104,15 @@ def enrich(
                     columns=columns,
                     progress=progress,
                     plan=plan,
+                    audit_key=optional_audit_key(),
                 )
         except ReportColumnError as exc:
             console.print(f"[red]Enrichment stopped:[/red] {exc}")
             raise typer.Exit(EXIT_FAILED) from None
     for line in summary_lines(report, profiles_asked=candidates is not None):
         console.print(line, highlight=False)
-    raise typer.Exit(EXIT_ATTENTION if report.backlog else EXIT_OK)
+    print_refilled(console, report.refilled)
+    raise typer.Exit(EXIT_ATTENTION if report.backlog or report.refilled else EXIT_OK)
 
 
 def _candidates(

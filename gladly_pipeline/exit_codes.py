@@ -9,7 +9,8 @@ EXIT_FAILED = 1
 # nothing was changed.
 EXIT_USAGE = 2
 # The run did its work but something needs a person: a job about to expire unarchived, a failed
-# Gladly export, or a customer export that Gladly's API limits cut short.
+# Gladly export, a customer export that Gladly's API limits cut short, or a detail `unlink`
+# removed that is back on a profile (refilled).
 EXIT_ATTENTION = 3
 # Gladly could not be reached or kept failing (sysexits EX_UNAVAILABLE): connection refused, a
 # host name that does not resolve, a timeout, 5xx or 429 after every retry. Try again later.

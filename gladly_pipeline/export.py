@@ -23,6 +23,7 @@ from ingest.exporting import (
     is_download_phase,
     run_export,
 )
+from ingest.refills import Refill
 from retention_policies.facts_cache import refresh_facts
 
 
@@ -56,7 +57,8 @@ def export(
     Exit codes: 0 all archived; 1 a job or call failed; 2 bad options;
     3 archived, but a job is about to expire unarchived, Gladly failed a job, a job was
     skipped because its id is not a safe file name, the inboxes/topics/agents listing could
-    not be refreshed, or a customer's history was cut short by Gladly's API limits;
+    not be refreshed, a detail `unlink` removed is back on a profile (REFILLED; needs
+    GLADLY_AUDIT_KEY), or a customer's history was cut short by Gladly's API limits;
     69 Gladly unreachable; 78 bad settings; 130 interrupted (the next run resumes).
     """
     console = Console(stderr=True)
@@ -108,7 +110,7 @@ def export(
             refresh_facts(report.root, progress=refresh_bars)
     if report.failed:
         raise typer.Exit(EXIT_FAILED)
-    attention = report.warnings or report.skipped or report.reference_error
+    attention = report.warnings or report.skipped or report.reference_error or report.refilled
     raise typer.Exit(EXIT_ATTENTION if attention else EXIT_OK)
 
 
@@ -146,6 +148,23 @@ def _print_export_report(console: Console, report: ExportReport) -> None:
             "the last listing until the next export or `gladly-pipeline enrich`"
         )
     print_reappeared(console, report)
+    print_refilled(console, report.refilled)
+
+
+def print_refilled(console: Console, refilled: list[Refill]) -> None:
+    """Unlinked details back on a profile: ids, kinds and watch ids, never the detail."""
+    for one in refilled:
+        where = (
+            "back on the same profile"
+            if one.customer_id == one.unlinked_from
+            else f"unlinked from {one.unlinked_from}"
+        )
+        console.print(
+            f"[bold yellow]REFILLED[/bold yellow] customer {one.customer_id}: the "
+            f"{one.kind.replace('_', ' ')} watched as {one.watch_id} is back ({where}); "
+            f"source: {escape(one.explanation)}",
+            highlight=False,
+        )
 
 
 def print_reappeared(console: Console, report: ExportReport) -> None:

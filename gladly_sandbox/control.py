@@ -10,8 +10,10 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote
 
+from gladly_sandbox.errors import ApiError
 from gladly_sandbox.faults import FaultInjector
 from gladly_sandbox.ids import format_timestamp, parse_timestamp
+from gladly_sandbox.refill import REFILL_PREFIX, REFILL_SUFFIX, handle_refill, is_refill_path
 from gladly_sandbox.settings import ServerSettings, normalise_settings, setting_names
 
 if TYPE_CHECKING:
@@ -287,6 +289,11 @@ def handle_control(ctx: ControlContext, method: str, path: str, body: bytes) -> 
         return 200, _move_clock(ctx, body)
     if key == ("POST", MERGES_PATH):
         return 200, _merge(ctx, body)
+    if is_refill_path(key[1]):
+        try:
+            return handle_refill(ctx, method, key[1], body)
+        except ApiError as exc:
+            raise ControlError(exc.status, exc.detail, exc.attr) from None
     if key[1].startswith(INBOX_PREFIX) and "/" not in key[1][len(INBOX_PREFIX) :]:
         if method != "PATCH":
             raise ControlError(405, f"{method} is not allowed on {INBOX_PREFIX}<inbox_id>")
@@ -302,5 +309,7 @@ def handle_control(ctx: ControlContext, method: str, path: str, body: bytes) -> 
     }
     if key[1] in known:
         raise ControlError(405, f"{method} is not allowed on {key[1]}")
-    listed = ", ".join(sorted({*known, f"{INBOX_PREFIX}<inbox_id>"}))
+    listed = ", ".join(
+        sorted({*known, f"{INBOX_PREFIX}<inbox_id>", f"{REFILL_PREFIX}<id>{REFILL_SUFFIX}"})
+    )
     raise ControlError(404, f"no control endpoint {key[1]}; known: {listed}")

@@ -20,6 +20,7 @@ from gladly_sandbox.profiles import (
     normalize_phone,
     parse_customer_id,
     parse_profile,
+    patchable,
 )
 from gladly_sandbox.tables import mix64, to_micros
 
@@ -129,9 +130,9 @@ class CustomerOperations:
         """Partial update: given fields replace (emails/phones wholesale); 404 for a merged id."""
         with self.lock:
             row = self._live_row(customer_id, merged=404)
-            fields = parse_profile(body)
-            self._check_unique(fields, row)
             customer = self.data.customers[row]
+            fields = patchable(parse_profile(body), customer)
+            self._check_unique(fields, row)
             self._unindex(row)
             for attr, value in fields.items():
                 if attr == "attrs" and MERGE_CUSTOM_ATTRIBUTES_ON_UPDATE:
@@ -294,17 +295,25 @@ class CustomerOperations:
         new_row = self._add_customer(fresh)
         old.recontacted_as = fresh.id
         self._emit_profile("CUSTOMER_PROFILE/CREATED", fresh.id)
+        self._write_in(new_row)
+
+    def _write_in(self, row: int) -> None:
+        """The customer writes in: a new OPEN conversation with one customer item, now."""
+        customer = self.data.customers[row]
+        now = to_micros(self.clock.now())
         channel = (
-            t.CH_EMAIL if fresh.contact_email else (t.CH_SMS if fresh.contact_phone else t.CH_CHAT)
+            t.CH_EMAIL
+            if customer.contact_email
+            else (t.CH_SMS if customer.contact_phone else t.CH_CHAT)
         )
         convs = self.data.convs
-        conv = convs.append(new_row, 0, -1, t.S_OPEN, channel, now)
+        conv = convs.append(row, 0, -1, t.S_OPEN, channel, now)
         convs.first_item[conv] = len(self.data.items)
         self._status_counts[t.S_OPEN] += 1
-        fresh.conversations.append(conv)
+        customer.conversations.append(conv)
         item = self._append_item(conv, t.CHANNEL_KIND[channel], t.R_CUSTOMER)
         convs.created[conv] = self.data.items.ts[item]
-        customer_initiator = {"id": fresh.id, "type": "CUSTOMER"}
+        customer_initiator = {"id": customer.id, "type": "CUSTOMER"}
         # A new conversation has no earlier state: its context is the assignee it starts with.
         self._emit_conversation(
             "CONVERSATION/CREATED", conv, self._assignee(conv), customer_initiator

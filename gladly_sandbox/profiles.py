@@ -249,3 +249,21 @@ def _parse_phones(value: Any) -> list[Phone]:
             Phone(original.strip(), normalized, str(region), kind, sms, primary, extension)
         )
     return result
+
+
+def patchable(fields: dict[str, Any], customer: Customer) -> dict[str, Any]:
+    """What PATCH may change. `externalCustomerIds` is not in the PATCH schema (ignored, like
+    any unknown key); `externalCustomerId` "cannot be set" on a profile of an adaptor installed
+    after 2021-05-12 (ASSUMPTION: 400 invalid), and is removed with null (ASSUMPTION: Gladly
+    documents no way; an empty string is refused as blank rather than stored)."""
+    fields = {k: v for k, v in fields.items() if k != "external_ids"}
+    if "external_id" in fields:
+        value = fields["external_id"]
+        attr = "externalCustomerId"
+        if value is not None and not value.strip():
+            raise ApiError(400, "blank", "externalCustomerId cannot be blank", attr=attr)
+        if value is not None and customer.external_ids is not None:
+            raise ApiError(
+                400, "invalid", "externalCustomerId cannot be set on this profile", attr=attr
+            )
+    return fields

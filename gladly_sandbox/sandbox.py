@@ -377,6 +377,26 @@ class Sandbox:
         )
         return data
 
+    def refill(
+        self,
+        customer_id: str,
+        *,
+        email: str | None = None,
+        phone: str | None = None,
+        external_id: str | None = None,
+        contact: bool = False,
+    ) -> dict[str, Any]:
+        """A lookup adaptor fills one detail back into the profile (exactly one of email,
+        phone, external_id); with `contact` the person writes in too. Goes through the
+        control route POST /_sandbox/customers/<id>/refill; returns the profile as GET shows
+        it. ValueError for a 400 (the server's detail), HTTPError for 404 or 409."""
+        given = {"email": email, "phone": phone, "externalCustomerId": external_id}
+        body: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+        body["contact"] = contact
+        path = f"/_sandbox/customers/{quote(customer_id, safe='')}/refill"
+        data: dict[str, Any] = self._control("POST", path, body)
+        return data
+
     def _control(self, method: str, path: str, body: Any = None) -> Any:
         """Call the control surface; a 400 becomes ValueError with the server's detail."""
         data = None if body is None else json.dumps(body).encode()

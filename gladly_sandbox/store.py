@@ -10,13 +10,13 @@ from typing import Any, Literal
 from gladly_sandbox import tables as t
 from gladly_sandbox.clock import SandboxClock
 from gladly_sandbox.content import Renderer
-from gladly_sandbox.customers import CustomerOperations
 from gladly_sandbox.errors import ApiError
 from gladly_sandbox.events import EventLog, EventOperations
 from gladly_sandbox.generate import data_now, generate
 from gladly_sandbox.items import ItemOperations
 from gladly_sandbox.merges import MergeOperations
 from gladly_sandbox.orgdata import Inbox, OrgData, OrgSpec
+from gladly_sandbox.refill import RefillOperations
 from gladly_sandbox.reports import ReportOperations
 from gladly_sandbox.topics import TopicOperations
 
@@ -28,7 +28,7 @@ Keep = Literal["oldest", "newest"]
 
 
 class Organisation(
-    CustomerOperations,
+    RefillOperations,
     MergeOperations,
     ItemOperations,
     TopicOperations,

@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 
 from gladly_archive import Archive
 from gladly_archive.enrichment import append_snapshot
+from gladly_archive.refill_watch import read_watches
 from gladly_archive.schemas import CUSTOMER_PROFILES
 from gladly_client import CustomerMovedError, GladlyClient, NotFoundError
 from gladly_client.constants import GLADLY_RATE_LIMIT_PER_SECOND, REPORTS_PER_MINUTE
@@ -44,6 +45,7 @@ from ingest.conversation_facts import (
     refresh_conversation_facts,
 )
 from ingest.reference import REFERENCE_CALLS, refresh_reference
+from ingest.refills import Refill, match_profiles
 
 __all__ = [
     "EnrichReport",
@@ -79,6 +81,8 @@ class EnrichReport:
     # the budget was smaller than its calls and it was not taken.
     reference_rows: dict[str, int] | None = None
     calls: dict[str, int] = field(default_factory=dict)
+    # Unlinked details (the refill watch) back on a profile fetched: ids and kinds only.
+    refilled: list[Refill] = field(default_factory=list)
 
     @property
     def backlog(self) -> bool:
@@ -183,6 +187,7 @@ def enrich_archive(
     progress: Progress | None = None,
     plan: FactsPlan | None = None,
     row_cap: int = REPORT_ROW_CAP,
+    audit_key: bytes | None = None,
 ) -> EnrichReport:
     """Enrich the archive within `max_calls` API calls (every call counts, reports too).
 
@@ -190,6 +195,7 @@ def enrich_archive(
     the conversation facts (skipped, and said so, when their calls do not fit), then the
     profiles `candidates()` names (called after the conversation facts are stored, since a
     policy's other filters read them), as many as the budget leaves; the rest is backlog.
+    With `audit_key`, the profiles fetched are compared with the refill watch (`refilled`).
     """
     if max_calls < 0:
         raise ValueError(f"max_calls must be >= 0, got {max_calls}")
@@ -229,9 +235,12 @@ def enrich_archive(
         wanted = sorted(set(candidates()))
         report.candidates = len(wanted)
         take = wanted[: max(budget, 0)]
+        fetched: list[Customer] = []
         report.customers_fetched, report.gone = fetch_profiles(
-            client, archive, take, run_id=report.run_id, now=now, progress=progress
+            client, archive, take, run_id=report.run_id, now=now, progress=progress, keep=fetched
         )
+        if audit_key is not None:
+            report.refilled = match_profiles(read_watches(archive), fetched, audit_key)
         report.calls["profiles"] = len(take)
         report.backlog_customers = len(wanted) - len(take)
     return report
@@ -255,8 +264,10 @@ def fetch_profiles(
     run_id: str,
     now: datetime,
     progress: Progress | None = None,
+    keep: list[Customer] | None = None,
 ) -> tuple[int, int]:
-    """GET each customer's profile and store its custom attributes; (stored, gone)."""
+    """GET each customer's profile and store its custom attributes; (stored, gone). The
+    profiles read are added to `keep` when given (kept in memory only)."""
     done = [0]
 
     def one(identifier: str) -> Customer | None:
@@ -272,6 +283,8 @@ def fetch_profiles(
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         results = list(pool.map(one, customer_ids))
     profiles = [r for r in results if r is not None]
+    if keep is not None:
+        keep.extend(profiles)
     stored = append_snapshot(
         archive,
         "customer_profiles",

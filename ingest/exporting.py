@@ -29,6 +29,7 @@ from gladly_client.models import ExportJob
 from ingest.conversation_facts import Progress
 from ingest.reappeared import ReappearedReport, check_reappeared
 from ingest.reference import try_refresh_reference
+from ingest.refills import Refill, check_refills
 
 logger = logging.getLogger("ingest.exporting")
 
@@ -159,6 +160,10 @@ class ExportReport:
     warnings: list[ExpiryWarning] = field(default_factory=list)
     # Erased customers who came back, and erased ids an older job re-imported (then purged).
     reappeared: ReappearedReport | None = None
+    # Unlinked details (the refill watch) back on a profile this run's jobs brought: ids,
+    # kinds and watch ids only. Empty when not checked (no audit key: `refills_checked`).
+    refilled: list[Refill] = field(default_factory=list)
+    refills_checked: bool = False
     # The fold this run did (about monthly: rows older than a month into customer buckets).
     folded: FoldReport | None = None
     # The directory snapshot taken after the jobs (GET /inboxes, /topics, /agents): rows
@@ -389,7 +394,8 @@ def run_export(
     in `report.skipped`; a job whose calls still fail after the client's retries (any
     `GladlyError`, a garbled answer included) is listed in `report.failed`; the run goes on.
     Erased ids a job re-imported are purged again; with `audit_key`, a new profile holding an
-    erased customer's email or phone (keyed hashes) is reported as reappeared. With `fold`,
+    erased customer's email or phone (keyed hashes) is reported as reappeared, and a detail an
+    unlink removed (the refill watch) back on a profile the jobs brought as refilled. With `fold`,
     once the recent tier holds more than two months the archive is folded through a month ago
     (gladly_archive.fold), which keeps erasing a customer cheap.
 
@@ -447,6 +453,9 @@ def run_export(
         # key, new profiles holding an erased customer's contact are reported as well.
         jobs = [o.job_id for o in report.archived]
         report.reappeared = check_reappeared(archive, jobs, audit_key, progress=progress)
+        if audit_key is not None:  # the watch holds keyed hashes: without the key, no match
+            report.refilled = check_refills(archive, audit_key, job_ids=jobs)
+            report.refills_checked = True
     through = fold_due(archive, now.date()) if fold else None
     if through is not None:
         report.folded = fold_archive(archive, through, progress=progress)

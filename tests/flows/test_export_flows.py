@@ -247,3 +247,46 @@ def test_the_weekly_flow_publishes_the_status_after_its_run(
     assert "    rehearsed 1 time\n" in markdown
     assert "  the chain verifies\n" in markdown
     _no_personal_data(markdown, sandbox_env)
+
+
+def test_export_transcripts_flow_alerts_on_a_refilled_detail(
+    prefect_api: None,
+    sandbox_env: Sandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from erasure.unlink import run_unlink
+    from erasure.unlink_request import parse_unlink
+    from flows import alerts
+    from flows import export_transcripts as flow_module
+    from gladly_client import GladlyClient
+
+    key = b"flow-refill-key"
+    monkeypatch.setenv("GLADLY_AUDIT_KEY", key.decode())
+    sent: list[tuple[str, str, dict[str, object]]] = []
+    monkeypatch.setattr(flow_module, "emit_alert", lambda e, r, p=None: sent.append((e, r, p)))
+    root = str(tmp_path / "archive")
+    first = flow_module.export_transcripts(root=root)
+    assert first["refilled"] == []
+    sb = sandbox_env
+    cid = next(
+        c
+        for c in sb.org.customer_ids()
+        if (sb.org.raw_customer(c) or {}).get("externalCustomerIds")
+    )
+    address = "flow.refill@example.org"
+    sb.refill(cid, email=address)
+    with GladlyClient(sb.base_url, sb.user, sb.api_token, requests_per_second=500.0) as client:
+        request = parse_unlink(customer=cid, email=address)
+        done = run_unlink(request, root=root, client=client, key=key, actor="t", dry_run=False)
+    assert done.done
+    sb.refill(cid, email=address, contact=True)
+    sb.advance(days=1)
+    result = flow_module.export_transcripts(root=root)
+    assert result["refilled"] == [
+        {"customer_id": cid, "kind": "email", "watch_id": done.watch_id, "source": "lookup adaptor"}
+    ]
+    refills = [s for s in sent if s[0] == alerts.DETAIL_REFILLED]
+    assert [(e, r) for e, r, _ in refills] == [(alerts.DETAIL_REFILLED, cid)]
+    assert address not in str(sent)
+    assert alerts.DETAIL_REFILLED in alerts._SUBJECTS  # `alerts install` notifies on it

@@ -127,6 +127,42 @@ def test_delete_customer_success_and_open_conversation_refusal(client: GladlyCli
 
 
 @responses.activate
+def test_update_sends_each_whole_list_with_every_field_and_null_to_clear_the_id(
+    client: GladlyClient,
+) -> None:
+    from gladly_client.models import Customer
+
+    profile = Customer.model_validate(payloads.customer())
+    sent: list[dict[str, object]] = []
+
+    def answer(request: object) -> tuple[int, dict[str, str], str]:
+        sent.append(json.loads(request.body))  # type: ignore[attr-defined]
+        return 204, {}, ""
+
+    responses.add_callback(responses.PATCH, f"{API}/customer-profiles/{profile.id}", answer)
+    client.customers.update(profile.id, phones=profile.phones)
+    client.customers.update(profile.id, emails=[], clear_external_customer_id=True)
+    assert sent == [
+        {"phones": [payloads.customer()["phones"][0]]},
+        {"emails": [], "externalCustomerId": None},
+    ]
+    with pytest.raises(ValueError, match="nothing to change"):
+        client.customers.update(profile.id)
+    assert len(sent) == 2
+
+
+@responses.activate
+def test_update_of_a_merged_id_is_not_found(client: GladlyClient) -> None:
+    responses.patch(
+        f"{API}/customer-profiles/gone-id",
+        status=404,
+        json={"errors": [{"code": "not_exist", "detail": "customer profile does not exist"}]},
+    )
+    with pytest.raises(NotFoundError):
+        client.customers.update("gone-id", emails=[])
+
+
+@responses.activate
 def test_list_conversations_reads_truncation_header(client: GladlyClient) -> None:
     convs = [payloads.conversation(id=f"conv{i:018d}") for i in range(3)]
     responses.get(f"{API}/customers/cust-1/conversations", json=convs)
