@@ -210,6 +210,8 @@ class ItemTable:
         # Items a customer merge moved to another customer: row → the customer who wrote them
         # (their content stays as written; `cust` names the owner now).
         self.author: dict[int, int] = {}
+        # Words a test put in a person's mouth: row → the item's text instead of generated text.
+        self.said: dict[int, str] = {}
 
     def __len__(self) -> int:
         return len(self.ts)
