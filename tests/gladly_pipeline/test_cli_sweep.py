@@ -156,6 +156,13 @@ def test_new_sweeps_only_what_was_archived_since_and_keeps_times_only(world: Swe
     assert "items scanned: 0 " in second.stderr
 
 
+def test_since_a_day_after_everything_scans_nothing(world: SweepWorld) -> None:
+    result = world.run("sweep", "--since", "2099-01-01")
+    assert result.returncode == 0, result.stderr
+    assert "items scanned: 0 " in result.stderr
+    assert "nothing found" in result.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "says"),
     [
