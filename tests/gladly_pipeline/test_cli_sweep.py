@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -61,8 +62,10 @@ class SweepWorld(ErasureWorld):
         return proc
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SweepWorld]:
+@contextmanager
+def sweep_world(tmp: Path) -> Iterator[SweepWorld]:
+    """A sandbox whose first conversation got a card in a chat and a note, an SSN in an email
+    and a look-alike, after the export jobs so far; exported (the next daily job) into tmp."""
     with Sandbox(
         seed=31, customers=12, now=NOW, frozen_clock=True, rate_limit_per_second=None
     ) as sb:
@@ -80,10 +83,16 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SweepWorld]:
             )
         }
         sb.advance(days=2)
-        root = tmp_path_factory.mktemp("sweep") / "a-rather-long-archive-directory-name" / "arc"
+        root = tmp / "a-rather-long-archive-directory-name" / "arc"
         with GladlyClient(sb.base_url, sb.user, sb.api_token, requests_per_second=500.0) as c:
             assert run_export(c, Archive.open(root), now=sb.clock.now()).failed == []
         yield SweepWorld(sb, root, sb.base_url, said)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SweepWorld]:
+    with sweep_world(tmp_path_factory.mktemp("sweep")) as w:
+        yield w
 
 
 def _plan_from(stderr: str) -> tuple[Path, str]:
@@ -179,3 +188,26 @@ def test_bad_input_is_one_line_naming_the_fix_and_changes_nothing(
     assert result.returncode == 2, result.stderr
     assert says in " ".join(result.stderr.split())
     assert sorted(str(p) for p in world.root.rglob("*")) == before
+
+
+def test_a_legal_hold_keeps_the_items_in_gladly_and_in_the_archive(tmp_path: Path) -> None:
+    with sweep_world(tmp_path) as held:
+        customer = held.sandbox.org.get_item(held.said["chat"])["customerId"]
+        holds = tmp_path / "holds.yaml"
+        holds.write_text(
+            "holds:\n"
+            f"  - kind: customer_id\n    value: {customer}\n"
+            "    reason: Card-scheme dispute\n    reference: LEGAL-18\n"
+        )
+        plan_dir, plan_hash = _plan_from(held.run("sweep").stderr)
+        applied = held.run(
+            "apply", str(plan_dir), "--approve", plan_hash, "--holds", str(holds), "--execute"
+        )
+        assert applied.returncode == 3, applied.stderr
+        outcomes = {e["target_id"]: e["outcome"] for e in held.outcomes()}
+        assert outcomes == dict.fromkeys(
+            (held.said["chat"], held.said["note"], held.said["email"]), "held"
+        )
+        assert _text(held.sandbox.org.get_item(held.said["chat"])) == CHAT_CARD
+        kept = traces(held.root / "items", ["4111 1111 1111 1111", "5555-5555-5555-4444"])
+        assert {t.rsplit("#", 1)[1] for t in kept} == {"0", "1"}  # both, in our archive too
