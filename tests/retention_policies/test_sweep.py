@@ -13,7 +13,12 @@ import pytest
 from gladly_archive.schemas import ITEMS
 from retention_policies.plan import Plan
 from retention_policies.sweep import FINDINGS, SCANNED_FIELDS, scan_batches
-from retention_policies.sweep_plan import SWEEP_POLICY, build_sweep_plan, operation_for
+from retention_policies.sweep_plan import (
+    SWEEP_POLICY,
+    build_sweep_plan,
+    make_sweep,
+    operation_for,
+)
 from tests._policies import NOW
 from tests._scan import traces
 
@@ -137,3 +142,19 @@ def test_the_same_findings_make_the_same_sweep_identity() -> None:
     )
     assert one.policies[0]["version_hash"] == two.policies[0]["version_hash"]
     assert one.hash == two.hash
+
+
+def test_an_unreadable_watermark_is_an_error_naming_it_never_a_fresh_start(tmp_path: Path) -> None:
+    state = tmp_path / "_sweep" / "state.json"
+    state.parent.mkdir()
+    state.write_text('{"swept_through": "yesterday"}')
+    with pytest.raises(ValueError, match=r"_sweep/state.json: unreadable sweep state"):
+        make_sweep(str(tmp_path), ("card",), new=True, now=NOW)
+    assert state.read_text() == '{"swept_through": "yesterday"}'
+    assert not (tmp_path / "_plans").exists()
+
+
+def test_no_archive_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"no archive at .*: export into it first, or pass --root"):
+        make_sweep(str(tmp_path / "missing"), ("card",), now=NOW)
+    assert not (tmp_path / "missing").exists()
