@@ -18,6 +18,7 @@ from gladly_client.errors import GladlyAPIError, GladlyError
 from gladly_client.models import Conversation, Customer
 from retention_policies.holds import HeldConversation, HoldRegistry
 from retention_policies.recheck import Rechecker
+from retention_policies.sweep_plan import SWEEP_POLICY
 
 __all__ = ["AuditAppender", "Call", "Context", "Recorder", "Target"]
 
@@ -162,10 +163,10 @@ class Context:
     rechecker: Rechecker = field(default_factory=Rechecker)
 
     def policy_check(self, target: Target) -> PolicyCheck | None:
-        """The target's policy as the plan defines it; None for a one-off request (holds are
-        all it re-checks). A policy the plan does not define, or whose definition does not
-        match the target's version hash, comes back with its problem."""
-        if target.policy_name == o.ONE_OFF_POLICY:
+        """The target's policy as the plan defines it; None for a one-off request or a sweep
+        (holds are all they re-check). A policy the plan does not define, or whose definition
+        does not match the target's version hash, comes back with its problem."""
+        if target.policy_name in (o.ONE_OFF_POLICY, SWEEP_POLICY):
             return None
         check = self.policies.get(target.policy_name)
         if check is None:

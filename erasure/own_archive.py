@@ -18,6 +18,7 @@ from gladly_archive.location import drop_facts
 from gladly_archive.purge import Progress, purge_customers, still_listed
 from gladly_archive.tombstones import read_tombstones, write_tombstones
 from retention_policies.holds import HoldRegistry
+from retention_policies.sweep_plan import SWEEP_POLICY
 
 __all__ = ["detail_json", "purge_erased_items", "tombstone_and_purge"]
 
@@ -183,9 +184,21 @@ def _flatten(groups: Iterable[set[str]]) -> set[str]:
     return {one for group in groups for one in group}
 
 
+def _archive_erases(policy_name: str | None, outcome: str | None) -> str | None:
+    """What our archive's copy of an item becomes after this outcome of a run that acted: what
+    Gladly did, or for a sweep's finding Gladly's API cannot erase, redacted all the same (the
+    number stays in Gladly for a person to remove; our copy need not keep it)."""
+    if outcome in (o.REDACTED, o.ITEM_DELETED):
+        return outcome
+    if outcome == o.NOT_ERASABLE and policy_name == SWEEP_POLICY:
+        return o.REDACTED
+    return None
+
+
 def _items_pending(events: pa.Table) -> tuple[dict[str, str], dict[str, str]]:
-    """Items Gladly redacted or deleted for us (runs that acted) whose copy in our archive was
-    not yet erased — no `archive_purge` event for them: (to redact, to delete), item → customer."""
+    """Items Gladly redacted or deleted for us (runs that acted), and sweep findings it cannot
+    erase, whose copy in our archive was not yet erased — no `archive_purge` event for them:
+    (to redact, to delete), item → customer."""
     if events.num_rows == 0:
         return {}, {}
     rehearsals = o.rehearsal_runs(events)
@@ -194,14 +207,16 @@ def _items_pending(events: pa.Table) -> tuple[dict[str, str], dict[str, str]]:
             pc.equal(events.column("target_type"), "item"),
             pc.is_in(events.column("step"), pa.array(["outcome", "archive_purge"])),
         )
-    ).select(["run_id", "step", "target_id", "customer_id", "outcome"])
+    ).select(["run_id", "step", "target_id", "customer_id", "outcome", "policy_name"])
     erased: dict[str, tuple[str, str]] = {}
     done: set[str] = set()
     for row in rows.to_pylist():
         if row["step"] == "archive_purge":
             done.add(row["target_id"])
-        elif row["run_id"] not in rehearsals and row["outcome"] in (o.REDACTED, o.ITEM_DELETED):
-            erased[row["target_id"]] = (row["customer_id"] or "", row["outcome"])
+        elif row["run_id"] not in rehearsals and row["step"] == "outcome":
+            becomes = _archive_erases(row["policy_name"], row["outcome"])
+            if becomes is not None:
+                erased[row["target_id"]] = (row["customer_id"] or "", becomes)
     todo = {i: v for i, v in erased.items() if i not in done and v[0]}
     redact = {i: c for i, (c, kind) in todo.items() if kind == o.REDACTED}
     delete = {i: c for i, (c, kind) in todo.items() if kind == o.ITEM_DELETED}

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from audit_log import outcomes as o
 from retention_policies.model import Policy
 from retention_policies.recheck import live_sources
+from retention_policies.sweep_plan import SWEEP_POLICY
 
 __all__ = ["PolicyCheck", "policy_checks"]
 
@@ -27,11 +28,12 @@ class PolicyCheck:
 
 
 def policy_checks(entries: Iterable[Mapping[str, Any]]) -> dict[str, PolicyCheck]:
-    """Every policy of a plan but one-off requests (which re-check only holds), by name."""
+    """Every policy of a plan but one-off requests and sweeps (which re-check only holds), by
+    name."""
     checks = {}
     for entry in entries:
         name = str(entry.get("name"))
-        if name != o.ONE_OFF_POLICY:
+        if name not in (o.ONE_OFF_POLICY, SWEEP_POLICY):
             checks[name] = _rebuild(name, entry)
     return checks
 

@@ -22,6 +22,7 @@ from gladly_pipeline.fold import fold
 from gladly_pipeline.plan import plan
 from gladly_pipeline.policies import holds_hash, validate
 from gladly_pipeline.status_cli import status
+from gladly_pipeline.sweep import sweep
 from gladly_pipeline.unlink import unlink
 
 app = typer.Typer(
@@ -70,6 +71,7 @@ app.command(name="export")(export)
 app.command(name="enrich")(enrich)
 app.command(name="fold")(fold)
 app.command(name="plan")(plan)
+app.command(name="sweep")(sweep)
 app.command(name="apply")(apply)
 app.command(name="approve")(approve)
 app.command(name="delete")(delete)

@@ -136,6 +136,9 @@ class Renderer(VoiceContent):
         session = self.session_id(row)
         if session is not None and self.newer and kind != t.K_CUSTOM_TEXT:
             out["sessionId"] = session
+        said = items.said.get(row) if items.said else None
+        if said is not None:
+            content = with_text(content, said)
         if items.flags[row] & t.F_REDACTED:
             content = redact_content(content)
         out["content"] = content
@@ -422,6 +425,18 @@ def render_exact(micros: int, digits: int) -> str:
     while digits < 6 and micros % 10 ** (6 - digits):
         digits += 1
     return render_time(micros, digits)
+
+
+def with_text(content: dict[str, Any], text: str) -> dict[str, Any]:
+    """The content with its text (a message, email body, note or activity body) replaced."""
+    out = dict(content)
+    if isinstance(out.get("content"), dict):  # a custom-channel message: {"text": …}
+        out["content"] = {**out["content"], "text": text}
+    elif "content" in out:
+        out["content"] = text
+    else:
+        out["body"] = text
+    return out
 
 
 def redact_content(content: dict[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,14 @@ if TYPE_CHECKING:
 ITEM_LIST_LIMIT = 1000  # documented
 EXPORT_BATCH = 2000  # items rendered per lock hold while exporting
 DELETABLE = frozenset({"CUSTOMER_ACTIVITY"})
+# What `say` can add, and the kind of row each is.
+_SAYABLE = {
+    "CHAT_MESSAGE": t.K_CHAT_TEXT,
+    "SMS": t.K_SMS,
+    "EMAIL": t.K_EMAIL,
+    "WHATSAPP": t.K_WHATSAPP,
+    "CONVERSATION_NOTE": t.K_NOTE,
+}
 
 
 class ItemOperations:
@@ -91,6 +99,21 @@ class ItemOperations:
                 )
             self._forget_item(row)
             items.flags[row] |= t.F_DELETED
+
+    def say(self, conversation_id: str, content_type: str, text: str) -> str:
+        """A new item in the conversation at the clock's now, saying `text`: a customer's
+        message (CHAT_MESSAGE, SMS, EMAIL, WHATSAPP) or an agent's CONVERSATION_NOTE — e.g. a
+        card number typed into a chat. Export jobs that complete later carry it. Returns its
+        id. Raises ApiError 404 for an unknown conversation, ValueError for another type."""
+        kind = _SAYABLE.get(content_type)
+        if kind is None or not isinstance(text, str):
+            raise ValueError(f"content_type must be one of {', '.join(sorted(_SAYABLE))}")
+        role = t.R_AGENT if kind == t.K_NOTE else t.R_CUSTOMER
+        with self.lock:
+            conv = self._conversation_row(conversation_id, quirk=None)
+            row = self._append_item(conv, kind, role)
+            self.data.items.said[row] = text
+            return self.data.item_codec.encode(row)
 
     def voice_transcript(self, item_id: str) -> dict[str, Any]:
         """Transcript of a recorded call or voicemail; 404 when there is none or it was redacted."""

@@ -213,6 +213,8 @@ class ItemTable:
         # TOPIC_CHANGE items added at runtime (POST /conversations/{id}/topics): row → the topic
         # rows they added (generated ones derive theirs from the conversation's traits).
         self.added_topics: dict[int, tuple[int, ...]] = {}
+        # Words a test put in a person's mouth: row → the item's text instead of generated text.
+        self.said: dict[int, str] = {}
 
     def __len__(self) -> int:
         return len(self.ts)
