@@ -31,6 +31,7 @@ SECTIONS = (
     "plans",
     "requests",
     "reappeared",
+    "refilled_details",
     "audit",
 )
 HASH_PREFIX = 12

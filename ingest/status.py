@@ -15,12 +15,14 @@ from ingest.status_sections import (
     EnrichmentStatus,
     ExportsStatus,
     ReappearedStatus,
+    RefilledStatus,
     UnarchivedJob,
     UnarchivedStatus,
     check_archive_root,
     read_enrichment,
     read_exports,
     read_reappeared,
+    read_refilled,
     read_unarchived,
 )
 
@@ -33,7 +35,7 @@ _LISTED = 10
 @dataclass(frozen=True)
 class ArchiveStatus:
     """The archive's sections of the status, as of `now`; each output is keyed by section
-    (`last_export`, `unarchived_jobs`, `enrichment`, `reappeared`)."""
+    (`last_export`, `unarchived_jobs`, `enrichment`, `reappeared`, `refilled_details`)."""
 
     root: str
     now: datetime
@@ -41,6 +43,7 @@ class ArchiveStatus:
     unarchived: UnarchivedStatus
     enrichment: EnrichmentStatus
     reappeared: ReappearedStatus
+    refilled: RefilledStatus
 
     def attention(self) -> dict[str, list[str]]:
         """What needs a person, one line each per section; empty lists when nothing does."""
@@ -54,11 +57,17 @@ class ArchiveStatus:
             f"customer {r.customer_id} has the {r.matched_on} of erased {r.tombstoned_id}"
             for r in self.reappeared.customers
         ]
+        refilled = [
+            f"customer {r.customer_id} has the {_KIND[r.kind]} unlinked by {r.watch_id} "
+            f"back ({r.explanation})"
+            for r in self.refilled.details
+        ]
         return {
             "last_export": [],
             "unarchived_jobs": unarchived,
             "enrichment": [],
             "reappeared": reappeared,
+            "refilled_details": refilled,
         }
 
     def lines(self) -> dict[str, list[str]]:
@@ -69,6 +78,7 @@ class ArchiveStatus:
             "unarchived_jobs": _unarchived_lines(self.unarchived, self.now),
             "enrichment": _enrichment_lines(self.enrichment, self.now),
             "reappeared": _reappeared_lines(self.reappeared),
+            "refilled_details": _refilled_lines(self.refilled),
         }
 
     def json(self) -> dict[str, Any]:
@@ -114,6 +124,22 @@ class ArchiveStatus:
                 if r.checked
                 else None,
             },
+            "refilled_details": {
+                "checked": self.refilled.checked,
+                "watched": self.refilled.watched,
+                "details": [
+                    {
+                        "customer_id": one.customer_id,
+                        "kind": one.kind,
+                        "watch_id": one.watch_id,
+                        "unlinked_from": one.unlinked_from,
+                        "source": one.source,
+                    }
+                    for one in self.refilled.details
+                ]
+                if self.refilled.checked
+                else None,
+            },
         }
 
 
@@ -137,6 +163,7 @@ def read_archive_status(
         unarchived=read_unarchived(archive, client),
         enrichment=read_enrichment(archive, now),
         reappeared=read_reappeared(archive, audit_key),
+        refilled=read_refilled(archive, audit_key),
     )
 
 
@@ -204,6 +231,25 @@ def _reappeared_lines(r: ReappearedStatus) -> list[str]:
         lines.append(f"    has the {one.matched_on} of erased {one.tombstoned_id}")
         lines.append(f"    (erased {one.deleted_at:%Y-%m-%d})")
     lines.append(f"  {_n(r.tombstones, 'erased customer')} on record")
+    return lines
+
+
+_KIND = {"email": "email", "phone": "phone", "external_id": "external id"}
+
+
+def _refilled_lines(r: RefilledStatus) -> list[str]:
+    lines = ["Unlinked details back on a profile"]
+    if not r.checked:
+        lines.append("  not checked: set GLADLY_AUDIT_KEY")
+    elif not r.details:
+        lines.append("  none")
+    for one in r.details:
+        lines.append(f"  customer {one.customer_id}")
+        lines.append(f"    has the {_KIND[one.kind]} unlinked by {one.watch_id} back")
+        if one.unlinked_from != one.customer_id:
+            lines.append(f"    (unlinked from {one.unlinked_from})")
+        lines.append(f"    likely source: {one.explanation}")
+    lines.append(f"  {_n(r.watched, 'unlinked detail')} watched")
     return lines
 
 

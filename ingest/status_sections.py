@@ -14,12 +14,14 @@ import pyarrow.fs as pafs
 from gladly_archive import Archive
 from gladly_archive.enrichment import ENRICHMENT_STATE, read_enrichment_state
 from gladly_archive.layout import MANIFEST_DIR
+from gladly_archive.refill_watch import REFILL_WATCH_DIR, read_watches
 from gladly_archive.schemas import DATASETS
 from gladly_archive.tombstones import TOMBSTONES_DIR, read_tombstones
 from gladly_client import GladlyClient
 from ingest.conversation_facts import plan_conversation_facts
 from ingest.exporting import GLADLY_EXPORT_RETENTION_DAYS, job_label, pending_jobs
 from ingest.reappeared import Reappeared, find_reappeared
+from ingest.refills import Refill, read_refills
 
 __all__ = [
     "EXPIRY_ATTENTION",
@@ -27,12 +29,14 @@ __all__ = [
     "ExportsStatus",
     "NotAnArchiveError",
     "ReappearedStatus",
+    "RefilledStatus",
     "UnarchivedJob",
     "UnarchivedStatus",
     "check_archive_root",
     "read_enrichment",
     "read_exports",
     "read_reappeared",
+    "read_refilled",
     "read_unarchived",
 ]
 
@@ -42,7 +46,7 @@ EXPIRY_ATTENTION = timedelta(days=2)
 # directory is an archive with nothing in it yet).
 _ARCHIVE_ENTRIES = frozenset(
     {name.split("/")[0] for name in DATASETS}
-    | {TOMBSTONES_DIR, ENRICHMENT_STATE.split("/")[0], MANIFEST_DIR}
+    | {TOMBSTONES_DIR, ENRICHMENT_STATE.split("/")[0], MANIFEST_DIR, REFILL_WATCH_DIR}
     | {"_audit", "_plans", "_staging", "_facts", "_evidence", "_layout.json"}
 )
 
@@ -102,6 +106,15 @@ class ReappearedStatus:
     checked: bool  # False without GLADLY_AUDIT_KEY: the hashes cannot be computed
     tombstones: int
     customers: tuple[Reappeared, ...] = ()
+
+
+@dataclass(frozen=True)
+class RefilledStatus:
+    """Unlinked details watched for their refill (keyed hashes), and those back on a profile."""
+
+    checked: bool  # False without GLADLY_AUDIT_KEY: the hashes cannot be computed
+    watched: int
+    details: tuple[Refill, ...] = ()
 
 
 def check_archive_root(root: str) -> None:
@@ -181,3 +194,13 @@ def read_reappeared(archive: Archive, key: bytes | None) -> ReappearedStatus:
         return ReappearedStatus(checked=False, tombstones=stones)
     found = tuple(find_reappeared(archive, key)) if stones else ()
     return ReappearedStatus(checked=True, tombstones=stones, customers=found)
+
+
+def read_refilled(archive: Archive, key: bytes | None) -> RefilledStatus:
+    """The unlinked details watched and, with `key`, those back on a profile (the same rule
+    as the export's check, over the whole archive)."""
+    watched = len(read_watches(archive))
+    if key is None:
+        return RefilledStatus(checked=False, watched=watched)
+    found = tuple(read_refills(archive, key)) if watched else ()
+    return RefilledStatus(checked=True, watched=watched, details=found)

@@ -30,5 +30,5 @@ def test_every_outcome_says_in_words_whether_it_was_done() -> None:
     names -= {o.ONE_OFF_POLICY}
     assert set(o.MEANINGS) == names
     done = {n for n, words in o.MEANINGS.items() if words.startswith("done")}
-    assert done == {o.DELETED, o.REDACTED, o.ITEM_DELETED}
+    assert done == {o.DELETED, o.REDACTED, o.ITEM_DELETED, o.UNLINKED}
     assert o.MEANINGS[o.SKIPPED_CHANGED] == "not done: skipped because the facts changed"

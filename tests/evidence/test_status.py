@@ -16,11 +16,17 @@ OURS = {"plans", "requests", "audit"}
 
 
 def test_the_halves_parts_come_out_in_the_status_order() -> None:
-    archive = {"last_export": 1, "unarchived_jobs": 2, "enrichment": 3, "reappeared": 6}
-    audit = {"plans": 4, "requests": 5, "audit": 7}
+    archive = {
+        "last_export": 1,
+        "unarchived_jobs": 2,
+        "enrichment": 3,
+        "reappeared": 6,
+        "refilled_details": 7,
+    }
+    audit = {"plans": 4, "requests": 5, "audit": 8}
     joined = in_status_order(archive, audit)
     assert list(joined) == list(SECTIONS)
-    assert list(joined.values()) == [1, 2, 3, 4, 5, 6, 7]
+    assert list(joined.values()) == [1, 2, 3, 4, 5, 6, 7, 8]
     assert in_status_order(audit, archive) == joined
 
 
@@ -33,7 +39,13 @@ def test_the_halves_parts_come_out_in_the_status_order() -> None:
     ],
 )
 def test_a_section_missing_twice_or_unknown_is_refused(audit: dict[str, int]) -> None:
-    archive = {"last_export": 1, "unarchived_jobs": 2, "enrichment": 3, "reappeared": 6}
+    archive = {
+        "last_export": 1,
+        "unarchived_jobs": 2,
+        "enrichment": 3,
+        "reappeared": 6,
+        "refilled_details": 7,
+    }
     with pytest.raises(ValueError, match="the status's sections are"):
         in_status_order(archive, audit)
 

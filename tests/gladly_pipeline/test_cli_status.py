@@ -26,7 +26,8 @@ from typer.testing import CliRunner
 import gladly_sandbox
 from audit_log import AuditLog
 from gladly_archive import Archive, write_tombstones
-from gladly_archive.keyed import keyed_hash
+from gladly_archive.keyed import keyed_detail_hash, keyed_hash
+from gladly_archive.refill_watch import WatchedDetail, write_watch
 from gladly_client import GladlyClient
 from gladly_pipeline.cli import app
 from gladly_pipeline.demo_run import DEMO_KEY, SHIPPED_POLICIES, DemoResult, run_demo
@@ -227,6 +228,10 @@ def test_each_section_of_the_demo_matches_the_truth(
         "customers": [],
     }
     assert set(stones) <= truth.deleted
+
+    # Unlinked details: the demo unlinked none, so none is watched or back.
+    assert data["refilled_details"] == {"checked": True, "watched": 0, "details": []}
+    assert says(human.stdout, "0 unlinked details watched")
 
     # Audit: the sealed files counted here; the head as `audit head` prints it.
     files = _audit_files(copy)
@@ -457,6 +462,59 @@ def test_a_reappeared_customer_is_reported_only_with_the_key(
     assert says(human.stdout, "not checked: set GLADLY_AUDIT_KEY")
     assert data["audit"]["verified"] is None
     assert says(human.stdout, "not verified: set GLADLY_AUDIT_KEY")
+    _private([as_json.output, human.output], demo[1])
+
+
+def test_an_unlinked_detail_back_on_a_profile_needs_attention_only_with_the_key(
+    demo: tuple[DemoResult, SandboxTruth], copy: Path
+) -> None:
+    columns = ["customer_id", "emails", "external_customer_id", "external_customer_ids_json"]
+    customers = pq.read_table(copy / "customers", columns=columns)
+    # A profile a lookup adaptor maps (an external id): the likely source of a refill.
+    row = next(
+        r
+        for r in customers.to_pylist()
+        if r["emails"] and (r["external_customer_id"] or r["external_customer_ids_json"])
+    )
+    email = row["emails"][0]
+    # As `unlink` records it: the keyed hash of the email, unlinked long before the archive's
+    # rows were made, so the profile's newest row has it back.
+    write_watch(
+        Archive(copy),
+        WatchedDetail(
+            watch_id="ab" * 8,
+            kind="email",
+            detail_hash=keyed_detail_hash(email, kind="email", key=DEMO_KEY.encode()),
+            customer_id=row["customer_id"],
+            unlinked_at=datetime(2001, 1, 1, tzinfo=UTC),
+            recorded_at=datetime(2001, 1, 1, tzinfo=UTC),
+            request_id="cd" * 32,
+        ),
+    )
+    as_json, data, human = _status(copy)
+    assert as_json.exit_code == 3, human.output
+    assert data["refilled_details"] == {
+        "checked": True,
+        "watched": 1,
+        "details": [
+            {
+                "customer_id": row["customer_id"],
+                "kind": "email",
+                "watch_id": "ab" * 8,
+                "unlinked_from": row["customer_id"],
+                "source": "lookup adaptor",
+            }
+        ],
+    }
+    assert any(row["customer_id"] in note for note in data["attention_notes"])
+    assert says(human.stdout, f"has the email unlinked by {'ab' * 8} back")
+    assert says(human.stdout, "likely source: a lookup adaptor refills it")
+    assert says(human.stdout, "1 unlinked detail watched")
+    assert email not in as_json.output + human.output
+
+    as_json, data, human = _status(copy, key=None)
+    assert as_json.exit_code == 0, human.output
+    assert data["refilled_details"] == {"checked": False, "watched": 1, "details": None}
     _private([as_json.output, human.output], demo[1])
 
 

@@ -11,18 +11,20 @@ import pytest
 import evidence.status
 import ingest.status
 from ingest.reappeared import Reappeared
+from ingest.refills import NEW_CONTACT, Refill
 from ingest.status import ArchiveStatus, read_archive_status
 from ingest.status_sections import (
     EnrichmentStatus,
     ExportsStatus,
     NotAnArchiveError,
     ReappearedStatus,
+    RefilledStatus,
     UnarchivedJob,
     UnarchivedStatus,
 )
 
 NOW = datetime(2026, 5, 20, 9, tzinfo=UTC)
-SECTIONS = {"last_export", "unarchived_jobs", "enrichment", "reappeared"}
+SECTIONS = {"last_export", "unarchived_jobs", "enrichment", "reappeared", "refilled_details"}
 
 
 def _job(name: str, days_left: float, status: str = "COMPLETED") -> UnarchivedJob:
@@ -46,6 +48,11 @@ def _status(jobs: int = 0) -> ArchiveStatus:
             tombstones=2,
             customers=(Reappeared("new-id", "erased-id", NOW - timedelta(days=4), "phone"),),
         ),
+        refilled=RefilledStatus(
+            checked=True,
+            watched=3,
+            details=(Refill("back-id", "external_id", "ab" * 8, "from-id", NEW_CONTACT),),
+        ),
     )
 
 
@@ -61,7 +68,22 @@ def test_what_needs_a_person_is_named_by_id_under_its_section() -> None:
         "export job broken: Gladly failed it",
     ]
     assert notes["reappeared"] == ["customer new-id has the phone of erased erased-id"]
+    assert notes["refilled_details"] == [
+        f"customer back-id has the external id unlinked by {'ab' * 8} back "
+        "(a new contact brought it back)"
+    ]
     assert notes["last_export"] == notes["enrichment"] == []
+
+
+def test_a_refilled_detail_is_named_with_where_it_was_unlinked_and_its_source() -> None:
+    assert _status().lines()["refilled_details"] == [
+        "Unlinked details back on a profile",
+        "  customer back-id",
+        f"    has the external id unlinked by {'ab' * 8} back",
+        "    (unlinked from from-id)",
+        "    likely source: a new contact brought it back",
+        "  3 unlinked details watched",
+    ]
 
 
 def test_the_lines_list_ten_jobs_then_count_the_rest() -> None:
@@ -84,6 +106,19 @@ def test_the_json_says_the_same_as_the_lines() -> None:
     assert data["unarchived_jobs"]["failed"][0]["days_to_expiry"] == 9
     assert data["enrichment"]["covered_from"] == "2026-05-01"
     assert data["reappeared"]["customers"][0]["erased_at"] == "2026-05-16T09:00:00Z"
+    assert data["refilled_details"] == {
+        "checked": True,
+        "watched": 3,
+        "details": [
+            {
+                "customer_id": "back-id",
+                "kind": "external_id",
+                "watch_id": "ab" * 8,
+                "unlinked_from": "from-id",
+                "source": "new contact",
+            }
+        ],
+    }
 
 
 def test_an_empty_directory_is_an_archive_with_nothing_in_it(tmp_path: Path) -> None:
@@ -91,6 +126,7 @@ def test_an_empty_directory_is_an_archive_with_nothing_in_it(tmp_path: Path) -> 
     assert status.lines()["last_export"][1] == "  no export job archived yet"
     assert status.json()["unarchived_jobs"]["known"] is False
     assert status.json()["reappeared"]["customers"] is None
+    assert status.json()["refilled_details"] == {"checked": False, "watched": 0, "details": None}
     (tmp_path / "holiday.jpg").write_bytes(b"\xff\xd8")
     with pytest.raises(NotAnArchiveError, match="is not an archive root"):
         read_archive_status(str(tmp_path), now=NOW, audit_key=None)
