@@ -39,6 +39,12 @@ from retention_policies.vocab import (
 )
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{2,62}$")
+# Names the audit log gives to what is not a policy (tests pin them to their owners' constants).
+RESERVED_POLICY_NAMES = {
+    "one-off": "one-off deletion requests (`gladly-pipeline delete`)",
+    "sensitive-data-sweep": "the sensitive-data sweep (`gladly-pipeline sweep`)",
+    "unlink": "unlink requests (`gladly-pipeline unlink`)",
+}
 
 __all__ = [
     "ACTION_TYPES",
@@ -129,6 +135,14 @@ class Policy(BaseModel):
                 "name {value} must be 3-63 characters of a-z, 0-9 and '-', starting with a "
                 "letter or digit",
                 value=repr(value),
+            )
+        if value in RESERVED_POLICY_NAMES:
+            # The engine re-checks only holds for these (they are requests, not policies): a
+            # policy of that name would slip past its own re-check.
+            raise problem(
+                "name {value} is reserved for {what}; choose another name",
+                value=repr(value),
+                what=RESERVED_POLICY_NAMES[value],
             )
         return value
 

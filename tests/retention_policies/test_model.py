@@ -158,3 +158,20 @@ def test_every_filter_and_action_class_documents_a_yaml_example() -> None:
         assert cls.__doc__ is not None
         assert "```yaml" in cls.__doc__
         assert f"type: {name}" in cls.__doc__
+
+
+@pytest.mark.parametrize("name", ["one-off", "sensitive-data-sweep", "unlink"])
+def test_a_policy_may_not_take_a_name_the_engine_treats_as_a_request(name: str) -> None:
+    # The engine re-checks only holds for targets of these names: a policy so named would skip
+    # its own live re-check.
+    with pytest.raises(ValidationError, match=f"name '{name}' is reserved for .*choose another"):
+        Policy.model_validate(policy(name=name))
+
+
+def test_the_reserved_names_are_the_ones_the_requests_use() -> None:
+    from audit_log.outcomes import ONE_OFF_POLICY
+    from erasure.unlink import POLICY_NAME as UNLINK
+    from retention_policies.model import RESERVED_POLICY_NAMES
+    from retention_policies.sweep_plan import SWEEP_POLICY
+
+    assert set(RESERVED_POLICY_NAMES) == {ONE_OFF_POLICY, SWEEP_POLICY, UNLINK}
