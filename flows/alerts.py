@@ -6,12 +6,14 @@ Events (ids and counts only, never a person's data), each about one resource:
 - `gladly.customer.reappeared` (export flow): an erased customer's email or phone is back;
 - `gladly.customer.detail-refilled` (export flow): a detail `unlink` removed is back on a
   profile (a lookup adaptor refilling it, or a new contact);
+- `gladly.sweep.found` (export flow): card numbers, SSNs or IBANs in the items just archived;
+  the resource is the sweep plan's hash, the payload counts per kind and the plan's directory;
 - `gladly.erasure.failed` (retention and one-off deletion runs): targets that failed;
 - `gladly.approval.waiting` / `gladly.approval.decided`: a run paused for approval, its end.
 
 `install_automations(block)` creates (or replaces, by name) one automation per alert, each
 sending through the Prefect notification block `block` ("<block-type>/<name>", e.g.
-`custom-webhook/gladly-alerts` or `slack-webhook/compliance`): the four events above at once,
+`custom-webhook/gladly-alerts` or `slack-webhook/compliance`): the five events above at once,
 and a proactive one when an approval has waited longer than `approval_hours` with no decision.
 `gladly-pipeline alerts install --block …` calls it.
 """
@@ -35,6 +37,7 @@ __all__ = [
     "ERASURE_FAILED",
     "JOB_NEAR_EXPIRY",
     "REAPPEARED",
+    "SWEEP_FOUND",
     "emit_alert",
     "install_automations",
 ]
@@ -44,6 +47,7 @@ logger = logging.getLogger(__name__)
 JOB_NEAR_EXPIRY = "gladly.export.job.near-expiry"
 REAPPEARED = "gladly.customer.reappeared"
 DETAIL_REFILLED = "gladly.customer.detail-refilled"
+SWEEP_FOUND = "gladly.sweep.found"
 ERASURE_FAILED = "gladly.erasure.failed"
 APPROVAL_WAITING = "gladly.approval.waiting"
 APPROVAL_DECIDED = "gladly.approval.decided"
@@ -56,6 +60,7 @@ _SUBJECTS = {
     JOB_NEAR_EXPIRY: "Gladly export job about to expire unarchived",
     REAPPEARED: "An erased Gladly customer has reappeared",
     DETAIL_REFILLED: "A detail unlinked from a Gladly profile is back",
+    SWEEP_FOUND: "Card numbers, SSNs or IBANs found in newly archived Gladly items",
     ERASURE_FAILED: "Gladly erasure run with failed targets",
 }
 

@@ -14,6 +14,7 @@ from prefect.cache_policies import NO_CACHE
 from flows.alerts import DETAIL_REFILLED, JOB_NEAR_EXPIRY, REAPPEARED, emit_alert
 from flows.secrets import run_client, run_env
 from flows.status_artifact import publish_status
+from flows.sweep_artifact import found_line, publish_sweep, summarize_sweep
 from gladly_archive import Archive
 from gladly_archive.keyed import optional_audit_key
 from gladly_archive.location import resolve_archive_root
@@ -27,6 +28,8 @@ from ingest.exporting import (
     run_export,
 )
 from retention_policies.facts_cache import refresh_facts
+from retention_policies.sensitive import KINDS
+from retention_policies.sweep_plan import SweepResult, make_sweep
 
 
 # No Prefect retries: the client already retries 429/5xx/cut downloads, and a failed job is
@@ -45,13 +48,33 @@ def refresh_plan_facts(root: str) -> bool:
     return refresh_facts(root)
 
 
+# Never raises: a sweep that cannot run must not fail the export, and its error's text may
+# quote what it read; the class alone is returned (`gladly-pipeline sweep --new` shows why).
+@task(name="sweep-new-items", cache_policy=NO_CACHE, persist_result=False)
+def sweep_new_items(root: str, holds_path: str | None) -> SweepResult | str:
+    """Sweep the items archived since the last sweep for card numbers, SSNs and IBANs, and
+    write the plan of what it found; or the class of the error that stopped it."""
+    try:
+        return make_sweep(root, KINDS, new=True, holds_path=holds_path, env=run_env())
+    except Exception as exc:
+        return type(exc).__name__
+
+
 @flow(name="export-transcripts")
 def export_transcripts(
     root: str | None = None,
     since: datetime | None = None,
     expiry_warning_days: float = DEFAULT_EXPIRY_WARNING_DAYS,
+    sweep: bool = True,
+    holds_path: str | None = None,
 ) -> dict[str, Any]:
     """Archive every completed, not yet archived Gladly export job; warn about expiring ones.
+
+    With `sweep` (the default) the items archived since the last sweep are then searched for
+    card numbers, SSNs and IBANs (`gladly-pipeline sweep --new`); what is found becomes a plan
+    to approve, announced by the `sensitive-data-sweep` artifact and a `gladly.sweep.found`
+    event. Items a legal hold in `holds_path` protects stay out of its targets. A sweep that
+    fails is logged and leaves the export's outcome as it is.
 
     Connection settings come from GLADLY_BASE_URL / GLADLY_USER / GLADLY_API_TOKEN, in the
     environment or the Prefect Secret blocks of `flows.secrets.BLOCKS`; the archive root from
@@ -122,9 +145,28 @@ def export_transcripts(
                 },
             )
         publish_export_artifact(report)
+        swept = sweep_new_items(report.root, holds_path) if sweep else None
+        if isinstance(swept, str):
+            logger.error(
+                "SENSITIVE-DATA SWEEP NOT RUN: %s (run `gladly-pipeline sweep --new` for why); "
+                "the next run sweeps these items",
+                swept,
+            )
+        elif swept is not None and swept.plan is not None:
+            logger.warning(
+                "SENSITIVE DATA FOUND in new items: %s; plan %s awaits approval",
+                found_line(swept),
+                swept.plan.hash,
+            )
+            publish_sweep(swept)
+        elif swept is not None:
+            logger.info("sweep: nothing found in %d new item(s)", swept.scan.items_scanned)
         # Last, the whole system's state, live: what a person reads first in the UI.
         publish_status(report.root, env, client)
-    return summarize(report)
+    result = summarize(report)
+    if swept is not None:
+        result["sweep"] = {"error": swept} if isinstance(swept, str) else summarize_sweep(swept)
+    return result
 
 
 def summarize(report: ExportReport) -> dict[str, Any]:
@@ -219,9 +261,17 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--since", type=datetime.fromisoformat, help="skip windows ending before")
     parser.add_argument("--expiry-warning-days", type=float, default=DEFAULT_EXPIRY_WARNING_DAYS)
+    parser.add_argument(
+        "--no-sweep", action="store_true", help="skip the sweep of the new items for numbers"
+    )
+    parser.add_argument("--holds", help="legal hold registry for the sweep's plan")
     args = parser.parse_args(argv)
     result = export_transcripts(
-        root=args.root, since=args.since, expiry_warning_days=args.expiry_warning_days
+        root=args.root,
+        since=args.since,
+        expiry_warning_days=args.expiry_warning_days,
+        sweep=not args.no_sweep,
+        holds_path=args.holds,
     )
     print(json.dumps(result, indent=2, default=str))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -15,6 +16,7 @@ from gladly_pipeline.common import RootOption, connect
 from gladly_pipeline.exit_codes import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK
 from gladly_pipeline.progress import progress_bars
 from gladly_pipeline.run_state import current_run
+from gladly_pipeline.sweep import run_sweep
 from ingest.customer_export import CustomerExportReport, run_customer_export
 from ingest.exporting import (
     DEFAULT_EXPIRY_WARNING_DAYS,
@@ -51,6 +53,17 @@ def export(
         float,
         typer.Option(help="Warn about unarchived jobs this many days old (Gladly keeps 14)."),
     ] = DEFAULT_EXPIRY_WARNING_DAYS,
+    sweep: Annotated[
+        bool,
+        typer.Option(
+            "--sweep",
+            help="Then sweep the new items for card numbers, SSNs, IBANs (as `sweep --new`).",
+        ),
+    ] = False,
+    holds: Annotated[
+        Path | None,
+        typer.Option(help="With --sweep: legal hold registry; held items stay out of the plan."),
+    ] = None,
 ) -> None:
     """Archive Gladly's completed export jobs into Parquet, oldest first (or named customers).
 
@@ -58,10 +71,14 @@ def export(
     3 archived, but a job is about to expire unarchived, Gladly failed a job, a job was
     skipped because its id is not a safe file name, the inboxes/topics/agents listing could
     not be refreshed, a detail `unlink` removed is back on a profile (REFILLED; needs
-    GLADLY_AUDIT_KEY), or a customer's history was cut short by Gladly's API limits;
+    GLADLY_AUDIT_KEY), a customer's history was cut short by Gladly's API limits, or
+    --sweep found card numbers, SSNs or IBANs in the new items (a plan to approve);
     69 Gladly unreachable; 78 bad settings; 130 interrupted (the next run resumes).
+    A sweep that cannot run exits 1 (the export itself is done).
     """
     console = Console(stderr=True)
+    if holds is not None and not sweep:
+        raise typer.BadParameter("--holds is for the sweep: add --sweep", param_hint="--holds")
     client, archive = connect(root, console)
     with client:
         if customer_email or customer_id:
@@ -69,7 +86,8 @@ def export(
                 client, archive, emails=customer_email or [], customer_ids=customer_id or []
             )
             _print_customer_report(console, customer_report)
-            raise typer.Exit(EXIT_OK if customer_report.complete else EXIT_ATTENTION)
+            found = sweep and _sweep_new(console, str(archive.root), holds)
+            raise typer.Exit(EXIT_ATTENTION if found or not customer_report.complete else EXIT_OK)
         run = current_run()
         # Counted from the manifests at a stop: a job is archived once its manifest is.
         before = len(archive.archived_job_ids())
@@ -108,10 +126,19 @@ def export(
         # Paid here, once per change, so that planning starts from saved fact tables.
         with progress_bars(console) as refresh_bars:
             refresh_facts(report.root, progress=refresh_bars)
+    # What was committed is swept even when a job failed: the failed one is redone next run.
+    found = sweep and _sweep_new(console, report.root, holds)
     if report.failed:
         raise typer.Exit(EXIT_FAILED)
     attention = report.warnings or report.skipped or report.reference_error or report.refilled
-    raise typer.Exit(EXIT_ATTENTION if attention else EXIT_OK)
+    raise typer.Exit(EXIT_ATTENTION if attention or found else EXIT_OK)
+
+
+def _sweep_new(console: Console, root: str, holds: Path | None) -> bool:
+    """`sweep --new` over what the export archived; True when a plan was written."""
+    from retention_policies.sensitive import KINDS
+
+    return run_sweep(console, root, tuple(KINDS), new=True, holds=holds, on_error=EXIT_FAILED)
 
 
 def _print_export_report(console: Console, report: ExportReport) -> None:

@@ -7,7 +7,7 @@ is — item, field, character span — never the number nor the text around it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -22,6 +22,7 @@ from retention_policies.sensitive import KINDS, candidate_pattern, find_numbers
 __all__ = [
     "FINDINGS",
     "SCANNED_FIELDS",
+    "SWEEP_PHASE",
     "SweepScan",
     "scan_archive",
     "scan_batches",
@@ -33,6 +34,9 @@ __all__ = [
 # labels, links — fields without a column of their own).
 SCANNED_FIELDS: tuple[str, ...] = ("text", "subject", "recording_summary", "raw_json")
 _IDS = ("item_id", "customer_id", "conversation_id", "content_type")
+# progress(SWEEP_PHASE, items scanned, items to scan)
+SWEEP_PHASE = "items scanned for card numbers, SSNs, IBANs"
+Progress = Callable[[str, int, int], None]
 
 FINDINGS = pa.schema(
     [
@@ -80,15 +84,20 @@ def scan_batches(
     batches: Iterable[pa.RecordBatch],
     kinds: Iterable[str] = KINDS,
     fields: Iterable[str] = SCANNED_FIELDS,
+    *,
+    on_batch: Callable[[int], None] | None = None,
 ) -> SweepScan:
     """Scan item batches (ITEMS columns: the ids, `content_type` and any of `fields`) for
-    numbers of `kinds`. Arrow selects candidate rows per batch; Python validates only those."""
+    numbers of `kinds`. Arrow selects candidate rows per batch; Python validates only those.
+    `on_batch` hears the items scanned so far after each batch."""
     wanted = tuple(kinds)
     pattern = candidate_pattern(wanted)
     scan = SweepScan()
     rows: list[dict[str, object]] = []
     for batch in batches:
         scan.items_scanned += batch.num_rows
+        if on_batch is not None:
+            on_batch(scan.items_scanned)
         if "archived_at" in batch.schema.names and batch.num_rows:
             newest = pc.max(batch.column("archived_at")).as_py()
             if newest is not None and (
@@ -135,9 +144,11 @@ def _validate(
 
 def _without_echoes(rows: list[dict[str, object]]) -> list[dict[str, object]]:
     """raw_json repeats the columns: a finding there counts only when the item has none of
-    that kind in a column of its own (a number in an attachment name, a quick-reply label)."""
+    that kind in a column of its own (a number in an attachment name, a quick-reply label).
+    A row read twice (a file and its replacement, seen while a commit renames) counts once."""
     seen = {(r["item_id"], r["kind"]) for r in rows if r["field"] != "raw_json"}
-    kept = [r for r in rows if r["field"] != "raw_json" or (r["item_id"], r["kind"]) not in seen]
+    once = {tuple(sorted(r.items())): r for r in rows}.values()
+    kept = [r for r in once if r["field"] != "raw_json" or (r["item_id"], r["kind"]) not in seen]
     return sorted(kept, key=lambda r: (str(r["item_id"]), str(r["field"]), int(str(r["start"]))))
 
 
@@ -146,20 +157,36 @@ def scan_archive(
     kinds: Iterable[str] = KINDS,
     *,
     since: date | None = None,
-    archived_after: datetime | None = None,
+    job_ids: Collection[str] | None = None,
     batch_rows: int = 65_536,
+    progress: Progress | None = None,
 ) -> SweepScan:
     """Scan the archive's items: all, those dated `since` or later (their UTC day), or those
-    archived after `archived_after` (the `--new` watermark)."""
+    archived by the jobs `job_ids` (the `--new` sweep: the jobs committed since the last one).
+    Reads without the writer lock (see `sweep_plan.make_sweep` for why that is safe).
+    `progress` hears SWEEP_PHASE: items scanned of those to scan."""
+    if job_ids is not None and not job_ids:
+        return SweepScan()
     if not exists(archive.fs, archive.path("items")):
         return SweepScan()
     dataset = archive.dataset("items")
     where: ds.Expression | None = None
     if since is not None:
         where = pc.field("date") >= pa.scalar(since, pa.date32())
-    if archived_after is not None:
-        later = pc.field("archived_at") > pa.scalar(archived_after, pa.timestamp("us", tz="UTC"))
-        where = later if where is None else where & later
+    if job_ids is not None:
+        jobs = pc.field("job_id").isin(pa.array(sorted(job_ids), pa.string()))
+        where = jobs if where is None else where & jobs
     columns = [*_IDS, *SCANNED_FIELDS, "archived_at"]
+    on_batch = None
+    if progress is not None:
+        total = dataset.count_rows(filter=where)
+        progress(SWEEP_PHASE, 0, total)
+
+        def on_batch(done: int) -> None:
+            progress(SWEEP_PHASE, min(done, total), total)
+
     batches = dataset.to_batches(columns=columns, filter=where, batch_size=batch_rows)
-    return scan_batches(batches, kinds)
+    scan = scan_batches(batches, kinds, on_batch=on_batch)
+    if progress is not None:
+        progress(SWEEP_PHASE, total, total)  # a file gone since counting: the bar still ends
+    return scan

@@ -18,8 +18,10 @@ import pytest
 
 from gladly_archive import Archive
 from gladly_client import GladlyClient
+from gladly_pipeline.progress import PROGRESS_ENV
 from gladly_sandbox import Sandbox
 from ingest.exporting import run_export
+from retention_policies.plan import Plan
 from tests._policies import NOW
 from tests._scan import traces
 from tests.erasure._erasure_world import REPO, ErasureWorld
@@ -211,3 +213,74 @@ def test_a_legal_hold_keeps_the_items_in_gladly_and_in_the_archive(tmp_path: Pat
         assert _text(held.sandbox.org.get_item(held.said["chat"])) == CHAT_CARD
         kept = traces(held.root / "items", ["4111 1111 1111 1111", "5555-5555-5555-4444"])
         assert {t.rsplit("#", 1)[1] for t in kept} == {"0", "1"}  # both, in our archive too
+
+
+def test_export_sweep_exits_3_when_it_finds_and_0_when_nothing_is_new(tmp_path: Path) -> None:
+    with Sandbox(
+        seed=31, customers=12, now=NOW, frozen_clock=True, rate_limit_per_second=None
+    ) as sb:
+        customer = sb.org.customer_ids()[0]
+        conversation = sb.org.conversation_ids(customer)[0]
+        sb.org.say(conversation, "CHAT_MESSAGE", CHAT_CARD)
+        sb.advance(days=2)
+        world = SweepWorld(sb, tmp_path / "arc", sb.base_url, {})
+        found = world.run("export", "--sweep")
+        assert found.returncode == 3, found.stderr
+        assert "items found: card 1, ssn 0, iban 0" in found.stderr
+        plan_dir, plan_hash = _plan_from(found.stderr)
+        assert f"next: gladly-pipeline apply {plan_dir} --approve {plan_hash[:12]}" in found.stderr
+        assert not [n for n in NUMBERS if n in found.stdout + found.stderr]
+        assert traces(plan_dir, NUMBERS) == []
+        again = world.run("export", "--sweep")
+        assert again.returncode == 0, again.stderr
+        assert "items scanned: 0 " in again.stderr
+        assert "nothing found" in again.stderr
+        refused = world.run("export", "--holds", str(tmp_path / "holds.yaml"))
+        assert refused.returncode == 2
+        assert "add --sweep" in " ".join(refused.stderr.split())
+
+
+def test_holds_keep_held_items_out_of_the_plan_and_the_sweep_says_how_many(
+    tmp_path: Path,
+) -> None:
+    with sweep_world(tmp_path) as world:
+        customer = world.sandbox.org.get_item(world.said["chat"])["customerId"]
+        holds = tmp_path / "holds.yaml"
+        holds.write_text(
+            "holds:\n"
+            f"  - kind: customer_id\n    value: {customer}\n"
+            "    reason: Card-scheme dispute\n    reference: LEGAL-18\n"
+        )
+        out = tmp_path / "held-plan"
+        result = world.run("sweep", "--holds", str(holds), "--out", str(out))
+    assert result.returncode == 3, result.stderr
+    assert "held (a legal hold protects them; not in the plan's targets): 3" in result.stderr
+    assert "by outcome: none (every item found is held)" in result.stderr
+    plan = Plan.read(out)
+    assert plan.targets.num_rows == 0
+    held = plan.held.to_pylist()
+    assert sorted(r["target_id"] for r in held) == sorted(
+        world.said[role] for role in ("chat", "note", "email")
+    )
+    assert {tuple(r["excluded_by_holds"]) for r in held} == {
+        (f"customer_id={customer} [LEGAL-18]",)
+    }
+    assert plan.summary()["excluded_by_holds"] == 3
+    assert traces(out, NUMBERS) == []
+
+
+def test_the_sweep_draws_a_bar_on_a_terminal(world: SweepWorld) -> None:
+    drawn = subprocess.run(
+        [sys.executable, "-m", "tests.erasure._cli_child", "0", "sweep", "--kinds", "iban"],
+        capture_output=True,
+        text=True,
+        env={**world.env(), "COLUMNS": "40", PROGRESS_ENV: "always"},
+        cwd=REPO,
+        timeout=300,
+        check=False,
+    )
+    assert drawn.returncode == 0, drawn.stderr
+    assert "\x1b[?25l" in drawn.stderr  # a live display hid the cursor to draw
+    assert "items scanned" in drawn.stderr
+    piped = world.run("sweep", "--kinds", "iban")
+    assert "\x1b" not in piped.stderr
