@@ -163,7 +163,11 @@ def test_a_crash_between_two_windows_writes_no_watermark_and_the_rerun_completes
 
 def test_an_edited_watermark_is_not_trusted(exported: tuple[Sandbox, Path]) -> None:
     sb, root = exported
-    with GladlyClient(sb.base_url, sb.user, sb.api_token, requests_per_second=500.0) as client:
+    # Four report passes: Gladly's 10 reports a minute would make this test wait for real.
+    sb.configure(report_rate_limit_per_minute=None)
+    with GladlyClient(
+        sb.base_url, sb.user, sb.api_token, requests_per_second=500.0, reports_per_minute=1000
+    ) as client:
         enrich_archive(client, Archive(root), now=NOW)
         state = root / "_enrichment" / "state.json"
         for tampered in (b"{not json", b'{"version": 1, "as_of": "2026-05-20T09:00:00"}', b"[]"):
