@@ -8,6 +8,7 @@ from datetime import date
 from typing import Annotated, Any, overload
 
 from pydantic import (
+    ConfigDict,
     Field,
     model_validator,
 )
@@ -103,7 +104,19 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 
 
-class CustomerEmail(GladlyModel):
+class _ContactDetail(GladlyModel):
+    """An email or phone entry, kept whole: fields this client does not know are kept too, so
+    that a PATCH sending the entry back (Gladly replaces the whole list) loses nothing. They
+    never show in a repr (they may be personal)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    def __repr_args__(self) -> Any:
+        known = type(self).model_fields
+        return [(name, value) for name, value in super().__repr_args__() if name in known]
+
+
+class CustomerEmail(_ContactDetail):
     """One email address of a customer profile."""
 
     original: str = Field(repr=False)
@@ -111,7 +124,7 @@ class CustomerEmail(GladlyModel):
     primary: bool | None = None
 
 
-class CustomerPhone(GladlyModel):
+class CustomerPhone(_ContactDetail):
     """One phone number of a customer profile (`normalized` is E.164)."""
 
     original: str = Field(repr=False)

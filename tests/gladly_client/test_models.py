@@ -853,3 +853,19 @@ def test_voice_transcript_without_paragraphs() -> None:
 
     assert parsed.paragraphs == ()
     assert parsed.text == ""
+
+
+def test_a_contact_detail_keeps_fields_this_client_does_not_know_and_never_shows_them() -> None:
+    from gladly_client.models import CustomerEmail, CustomerPhone
+    from gladly_client.resources import _entry
+
+    wire = {"original": "Ann@Example.com", "primary": True, "verifiedBy": "Ann Example"}
+    email = CustomerEmail.model_validate(wire)
+    # Sent back whole in a PATCH (Gladly replaces the list): nothing Gladly holds is dropped.
+    assert _entry(email) == wire
+    assert "Ann" not in repr(email)  # neither the address nor the unknown field
+    phone = CustomerPhone.model_validate({"original": "+12135550123", "newField": {"a": 1}})
+    assert _entry(phone) == {"original": "+12135550123", "newField": {"a": 1}}
+    assert "newField" not in repr(phone)
+    # An entry that differs only in a field we do not know is another entry.
+    assert email != CustomerEmail.model_validate({"original": "Ann@Example.com", "primary": True})
