@@ -388,7 +388,9 @@ def _not_erasable(latest: Any, plan_targets: dict[_TargetKey, dict[str, Any]]) -
     for row in latest:
         if row["outcome"] == o.NOT_ERASABLE:
             known = plan_targets.get(_target_key(row), {}).get("content_type")
-            by_type[str(_screened(known or row["detail"] or row["target_type"]))] += 1
+            # Without the plan, the detail's first part names the type (attachments follow).
+            said = (row["detail"] or "").split(";")[0].strip()
+            by_type[str(_screened(known or said or row["target_type"]))] += 1
     return {"total": sum(by_type.values()), "by_content_type": dict(sorted(by_type.items()))}
 
 
