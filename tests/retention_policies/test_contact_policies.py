@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pytest
 from pydantic import ValidationError
 
+from retention_policies import load_policies
 from retention_policies.contact_facts import CONTACT_SOURCE, set_contact_source
 from retention_policies.contacts import ContactItem, NotAContactError, contact_of, contacts_in
 from retention_policies.evaluate import evaluate
@@ -224,3 +227,13 @@ def test_an_unknown_inbox_blocks_the_contact_policy() -> None:
     assert plan.policies[0]["status"] == "blocked"
     assert "never fetched for 1" in plan.policies[0]["reason"]
     assert plan.targets.num_rows == 0
+
+
+def test_the_readme_contact_policy_validates(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", readme, re.S)
+    [text] = [b for b in blocks if "resource: contact\n" in b]
+    path = tmp_path / "contact.yaml"
+    path.write_text(text)
+    [loaded] = load_policies(path)
+    assert (loaded.resource, loaded.action.type) == ("contact", "erase_contact")
