@@ -1,16 +1,11 @@
 """One contact of a conversation: which of its items belong to it, read live from Gladly.
 
-Gladly has no endpoint for contacts; items say which contact they belong to only in part. A
-chat session, a voice-AI session and a custom-channel session are named by the `sessionId`
-their items carry; a phone call or voicemail is its own item (the contact id is the item's id,
-as Gladly's redact-calls example uses it). Emails, SMS, WhatsApp, Facebook, Instagram and
-Twitter messages carry no contact or thread id at all: named by the id of one of its messages,
-such a contact is the run of that channel's messages around it, up to the conversation's next
-message on another channel (our reading, not Gladly's: the rehearsal lists every item).
-
-Items that belong to no channel (notes, topic and status changes, customer activities) are the
-contact's when they fall inside its span, from its first item to its last (a call: until it
-completed). Other contacts' items in the same conversation are never the contact's.
+The rule is retention_policies.contacts' (the planner applies the same one to the archive):
+a chat, voice-AI or custom-channel session is named by its `sessionId`; a phone call or
+voicemail is its own item; an email, SMS, WhatsApp, Facebook, Instagram or Twitter exchange is
+that channel's run of messages around the one named, up to another channel's message (our
+reading, not Gladly's: the rehearsal lists every item); notes, topic and status changes and
+customer activities inside a contact's span are its too.
 """
 
 from __future__ import annotations
@@ -23,6 +18,14 @@ from typing import Any
 from gladly_client import GladlyClient
 from gladly_client.errors import CustomerMovedError, NotFoundError
 from gladly_client.item_models import Item
+from retention_policies.contacts import (
+    CALL_TYPES,
+    EXCHANGE_TYPES,
+    TIMELINE_TYPES,
+    ContactItem,
+    NotAContactError,
+)
+from retention_policies.contacts import contact_of as group_of
 
 __all__ = [
     "CALL_TYPES",
@@ -31,20 +34,10 @@ __all__ = [
     "Contact",
     "ContactNotFoundError",
     "attachment_ids",
+    "contact_item",
     "contact_of",
     "find_contact",
 ]
-
-# The contact id of a call or voicemail is the item's own id.
-CALL_TYPES = frozenset({"PHONE_CALL", "VOICEMAIL"})
-# Message channels whose items carry no contact id: the exchange around the message named.
-EXCHANGE_TYPES = frozenset(
-    {"EMAIL", "SMS", "WHATSAPP", "FACEBOOK_MESSAGE", "INSTAGRAM_DIRECT", "TWITTER"}
-)
-# Items of no channel: a contact's when inside its span.
-TIMELINE_TYPES = frozenset(
-    {"CONVERSATION_NOTE", "TOPIC_CHANGE", "CONVERSATION_STATUS_CHANGE", "CUSTOMER_ACTIVITY"}
-)
 
 
 class ContactNotFoundError(ValueError):
@@ -75,60 +68,33 @@ def attachment_ids(item: Item) -> list[str]:
     return [str(a["id"]) for a in listed if isinstance(a, dict) and a.get("id")]
 
 
-def _end_of(item: Item) -> datetime:
-    """When a keyed item ends: a call's completion when Gladly gives it, else its timestamp."""
-    content = item.content
-    completed = getattr(content, "completed_at", None)
-    if isinstance(completed, datetime) and completed > item.timestamp:
-        return completed
-    return item.timestamp
-
-
-def _exchange(items: Sequence[Item], at: int) -> list[Item]:
-    """The messages of items[at]'s channel around it, up to another channel's message."""
-    kind = items[at].content_type
-    members = [items[at]]
-    for step in (-1, 1):
-        n = at + step
-        while 0 <= n < len(items):
-            other = items[n].content_type
-            if other == kind:
-                members.append(items[n])
-            elif other not in TIMELINE_TYPES:
-                break
-            n += step
-    return sorted(members, key=lambda i: (i.timestamp, i.id))
+def contact_item(item: Item) -> ContactItem:
+    """What the contact rule reads of a live item."""
+    completed = getattr(item.content, "completed_at", None)
+    return ContactItem(
+        item.id,
+        item.content_type,
+        item.timestamp,
+        _session(item),
+        completed if isinstance(completed, datetime) else None,
+    )
 
 
 def contact_of(items: Sequence[Item], contact_id: str) -> tuple[str, list[Item]] | None:
-    """(kind, items) of the contact `contact_id` among one conversation's items (in Gladly's
-    order), or None when none of them names it. Raises ContactNotFoundError for the id of an
-    item that is no contact (a note, a topic change…)."""
-    keyed = [i for i in items if _session(i) == contact_id]
-    kind = "session"
-    if not keyed:
-        at = next((n for n, i in enumerate(items) if i.id == contact_id), None)
-        if at is None:
-            return None
-        named = items[at].content_type
-        if named in CALL_TYPES:
-            keyed, kind = [items[at]], "call"
-        elif named in EXCHANGE_TYPES:
-            keyed, kind = _exchange(items, at), "exchange"
-        else:
-            raise ContactNotFoundError(
-                f"--contact {contact_id}: names a {named} item, which is no contact (give a "
-                "chat session id, a call's id, or the id of a message of the exchange)"
-            )
-    start = min(i.timestamp for i in keyed)
-    end = max(_end_of(i) for i in keyed)
-    ids = {i.id for i in keyed}
-    members = [
-        i
-        for i in items
-        if i.id in ids or (i.content_type in TIMELINE_TYPES and start <= i.timestamp <= end)
-    ]
-    return kind, members
+    """(kind, items) of the contact `contact_id` among one conversation's items, or None when
+    none of them names it. Raises ContactNotFoundError for the id of an item that is no
+    contact (a note, a topic change…)."""
+    try:
+        group = group_of([contact_item(i) for i in items], contact_id)
+    except NotAContactError as exc:
+        raise ContactNotFoundError(
+            f"--contact {contact_id}: names a {exc.content_type} item, which is no contact (give "
+            "a chat session id, a call's id, or the id of a message of the exchange)"
+        ) from None
+    if group is None:
+        return None
+    by_id = {i.id: i for i in items}
+    return group.kind, [by_id[m.item_id] for m in group.members]
 
 
 def find_contact(client: GladlyClient, customer_ids: Iterable[str], contact_id: str) -> Contact:

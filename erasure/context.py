@@ -20,9 +20,30 @@ from retention_policies.holds import HeldConversation, HoldRegistry
 from retention_policies.recheck import Rechecker
 from retention_policies.sweep_plan import SWEEP_POLICY
 
-__all__ = ["AuditAppender", "Call", "Context", "Recorder", "Target"]
+__all__ = ["AuditAppender", "Call", "Context", "Once", "Recorder", "Target"]
 
 T = TypeVar("T")
+K = TypeVar("K")
+
+
+class Once:
+    """A value computed once per key, however many workers ask for it at the same time (what
+    Gladly says of one contact, read before the first of its items is acted on)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._locks: dict[Any, threading.Lock] = {}
+        self._values: dict[Any, Any] = {}
+
+    def get(self, key: Any, compute: Callable[[], T]) -> T:
+        """The key's value, computed by the first caller; the others wait for it."""
+        with self._lock:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._values:
+                self._values[key] = compute()
+            value: T = self._values[key]
+            return value
 
 
 class AuditAppender(Protocol):
@@ -49,6 +70,7 @@ class Target:
     subject_hash: str | None = None
     attempt: int = 1  # 1 + the earlier runs of this plan that reached the target (resumes)
     attachment_ids: tuple[str, ...] = ()  # an item's attachments, which go with it
+    contact_id: str | None = None  # the contact an item target belongs to (contact policies)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -161,6 +183,10 @@ class Context:
     policies: dict[str, PolicyCheck] = field(default_factory=dict)
     plan_now: datetime | None = None
     rechecker: Rechecker = field(default_factory=Rechecker)
+    # Per contact policy, every item the plan lists for its contacts (targets and held): a
+    # contact showing another item live has changed since planning.
+    contact_items: dict[str, frozenset[str]] = field(default_factory=dict)
+    contacts: Once = field(default_factory=Once)  # each contact read live once per run
 
     def policy_check(self, target: Target) -> PolicyCheck | None:
         """The target's policy as the plan defines it; None for a one-off request or a sweep

@@ -36,6 +36,7 @@ __all__ = [
     "HoldSource",
     "PlanRefusedError",
     "RunIdentity",
+    "contact_items",
     "execute_plan",
     "identity_from_env",
     "load_approved_plan",
@@ -143,9 +144,21 @@ def targets_of(plan: Plan) -> list[Target]:
                 close_open_conversations=bool(row["close_open_conversations"]),
                 subject_hash=facts.get("subject_hash"),
                 attachment_ids=tuple(facts.get("attachments") or ()),
+                contact_id=facts.get("contact"),
             )
         )
     return out
+
+
+def contact_items(plan: Plan) -> dict[str, frozenset[str]]:
+    """Per contact policy of the plan, the ids of every item it lists (targets and held)."""
+    names = {str(p["name"]) for p in plan.policies if p.get("resource") == "contact"}
+    found: dict[str, set[str]] = {name: set() for name in names}
+    for table in (plan.targets, plan.held):
+        for row in table.select(["policy_name", "target_id"]).to_pylist():
+            if row["policy_name"] in found:
+                found[row["policy_name"]].add(row["target_id"])
+    return {name: frozenset(ids) for name, ids in found.items()}
 
 
 def execute_plan(
@@ -246,6 +259,7 @@ def execute_plan(
             sent=history.sent,
             policies=checks,
             plan_now=plan.now,
+            contact_items=contact_items(plan),
         )
         try:
             # Whole customers first: their conversations' items then need no call at all.

@@ -28,6 +28,7 @@ __all__ = [
     "customer_facts",
     "item_facts",
     "item_recheck",
+    "record_recheck",
     "wants_conversation",
     "wants_profile",
 ]
@@ -146,7 +147,7 @@ def _decided_at(ctx: Context) -> datetime:
     return ctx.plan_now or ctx.now
 
 
-def _record(ctx: Context, target: Target, result: Recheck) -> o.TargetOutcome | None:
+def record_recheck(ctx: Context, target: Target, result: Recheck) -> o.TargetOutcome | None:
     """The re-check's verdict as an audit event; SKIPPED_CHANGED unless every filter holds."""
     detail = _safe_detail(result)
     if result.holds:
@@ -190,7 +191,7 @@ def customer_changed(
     result = ctx.rechecker.check(
         check.policy, target.target_id, facts, _decided_at(ctx), ctx.subjects.names
     )
-    return _record(ctx, target, result)
+    return record_recheck(ctx, target, result)
 
 
 def item_recheck(ctx: Context, target: Target, check: PolicyCheck | None) -> o.TargetOutcome | None:
@@ -241,7 +242,7 @@ def item_recheck(ctx: Context, target: Target, check: PolicyCheck | None) -> o.T
     facts = item_facts(ctx.subjects, target, conversation, profile)
     when = _decided_at(ctx)
     result = ctx.rechecker.check(policy, subject or "", facts, when, ctx.subjects.names)
-    return _record(ctx, target, result)
+    return record_recheck(ctx, target, result)
 
 
 def _failed(target: Target, status: int | None, code: str | None, what: str) -> o.TargetOutcome:

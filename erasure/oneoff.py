@@ -16,7 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from audit_log.outcomes import ONE_OFF_POLICY
-from erasure.contact import attachment_ids, find_contact
+from erasure.contact import ContactNotFoundError, attachment_ids, find_contact
+from erasure.remembered import remembered_contact_rows
 from erasure.request import Identifier, OneOffRequest, request_hash
 from erasure.request_metadata import audited_metadata
 from erasure.subjects import Subjects
@@ -92,7 +93,8 @@ def build_oneoff_plan(
     of the same request targeted stay targets even when Gladly no longer finds them by email
     or phone (deleted by that run). An identifier that matches no one now and never did is a
     target of its own whose outcome is `not_found`. A contact that does not resolve among the
-    customers' conversations stops here (erasure.contact.ContactNotFoundError)."""
+    customers' conversations stops here (erasure.contact.ContactNotFoundError), unless an
+    earlier run of the same request finished every item of it (erasure.remembered)."""
     registry = HoldRegistry.empty(key=key)
     request_id = request_hash(request, key)
     earlier = (
@@ -136,7 +138,17 @@ def build_oneoff_plan(
             rows.extend(_conversation_rows(client, head, cid, shash, not_found))
     elif request.scope == "contact":
         for contact_id in request.contact_ids:
-            contact = find_contact(client, customers, contact_id)
+            try:
+                contact = find_contact(client, customers, contact_id)
+            except ContactNotFoundError as exc:
+                # Gone from Gladly's view (a session id dropped by the redaction of an earlier
+                # run of this request): what that run finished is still the request's.
+                rows.extend(
+                    remembered_contact_rows(
+                        head, history, request_id, contact_id, exc, len(request.contact_ids)
+                    )
+                )
+                continue
             shash = customers.get(contact.customer_id)
             facts = {"contact": contact.contact_id, "contact_kind": contact.kind}
             rows.extend(_item_row(head, item, shash, facts) for item in contact.items)

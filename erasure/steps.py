@@ -10,7 +10,7 @@ from datetime import timedelta
 from audit_log import outcomes as o
 from audit_log.fields import check_value
 from audit_log.files import AuditError
-from erasure import live_check
+from erasure import contact_check, live_check
 from erasure.context import Call, Context, Recorder, Target
 from erasure.plan_policies import PolicyCheck
 from gladly_client import GladlyClient
@@ -90,7 +90,10 @@ def _run_target(ctx: Context, target: Target) -> o.TargetOutcome:
         return target.outcome(o.NOT_ERASABLE, detail=target.content_type or target.target_type)
     if ctx.dry_run:
         return target.outcome(o.DRY_RUN, detail=f"would {target.operation}")
-    stopped = live_check.item_recheck(ctx, target, check)
+    if check is not None and check.policy is not None and check.policy.resource == "contact":
+        stopped = contact_check.contact_recheck(ctx, target, check)
+    else:
+        stopped = live_check.item_recheck(ctx, target, check)
     if stopped is not None:
         return stopped
     if target.operation == "redact":

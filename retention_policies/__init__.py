@@ -9,6 +9,7 @@ from retention_policies.actions import (
     ACTION_TYPES,
     Action,
     DeleteCustomer,
+    EraseContact,
     EraseConversation,
     RedactItems,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "ConversationStatusFilter",
     "CustomAttributeFilter",
     "DeleteCustomer",
+    "EraseContact",
     "EraseConversation",
     "Filter",
     "HeldConversation",

@@ -67,6 +67,21 @@ class EraseConversation(_ActionBase):
     type: Literal["erase_conversation"]
 
 
+class EraseContact(_ActionBase):
+    """Erases a contact (a chat session, a call or voicemail, an email or SMS exchange) as far
+    as the API allows: redacts each of its items the API can redact, deletes its
+    CUSTOMER_ACTIVITY items, and lists the rest (notes, topic changes inside it) as not
+    erasable via the API. Which items are a contact's: retention_policies.contacts.
+
+    ```yaml
+    actions:
+      - type: erase_contact
+    ```
+    """
+
+    type: Literal["erase_contact"]
+
+
 class RedactItems(_ActionBase):
     """Redacts the matched items whose type is in `content_types` (default: every type the API
     can redact). CUSTOMER_ACTIVITY may be listed too: the API cannot redact those, so they are
@@ -99,12 +114,13 @@ class RedactItems(_ActionBase):
 
 
 Action = Annotated[
-    Union[DeleteCustomer, EraseConversation, RedactItems],  # noqa: UP007
+    Union[DeleteCustomer, EraseConversation, EraseContact, RedactItems],  # noqa: UP007
     Field(discriminator="type"),
 ]
 
 ACTION_TYPES: dict[str, type[BaseModel]] = {
     "delete_customer": DeleteCustomer,
     "erase_conversation": EraseConversation,
+    "erase_contact": EraseContact,
     "redact_items": RedactItems,
 }

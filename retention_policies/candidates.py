@@ -33,6 +33,7 @@ from retention_policies.compile import (
     population_sql,
     reads_rollups,
 )
+from retention_policies.contact_facts import ensure_contacts
 from retention_policies.facts_cache import facts_tables
 from retention_policies.loader import load_policies
 from retention_policies.planning import load_inputs
@@ -78,6 +79,8 @@ def profile_candidates(
             p.enabled and str(p.resource) == "customer" and reads_rollups(p.filters) for p in loaded
         ):
             tables.ensure_rollups()
+        if any(p.enabled and str(p.resource) == "contact" for p in loaded):
+            ensure_contacts(tables)
         con = tables.con.cursor()
         found = ProfileCandidates()
         try:

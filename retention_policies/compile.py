@@ -55,6 +55,21 @@ _POPULATION: dict[str, str] = {
             v.topic_ids AS _topic_ids, v.channels AS _channels,
             v.custom_attributes AS _attrs, v.*
         FROM conversations v LEFT JOIN customers c ON c.customer_id = v.customer_id""",
+    # A contact's own columns are its first and last item's times; the rest as an item's.
+    "contact": """
+        SELECT t.contact_id AS _id, t.customer_id AS _customer_id,
+            t.conversation_id AS _conversation_id,
+            c.last_activity AS _last_activity, v.created_at AS _conv_created,
+            v.closed_at AS _conv_closed, v.last_activity AS _conv_last,
+            CAST(NULL AS TIMESTAMPTZ) AS _item_time,
+            t.started_at AS _contact_started, t.last_activity AS _contact_last,
+            CASE WHEN v.status IS NULL THEN [] ELSE [v.status] END AS _statuses,
+            CASE WHEN v.inbox_id IS NOT NULL THEN [v.inbox_id] END AS _inbox_ids,
+            coalesce(v.topic_ids, []) AS _topic_ids, t.channels AS _channels,
+            c.custom_attributes AS _attrs, t.*
+        FROM contacts t
+        LEFT JOIN conversations v ON v.conversation_id = t.conversation_id
+        LEFT JOIN customers c ON c.customer_id = t.customer_id""",
     "item": """
         SELECT i.item_id AS _id, i.customer_id AS _customer_id,
             i.conversation_id AS _conversation_id,
@@ -77,12 +92,15 @@ _AGE_COLUMNS = {
     "conversation_closed": "_conv_closed",
     "conversation_last_activity": "_conv_last",
     "item_time": "_item_time",
+    "contact_started": "_contact_started",
+    "contact_last_activity": "_contact_last",
 }
 _COMPARE = {"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
 
 def population_sql(resource: str) -> str:
-    """The SELECT giving one row per `resource` (customer, conversation, item) with its facts."""
+    """The SELECT giving one row per `resource` (customer, conversation, contact, item) with its
+    facts (a contact's need retention_policies.contact_facts.ensure_contacts first)."""
     if resource not in _POPULATION:
         raise UnsupportedFilter(f"unknown resource {resource!r}")
     return _POPULATION[resource]

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -21,12 +21,14 @@ from retention_policies.compile import (
     population_sql,
     reads_rollups,
 )
+from retention_policies.contact_facts import ensure_contacts
 from retention_policies.facts import FACT_FIELDS, Progress, Tables
-from retention_policies.holds import UNEVALUABLE, hold_label
+from retention_policies.hold_tables import hold_rows, prepare_holds
 from retention_policies.loader import dotted, named_values
 from retention_policies.model import Limits
 from retention_policies.plan import _ORDER, TARGET_SCHEMA, Plan
 from retention_policies.references import References, Unresolved
+from retention_policies.vocab import DELETABLE_TYPES, REDACTABLE_TYPES
 
 __all__ = ["POLICIES_PHASE", "HoldsLike", "evaluate"]
 
@@ -49,25 +51,19 @@ class HoldsLike(Protocol):
 _FACT_LISTS = {
     "customer": ["channels"],
     "conversation": ["channels", "topic_ids"],
+    "contact": ["channels"],
     "item": [],
 }
-_HOLDS = pa.schema(
-    [
-        ("label", pa.string()),
-        ("kind", pa.string()),
-        ("value", pa.string()),
-        ("attr_key", pa.string()),
-        ("attr_val", pa.string()),
-    ]
-)
-_CUSTOMER_KINDS = ("customer_id", "email_hash", "phone_hash", "custom_attribute")
+# A contact's item targets name their contact as a one-off `delete --contact` names it.
+_FACT_ALIASES = {"contact": {"contact": "contact_id", "contact_kind": "kind"}}
 
 
 def _facts_json(resource: str, alias: str = "m") -> str:
-    cols = sorted(FACT_FIELDS[resource]) + _FACT_LISTS[resource]
+    cols = {c: c for c in sorted(FACT_FIELDS[resource]) + _FACT_LISTS[resource]}
+    cols.update(_FACT_ALIASES.get(resource, {}))
     return (
         "CAST(to_json(struct_pack("
-        + ", ".join(f'"{c}" := {alias}."{c}"' for c in cols)
+        + ", ".join(f'"{k}" := {alias}."{c}"' for k, c in cols.items())
         + ")) AS VARCHAR)"
     )
 
@@ -78,97 +74,10 @@ def _matched_columns(resource: str) -> list[str]:
     return [*head, "_inbox_ids", *own]
 
 
-def _hold_rows(holds: Iterable[Any], lookups: Mapping[str, Mapping[str, list[str]]]) -> pa.Table:
-    rows: list[dict[str, str | None]] = []
-    for hold in holds:
-        label, kind, value = hold_label(hold), str(hold.kind), str(hold.value)
-        if kind == "custom_attribute":
-            key, _, val = value.partition("=")
-            rows.append(
-                {"label": label, "kind": kind, "value": value, "attr_key": key, "attr_val": val}
-            )
-            continue
-        names = lookups.get("topics" if kind == "topic" else "inboxes", {})
-        ids = [value, *names.get(value, [])] if kind in ("topic", "inbox") else [value]
-        for one in ids:
-            rows.append(
-                {"label": label, "kind": kind, "value": one, "attr_key": None, "attr_val": None}
-            )
-    return pa.Table.from_pylist(rows, schema=_HOLDS)
-
-
-def _hmac_pads(key: bytes) -> tuple[bytes, bytes]:
-    block = hashlib.sha256(key).digest() if len(key) > 64 else key
-    block = block.ljust(64, b"\0")
-    return bytes(b ^ 0x36 for b in block), bytes(b ^ 0x5C for b in block)
-
-
-def _prepare_holds(con: duckdb.DuckDBPyConnection, table: pa.Table, key: bytes | None) -> None:
-    con.register("_holds_src", table)
-    con.execute("CREATE TEMP TABLE _holds AS SELECT * FROM _holds_src")
-    con.unregister("_holds_src")
-    kinds = set(table.column("kind").to_pylist())
-    # A hold that cannot be evaluated (its fact never fetched) holds, labelled so.
-    parts = [
-        "SELECT c.customer_id AS id, h.label FROM customers c JOIN _holds h "
-        "ON h.kind = 'customer_id' AND h.value = c.customer_id",
-        "SELECT c.customer_id, h.label FROM customers c JOIN _holds h "
-        "ON h.kind = 'custom_attribute' AND "
-        "json_extract_string(c.custom_attributes, '$.\"' || h.attr_key || '\"') = h.attr_val",
-        "SELECT DISTINCT c.customer_id, h.label || ? FROM customers c JOIN _holds h "
-        "ON h.kind = 'custom_attribute' AND c.custom_attributes IS NULL",
-    ]
-    params: list[Any] = [UNEVALUABLE]
-    hashed = kinds & {"email_hash", "phone_hash"}
-    if hashed:
-        if key is None:
-            raise ValueError("email/phone holds need the hold registry's key to be matched")
-        ipad, opad = _hmac_pads(key)
-        normal = {
-            "email_hash": ("emails", "lower(trim(x))"),
-            "phone_hash": ("phones", "regexp_replace(x, '[^+0-9]', '', 'g')"),
-        }
-        for kind in sorted(hashed):
-            column, norm = normal[kind]
-            parts.append(
-                f"SELECT customer_id, h.label FROM (SELECT customer_id, sha256(?::BLOB || "
-                f"unhex(sha256(?::BLOB || encode({norm})))) AS hx "
-                f"FROM (SELECT customer_id, unnest({column}) AS x FROM customers)) e "
-                f"JOIN _holds h ON h.kind = '{kind}' AND h.value = e.hx"
-            )
-            params += [opad, ipad]
-    con.execute("CREATE TEMP TABLE _hold_cust AS " + " UNION ".join(parts), params)
-    con.execute(
-        """CREATE TEMP TABLE _hold_conv AS
-        SELECT v.conversation_id AS id, v.customer_id, h.label FROM conversations v JOIN _holds h
-            ON (h.kind = 'conversation_id' AND h.value = v.conversation_id)
-            OR (h.kind = 'inbox' AND h.value = v.inbox_id)
-            OR (h.kind = 'topic' AND list_contains(v.topic_ids, h.value))
-        UNION
-        SELECT DISTINCT v.conversation_id, v.customer_id, h.label || ? FROM conversations v
-            JOIN _holds h ON h.kind = 'inbox' AND v.inbox_id IS NULL""",
-        [UNEVALUABLE],
-    )
-    con.execute(
-        """CREATE TEMP TABLE _held_customer AS SELECT id, list_sort(list_distinct(list(label)))
-            AS labels FROM (SELECT id, label FROM _hold_cust UNION ALL
-                            SELECT customer_id, label FROM _hold_conv) GROUP BY id"""
-    )
-    con.execute(
-        """CREATE TEMP TABLE _held_customer_direct AS SELECT id,
-            list_sort(list_distinct(list(label))) AS labels FROM _hold_cust GROUP BY id"""
-    )
-    con.execute(
-        """CREATE TEMP TABLE _held_conversation AS SELECT id, list_sort(list_distinct(list(label)))
-            AS labels FROM (SELECT id, label FROM _hold_conv UNION ALL
-                SELECT v.conversation_id, c.label FROM conversations v
-                JOIN _hold_cust c ON c.id = v.customer_id) GROUP BY id"""
-    )
-
-
 _HOLD_JOIN = {
     "customer": ("LEFT JOIN _held_customer h ON h.id = p._id", "h.labels"),
     "conversation": ("LEFT JOIN _held_conversation h ON h.id = p._id", "h.labels"),
+    "contact": ("LEFT JOIN _held_conversation h ON h.id = p._conversation_id", "h.labels"),
     "item": (
         "LEFT JOIN _held_conversation hc ON hc.id = p._conversation_id "
         "LEFT JOIN _held_customer_direct hd "
@@ -199,6 +108,8 @@ def _rows_sql(resource: str, action: Any, held: bool, head: list[Any]) -> tuple[
             [*head, kind],
         )
     inbox = "m._inbox_ids[1]"
+    if resource == "contact":
+        return _contact_rows_sql(where, facts, labels, inbox), [*head]
     if held or resource == "conversation":
         target_type = "'conversation'" if resource == "conversation" else "'item'"
         operation = "?" if held else "'not_erasable_via_api'"
@@ -234,6 +145,24 @@ def _rows_sql(resource: str, action: Any, held: bool, head: list[Any]) -> tuple[
     )
 
 
+def _contact_rows_sql(where: str, facts: str, labels: str, inbox: str) -> str:
+    """One row per item of each matched contact (an item inside two of them once, under the
+    first contact's facts), operations as for a conversation's items."""
+    redactable = ", ".join(f"'{t}'" for t in sorted(REDACTABLE_TYPES))
+    deletable = ", ".join(f"'{t}'" for t in sorted(DELETABLE_TYPES))
+    operation = (
+        f"CASE WHEN ci.content_type IN ({redactable}) THEN 'redact' "
+        f"WHEN ci.content_type IN ({deletable}) THEN 'delete' ELSE 'not_erasable_via_api' END"
+    )
+    return f"""SELECT 'item', ci.item_id, m._customer_id, m._conversation_id, ?, ?, ?,
+            {operation}, ci.content_type IN ({redactable}, {deletable}), ci.content_type,
+            {inbox}, m.last_activity, m._conv_closed, NULL, NULL, {facts}, {labels}
+        FROM _m m JOIN contact_items ci
+            ON ci.contact_id = m._id AND ci.conversation_id = m._conversation_id
+        WHERE {where}
+        QUALIFY row_number() OVER (PARTITION BY ci.item_id ORDER BY m._id) = 1"""
+
+
 def _insert(
     con: duckdb.DuckDBPyConnection, table: str, policy: Any, resource: str, held: bool
 ) -> None:
@@ -257,8 +186,9 @@ def evaluate(
     an active hold go to `held` (never to `targets`); if what is left exceeds `max_targets` or
     `max_percent` of the population the policy is blocked and contributes no targets.
     `erase_conversation` expands to one row per item (redact / delete / not_erasable_via_api)
-    plus a not_erasable_via_api row for the conversation record itself. `progress` hears the
-    policies evaluated (POLICIES_PHASE).
+    plus a not_erasable_via_api row for the conversation record itself; `erase_contact` to one
+    row per item of the contact (retention_policies.contacts), its id in the row's facts.
+    `progress` hears the policies evaluated (POLICIES_PHASE).
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
@@ -266,13 +196,15 @@ def evaluate(
         p.enabled and str(p.resource) == "customer" and reads_rollups(p.filters) for p in policies
     ):
         tables.ensure_rollups()
+    if any(p.enabled and str(p.resource) == "contact" for p in policies):
+        ensure_contacts(tables)
     con = tables.con.cursor()
     try:
         con.execute("SET TimeZone='UTC'")
         references = References.from_connection(con)
         lookups = references.lookups()
         active = list(holds.active(now)) if holds is not None else []
-        _prepare_holds(con, _hold_rows(active, lookups), getattr(holds, "key", None))
+        prepare_holds(con, hold_rows(active, lookups), getattr(holds, "key", None))
         ddl = ", ".join(f"{f.name} {_ddl(f.type)}" for f in TARGET_SCHEMA)
         con.execute(f"CREATE TEMP TABLE _targets ({ddl})")
         con.execute(f"CREATE TEMP TABLE _held ({ddl})")
@@ -329,7 +261,12 @@ def _evaluate_one(
     }
     if not policy.enabled:
         return outcome
-    table = {"customer": "customers", "conversation": "conversations", "item": "items"}[resource]
+    table = {
+        "customer": "customers",
+        "conversation": "conversations",
+        "contact": "contacts",
+        "item": "items",
+    }[resource]
     pop_row = con.execute(f"SELECT count(*) FROM {table}").fetchone()
     population = int(pop_row[0]) if pop_row else 0
     outcome["population"] = population

@@ -121,6 +121,17 @@ FACT_FIELDS: dict[str, frozenset[str]] = {
             "item_count",
         }
     ),
+    "contact": frozenset(
+        {
+            "contact_id",
+            "conversation_id",
+            "customer_id",
+            "kind",
+            "started_at",
+            "last_activity",
+            "item_count",
+        }
+    ),
     "item": frozenset(
         {
             "item_id",
@@ -456,6 +467,13 @@ def _items_view(con: duckdb.DuckDBPyConnection, items: str | None) -> None:
             coalesce(len(attachments) > 0, false) AS has_attachments, recording_status,
             content_type IN ({redactable}) AS redactable,
             content_type IN ({deletable}) AS deletable
+        FROM {_parquet(items)} i LEFT JOIN merges m ON m.source_id = i.customer_id"""
+    )
+    # What the contact rule reads (retention_policies.contact_facts builds contacts on first use).
+    con.execute(
+        f"""CREATE VIEW contact_source AS SELECT
+            conversation_id, coalesce(m.into_id, i.customer_id) AS customer_id, item_id,
+            content_type, "timestamp", session_id, call_completed_at
         FROM {_parquet(items)} i LEFT JOIN merges m ON m.source_id = i.customer_id"""
     )
 

@@ -17,7 +17,13 @@ from pydantic import (
     model_validator,
 )
 
-from retention_policies.actions import ACTION_TYPES, Action, DeleteCustomer, EraseConversation
+from retention_policies.actions import (
+    ACTION_TYPES,
+    Action,
+    DeleteCustomer,
+    EraseContact,
+    EraseConversation,
+)
 from retention_policies.actions import RedactItems as RedactItems
 from retention_policies.filters import (
     FILTER_TYPES,
@@ -51,6 +57,7 @@ __all__ = [
     "FILTER_TYPES",
     "Action",
     "DeleteCustomer",
+    "EraseContact",
     "EraseConversation",
     "Filter",
     "Limits",

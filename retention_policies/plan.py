@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -100,16 +101,30 @@ def _counts(table: pa.Table, column: str) -> dict[str, int]:
 SAMPLES = 5
 
 
-def _subjects(table: pa.Table, conversation_policies: list[str]) -> pa.Array:
+# A contact policy's rows name their contact in their facts (evaluate's `"contact"` key).
+_CONTACT_IN_FACTS = r'"contact":\s*"(?P<contact>[^"\\]*)"'
+
+
+def _subjects(
+    table: pa.Table, conversation_policies: list[str], contact_policies: Sequence[str] = ()
+) -> pa.Array:
     """Each row's subject: the conversation for a conversation policy (its record and each of its
-    items), else the target itself (a customer or an item)."""
+    items), the contact for a contact policy (each of its items), else the target itself (a
+    customer or an item)."""
     target_id = table.column("target_id")
-    if not conversation_policies or table.num_rows == 0:
+    if table.num_rows == 0:
         return target_id
-    of_conversation = pc.is_in(
-        table.column("policy_name"), value_set=pa.array(conversation_policies, pa.string())
-    )
-    return pc.if_else(of_conversation, table.column("conversation_id"), target_id)
+    subjects = target_id
+    names = table.column("policy_name")
+    if conversation_policies:
+        of_conversation = pc.is_in(names, value_set=pa.array(conversation_policies, pa.string()))
+        subjects = pc.if_else(of_conversation, table.column("conversation_id"), subjects)
+    if contact_policies:
+        of_contact = pc.is_in(names, value_set=pa.array(list(contact_policies), pa.string()))
+        found = pc.extract_regex(table.column("matched_facts_json"), _CONTACT_IN_FACTS)
+        contact = pc.struct_field(found, "contact")
+        subjects = pc.if_else(of_contact, contact, subjects)
+    return subjects
 
 
 def _targets_by_policy(table: pa.Table, subjects: pa.Array) -> dict[str, dict[str, Any]]:
@@ -241,11 +256,12 @@ class Plan:
     def _policy_summaries(self) -> list[dict[str, Any]]:
         """One entry per policy, in name order: what it is, what it selected, what holds kept
         back, and a few of its subjects' ids (Gladly ids only, never personal data)."""
-        conversation_policies = sorted(
-            str(p["name"]) for p in self.policies if p.get("resource") == "conversation"
-        )
-        selected = _targets_by_policy(self.targets, _subjects(self.targets, conversation_policies))
-        held = _held_by_policy(self.held, _subjects(self.held, conversation_policies))
+        by_resource: dict[str, list[str]] = {"conversation": [], "contact": []}
+        for p in self.policies:
+            by_resource.get(str(p.get("resource")), []).append(str(p["name"]))
+        of = (sorted(by_resource["conversation"]), sorted(by_resource["contact"]))
+        selected = _targets_by_policy(self.targets, _subjects(self.targets, *of))
+        held = _held_by_policy(self.held, _subjects(self.held, *of))
         entries = []
         for policy in sorted(self.policies, key=lambda p: str(p["name"])):
             name = str(policy["name"])

@@ -7,10 +7,11 @@ from typing import Any
 
 __all__ = ["summary_lines", "summary_markdown"]
 
-# A subject, the way a person counts it: one customer, one conversation, one item.
+# A subject, the way a person counts it: one customer, conversation, contact or item.
 _NOUNS = {
     "customer": ("customer", "customers"),
     "conversation": ("conversation", "conversations"),
+    "contact": ("contact", "contacts"),
     "item": ("item", "items"),
 }
 

@@ -21,6 +21,7 @@ from retention_policies.compile import (
     population_sql,
     reads_rollups,
 )
+from retention_policies.contact_facts import CONTACT_FACTS, ensure_contacts
 from retention_policies.facts import CONVERSATION_FACTS, CUSTOMER_FACTS, ITEM_FACTS, Tables
 
 __all__ = [
@@ -52,6 +53,7 @@ LIVE_PROFILE = "profile"
 _LIVE_VALUES = {
     "customer": frozenset({"conversation_count", "has_open_conversation"}),
     "conversation": frozenset({"status", "inbox_id", "closed_at"}),
+    "contact": frozenset(),
     "item": frozenset(),
 }
 _CONVERSATION_KINDS = frozenset({"inbox", "topic", "conversation_status"})
@@ -59,11 +61,13 @@ _SCHEMAS = (
     ("customers", CUSTOMER_FACTS),
     ("conversations", CONVERSATION_FACTS),
     ("items", ITEM_FACTS),
+    ("contacts", CONTACT_FACTS),
 )
 # The fact tables each resource's population view reads.
 _READS: dict[str, set[str]] = {
     "customer": {"customers"},
     "conversation": {"customers", "conversations"},
+    "contact": {"customers", "conversations", "contacts"},
     "item": {"customers", "conversations", "items"},
 }
 _MAX_DETAIL = 600  # characters of a re-check's detail (several filters may fail at once)
@@ -101,11 +105,13 @@ def live_sources(filters: Sequence[Any], resource: str) -> frozenset[str]:
 @dataclass(frozen=True)
 class SubjectFacts:
     """One subject's fact rows (CUSTOMER_FACTS, CONVERSATION_FACTS, ITEM_FACTS as dicts): the
-    archive's, with what Gladly says now in their place. Missing keys are null."""
+    archive's, with what Gladly says now in their place; a contact's (CONTACT_FACTS) as the
+    contact rule finds it in Gladly's live list. Missing keys are null."""
 
     customers: Sequence[Mapping[str, Any]] = ()
     conversations: Sequence[Mapping[str, Any]] = ()
     items: Sequence[Mapping[str, Any]] = ()
+    contacts: Sequence[Mapping[str, Any]] = ()  # CONTACT_FACTS, from the live contact
 
 
 @dataclass(frozen=True)
@@ -152,7 +158,7 @@ class Recheck:
 class Rechecker:
     """Evaluates re-checks, each on its thread's own DuckDB connection.
 
-    Opening a connection costs about as much as a Gladly call; refilling its three small
+    Opening a connection costs about as much as a Gladly call; refilling its four small
     tables costs a few milliseconds, so each thread keeps one until `close`.
     """
 
@@ -170,6 +176,7 @@ class Rechecker:
                 items=ITEM_FACTS.empty_table(),
             )
             tables.con.execute("SET threads=1")
+            ensure_contacts(tables)  # empty, filled per re-check like the others
             self._local.tables = tables
             self._local.filled = set()
             with self._lock:

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic_core import PydanticCustomError
 
-RESOURCES: tuple[str, ...] = ("customer", "conversation", "item")
+RESOURCES: tuple[str, ...] = ("customer", "conversation", "contact", "item")
 
 # Every conversation item `content.type` Gladly's API documents.
 CONTENT_TYPES: frozenset[str] = frozenset(
@@ -46,6 +46,15 @@ AGE_FIELDS: dict[str, frozenset[str]] = {
     "conversation": frozenset(
         {"conversation_created", "conversation_closed", "conversation_last_activity"}
     ),
+    "contact": frozenset(
+        {
+            "contact_last_activity",
+            "contact_started",
+            "conversation_closed",
+            "conversation_last_activity",
+            "last_activity",
+        }
+    ),
     "item": frozenset({"item_time"}),
 }
 ALL_AGE_FIELDS: frozenset[str] = frozenset().union(*AGE_FIELDS.values())
@@ -55,6 +64,7 @@ ALL_AGE_FIELDS: frozenset[str] = frozenset().union(*AGE_FIELDS.values())
 VALUE_FIELDS: dict[str, frozenset[str]] = {
     "customer": frozenset({"conversation_count", "item_count", "has_open_conversation"}),
     "conversation": frozenset({"item_count", "status", "inbox_id"}),
+    "contact": frozenset({"kind", "item_count"}),
     "item": frozenset({"content_type", "initiator_type", "has_attachments", "recording_status"}),
 }
 ALL_VALUE_FIELDS: frozenset[str] = frozenset().union(*VALUE_FIELDS.values())
@@ -78,11 +88,14 @@ FILTERS_BY_RESOURCE: dict[str, frozenset[str]] = {
     ),
     "item": frozenset({"age", "channel", "value", "and", "or", "not"}),
 }
+# A contact (a chat session, a call, an email or SMS exchange) is filtered like a conversation.
+FILTERS_BY_RESOURCE["contact"] = FILTERS_BY_RESOURCE["conversation"]
 
 # Action type allowed per resource.
 ACTION_BY_RESOURCE: dict[str, str] = {
     "customer": "delete_customer",
     "conversation": "erase_conversation",
+    "contact": "erase_contact",
     "item": "redact_items",
 }
 

@@ -12,7 +12,9 @@ import pytest
 
 from audit_log import AuditLog
 from gladly_archive.attachments import read_attachments
+from gladly_sandbox.content import Renderer
 from gladly_sandbox.errors import ApiError
+from gladly_sandbox.tables import F_REDACTED
 from tests._console import says
 from tests._scan import traces
 from tests.erasure._erasure_world import KEY, ErasureWorld, erasure_world
@@ -276,3 +278,52 @@ def test_erasing_an_email_exchange_by_one_of_its_messages(world: ErasureWorld) -
     assert sorted(e["target_id"] for e in outcomes) == sorted(emails)
     assert {e["outcome"] for e in outcomes} == {"redacted"}
     assert all(org.get_item(i)["conversationId"] == conv for i in emails)
+
+
+def test_a_rerun_after_redaction_took_the_session_id_says_the_request_is_done(
+    world: ErasureWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Gladly does not document whether a redacted chat message keeps its sessionId: here the
+    # sandbox drops it, so after the first run nothing live names the contact any more.
+    shown = Renderer.item
+
+    def forgetting(self: Renderer, row: int) -> dict[str, Any]:
+        out = shown(self, row)
+        if self.data.items.flags[row] & F_REDACTED:
+            out.pop("sessionId", None)
+            out["content"].pop("sessionId", None)
+        return out
+
+    monkeypatch.setattr(Renderer, "item", forgetting)
+    org = world.sandbox.org
+    session = _sessions(world)[5]
+    args = ("delete", "--customer-id", session.customer_id, "--contact", session.session_id)
+    done = world.cli(*args, "--execute")
+    assert done.returncode == 0, done.stderr
+    assert all(_text(org.get_item(i)) == "" for i in session.messages)
+    assert all(_session_of(org.get_item(i)) is None for i in session.messages)
+    mine = set(session.messages) | set(session.inside)
+    outcomes = _outcomes(world, mine)
+    before = AuditLog(world.root, key=KEY).events().num_rows
+
+    again = world.cli(*args, "--execute")
+    assert again.returncode == 0, again.stderr
+    assert not says(again.stderr, "no conversation of the customer")
+    assert says(again.stdout + again.stderr, f"finished by an earlier run │ {len(mine)}")
+    assert _outcomes(world, mine) == outcomes  # one outcome per item, the first run's
+    events = AuditLog(world.root, key=KEY).events().to_pylist()[before:]
+    assert events  # the rerun is audited
+    assert not [e for e in events if e["step"] in ("act", "outcome")]
+
+    # A rehearsal is never evidence: a request only rehearsed, whose contact then vanished
+    # (redacted by someone else), is not remembered as done: it stops, changing nothing.
+    other = _sessions(world)[6]
+    asked = ("delete", "--customer-id", other.customer_id, "--contact", other.session_id)
+    assert world.cli(*asked).returncode == 0  # the rehearsal
+    for item_id in other.messages:
+        org.redact_item(item_id)
+    before = AuditLog(world.root, key=KEY).events().num_rows
+    refused = world.cli(*asked, "--execute")
+    assert refused.returncode == 2, refused.stderr
+    assert says(refused.stderr, f"--contact {other.session_id}: no conversation")
+    assert AuditLog(world.root, key=KEY).events().num_rows == before

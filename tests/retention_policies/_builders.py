@@ -100,6 +100,7 @@ def tables(
 _ACTIONS = {
     "customer": {"type": "delete_customer"},
     "conversation": {"type": "erase_conversation"},
+    "contact": {"type": "erase_contact"},
     "item": {"type": "redact_items"},
 }
 

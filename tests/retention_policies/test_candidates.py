@@ -83,3 +83,36 @@ def test_a_hold_on_an_attribute_needs_the_profiles_of_the_policys_targets(
     assert found.customer_ids == quiet
     assert found.per_policy == {"quiet": len(quiet)}
     assert found.customers > len(quiet)
+
+
+CALLS_OF_NON_GOLD = """\
+name: calls-of-non-gold
+description: Calls of customers not in the gold tier.
+resource: contact
+filters:
+  - {type: channel, in: [PHONE_CALL, VOICEMAIL]}
+  - {type: custom_attribute, key: loyaltyTier, op: ne, value: gold}
+actions:
+  - {type: erase_contact}
+limits: {max_percent: 100, max_targets: 100000}
+"""
+
+
+def test_a_contact_policy_on_attributes_needs_the_profiles_of_customers_with_such_contacts(
+    root: Path, tmp_path: Path
+) -> None:
+    policies = tmp_path / "calls.yaml"
+    policies.write_text(CALLS_OF_NON_GOLD)
+    found = profile_candidates(str(root), policies, now=NOW)
+    tables = load_tables(root)
+    callers = {
+        r[0]
+        for r in tables.con.execute(
+            "SELECT DISTINCT customer_id FROM items "
+            "WHERE content_type IN ('PHONE_CALL', 'VOICEMAIL') AND conversation_id IS NOT NULL"
+        ).fetchall()
+    }
+    tables.con.close()
+    assert callers
+    assert found.customer_ids == callers
+    assert found.per_policy == {"calls-of-non-gold": len(callers)}

@@ -64,7 +64,7 @@ CASES: list[tuple[str, str, str, int | None, str, list[str]]] = [
         "resource",
         3,
         "unknown resource 'customers'",
-        ["conversation", "customer", "item"],
+        ["contact", "conversation", "customer", "item"],
     ),
     (
         "unknown top key",
@@ -302,7 +302,7 @@ CASES: list[tuple[str, str, str, int | None, str, list[str]]] = [
         "actions[0].type",
         9,
         "unknown action type 'delete'",
-        ["delete_customer", "erase_conversation", "redact_items"],
+        ["delete_customer", "erase_contact", "erase_conversation", "redact_items"],
     ),
     (
         "two actions",
