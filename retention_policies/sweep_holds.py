@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from retention_policies.evaluate import _hold_rows, _prepare_holds
 from retention_policies.facts import Progress
 from retention_policies.facts_cache import facts_tables
+from retention_policies.hold_tables import hold_rows, prepare_holds
 from retention_policies.holds import UNEVALUABLE, HoldRegistry
 from retention_policies.references import References
 
@@ -84,7 +84,7 @@ def sweep_holds(
         if not active or not found.num_rows:
             return SweepHolds(registry, {})
         con.execute("SET TimeZone='UTC'")
-        _prepare_holds(con, _hold_rows(active, references.lookups()), registry.key)
+        prepare_holds(con, hold_rows(active, references.lookups()), registry.key)
         con.register("_found", found.select(_FOUND.names).cast(_FOUND))
         rows = con.execute(_LABELS_SQL, [UNEVALUABLE]).fetchall()
     finally:
