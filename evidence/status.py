@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, TypeVar
 
 from evidence.status_audit import (
@@ -19,6 +19,11 @@ from evidence.status_audit import (
     requests_state,
 )
 from evidence.status_plans import APPROVAL_OVERDUE, PlansState, list_plans, plans_state
+from gladly_archive.wording import age as _age
+from gladly_archive.wording import at as _at
+from gladly_archive.wording import counted as _n
+from gladly_archive.wording import hours as _hours
+from gladly_archive.wording import iso_time as _time
 
 __all__ = ["HASH_PREFIX", "SECTIONS", "AuditStatus", "in_status_order", "read_audit_status"]
 
@@ -239,34 +244,4 @@ def _left(request: OpenRequest) -> str:
     return ", ".join(f"{count} {what}" for what, count in pairs if count)
 
 
-# The status's shared wording, kept the same as ingest.status's (tests/ingest pins the two).
-def _at(moment: datetime) -> str:
-    return f"{moment:%Y-%m-%d %H:%M}Z"
-
-
-def _age(age: timedelta) -> str:
-    seconds = age.total_seconds()
-    if seconds < 0:
-        return "in the future"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 48 * 3600:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
-
-
-def _n(count: int, one: str, many: str | None = None) -> str:
-    return f"{count:,} {one if count == 1 else many or one + 's'}"
-
-
 # -- as a machine reads it --------------------------------------------------------------------
-
-
-def _time(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _hours(age: timedelta) -> float:
-    return round(age.total_seconds() / 3600, 3)

@@ -5,10 +5,15 @@ docs/status.schema.json). Plain strings; ids, times and counts only."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from gladly_archive import Archive
+from gladly_archive.wording import age as _age
+from gladly_archive.wording import at as _at
+from gladly_archive.wording import counted as _n
+from gladly_archive.wording import hours as _hours
+from gladly_archive.wording import iso_time as _time
 from gladly_client import GladlyClient
 from ingest.status_sections import (
     EXPIRY_ATTENTION,
@@ -258,37 +263,7 @@ def _until(left: timedelta) -> str:
     return f"in {days:.1f} days" if days >= 0 else f"since {-days:.1f} days"
 
 
-# The status's shared wording, kept the same as evidence.status's (tests/ingest pins the two).
-def _at(moment: datetime) -> str:
-    return f"{moment:%Y-%m-%d %H:%M}Z"
-
-
-def _age(age: timedelta) -> str:
-    seconds = age.total_seconds()
-    if seconds < 0:
-        return "in the future"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 48 * 3600:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
-
-
-def _n(count: int, one: str, many: str | None = None) -> str:
-    return f"{count:,} {one if count == 1 else many or one + 's'}"
-
-
 # -- as a machine reads it --------------------------------------------------------------------
-
-
-def _time(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _hours(age: timedelta) -> float:
-    return round(age.total_seconds() / 3600, 3)
 
 
 def _day(day: date | None) -> str | None:
