@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 
 __all__ = [
     "ArchiveError",
@@ -135,6 +136,25 @@ def atomic_write_bytes(fs: pafs.FileSystem, path: str, data: bytes) -> None:
     fsync_file(fs, tmp)
     fs.move(tmp, path)
     fsync_dirs(fs, {parent})
+
+
+def atomic_write_parquet(fs: pafs.FileSystem, path: str, table: pa.Table) -> None:
+    """Write ``table`` (zstd) to ``path`` so readers see either the old file, nothing, or the
+    whole new one: under a hidden temporary name, fsynced, renamed, its directory fsynced. A
+    failure removes the temporary file and is raised."""
+    directory = posixpath.dirname(path)
+    fs.create_dir(directory, recursive=True)
+    tmp = temp_name(path)
+    try:
+        with fs.open_output_stream(tmp) as sink:
+            pq.write_table(table, sink, compression="zstd")
+        fsync_file(fs, tmp)
+        fs.move(tmp, path)
+    except BaseException:
+        if exists(fs, tmp):
+            fs.delete_file(tmp)
+        raise
+    fsync_dirs(fs, {directory})
 
 
 def move_idempotent(fs: pafs.FileSystem, src: str, dst: str) -> bool:

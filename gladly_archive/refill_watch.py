@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import posixpath
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,10 +9,9 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 
 from gladly_archive.archive import Archive
-from gladly_archive.fs import exists, fsync_dirs, fsync_file, temp_name
+from gladly_archive.fs import atomic_write_parquet, exists
 from gladly_archive.keyed import DETAIL_KINDS
 from gladly_archive.schemas import REFILL_WATCH
 
@@ -81,20 +79,7 @@ def write_watch(archive: Archive, watch: WatchedDetail) -> bool:
     fs = archive.fs
     if exists(fs, path):
         return False
-    table = pa.Table.from_pylist([watch.as_row()], schema=REFILL_WATCH)
-    directory = posixpath.dirname(path)
-    fs.create_dir(directory, recursive=True)
-    tmp = temp_name(path)
-    try:
-        with fs.open_output_stream(tmp) as sink:
-            pq.write_table(table, sink, compression="zstd")
-        fsync_file(fs, tmp)
-        fs.move(tmp, path)
-    except BaseException:
-        if exists(fs, tmp):
-            fs.delete_file(tmp)
-        raise
-    fsync_dirs(fs, {directory})
+    atomic_write_parquet(fs, path, pa.Table.from_pylist([watch.as_row()], schema=REFILL_WATCH))
     return True
 
 

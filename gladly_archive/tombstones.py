@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import posixpath
 from typing import Any
 
 import numpy as np
@@ -12,7 +11,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from gladly_archive.archive import Archive
-from gladly_archive.fs import exists, fsync_dirs, fsync_file, temp_name
+from gladly_archive.fs import atomic_write_parquet, exists
 from gladly_archive.layout import validate_job_id
 from gladly_archive.schemas import TOMBSTONES
 
@@ -151,19 +150,7 @@ def write_tombstones(
     if new.num_rows == 0:
         return 0 if old is None else int(old.num_rows)
     merged = _union(new if old is None else pa.concat_tables([old, new]))
-    directory = posixpath.dirname(path)
-    fs.create_dir(directory, recursive=True)
-    tmp = temp_name(path)
-    try:
-        with fs.open_output_stream(tmp) as sink:
-            pq.write_table(merged, sink, compression="zstd")
-        fsync_file(fs, tmp)
-        fs.move(tmp, path)
-    except BaseException:
-        if exists(fs, tmp):
-            fs.delete_file(tmp)
-        raise
-    fsync_dirs(fs, {directory})
+    atomic_write_parquet(fs, path, merged)
     return int(merged.num_rows)
 
 
