@@ -21,10 +21,10 @@ from tests._policies import NOW
 from tests._scan import traces
 from tests.gladly_pipeline.test_cli_sweep import (
     CHAT_CARD,
-    EMAIL_SSN,
     LOOK_ALIKE,
     NOTE_CARD,
     NUMBERS,
+    say_numbers,
 )
 
 pytestmark = pytest.mark.integration
@@ -50,18 +50,7 @@ def said(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Said]:
     with Sandbox(
         seed=31, customers=12, now=NOW, frozen_clock=True, rate_limit_per_second=None
     ) as sb:
-        customer = sb.org.customer_ids()[0]
-        conversation = sb.org.conversation_ids(customer)[0]
-        ids = {
-            role: sb.org.say(conversation, kind, text)
-            for role, kind, text in (
-                ("chat", "CHAT_MESSAGE", CHAT_CARD),
-                ("note", "CONVERSATION_NOTE", NOTE_CARD),
-                ("email", "EMAIL", EMAIL_SSN),
-                ("look_alike", "CHAT_MESSAGE", LOOK_ALIKE),
-            )
-        }
-        sb.advance(days=2)
+        ids = say_numbers(sb)
         monkeypatch.setenv("GLADLY_BASE_URL", sb.base_url)
         monkeypatch.setenv("GLADLY_USER", sb.user)
         monkeypatch.setenv("GLADLY_API_TOKEN", sb.api_token)

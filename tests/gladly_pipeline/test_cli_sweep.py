@@ -64,6 +64,25 @@ class SweepWorld(ErasureWorld):
         return proc
 
 
+def say_numbers(sb: Sandbox) -> dict[str, str]:
+    """Into the first conversation, after the export jobs so far: a card in a chat and in a
+    note, an SSN in an email and a look-alike; the clock moved on so that the next daily job
+    carries them. Their item ids, by role."""
+    customer = sb.org.customer_ids()[0]
+    conversation = sb.org.conversation_ids(customer)[0]
+    said = {
+        role: sb.org.say(conversation, kind, text)
+        for role, kind, text in (
+            ("chat", "CHAT_MESSAGE", CHAT_CARD),
+            ("note", "CONVERSATION_NOTE", NOTE_CARD),
+            ("email", "EMAIL", EMAIL_SSN),
+            ("look_alike", "CHAT_MESSAGE", LOOK_ALIKE),
+        )
+    }
+    sb.advance(days=2)
+    return said
+
+
 @contextmanager
 def sweep_world(tmp: Path) -> Iterator[SweepWorld]:
     """A sandbox whose first conversation got a card in a chat and a note, an SSN in an email
@@ -73,18 +92,7 @@ def sweep_world(tmp: Path) -> Iterator[SweepWorld]:
     ) as sb:
         # People type numbers into a conversation after the export jobs so far were made;
         # the next daily job carries them.
-        customer = sb.org.customer_ids()[0]
-        conversation = sb.org.conversation_ids(customer)[0]
-        said = {
-            role: sb.org.say(conversation, kind, text)
-            for role, kind, text in (
-                ("chat", "CHAT_MESSAGE", CHAT_CARD),
-                ("note", "CONVERSATION_NOTE", NOTE_CARD),
-                ("email", "EMAIL", EMAIL_SSN),
-                ("look_alike", "CHAT_MESSAGE", LOOK_ALIKE),
-            )
-        }
-        sb.advance(days=2)
+        said = say_numbers(sb)
         root = tmp / "a-rather-long-archive-directory-name" / "arc"
         with GladlyClient(sb.base_url, sb.user, sb.api_token, requests_per_second=500.0) as c:
             assert run_export(c, Archive.open(root), now=sb.clock.now()).failed == []
