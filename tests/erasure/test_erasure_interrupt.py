@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -16,6 +15,7 @@ import pytest
 
 from gladly_pipeline.exit_codes import EXIT_INTERRUPTED, EXIT_OK
 from tests._console import flat, says
+from tests._interrupt import interrupt_when
 from tests.erasure._erasure_world import REPO, ErasureWorld, erasure_world
 
 pytestmark = pytest.mark.slow
@@ -85,14 +85,7 @@ def test_ctrl_c_during_a_deletion_says_what_was_done_and_a_rerun_finishes_it(
 
         stats.record = record  # type: ignore[method-assign]
         first = _delete(env, targets, tmp_path / "first")
-        try:
-            assert deleted_one.wait(timeout=120), "no profile was deleted in two minutes"
-            first.send_signal(signal.SIGINT)
-            code = first.wait(timeout=120)
-        finally:
-            if first.poll() is None:
-                first.kill()
-                first.wait()
+        code = interrupt_when(deleted_one, first, "profile deleted", still_running=False)
         stderr = (tmp_path / "first.err").read_text()
         assert code == EXIT_INTERRUPTED, stderr
         assert "Traceback" not in stderr

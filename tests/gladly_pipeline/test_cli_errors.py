@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from gladly_pipeline.exit_codes import (
 from gladly_sandbox import Sandbox
 from gladly_sandbox.settings import ANY_ROUTE, FaultSpec, SandboxUser, default_users
 from tests._console import flat, says
+from tests._interrupt import interrupt_when
 
 pytestmark = pytest.mark.integration
 
@@ -429,15 +429,7 @@ def test_ctrl_c_during_an_export_says_what_was_done_and_a_rerun_finishes_it(
 
         stats.record = record  # type: ignore[method-assign]
         first = _export(env, tmp_path / "first")
-        try:
-            assert archived_one.wait(timeout=120), "no job was archived in two minutes"
-            assert first.poll() is None, "the export ended before it could be interrupted"
-            first.send_signal(signal.SIGINT)
-            code = first.wait(timeout=60)
-        finally:
-            if first.poll() is None:
-                first.kill()
-                first.wait()
+        code = interrupt_when(archived_one, first, "job archived", still_running=True)
         stderr = (tmp_path / "first.err").read_text()
         assert code == EXIT_INTERRUPTED, stderr
         assert "Traceback" not in stderr
