@@ -28,6 +28,7 @@ __all__ = [
     "REDACTED",
     "SKIPPED_CHANGED",
     "UNLINKED",
+    "UNLINK_POLICY",
     "VERIFY_FAILED",
     "RunReport",
     "TargetOutcome",
@@ -60,6 +61,8 @@ UNLINKED = "unlinked"
 # The policy name of one-off requests: their targets belong to the request (its keyed hash is
 # their policy_hash), which keeps its identity over reruns; a policy's targets to their plan.
 ONE_OFF_POLICY = "one-off"
+# The policy name of `gladly-pipeline unlink` requests: theirs too by the request's hash.
+UNLINK_POLICY = "unlink"
 
 # Outcomes a rerun of the same plan leaves alone; FAILED, VERIFY_FAILED and DRY_RUN are tried
 # again (a rerun converges on the rest).
@@ -166,7 +169,7 @@ class RunReport:
 def request_key(event: Mapping[str, Any]) -> str:
     """What an audit event's target belongs to: its one-off request (stable over reruns, which
     plan anew), else its plan. One final outcome per target per request key."""
-    if event.get("policy_name") == ONE_OFF_POLICY:
+    if event.get("policy_name") in (ONE_OFF_POLICY, UNLINK_POLICY):
         return f"request:{event.get('policy_hash')}"
     return f"plan:{event.get('plan_hash')}"
 

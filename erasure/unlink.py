@@ -39,7 +39,7 @@ from gladly_client.models import Customer
 
 __all__ = ["POLICY_NAME", "UNLINKED", "UnlinkReport", "run_unlink"]
 
-POLICY_NAME = "unlink"  # the audit events' policy_name: the request's hash is their policy_hash
+POLICY_NAME = o.UNLINK_POLICY  # the events' policy_name: the request's hash is their policy_hash
 UNLINKED = o.UNLINKED
 _RESOLVED = "resolved"  # a rerun names the customer an earlier run resolved
 

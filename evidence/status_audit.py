@@ -31,6 +31,8 @@ _TARGET_TYPES = ("customer", "conversation", "item")
 # The steps status reads; every other event (hold checks, verifications, purges) is detail.
 _STEPS = ("run_started", "run_finished", "approval", "act", "outcome")
 _NOT_DONE = (o.FAILED, o.VERIFY_FAILED)
+# What ends a target: the engine's final outcomes, and an unlink request's one.
+_DONE = o.FINAL_OUTCOMES | {o.UNLINKED}
 
 
 @dataclass(frozen=True)
@@ -217,7 +219,7 @@ def requests_state(audit: AuditRead, plan_keys: dict[str, str]) -> RequestsState
         target = (str(row["policy_name"]), str(row["target_type"]), str(row["target_id"]))
         if row["step"] == "act" and row["phase"] == "intent":
             states.setdefault(key, {})[target] = "announced"
-        elif row["step"] == "outcome" and row["outcome"] in o.FINAL_OUTCOMES:
+        elif row["step"] == "outcome" and row["outcome"] in _DONE:
             states.setdefault(key, {})[target] = "done"
         elif row["step"] == "outcome" and row["outcome"] in _NOT_DONE:
             states.setdefault(key, {})[target] = "failed"
