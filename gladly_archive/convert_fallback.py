@@ -13,7 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from gladly_archive.schemas import ITEMS
+from gladly_archive.schemas import CONVERTED_ITEMS
 
 _EPOCH_DAY = date(1970, 1, 1)
 _DAY_US = 86_400_000_000
@@ -250,7 +250,7 @@ def _first_str(*values: Any) -> str | None:
 
 def rows_to_batch(rows: list[dict[str, Any]]) -> pa.RecordBatch:
     """ITEMS rows (from item_row) as one record batch with exactly the ITEMS schema."""
-    return pa.RecordBatch.from_pylist(rows, schema=ITEMS)
+    return pa.RecordBatch.from_pylist(rows, schema=CONVERTED_ITEMS)
 
 
 # --- which valid lines the fast path can take --------------------------------------------------

@@ -27,7 +27,7 @@ from gladly_archive.convert_fallback import (
     TIMESTAMP_PATTERN,
 )
 from gladly_archive.jsonl import POOL
-from gladly_archive.schemas import ATTACHMENT, ITEMS, UTC_MICROS
+from gladly_archive.schemas import ATTACHMENT, CONVERTED_ITEMS, UTC_MICROS
 
 __all__ = ["PARSE_SCHEMA", "convert_fast"]
 
@@ -315,4 +315,4 @@ def _columns(
         value.combine_chunks(memory_pool=POOL) if isinstance(value, pa.ChunkedArray) else value
         for value in columns.values()
     ]
-    return pa.RecordBatch.from_arrays(arrays, schema=ITEMS)
+    return pa.RecordBatch.from_arrays(arrays, schema=CONVERTED_ITEMS)

@@ -211,7 +211,8 @@ def _redacted(row: dict[str, Any]) -> dict[str, Any]:
     """An ITEMS row as redacted (the same row again if it already is)."""
     out = dict(row)
     for name in REDACTED_COLUMNS:
-        out[name] = None
+        if name in out:
+            out[name] = None
     if row["attachments"] is not None:
         out["attachments"] = [
             None
@@ -224,7 +225,8 @@ def _redacted(row: dict[str, Any]) -> dict[str, Any]:
             }
             for a in row["attachments"]
         ]
-    out["raw_json"] = _stub(row)
+    if "raw_json" in out:
+        out["raw_json"] = _stub(row)
     return out
 
 
@@ -328,7 +330,14 @@ class _ItemPurge(ArchiveRewrite):
             return items.filter(pc.invert(targets))
         position = items.schema.get_field_index("text")
         text = pc.if_else(targets, pa.scalar(None, items.schema.field("text").type), items["text"])
-        return items.set_column(position, items.schema.field("text"), text)
+        items = items.set_column(position, items.schema.field("text"), text)
+        # Transcript lines name attachments by file name: a redacted item's names go too.
+        position = items.schema.get_field_index("attachments")
+        attachments = items["attachments"].to_pylist()
+        for row in pc.indices_nonzero(pc.fill_null(targets, False)).to_pylist():
+            attachments[row] = _redacted({"attachments": attachments[row]})["attachments"]
+        field = items.schema.field("attachments")
+        return items.set_column(position, field, pa.array(attachments, field.type))
 
     def _transcripts(self, convs: pa.Array, indexed: list[str], report: ItemPurgeReport) -> None:
         """Rewrite the transcript rows of these conversations that the change alters."""

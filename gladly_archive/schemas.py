@@ -8,6 +8,7 @@ __all__ = [
     "AGENTS",
     "ATTACHMENT",
     "CONVERSATIONS",
+    "CONVERTED_ITEMS",
     "CUSTOMERS",
     "CUSTOMER_FILES",
     "CUSTOMER_PROFILES",
@@ -28,7 +29,9 @@ __all__ = [
 ]
 
 # Bump when a column is added, removed or changes type; readers compare it from file metadata.
-SCHEMA_VERSION = 2  # 2: items carry `date`; the folded tier (docs/erasure-layout.md)
+# 2: items carry `date`; the folded tier (docs/erasure-layout.md). 3: readable transcripts, names
+# and plain text (item_derive), directories without Hive keys (`gladly-pipeline migrate`).
+SCHEMA_VERSION = 3
 
 UTC_MICROS = pa.timestamp("us", tz="UTC")
 _STRINGS = pa.list_(pa.string())
@@ -57,47 +60,61 @@ ATTACHMENT = pa.struct(
     ]
 )
 
+# The item columns the converters read from Gladly's JSON (gladly_archive.convert); ITEMS adds
+# the columns gladly_archive.item_derive derives from them and from the archive's listings.
+_CONVERTED_FIELDS = [
+    pa.field("item_id", pa.string(), nullable=False),
+    pa.field("conversation_id", pa.string()),  # absent for CUSTOMER_ACTIVITY items
+    pa.field("customer_id", pa.string(), nullable=False),
+    pa.field("session_id", pa.string()),  # envelope sessionId, else content.sessionId
+    pa.field("timestamp", UTC_MICROS, nullable=False),
+    pa.field("date", pa.date32(), nullable=False),  # the timestamp's UTC date
+    pa.field("initiator_id", pa.string()),
+    pa.field("initiator_type", pa.string()),
+    pa.field("responder_id", pa.string()),
+    pa.field("responder_type", pa.string()),
+    pa.field("content_type", pa.string(), nullable=False),
+    # Chat messageType; for a custom-channel message its raw TEXT / FILES type.
+    pa.field("message_type", pa.string()),
+    # What a person reads: message, email body, SMS, note or activity body, voice-AI
+    # line, custom-channel text, or a call's transcript where one was fetched. Rich-content
+    # HTML becomes plain text and quoted email history is trimmed (gladly_archive.item_text).
+    pa.field("text", pa.large_string()),
+    pa.field("subject", pa.string()),  # email subject, or a customer activity's title
+    pa.field("from_address", pa.string()),
+    pa.field("to_addresses", _STRINGS),
+    pa.field("cc_addresses", _STRINGS),
+    pa.field("bcc_addresses", _STRINGS),
+    pa.field("call_started_at", UTC_MICROS),
+    pa.field("call_answered_at", UTC_MICROS),
+    pa.field("call_completed_at", UTC_MICROS),
+    pa.field("recording_status", pa.string()),
+    pa.field("recording_duration_seconds", pa.int64()),
+    pa.field("recording_summary", pa.large_string()),
+    pa.field("activity_type", pa.string()),
+    pa.field("attachments", pa.list_(ATTACHMENT)),
+    # The complete original item (envelope and content) exactly as Gladly sent it, so
+    # nothing is ever lost: json_extract(raw_json, '$.content') gives the content.
+    pa.field("raw_json", pa.large_string(), nullable=False),
+    pa.field("job_id", pa.string(), nullable=False),  # export job, or "api-…" run
+    pa.field("archived_at", UTC_MICROS, nullable=False),
+]
+_DERIVED_FIELDS = [
+    pa.field("channel", pa.string(), nullable=False),  # "Chat", "Email", "Note", …
+    pa.field("internal", pa.bool_(), nullable=False),  # an internal note: never customer-facing
+    pa.field("agent_id", pa.string()),  # the agent who wrote or answered it
+    pa.field("agent_name", pa.string()),  # that agent's name, as known when written
+    pa.field("inbox_name", pa.string()),  # the conversation's inbox (conversation facts)
+    pa.field("topic_names", _STRINGS),  # the conversation's topics (conversation facts)
+]
+_AFTER = [f.name for f in _CONVERTED_FIELDS].index("message_type") + 1
+
+CONVERTED_ITEMS = pa.schema(_CONVERTED_FIELDS)
+
 # items/YYYY-MM-DD/… (the item's UTC day) and items/folded/<bucket>/… — one row per item.
 ITEMS = with_metadata(
     "items",
-    pa.schema(
-        [
-            pa.field("item_id", pa.string(), nullable=False),
-            pa.field("conversation_id", pa.string()),  # absent for CUSTOMER_ACTIVITY items
-            pa.field("customer_id", pa.string(), nullable=False),
-            pa.field("session_id", pa.string()),  # envelope sessionId, else content.sessionId
-            pa.field("timestamp", UTC_MICROS, nullable=False),
-            pa.field("date", pa.date32(), nullable=False),  # the timestamp's UTC date
-            pa.field("initiator_id", pa.string()),
-            pa.field("initiator_type", pa.string()),
-            pa.field("responder_id", pa.string()),
-            pa.field("responder_type", pa.string()),
-            pa.field("content_type", pa.string(), nullable=False),
-            # Chat messageType; for a custom-channel message its raw TEXT / FILES type.
-            pa.field("message_type", pa.string()),
-            # What a person reads: message, email body, SMS, note or activity body, voice-AI
-            # line, custom-channel text, or a call's transcript where one was fetched.
-            pa.field("text", pa.large_string()),
-            pa.field("subject", pa.string()),  # email subject, or a customer activity's title
-            pa.field("from_address", pa.string()),
-            pa.field("to_addresses", _STRINGS),
-            pa.field("cc_addresses", _STRINGS),
-            pa.field("bcc_addresses", _STRINGS),
-            pa.field("call_started_at", UTC_MICROS),
-            pa.field("call_answered_at", UTC_MICROS),
-            pa.field("call_completed_at", UTC_MICROS),
-            pa.field("recording_status", pa.string()),
-            pa.field("recording_duration_seconds", pa.int64()),
-            pa.field("recording_summary", pa.large_string()),
-            pa.field("activity_type", pa.string()),
-            pa.field("attachments", pa.list_(ATTACHMENT)),
-            # The complete original item (envelope and content) exactly as Gladly sent it, so
-            # nothing is ever lost: json_extract(raw_json, '$.content') gives the content.
-            pa.field("raw_json", pa.large_string(), nullable=False),
-            pa.field("job_id", pa.string(), nullable=False),  # export job, or "api-…" run
-            pa.field("archived_at", UTC_MICROS, nullable=False),
-        ]
-    ),
+    pa.schema([*_CONVERTED_FIELDS[:_AFTER], *_DERIVED_FIELDS, *_CONVERTED_FIELDS[_AFTER:]]),
 )
 
 # customers/job=…/… and customers/job=folded/<bucket>/… — the export's flattened customer
@@ -181,7 +198,12 @@ TRANSCRIPTS = with_metadata(
             pa.field("last_timestamp", UTC_MICROS, nullable=False),
             pa.field("channels", _STRINGS),  # distinct content types, in order of appearance
             pa.field("item_count", pa.int64(), nullable=False),
-            # "2025-03-01T10:02:11Z CUSTOMER: …" one line per item, in time order
+            pa.field("agent_name", pa.string()),  # the agent of the latest agent line
+            pa.field("agent_names", _STRINGS),  # agents who wrote, in order of first line
+            pa.field("inbox_name", pa.string()),  # as on the latest item that knows it
+            pa.field("topic_names", _STRINGS),  # likewise
+            pa.field("internal_notes", pa.int64(), nullable=False),  # lines that are notes
+            # "2025-03-01T10:02:11Z · Chat · Customer · …" one line per item, in time order
             pa.field("transcript", pa.large_string(), nullable=False),
             pa.field("built_at", UTC_MICROS, nullable=False),
         ]

@@ -26,8 +26,10 @@ from gladly_archive.commit import (
 )
 from gladly_archive.convert import QuarantinedLine
 from gladly_archive.fs import ArchiveError, ArchiveLockedError, WriterLock, join, remove_dir
+from gladly_archive.item_derive import derive_items
 from gladly_archive.layout import INDEX_DIR, QUARANTINE_DIR, job_partition, relative
 from gladly_archive.merge import CommitPlanner
+from gladly_archive.reference_names import load_names
 from gladly_archive.schemas import DATASETS, QUARANTINE, SCHEMA_VERSION, UTC_MICROS
 from gladly_archive.writer import DatasetWriter, WrittenFile
 
@@ -169,12 +171,21 @@ class StagedJob:
         return rows
 
     def write_items(self, batches: Iterable[pa.RecordBatch]) -> int:
-        """Stage items (schema ITEMS) into day partitions; returns rows written.
+        """Stage items (schema CONVERTED_ITEMS, or ITEMS) into day partitions; returns rows.
 
-        The ``date`` column is set here from ``timestamp`` (its UTC date), so it always agrees
-        with the directory the row lands in, whatever the caller put there.
+        The derived columns (channel, names, plain text: gladly_archive.item_derive) are filled
+        here from what the archive knows now and the agents and topics this job staged before
+        its items. The ``date`` column is set from ``timestamp`` (its UTC date), so it always
+        agrees with the directory the row lands in, whatever the caller put there.
         """
-        return self._write("items", (with_item_dates(b) for b in batches), by_date="timestamp")
+        names = load_names(
+            self.archive.fs,
+            self.archive.root,
+            job_agents=[f.path for f in self._staged.get("agents", [])],
+            job_topics=[f.path for f in self._staged.get("topics", [])],
+        )
+        derived = (derive_items(with_item_dates(b), names) for b in batches)
+        return self._write("items", derived, by_date="timestamp")
 
     def write_customers(self, batches: Iterable[pa.RecordBatch]) -> int:
         """Stage customer records (schema CUSTOMERS); returns rows written."""

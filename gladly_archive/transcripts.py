@@ -5,6 +5,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -18,6 +19,7 @@ __all__ = [
     "bucket_of",
     "bucket_partition",
     "build_transcripts",
+    "line_parts",
     "transcript_lines",
 ]
 
@@ -27,12 +29,27 @@ SOURCE_COLUMNS = [
     "conversation_id",
     "customer_id",
     "timestamp",
+    "initiator_id",
     "initiator_type",
     "content_type",
+    "channel",
+    "internal",
+    "agent_id",
+    "agent_name",
+    "inbox_name",
+    "topic_names",
     "text",
+    "call_answered_at",
+    "call_completed_at",
+    "recording_status",
+    "recording_duration_seconds",
+    "attachments",
 ]
-
+SEPARATOR = " · "
 _LINE_BREAKS = r"\r\n?|\n"
+_CALLS = ("PHONE_CALL", "VOICEMAIL")
+# Who started an item, for the initiator types that are not a person of ours.
+_INITIATORS = {"CUSTOMER": "Customer", "SYSTEM": "System", "API": "Integration"}
 
 
 def bucket_of(conversation_id: str) -> int:
@@ -49,25 +66,118 @@ def _text(value: str) -> pa.Scalar:
     return pa.scalar(value, pa.large_string())
 
 
-def transcript_lines(items: pa.Table) -> pa.Array:
-    """One line per item: ``2025-03-01T10:02:11Z CUSTOMER: <text>``.
+def _duration(seconds: int) -> str:
+    minutes, rest = divmod(max(seconds, 0), 60)
+    return f"{minutes}m {rest:02d}s" if minutes else f"{rest}s"
 
-    The timestamp is cut to whole seconds (UTC, ``Z``); an item without text shows
-    ``[<content_type>]``; line breaks inside a text become spaces so each item stays one line.
-    """
+
+def _call_words(row: dict[str, Any]) -> str:
+    """ "Phone call, 6m 25s, recording available" from a call's or voicemail's columns."""
+    words = ["Voicemail" if row["content_type"] == "VOICEMAIL" else "Phone call"]
+    seconds = row["recording_duration_seconds"]
+    answered, completed = row["call_answered_at"], row["call_completed_at"]
+    if seconds is None and answered is not None and completed is not None:
+        seconds = int((completed - answered).total_seconds())
+    if seconds is not None:
+        words.append(_duration(seconds))
+    elif row["content_type"] == "PHONE_CALL" and answered is None:
+        words.append("not answered")
+    status = row["recording_status"]
+    if status:
+        words.append(f"recording {status.lower().replace('_', ' ')}")
+    return ", ".join(words)
+
+
+def _bodies(items: pa.Table) -> pa.Array:
+    """What each line says: the text on one line; calls with duration and recording status;
+    attachments by file name; ``[<channel>]`` for an item with nothing to read."""
+    text = items.column("text").cast(pa.large_string())
+    text = pc.replace_substring_regex(text, pattern=_LINE_BREAKS, replacement=" ")
+    placeholder = pc.binary_join_element_wise(
+        _text("["), items.column("channel").cast(pa.large_string()), _text("]"), _text("")
+    )
+    has_text = pc.fill_null(pc.not_equal(text, ""), False)
+    body = pc.if_else(has_text, text, placeholder)
+    calls = pc.is_in(items.column("content_type"), value_set=pa.array(_CALLS))
+    attached = pc.fill_null(pc.greater(pc.list_value_length(items.column("attachments")), 0), False)
+    special = pc.indices_nonzero(pc.or_(pc.fill_null(calls, False), attached)).to_pylist()
+    if not special:
+        return body
+    values = body.to_pylist()
+    rows = items.take(pa.array(special, pa.int64())).to_pylist()
+    for index, row in zip(special, rows, strict=True):
+        said = values[index] if has_text[index].as_py() else None
+        if row["content_type"] in _CALLS:
+            said = _call_words(row) + (f": {said}" if said else "")
+        files = [a["filename"] or a["content_type"] or "file" for a in row["attachments"] or ()]
+        if files:
+            listed = f"[attachments: {', '.join(files)}]"
+            said = f"{said} {listed}" if said else listed
+        values[index] = said
+    return pa.array(values, pa.large_string())
+
+
+def _who(items: pa.Table) -> pa.Array:
+    """ "Customer", the agent's name, "Internal note (<agent>)", or the initiator's kind."""
+    kind = items.column("initiator_type").cast(pa.string())
+    agent = pc.coalesce(
+        items.column("agent_name"),
+        pc.binary_join_element_wise(
+            _text("Agent "), items.column("agent_id").cast(pa.large_string()), _text("")
+        ).cast(pa.string()),
+    )
+    initiator = pc.coalesce(
+        pc.take(
+            pa.array(list(_INITIATORS.values()), pa.string()),
+            pc.index_in(kind, value_set=pa.array(list(_INITIATORS), pa.string())),
+        ),
+        kind,
+        pa.scalar("Unknown", pa.string()),
+    )
+    is_agent = pc.fill_null(pc.equal(kind, "AGENT"), False)
+    who = pc.if_else(pc.and_(is_agent, pc.is_valid(agent)), agent, initiator)
+    note = pc.binary_join_element_wise(
+        pa.scalar("Internal note (", pa.string()),
+        pc.coalesce(agent, pa.scalar("unknown agent", pa.string())),
+        pa.scalar(")", pa.string()),
+        pa.scalar("", pa.string()),
+    )
+    return pc.if_else(pc.fill_null(items.column("internal"), False), note, who)
+
+
+def line_parts(items: pa.Table) -> pa.Table:
+    """Per item: ``stamp`` (UTC, whole seconds, ``Z``), ``channel``, ``who``, ``body`` and
+    ``internal``: the pieces every rendering of a transcript line is made of."""
     # Casting a naive (UTC) timestamp to string is several times faster than strftime.
     seconds = pc.floor_temporal(items.column("timestamp"), unit="second")
     naive = seconds.cast(pa.timestamp("us")).cast(pa.timestamp("s"))
     stamp = pc.replace_substring(naive.cast(pa.large_string()), " ", "T", max_replacements=1)
-    who = pc.fill_null(items.column("initiator_type").cast(pa.large_string()), _text("UNKNOWN"))
-    text = items.column("text").cast(pa.large_string())
-    text = pc.replace_substring_regex(text, pattern=_LINE_BREAKS, replacement=" ")
-    placeholder = pc.binary_join_element_wise(
-        _text("["), items.column("content_type").cast(pa.large_string()), _text("]"), _text("")
+    return pa.table(
+        {
+            "stamp": pc.binary_join_element_wise(stamp, _text("Z"), _text("")),
+            "channel": items.column("channel").cast(pa.large_string()),
+            "who": _who(items).cast(pa.large_string()),
+            "body": _bodies(items),
+            "internal": pc.fill_null(items.column("internal"), False),
+        }
     )
-    has_text = pc.and_kleene(pc.is_valid(text), pc.not_equal(text, ""))
-    body = pc.if_else(pc.fill_null(has_text, False), text, placeholder)
-    return pc.binary_join_element_wise(stamp, _text("Z "), who, _text(": "), body, _text(""))
+
+
+def transcript_lines(items: pa.Table) -> pa.Array:
+    """One line per item: ``2025-03-01T10:02:11Z · Chat · Customer · <text>``.
+
+    Internal notes say so where a reader looks first: ``· Note · Internal note (Amy Agent) ·``.
+    Line breaks inside a text become spaces so each item stays one line.
+    """
+    parts = line_parts(items)
+    sep = _text(SEPARATOR)
+    return pc.binary_join_element_wise(
+        parts.column("stamp"),
+        parts.column("channel"),
+        parts.column("who"),
+        parts.column("body"),
+        sep,
+    )
 
 
 def _group_offsets(sorted_ids: npt.NDArray[np.object_]) -> npt.NDArray[np.int64]:
@@ -76,24 +186,49 @@ def _group_offsets(sorted_ids: npt.NDArray[np.object_]) -> npt.NDArray[np.int64]
     return np.concatenate(([0], cuts, [len(sorted_ids)])).astype(np.int64)
 
 
-def _channels(
-    content_types: pa.ChunkedArray, group_of_row: npt.NDArray[np.int64], groups: int
+def _distinct_in_order(
+    values: pa.ChunkedArray | pa.Array,
+    group_of_row: npt.NDArray[np.int64],
+    groups: int,
+    keep: npt.NDArray[np.bool_] | None = None,
 ) -> pa.Array:
-    """Distinct content types per group in order of first appearance, as list<string>."""
+    """Distinct values per group in order of first appearance, as list<string>; rows outside
+    ``keep`` and NULL values are left out."""
     rows = pa.table(
         {
             "group": pa.array(group_of_row, pa.int64()),
-            "content_type": content_types,
+            "value": values,
             "row": pa.array(np.arange(len(group_of_row), dtype=np.int64)),
         }
     )
-    firsts = rows.group_by(["group", "content_type"]).aggregate([("row", "min")])
+    mask = pc.is_valid(rows.column("value"))
+    if keep is not None:
+        mask = pc.and_(mask, pa.array(keep))
+    rows = rows.filter(mask)
+    firsts = rows.group_by(["group", "value"]).aggregate([("row", "min")])
     firsts = firsts.sort_by([("row_min", "ascending")])
     # Rows are sorted by group, so ordering first appearances by row keeps groups contiguous.
     per_group = np.bincount(np.asarray(firsts.column("group")), minlength=groups)
     offsets = np.concatenate(([0], np.cumsum(per_group))).astype(np.int32)
-    values = firsts.column("content_type").combine_chunks().cast(pa.string())
-    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values)
+    distinct = firsts.column("value").combine_chunks().cast(pa.string())
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), distinct)
+
+
+def _last_valid(
+    column: pa.ChunkedArray | pa.Array,
+    group_of_row: npt.NDArray[np.int64],
+    groups: int,
+    keep: npt.NDArray[np.bool_] | None = None,
+) -> pa.Array:
+    """Per group, the value of its last row (in row order) where ``column`` is not NULL."""
+    valid = np.asarray(pc.is_valid(column).to_numpy(zero_copy_only=False), dtype=bool)
+    if keep is not None:
+        valid &= keep
+    rows = np.flatnonzero(valid)
+    last = np.full(groups, -1, dtype=np.int64)
+    np.maximum.at(last, group_of_row[rows], rows)
+    indices = pa.array(last, pa.int64(), mask=last < 0)
+    return pc.take(column, indices)
 
 
 def build_transcripts(items: pa.Table, built_at: datetime) -> pa.Table:
@@ -121,6 +256,13 @@ def build_transcripts(items: pa.Table, built_at: datetime) -> pa.Table:
     per_item = pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), lines)
     transcript = pc.binary_join(per_item, pa.scalar("\n", pa.large_string()))
 
+    kinds = items.column("initiator_type")
+    by_agent = np.asarray(
+        pc.fill_null(pc.equal(kinds, "AGENT"), False).to_numpy(zero_copy_only=False), dtype=bool
+    )
+    internal = np.asarray(
+        pc.fill_null(items.column("internal"), False).to_numpy(zero_copy_only=False), dtype=bool
+    )
     timestamps = items.column("timestamp")
     first_rows, last_rows = pa.array(starts), pa.array(ends - 1)
     columns = {
@@ -128,8 +270,17 @@ def build_transcripts(items: pa.Table, built_at: datetime) -> pa.Table:
         "customer_id": pc.take(items.column("customer_id"), last_rows),
         "first_timestamp": pc.take(timestamps, first_rows),
         "last_timestamp": pc.take(timestamps, last_rows),
-        "channels": _channels(items.column("content_type"), group_of_row, groups),
+        "channels": _distinct_in_order(items.column("content_type"), group_of_row, groups),
         "item_count": pa.array(np.diff(offsets), pa.int64()),
+        "agent_name": _last_valid(items.column("agent_name"), group_of_row, groups, by_agent),
+        "agent_names": _distinct_in_order(
+            items.column("agent_name"), group_of_row, groups, by_agent
+        ),
+        "inbox_name": _last_valid(items.column("inbox_name"), group_of_row, groups),
+        "topic_names": _last_valid(items.column("topic_names"), group_of_row, groups),
+        "internal_notes": pa.array(
+            np.bincount(group_of_row[internal], minlength=groups), pa.int64()
+        ),
         "transcript": transcript,
         "built_at": pa.array([built_at] * groups, UTC_MICROS),
     }

@@ -19,7 +19,8 @@ import pytest
 from gladly_archive.archive import Archive, JobAlreadyArchivedError
 from gladly_archive.convert import QuarantinedLine
 from gladly_archive.fs import ArchiveError, ArchiveLockedError
-from gladly_archive.schemas import AGENTS, CUSTOMERS, ITEMS, TOPICS
+from gladly_archive.item_derive import CHANNELS
+from gladly_archive.schemas import AGENTS, CUSTOMERS, ITEMS, SCHEMA_VERSION, TOPICS
 from gladly_archive.transcripts import bucket_of
 from gladly_archive.writer import SchemaMismatchError
 
@@ -40,10 +41,18 @@ def item(
     initiator_type: str | None = "CUSTOMER",
     content_type: str = "CHAT_MESSAGE",
     job_id: str = "J1",
+    agent_name: str | None = None,
 ) -> dict[str, Any]:
-    """One ITEMS row with the columns transcripts and dedupe care about."""
+    """One ITEMS row with the columns transcripts and dedupe care about; an AGENT item's agent
+    is ``a1`` (named ``agent_name``)."""
     row = dict(_ITEM_DEFAULTS)
+    agent = initiator_type == "AGENT"
     row.update(
+        channel=CHANNELS.get(content_type, content_type),
+        internal=content_type == "CONVERSATION_NOTE",
+        initiator_id="a1" if agent else customer_id,
+        agent_id="a1" if agent else None,
+        agent_name=agent_name if agent else None,
         item_id=item_id,
         conversation_id=conversation_id,
         customer_id=customer_id,
@@ -209,7 +218,7 @@ def test_manifest_records_the_job_figures(tmp_path: Path) -> None:
             ],
             "quarantined_lines": 2,
             "archived_at": ARCHIVED_AT,
-            "schema_version": 2,
+            "schema_version": SCHEMA_VERSION,
         }
     ]
 
@@ -228,9 +237,9 @@ def test_latest_copy_of_an_item_wins_across_jobs(tmp_path: Path) -> None:
     assert not (tmp_path / "items/2025-03-01/part-J1-0.parquet").exists()
     transcript = archive.dataset("transcripts").to_table()["transcript"].to_pylist()
     assert transcript == [
-        "2025-03-01T10:00:00Z CUSTOMER: new\n"
-        "2025-03-01T10:00:00Z CUSTOMER: hello\n"
-        "2025-03-01T10:00:00Z CUSTOMER: hello"
+        "2025-03-01T10:00:00Z · Chat · Customer · new\n"
+        "2025-03-01T10:00:00Z · Chat · Customer · hello\n"
+        "2025-03-01T10:00:00Z · Chat · Customer · hello"
     ]
 
 

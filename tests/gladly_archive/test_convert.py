@@ -23,7 +23,7 @@ from gladly_archive.convert import (
 )
 from gladly_archive.convert_fallback import item_row, load_line, rows_to_batch
 from gladly_archive.convert_fast import convert_fast
-from gladly_archive.schemas import AGENTS, CUSTOMERS, ITEMS, TOPICS, UTC_MICROS
+from gladly_archive.schemas import AGENTS, CUSTOMERS, CONVERTED_ITEMS, TOPICS, UTC_MICROS
 
 AT = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 AT_MICROS = (AT - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
@@ -471,7 +471,7 @@ class Collected:
         self.batches = list(batches)
         self.quarantined = quarantined
         self.stats = stats
-        self.table = pa.Table.from_batches(self.batches, schema=ITEMS)
+        self.table = pa.Table.from_batches(self.batches, schema=CONVERTED_ITEMS)
 
     def rows(self) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = self.table.to_pylist()
@@ -762,7 +762,7 @@ def test_a_file_bigger_than_a_block_streams_as_bounded_batches(tmp_path: Path) -
     result = from_file(path, block_bytes=block_bytes)
     assert len(result.batches) >= path.stat().st_size // block_bytes
     for batch in result.batches:
-        assert batch.schema.equals(ITEMS, check_metadata=True)
+        assert batch.schema.equals(CONVERTED_ITEMS, check_metadata=True)
         raw_bytes = sum(len(v.encode()) + 1 for v in batch.column("raw_json").to_pylist())
         assert raw_bytes <= block_bytes
     assert [r["raw_json"] for r in result.rows()] == [raw.decode() for raw in lines]
@@ -775,8 +775,8 @@ def test_every_batch_has_exactly_the_items_schema(tmp_path: Path) -> None:
     batches = list(convert_items_file(path, job_id=JOB, archived_at=AT, block_bytes=4000))
     assert len(batches) > 3
     for batch in batches:
-        assert batch.schema.equals(ITEMS, check_metadata=True)
-        assert batch.schema.metadata == ITEMS.metadata
+        assert batch.schema.equals(CONVERTED_ITEMS, check_metadata=True)
+        assert batch.schema.metadata == CONVERTED_ITEMS.metadata
 
 
 def test_a_slow_block_keeps_the_schema_and_order(tmp_path: Path) -> None:
@@ -784,7 +784,7 @@ def test_a_slow_block_keeps_the_schema_and_order(tmp_path: Path) -> None:
     lines = write_items(path, 30)
     path.write_bytes(path.read_bytes() + b"not json\n")
     [batch] = list(convert_items_file(path, job_id=JOB, archived_at=AT))
-    assert batch.schema.equals(ITEMS, check_metadata=True)
+    assert batch.schema.equals(CONVERTED_ITEMS, check_metadata=True)
     assert batch.column("raw_json").to_pylist() == [raw.decode() for raw in lines]
 
 

@@ -207,7 +207,7 @@ def test_an_old_item_exported_again_replaces_its_folded_copy(root: Path) -> None
     v1 = [r for r in transcripts.to_pylist() if r["conversation_id"] == "v1"]
     assert len(v1) == 1
     assert v1[0]["item_count"] == 3
-    assert "CUSTOMER: edited" in v1[0]["transcript"]
+    assert "Customer · edited" in v1[0]["transcript"]
     ids = transcripts["conversation_id"].to_pylist()
     assert len(ids) == len(set(ids))
 

@@ -271,8 +271,11 @@ def test_redaction_leaves_the_words_nowhere_and_everything_else_as_it_was(root: 
         if conv not in ("m1", "v8"):
             assert transcripts[conv] == row, conv
     for conv, line in (
-        ("m1", "2025-03-01T12:30:00Z CUSTOMER: [CHAT_MESSAGE]"),
-        ("v8", "2025-03-06T11:00:00Z CUSTOMER: [PHONE_CALL]"),
+        ("m1", "2025-03-01T12:30:00Z · Chat · Customer · [attachments: image/png]"),
+        (
+            "v8",
+            "2025-03-06T11:00:00Z · Phone call · Customer · Phone call, 2m 55s, recording available",
+        ),
     ):
         was, now = before_transcripts[conv], transcripts[conv]
         old_lines, new_lines = was["transcript"].split("\n"), now["transcript"].split("\n")
@@ -476,7 +479,9 @@ def test_an_interrupted_commit_is_finished_before_the_redaction(root: Path) -> N
     redact_items(Archive(root, clock=fixed_clock), {"i60": A})
     assert "J4" in Archive(root).archived_job_ids()
     assert by_id(root, "items", "item_id")["i60"]["text"] is None
-    assert "[CHAT_MESSAGE]" in by_id(root, "transcripts", "conversation_id")["v6"]["transcript"]
+    assert (
+        "· Customer · [Chat]" in by_id(root, "transcripts", "conversation_id")["v6"]["transcript"]
+    )
 
 
 def test_a_redaction_works_on_a_non_local_filesystem() -> None:

@@ -176,10 +176,10 @@ def test_exactly_the_customers_rows_disappear_from_every_dataset(root: Path) -> 
     rebuilt = {r["conversation_id"]: r for r in after["transcripts"].to_pylist()}
     assert rebuilt["m1"]["customer_id"] == B
     assert rebuilt["m1"]["item_count"] == 1
-    assert rebuilt["m1"]["transcript"] == f"2025-03-01T13:00:00Z CUSTOMER: {said(B, 8)}"
+    assert rebuilt["m1"]["transcript"] == f"2025-03-01T13:00:00Z · Chat · Customer · {said(B, 8)}"
     assert rebuilt["m2"]["customer_id"] == B
     assert rebuilt["m2"]["item_count"] == 1
-    assert rebuilt["m2"]["transcript"] == f"2025-03-02T10:00:00Z CUSTOMER: {said(B, 9)}"
+    assert rebuilt["m2"]["transcript"] == f"2025-03-02T10:00:00Z · Chat · Customer · {said(B, 9)}"
     assert not [t for t in after["transcripts"]["transcript"].to_pylist() if f"of {A} " in t]
     # Quarantine: the line naming A goes; the one naming A10 (which contains A's id) stays.
     assert sorted(after["_quarantine"]["line_number"].to_pylist()) == [4, 5]

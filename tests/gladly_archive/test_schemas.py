@@ -29,6 +29,12 @@ EXPECTED: dict[str, list[pa.Field]] = {
         _f("responder_type", pa.string()),
         _f("content_type", pa.string(), False),
         _f("message_type", pa.string()),
+        _f("channel", pa.string(), False),
+        _f("internal", pa.bool_(), False),
+        _f("agent_id", pa.string()),
+        _f("agent_name", pa.string()),
+        _f("inbox_name", pa.string()),
+        _f("topic_names", STRINGS),
         _f("text", pa.large_string()),
         _f("subject", pa.string()),
         _f("from_address", pa.string()),
@@ -103,6 +109,11 @@ EXPECTED: dict[str, list[pa.Field]] = {
         _f("last_timestamp", TS, False),
         _f("channels", STRINGS),
         _f("item_count", pa.int64(), False),
+        _f("agent_name", pa.string()),
+        _f("agent_names", STRINGS),
+        _f("inbox_name", pa.string()),
+        _f("topic_names", STRINGS),
+        _f("internal_notes", pa.int64(), False),
         _f("transcript", pa.large_string(), False),
         _f("built_at", TS, False),
     ],
@@ -198,13 +209,13 @@ def test_schema_is_pinned_field_by_field(name: str) -> None:
 def test_schema_metadata_names_the_dataset_and_version(name: str) -> None:
     assert schemas.DATASETS[name].metadata == {
         b"gladly_pipeline.dataset": METADATA_NAMES[name],
-        b"gladly_pipeline.schema_version": b"2",
+        b"gladly_pipeline.schema_version": b"3",
     }
 
 
 def test_version_and_bucket_count_are_pinned() -> None:
     # Changing either rewrites what readers and the transcript layout rely on.
-    assert schemas.SCHEMA_VERSION == 2
+    assert schemas.SCHEMA_VERSION == 3
     assert schemas.TRANSCRIPT_BUCKETS == 16
     assert TS.equals(schemas.UTC_MICROS)
 
@@ -227,5 +238,5 @@ def test_with_metadata_stamps_name_and_version() -> None:
     stamped = schemas.with_metadata("x", pa.schema([_f("a", pa.int8())]))
     assert stamped.metadata == {
         b"gladly_pipeline.dataset": b"x",
-        b"gladly_pipeline.schema_version": b"2",
+        b"gladly_pipeline.schema_version": b"3",
     }

@@ -22,22 +22,30 @@ def _one(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return dict(row)
 
 
-def test_line_format_is_second_precision_utc_initiator_and_text() -> None:
+def test_line_format_is_second_precision_utc_channel_who_and_text() -> None:
     at = datetime(2025, 3, 1, 10, 2, 11, 987654, tzinfo=UTC)
     row = _one([item("i1", "c1", "u1", at, text="Where is my order?")])
-    assert row["transcript"] == "2025-03-01T10:02:11Z CUSTOMER: Where is my order?"
+    assert row["transcript"] == "2025-03-01T10:02:11Z · Chat · Customer · Where is my order?"
 
 
 def test_items_are_ordered_by_time_then_item_id() -> None:
     rows = [
-        item("i3", "c1", "u1", T0 + timedelta(minutes=5), text="third", initiator_type="AGENT"),
+        item(
+            "i3",
+            "c1",
+            "u1",
+            T0 + timedelta(minutes=5),
+            text="third",
+            initiator_type="AGENT",
+            agent_name="Amy Agent",
+        ),
         item("i2", "c1", "u1", T0, text="second"),
         item("i1", "c1", "u1", T0, text="first"),
     ]
     assert _one(rows)["transcript"] == (
-        "2025-03-01T10:00:00Z CUSTOMER: first\n"
-        "2025-03-01T10:00:00Z CUSTOMER: second\n"
-        "2025-03-01T10:05:00Z AGENT: third"
+        "2025-03-01T10:00:00Z · Chat · Customer · first\n"
+        "2025-03-01T10:00:00Z · Chat · Customer · second\n"
+        "2025-03-01T10:05:00Z · Chat · Amy Agent · third"
     )
 
 
@@ -51,22 +59,22 @@ def test_channels_are_distinct_content_types_in_order_of_appearance() -> None:
     assert _one(rows)["channels"] == ["EMAIL", "PHONE_CALL", "CHAT_MESSAGE"]
 
 
-def test_items_without_text_show_their_content_type() -> None:
+def test_items_without_text_show_their_channel() -> None:
     rows = [
         item("i1", "c1", "u1", T0, text=None, content_type="PHONE_CALL", initiator_type="AGENT"),
         item("i2", "c1", "u1", T0 + timedelta(seconds=1), text="", content_type="VOICEMAIL"),
         item("i3", "c1", "u1", T0 + timedelta(seconds=2), initiator_type=None, text="hi"),
     ]
     assert _one(rows)["transcript"] == (
-        "2025-03-01T10:00:00Z AGENT: [PHONE_CALL]\n"
-        "2025-03-01T10:00:01Z CUSTOMER: [VOICEMAIL]\n"
-        "2025-03-01T10:00:02Z UNKNOWN: hi"
+        "2025-03-01T10:00:00Z · Phone call · Agent a1 · Phone call, not answered\n"
+        "2025-03-01T10:00:01Z · Voicemail · Customer · Voicemail\n"
+        "2025-03-01T10:00:02Z · Chat · Unknown · hi"
     )
 
 
 def test_line_breaks_inside_a_text_keep_one_line_per_item() -> None:
     row = _one([item("i1", "c1", "u1", T0, text="Hello,\r\nthanks\nbye")])
-    assert row["transcript"] == "2025-03-01T10:00:00Z CUSTOMER: Hello, thanks bye"
+    assert row["transcript"] == "2025-03-01T10:00:00Z · Chat · Customer · Hello, thanks bye"
 
 
 def test_figures_per_conversation_and_activities_left_out() -> None:
@@ -124,12 +132,12 @@ def test_a_second_job_rebuilds_the_conversation_from_all_its_items(tmp_path: Pat
     assert table.num_rows == 2
     (c1,) = table.filter(pc.field("conversation_id") == "c1").to_pylist()
     assert c1["transcript"] == (
-        "2025-03-01T10:00:00Z CUSTOMER: one\n"
-        "2025-03-03T10:00:00Z AGENT: two\n"
-        "2025-03-06T10:00:00Z CUSTOMER: three"
+        "2025-03-01T10:00:00Z · Chat · Customer · one\n"
+        "2025-03-03T10:00:00Z · Chat · Agent a1 · two\n"
+        "2025-03-06T10:00:00Z · Email · Customer · three"
     )
     assert c1["item_count"] == 3
     assert c1["channels"] == ["CHAT_MESSAGE", "EMAIL"]
     assert c1["last_timestamp"] == T0 + timedelta(days=5)
     (c9,) = table.filter(pc.field("conversation_id") == "c9").to_pylist()
-    assert c9["transcript"] == "2025-03-01T10:00:00Z CUSTOMER: other"
+    assert c9["transcript"] == "2025-03-01T10:00:00Z · Chat · Customer · other"

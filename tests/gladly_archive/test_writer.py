@@ -140,7 +140,7 @@ def test_files_carry_the_schema_and_its_version(tmp_path: Path) -> None:
     schema = pq.read_schema(path)
     assert schema.equals(ITEMS)
     assert schema.metadata[b"gladly_pipeline.dataset"] == b"items"
-    assert schema.metadata[b"gladly_pipeline.schema_version"] == b"2"
+    assert schema.metadata[b"gladly_pipeline.schema_version"] == b"3"
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,196 @@
+"""The item columns derived from what Gladly sent and what the archive knows: readable channel,
+internal flag, the agent and the names of agent, inbox and topics, plain text.
+
+Converters (convert_fast, convert_fallback) read Gladly's JSON into CONVERTED_ITEMS; this module
+turns such batches into ITEMS. Names come from a ``ReferenceNames`` snapshot taken when the rows
+are written: the export job's own agents and topics files first, else the archive's newest
+listings; a conversation's inbox and topics from the conversation facts enrichment fetched
+(NULL until it has). Gladly keeps no history of names, so names are as known at writing time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from gladly_archive.item_text import plain_texts
+from gladly_archive.schemas import CONVERTED_ITEMS, ITEMS
+
+__all__ = [
+    "CHANNELS",
+    "DERIVED_COLUMNS",
+    "ReferenceNames",
+    "derive_all",
+    "derive_items",
+    "name_map",
+    "newest_by_id",
+]
+
+CHANNELS: dict[str, str] = {
+    "CHAT_MESSAGE": "Chat",
+    "EMAIL": "Email",
+    "SMS": "SMS",
+    "PHONE_CALL": "Phone call",
+    "VOICEMAIL": "Voicemail",
+    "WHATSAPP": "WhatsApp",
+    "FACEBOOK_MESSAGE": "Facebook Messenger",
+    "INSTAGRAM_DIRECT": "Instagram Direct",
+    "TWITTER": "Twitter",
+    "CUSTOM_CHANNEL_MESSAGE": "Custom channel",
+    "VOICE_AI_MESSAGE": "Voice AI",
+    "CONVERSATION_NOTE": "Note",
+    "CUSTOMER_ACTIVITY": "Customer activity",
+    "TOPIC_CHANGE": "Topic change",
+    "CONVERSATION_STATUS_CHANGE": "Status change",
+}
+_NAMES = pa.list_(pa.string())
+# The ITEMS columns this module adds to what the converters read (text it rewrites in place).
+DERIVED_COLUMNS = ("channel", "internal", "agent_id", "agent_name", "inbox_name", "topic_names")
+
+
+@dataclass(frozen=True)
+class ReferenceNames:
+    """Id → name maps, and each conversation's inbox id and topic ids, as known now."""
+
+    agents: Mapping[str, str] = field(default_factory=dict)
+    inboxes: Mapping[str, str] = field(default_factory=dict)
+    topics: Mapping[str, str] = field(default_factory=dict)
+    conversations: Mapping[str, tuple[str | None, tuple[str, ...]]] = field(default_factory=dict)
+
+    def with_listings(self, agents: pa.Table | None, topics: pa.Table | None) -> ReferenceNames:
+        """These names, overridden by an export job's own agents and topics (its snapshot)."""
+        return ReferenceNames(
+            agents={**self.agents, **name_map(agents, "agent_id")},
+            inboxes=self.inboxes,
+            topics={**self.topics, **name_map(topics, "topic_id")},
+            conversations=self.conversations,
+        )
+
+
+def name_map(table: pa.Table | None, key: str) -> dict[str, str]:
+    """{id: name} from a listing's rows, the newest ``archived_at`` winning; no NULL names."""
+    if table is None or table.num_rows == 0:
+        return {}
+    table = newest_by_id(table, key, "archived_at")
+    ids, names = table.column(key).to_pylist(), table.column("name").to_pylist()
+    return {i: n for i, n in zip(ids, names, strict=True) if i is not None and n}
+
+
+def newest_by_id(table: pa.Table, key: str, time_column: str) -> pa.Table:
+    """One row per ``key``: the one with the newest ``time_column`` (ties: the last row)."""
+    if table.num_rows == 0:
+        return table
+    ordered = table.append_column("_row", pa.array(range(table.num_rows), pa.int64()))
+    ordered = ordered.sort_by(
+        [(key, "ascending"), (time_column, "ascending"), ("_row", "ascending")]
+    )
+    keys = ordered.column(key).combine_chunks()
+    if len(keys) > 1:
+        nxt = pc.not_equal(keys.slice(1), keys.slice(0, len(keys) - 1))
+        last = pa.concat_arrays([pc.fill_null(nxt, True), pa.array([True])])
+    else:
+        last = pa.array([True])
+    return ordered.filter(last).drop_columns(["_row"])
+
+
+def _lookup(ids: pa.Array, names: Mapping[str, str]) -> pa.Array:
+    if not names:
+        return pa.nulls(len(ids), pa.string())
+    keys = pa.array(list(names), pa.string())
+    values = pa.array(list(names.values()), pa.string())
+    return pc.take(values, pc.index_in(ids.cast(pa.string()), value_set=keys))
+
+
+def _agent_ids(batch: pa.RecordBatch) -> pa.Array:
+    def agent(side: str) -> pa.Array:
+        is_agent = pc.fill_null(pc.equal(batch.column(f"{side}_type"), "AGENT"), False)
+        return pc.if_else(is_agent, batch.column(f"{side}_id"), pa.scalar(None, pa.string()))
+
+    return pc.coalesce(agent("initiator"), agent("responder"))
+
+
+def _conversation_names(
+    conversation_ids: pa.Array, names: ReferenceNames
+) -> tuple[pa.Array, pa.Array]:
+    """Each row's inbox name and topic names, from its conversation's facts."""
+    inbox: list[str | None] = []
+    topics: list[list[str] | None] = []
+    for conversation in conversation_ids.to_pylist():
+        facts = names.conversations.get(conversation) if conversation is not None else None
+        if facts is None:
+            inbox.append(None)
+            topics.append(None)
+            continue
+        inbox_id, topic_ids = facts
+        inbox.append(names.inboxes.get(inbox_id) if inbox_id is not None else None)
+        topics.append([names.topics.get(t, f"topic {t}") for t in topic_ids])
+    return pa.array(inbox, pa.string()), pa.array(topics, _NAMES)
+
+
+def _event_texts(batch: pa.RecordBatch, text: pa.Array, names: ReferenceNames) -> pa.Array:
+    """Topic and status changes carry no text: say what changed, topics by name."""
+    kinds = batch.column("content_type")
+    events = pc.is_in(kinds, value_set=pa.array(["TOPIC_CHANGE", "CONVERSATION_STATUS_CHANGE"]))
+    rows = pc.indices_nonzero(pc.fill_null(pc.and_(events, pc.is_null(text)), False)).to_pylist()
+    if not rows:
+        return text
+    values = text.to_pylist()
+    raw = batch.column("raw_json")
+    for row in rows:
+        try:
+            content = json.loads(raw[row].as_py()).get("content") or {}
+        except (ValueError, AttributeError):
+            continue
+        if not isinstance(content, dict):
+            continue
+        values[row] = _event_text(content, names)
+    return pa.array(values, text.type)
+
+
+def _event_text(content: dict[str, object], names: ReferenceNames) -> str | None:
+    if content.get("type") == "CONVERSATION_STATUS_CHANGE":
+        status = content.get("status")
+        return f"Status changed to {status}" if isinstance(status, str) else None
+    parts = []
+    for key, verb in (("addedTopicIds", "Topics added"), ("removedTopicIds", "Topics removed")):
+        ids = content.get(key)
+        if isinstance(ids, list) and ids:
+            labels = [names.topics.get(t, f"topic {t}") for t in ids if isinstance(t, str)]
+            parts.append(f"{verb}: {', '.join(labels)}")
+    return "; ".join(parts) or None
+
+
+def derive_items(batch: pa.RecordBatch, names: ReferenceNames) -> pa.RecordBatch:
+    """A CONVERTED_ITEMS batch (or an ITEMS one, re-derived) as ITEMS; a batch missing a
+    converted column is returned as it is, for the writer's schema check to name."""
+    if not set(CONVERTED_ITEMS.names) <= set(batch.schema.names):
+        return batch
+    kinds = batch.column("content_type")
+    agent_id = _agent_ids(batch)
+    inbox_name, topic_names = _conversation_names(batch.column("conversation_id"), names)
+    text = plain_texts(kinds, batch.column("text"))
+    text = _event_texts(batch, text, names)
+    channel = pc.coalesce(_lookup(kinds, CHANNELS), kinds.cast(pa.string()))
+    derived = {
+        "channel": channel,
+        "internal": pc.fill_null(pc.equal(kinds, "CONVERSATION_NOTE"), False),
+        "agent_id": agent_id,
+        "agent_name": _lookup(agent_id, names.agents),
+        "inbox_name": inbox_name,
+        "topic_names": topic_names,
+        "text": text,
+    }
+    arrays = [derived[name] if name in derived else batch.column(name) for name in ITEMS.names]
+    return pa.RecordBatch.from_arrays(arrays, schema=ITEMS)
+
+
+def derive_all(
+    batches: Iterable[pa.RecordBatch], names: ReferenceNames
+) -> Iterable[pa.RecordBatch]:
+    """derive_items over a stream of batches."""
+    for batch in batches:
+        yield derive_items(batch, names)

@@ -1,0 +1,106 @@
+"""Readable item text: Gladly's rich-content HTML as plain text, quoted email replies trimmed.
+
+Gladly stores emails, internal notes and customer activities as constrained HTML ("Rich
+Content"). Analysts and transcripts want what a person reads, so those texts become plain text
+(inscriptis, which keeps paragraphs and line breaks) and the quoted history an email reply
+repeats (``<blockquote>``, a mail client's quote block, ``> `` lines) is cut and marked
+``[quoted reply trimmed]``. Chat-like channels are left as typed: a customer may write ``<b>``.
+The original is always kept in ``raw_json``.
+"""
+
+from __future__ import annotations
+
+import re
+
+import lxml.html
+import pyarrow as pa
+import pyarrow.compute as pc
+from inscriptis import Inscriptis
+from inscriptis.model.config import ParserConfig
+
+__all__ = ["QUOTE_MARK", "RICH_CONTENT_TYPES", "plain_text", "plain_texts"]
+
+# The content types whose text Gladly keeps as Rich Content HTML (or that email clients fill
+# with HTML and quoted history).
+RICH_CONTENT_TYPES = ("EMAIL", "CONVERSATION_NOTE", "CUSTOMER_ACTIVITY")
+QUOTE_MARK = "[quoted reply trimmed]"
+
+# A tag from Gladly's Rich Content list (and an email's html/body/head), a closing tag, or an
+# entity: enough to tell HTML from plain text that merely holds a '<'.
+_HTML = (
+    r"<(?:p|br|div|span|b|i|u|s|em|strong|a|ul|ol|li|h[1-6]|hr|img|font|dl|dt|dd|table|"
+    r"tbody|thead|tfoot|tr|td|th|col|colgroup|caption|blockquote|pre|html|head|body|style)"
+    r"(?:\s[^<>]*)?/?>|</[a-zA-Z][a-zA-Z0-9]*\s*>|&(?:[a-zA-Z]{2,8}|#[0-9]{1,7}|#x[0-9a-fA-F]{1,6});"
+)
+_HTML_RE = re.compile(_HTML, re.IGNORECASE)
+_QUOTED_LINE = r"(?m)^[ \t]*>"
+# "On Mon, 3 Mar 2025 at 10:02, Shop Support <support@…> wrote:" before a quoted block.
+_ATTRIBUTION = re.compile(r"^\s*(On\b.{0,300}\bwrote:|-{2,}\s*Original Message\s*-{2,})\s*$", re.I)
+# Elements that hold quoted history in the HTML of common mail clients.
+_QUOTE_XPATH = (
+    "//blockquote | //*[contains(concat(' ', normalize-space(@class), ' '), ' gmail_quote ')]"
+    " | //*[@id='divRplyFwdMsg'] | //*[@id='appendonsend']"
+)
+_CONFIG = ParserConfig(display_links=False, display_images=False)
+_BLANK_RUNS = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
+
+
+def _html_to_text(html: str) -> tuple[str, bool]:
+    """The text of an HTML fragment, with quoted history cut; and whether any was cut."""
+    try:
+        tree = lxml.html.fragment_fromstring(html, create_parent="div")
+    except (lxml.etree.ParserError, ValueError):
+        return html, False
+    quoted = tree.xpath(_QUOTE_XPATH)
+    for element in quoted:
+        if element.getparent() is not None:
+            element.drop_tree()
+    return Inscriptis(tree, _CONFIG).get_text(), bool(quoted)
+
+
+def _trim_quoted_lines(text: str) -> tuple[str, bool]:
+    """Cut ``> `` quoted lines and the attribution line right before them."""
+    kept: list[str] = []
+    cut = False
+    for line in text.split("\n"):
+        if line.lstrip(" \t").startswith(">"):
+            cut = True
+            while kept and not kept[-1].strip():
+                kept.pop()
+            if kept and _ATTRIBUTION.match(kept[-1]):
+                kept.pop()
+            continue
+        kept.append(line)
+    return "\n".join(kept), cut
+
+
+def plain_text(text: str, *, email: bool) -> str:
+    """``text`` as plain text: HTML converted, an email's quoted history cut and marked."""
+    cut = False
+    if _HTML_RE.search(text):
+        text, cut = _html_to_text(text)
+    if email:
+        text, cut_lines = _trim_quoted_lines(text)
+        cut = cut or cut_lines
+    text = _BLANK_RUNS.sub("\n\n", text.replace("\r\n", "\n")).strip()
+    if cut:
+        text = f"{text}\n{QUOTE_MARK}" if text else QUOTE_MARK
+    return text
+
+
+def plain_texts(content_type: pa.Array, text: pa.Array) -> pa.Array:
+    """``text`` with every rich-content item's text made plain (see plain_text); other rows,
+    and rows that hold neither HTML nor quoted lines, are returned as they are."""
+    rich = pc.is_in(content_type, value_set=pa.array(RICH_CONTENT_TYPES))
+    email = pc.equal(content_type, "EMAIL")
+    looks = pc.match_substring_regex(text, _HTML, ignore_case=True)
+    quoted = pc.and_(email, pc.match_substring_regex(text, _QUOTED_LINE))
+    todo = pc.fill_null(pc.and_(rich, pc.or_(looks, quoted)), False)
+    rows = pc.indices_nonzero(todo).to_pylist()
+    if not rows:
+        return text
+    values = text.to_pylist()
+    kinds = content_type.to_pylist()
+    for row in rows:
+        values[row] = plain_text(values[row], email=kinds[row] == "EMAIL")
+    return pa.array(values, text.type)
