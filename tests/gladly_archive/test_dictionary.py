@@ -1,4 +1,4 @@
-"""The data dictionary: every field described, mismatches refused."""
+"""The data dictionary: every field described, mismatches refused, docs/datasets.md current."""
 
 from __future__ import annotations
 
@@ -23,6 +23,9 @@ from gladly_archive.dictionary import (
     describe,
 )
 from gladly_archive.dictionary.terms import entry_problems
+from gladly_archive.dictionary_doc import REGENERATE, arrow_type, render_markdown
+
+DATASETS_MD = Path(__file__).resolve().parents[2] / "docs" / "datasets.md"
 
 # Every described schema, by the dataset name with_metadata stamps.
 DESCRIBED: dict[str, pa.Schema] = {
@@ -197,3 +200,28 @@ def test_pending_personal_columns_are_marked_too() -> None:
     assert DICTIONARY["items"].columns["agent_name"].personal == PERSONAL
     assert DICTIONARY["transcripts"].columns["agent_name"].personal == PERSONAL
     assert DICTIONARY["transcripts"].columns["agent_names"].personal == PERSONAL
+
+
+def test_arrow_types_are_printed_as_readers_name_them() -> None:
+    assert arrow_type(pa.list_(pa.string())) == "list<string>"
+    assert arrow_type(schemas.UTC_MICROS) == "timestamp[us, tz=UTC]"
+    assert arrow_type(pa.list_(schemas.ATTACHMENT)) == (
+        "list<struct<id: string, content_type: string, filename: string, file_size: int64>>"
+    )
+
+
+def test_the_page_lists_every_column_with_type_and_nullability() -> None:
+    page = render_markdown()
+    for schema in [*schemas.DATASETS.values(), schemas.TOMBSTONES, schemas.REFILL_WATCH]:
+        for field in schema:
+            kind = f"`{arrow_type(field.type)}`" + ("" if field.nullable else " not null")
+            assert f"| `{field.name}` | {kind} | " in page, field.name
+    assert "| `item_id` | `string` not null | Gladly's id of the item" in page
+    assert REGENERATE in page.splitlines()[2]
+
+
+def test_docs_datasets_md_is_current() -> None:
+    expected = render_markdown()
+    found = DATASETS_MD.read_text(encoding="utf-8") if DATASETS_MD.exists() else ""
+    if found != expected:
+        pytest.fail(f"docs/datasets.md is stale; regenerate it: {REGENERATE}", pytrace=False)
