@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from gladly_archive.dictionary import describe
+
 __all__ = [
     "AGENTS",
     "ATTACHMENT",
@@ -42,8 +44,10 @@ TRANSCRIPT_BUCKETS = 16
 
 
 def with_metadata(name: str, schema: pa.Schema) -> pa.Schema:
-    """Stamp a schema with its dataset name and version (kept in every Parquet file's footer)."""
-    return schema.with_metadata(
+    """Stamp a schema with its dataset name and version, and each field with its description,
+    source and personal level from the data dictionary (all kept in every Parquet file's
+    footer); raises DictionaryError when a column and the dictionary disagree."""
+    return describe(name, schema).with_metadata(
         {
             b"gladly_pipeline.dataset": name.encode(),
             b"gladly_pipeline.schema_version": str(SCHEMA_VERSION).encode(),

@@ -23,7 +23,7 @@ from gladly_archive.convert import (
 )
 from gladly_archive.convert_fallback import item_row, load_line, rows_to_batch
 from gladly_archive.convert_fast import convert_fast
-from gladly_archive.schemas import AGENTS, CUSTOMERS, CONVERTED_ITEMS, TOPICS, UTC_MICROS
+from gladly_archive.schemas import AGENTS, CONVERTED_ITEMS, CUSTOMERS, TOPICS, UTC_MICROS
 
 AT = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 AT_MICROS = (AT - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)

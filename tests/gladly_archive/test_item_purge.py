@@ -274,7 +274,8 @@ def test_redaction_leaves_the_words_nowhere_and_everything_else_as_it_was(root: 
         ("m1", "2025-03-01T12:30:00Z · Chat · Customer · [attachments: image/png]"),
         (
             "v8",
-            "2025-03-06T11:00:00Z · Phone call · Customer · Phone call, 2m 55s, recording available",
+            "2025-03-06T11:00:00Z · Phone call · Customer · "
+            "Phone call, 2m 55s, recording available",
         ),
     ):
         was, now = before_transcripts[conv], transcripts[conv]

@@ -235,8 +235,11 @@ def test_named_schemas_are_the_datasets_entries() -> None:
 
 
 def test_with_metadata_stamps_name_and_version() -> None:
-    stamped = schemas.with_metadata("x", pa.schema([_f("a", pa.int8())]))
+    # A dataset the data dictionary knows (an unknown one is refused: test_dictionary.py).
+    bare = pa.schema([_f(f.name, f.type, f.nullable) for f in schemas.INBOXES])
+    stamped = schemas.with_metadata("inboxes", bare)
     assert stamped.metadata == {
-        b"gladly_pipeline.dataset": b"x",
+        b"gladly_pipeline.dataset": b"inboxes",
         b"gladly_pipeline.schema_version": b"3",
     }
+    assert stamped.field("name").metadata[b"personal"] == b"none"
