@@ -55,7 +55,9 @@ def _html_to_text(html: str) -> tuple[str, bool]:
     for element in quoted:
         if element.getparent() is not None:
             element.drop_tree()
-    return Inscriptis(tree, _CONFIG).get_text(), bool(quoted)
+    text = Inscriptis(tree, _CONFIG).get_text()
+    # inscriptis indents nested blocks; a transcript wants the words, not the layout.
+    return "\n".join(line.strip() for line in text.split("\n")), bool(quoted)
 
 
 def _trim_quoted_lines(text: str) -> tuple[str, bool]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -375,6 +376,10 @@ class Renderer(VoiceContent):
             text = f"Hi {words['first']},\n{body}\n\nBest,\nShop Support"
         if stage:
             subject = "Re: " + subject
+        if role == t.R_AGENT and (h >> 17) % 2 == 0:
+            # Gladly sends and keeps agents' emails as rich-content HTML; a reply quotes the
+            # customer's last message the way mail clients do.
+            text = _email_html(text, words["first"] if stage else None)
         content: dict[str, Any] = {"type": "EMAIL", "from": sender, "to": to}
         roll = (h >> 14) % 10
         if roll < 4:
@@ -462,3 +467,16 @@ def redact_content(content: dict[str, Any]) -> dict[str, Any]:
         out["recordingStatus"] = "DELETED"
         out["recordingSummary"] = {"status": "REDACTED"}
     return out
+
+
+def _email_html(text: str, quoted_name: str | None) -> str:
+    """An agent's email body as Gladly's rich-content HTML; with ``quoted_name``, followed by the
+    quoted history a reply carries (a gmail-style quote block)."""
+    first, *rest = [html.escape(line) for line in text.split("\n") if line]
+    body = f"<div><p>{first}</p><p>{'<br>'.join(rest)}</p></div>"
+    if quoted_name is None:
+        return body
+    return (
+        f'{body}<div class="gmail_quote">On an earlier day, {html.escape(quoted_name)} '
+        "wrote:<br><blockquote>Thanks &amp; regards</blockquote></div>"
+    )

@@ -1,0 +1,121 @@
+"""Transcripts exported from the sandbox read as a person reads them: plain text, notes marked
+internal, every agent line naming its agent (the sandbox's own agents are the truth)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from gladly_archive import Archive
+from gladly_client import GladlyClient
+from gladly_sandbox import Sandbox
+from ingest.exporting import run_export
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 5, 20, 9, tzinfo=UTC)
+HTML_LEFTOVERS = re.compile(r"<p>|<br>|<br/>|&amp;|</p>|<div|<blockquote", re.IGNORECASE)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sandbox, Archive]]:
+    root = tmp_path_factory.mktemp("readable") / "archive"
+    with Sandbox(
+        seed=11,
+        customers=50,
+        now=NOW,
+        frozen_clock=True,
+        rate_limit_per_second=None,
+        items_per_customer=8,
+    ) as sb:
+        archive = Archive.open(root)
+        client = GladlyClient(sb.base_url, sb.user, sb.api_token, requests_per_second=500.0)
+        with client:
+            assert run_export(client, archive, now=NOW).failed == []
+        yield sb, archive
+
+
+def _sandbox_agents(sb: Sandbox) -> dict[str, str]:
+    """Agent id → name as the sandbox's own export files list them."""
+    agents: dict[str, str] = {}
+    for job in sb.exports.list_jobs(status="COMPLETED"):
+        for line in sb.exports.file_path(job["id"], "agents.jsonl").read_bytes().splitlines():
+            if line.strip():
+                agent = json.loads(line)
+                agents[agent["id"]] = agent["name"]
+    return agents
+
+
+def _lines_by_item(archive: Archive) -> list[tuple[dict[str, object], str]]:
+    """Each conversation item as Gladly sent it (raw_json), with its transcript line."""
+    items = archive.dataset("items").to_table(
+        columns=["item_id", "conversation_id", "timestamp", "raw_json"]
+    )
+    by_conversation: dict[str, list[tuple[object, str, str]]] = defaultdict(list)
+    for row in items.to_pylist():
+        if row["conversation_id"] is not None:
+            key = (row["timestamp"], row["item_id"])
+            by_conversation[row["conversation_id"]].append((key, row["item_id"], row["raw_json"]))
+    transcripts = archive.dataset("transcripts").to_table(columns=["conversation_id", "transcript"])
+    paired = []
+    for conversation, transcript in zip(
+        transcripts.column("conversation_id").to_pylist(),
+        transcripts.column("transcript").to_pylist(),
+        strict=True,
+    ):
+        ordered = sorted(by_conversation[conversation], key=lambda entry: entry[0])  # type: ignore[arg-type,return-value]
+        lines = transcript.split("\n")
+        assert len(lines) == len(ordered), conversation
+        paired += [
+            (json.loads(raw), line) for (_, _, raw), line in zip(ordered, lines, strict=True)
+        ]
+    return paired
+
+
+def test_no_html_is_left_in_any_transcript_or_item_text(exported: tuple[Sandbox, Archive]) -> None:
+    _, archive = exported
+    raw = archive.dataset("items").to_table(columns=["raw_json", "text"])
+    # The sandbox does send HTML (agents' emails, some notes and activities): the test can fail.
+    assert sum(bool(HTML_LEFTOVERS.search(r)) for r in raw.column("raw_json").to_pylist()) >= 10
+    texts = [t for t in raw.column("text").to_pylist() if t]
+    assert not [t for t in texts if HTML_LEFTOVERS.search(t)]
+    transcripts = archive.dataset("transcripts").to_table(columns=["transcript"])
+    for transcript in transcripts.column("transcript").to_pylist():
+        assert not HTML_LEFTOVERS.search(transcript)
+
+
+def test_every_note_line_is_marked_internal_and_only_notes_are(
+    exported: tuple[Sandbox, Archive],
+) -> None:
+    sb, archive = exported
+    agents = _sandbox_agents(sb)
+    notes = 0
+    for item, line in _lines_by_item(archive):
+        who = line.split(" · ")[2]
+        if item["content"]["type"] == "CONVERSATION_NOTE":
+            notes += 1
+            assert who == f"Internal note ({agents[item['initiator']['id']]})"
+            assert " · Note · " in line
+        else:
+            assert "Internal note" not in who
+    assert notes >= 5
+    counted = archive.dataset("transcripts").to_table(columns=["internal_notes"])
+    assert sum(counted.column("internal_notes").to_pylist()) == notes
+
+
+def test_every_agent_line_names_its_agent(exported: tuple[Sandbox, Archive]) -> None:
+    sb, archive = exported
+    agents = _sandbox_agents(sb)
+    agent_lines = 0
+    for item, line in _lines_by_item(archive):
+        initiator = item.get("initiator") or {}
+        if initiator.get("type") != "AGENT" or item["content"]["type"] == "CONVERSATION_NOTE":
+            continue
+        agent_lines += 1
+        assert line.split(" · ")[2] == agents[initiator["id"]]
+    assert agent_lines >= 50
