@@ -113,7 +113,7 @@ def _agent_ids(batch: pa.RecordBatch) -> pa.Array:
     return pc.coalesce(agent("initiator"), agent("responder"))
 
 
-def _conversation_names(
+def conversation_names(
     conversation_ids: pa.Array, names: ReferenceNames
 ) -> tuple[pa.Array, pa.Array]:
     """Each row's inbox name and topic names, from its conversation's facts."""
@@ -127,7 +127,7 @@ def _conversation_names(
             continue
         inbox_id, topic_ids = facts
         inbox.append(names.inboxes.get(inbox_id) if inbox_id is not None else None)
-        topics.append([names.topics.get(t, f"topic {t}") for t in topic_ids])
+        topics.append(sorted(names.topics.get(t, f"topic {t}") for t in topic_ids))
     return pa.array(inbox, pa.string()), pa.array(topics, _NAMES)
 
 
@@ -171,7 +171,7 @@ def derive_items(batch: pa.RecordBatch, names: ReferenceNames) -> pa.RecordBatch
         return batch
     kinds = batch.column("content_type")
     agent_id = _agent_ids(batch)
-    inbox_name, topic_names = _conversation_names(batch.column("conversation_id"), names)
+    inbox_name, topic_names = conversation_names(batch.column("conversation_id"), names)
     text = plain_texts(kinds, batch.column("text"))
     text = _event_texts(batch, text, names)
     channel = pc.coalesce(_lookup(kinds, CHANNELS), kinds.cast(pa.string()))

@@ -40,6 +40,7 @@ from gladly_archive.enrichment import (
     read_enrichment_state,
     write_enrichment_state,
 )
+from gladly_archive.name_refresh import refresh_conversation_names
 from gladly_archive.schemas import CONVERSATIONS, CUSTOMER_PROFILES
 from gladly_client import BadRequestError, CustomerMovedError, GladlyClient, NotFoundError
 from gladly_client.models import Conversation, Event, Report
@@ -229,6 +230,8 @@ class ConversationFacts:
     windows_split: int = 0
     not_in_reports: int = 0  # archived conversations no report listed (deleted in Gladly)
     incomplete: bool = False  # the budget ran out: the watermark was not moved
+    # Archived rows given their conversation's new inbox and topic names, per dataset.
+    names_refreshed: dict[str, int] = field(default_factory=dict)
 
     @property
     def calls(self) -> int:
@@ -404,6 +407,8 @@ def refresh_conversation_facts(
             client, plan, events, known, columns, writer, done, now, row_cap, progress, budget
         )
         started = now - EVENTS_LAG
+    # Before the watermark moves: a crash here repeats the pass, and the names with it.
+    done.names_refreshed = refresh_conversation_names(archive, writer.seen).rows_changed
     if done.incomplete:
         return done
     write_enrichment_state(archive, EnrichmentState(started, plan.covered_from))
@@ -619,6 +624,11 @@ class _Writer:
         self.run_id = run_id
         self.batches = 0
         self._stored = _newest_facts(archive)
+        # Conversations this pass read facts of (id -> customer): once the pass is done, their
+        # archived rows get the inbox and topic names the facts give. All of them, not only
+        # those whose facts changed: after a crash between the facts and the names, the rerun
+        # finds the facts stored already, and the rows would keep their old names.
+        self.seen: dict[str, str] = {}
 
     def _next_run(self) -> str:
         self.batches += 1
@@ -628,6 +638,13 @@ class _Writer:
         table = pa.Table.from_pylist(list(rows), schema=CONVERSATIONS)
         if table.num_rows == 0:
             return 0
+        self.seen.update(
+            zip(
+                table.column("conversation_id").to_pylist(),
+                table.column("customer_id").to_pylist(),
+                strict=True,
+            )
+        )
         table = _unseen(table, self._stored)
         if table.num_rows == 0:
             return 0

@@ -106,7 +106,7 @@ def test_channel_internal_agent_and_names() -> None:
         ("SMS", False, "zed", None, "x"),  # an agent no listing names
     ]
     assert {r["inbox_name"] for r in rows} == {"Returns"}
-    assert rows[0]["topic_names"] == ["Order Returns", "Damaged Merchandise"]
+    assert rows[0]["topic_names"] == ["Damaged Merchandise", "Order Returns"]  # sorted
 
 
 def test_a_conversation_not_yet_enriched_has_no_inbox_or_topics() -> None:

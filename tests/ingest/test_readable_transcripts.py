@@ -8,12 +8,15 @@ import re
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from gladly_archive import Archive
+from gladly_archive.name_refresh import refresh_conversation_names
 from gladly_client import GladlyClient
 from gladly_sandbox import Sandbox
+from ingest.enrich import enrich_archive
 from ingest.exporting import run_export
 
 pytestmark = pytest.mark.integration
@@ -119,3 +122,66 @@ def test_every_agent_line_names_its_agent(exported: tuple[Sandbox, Archive]) -> 
         agent_lines += 1
         assert line.split(" · ")[2] == agents[initiator["id"]]
     assert agent_lines >= 50
+
+
+def test_enrichment_names_the_inbox_and_topics_of_archived_rows_and_a_crash_is_finished(
+    tmp_path: Path,
+) -> None:
+    """Items are written before enrichment fetched their conversations: the refresh after it
+    names inbox and topics as the sandbox has them, survives a crash mid-way, and a second
+    pass changes nothing."""
+    with Sandbox(
+        seed=5, customers=25, now=NOW, frozen_clock=True, rate_limit_per_second=None
+    ) as sb:
+        archive = Archive.open(tmp_path / "archive")
+        client = GladlyClient(sb.base_url, sb.user, sb.api_token, requests_per_second=500.0)
+        with client:
+            assert run_export(client, archive, now=NOW).failed == []
+            items = archive.dataset("items").to_table(columns=["inbox_name"])
+            assert items.column("inbox_name").null_count == items.num_rows  # not yet known
+
+            hits: list[str] = []
+
+            def crash(point: str) -> None:
+                if point.startswith("names:") and point.endswith(":written"):
+                    hits.append(point)
+                    if len(hits) == 2:
+                        raise RuntimeError("killed")
+
+            crashing = Archive.open(tmp_path / "archive", crash_hook=crash)
+            with pytest.raises(RuntimeError, match="killed"):
+                enrich_archive(client, crashing, max_calls=100_000, now=NOW)
+            enrich_archive(client, archive, max_calls=100_000, now=NOW)
+            rows = archive.dataset("items").to_table(
+                columns=["conversation_id", "inbox_name", "topic_names"]
+            )
+            truth: dict[str, tuple[str, list[str]]] = {}
+            inboxes = {i.id: i.name for i in client.org.inboxes()}
+            topics = {t.id: t.name for t in client.org.topics()}
+            for conversation in {c for c in rows.column("conversation_id").to_pylist() if c}:
+                facts = client.conversations.get(conversation)
+                truth[conversation] = (
+                    inboxes[facts.inbox_id],
+                    sorted(topics[t] for t in facts.topic_ids),
+                )
+        for row in rows.to_pylist():
+            if row["conversation_id"] is not None:
+                assert (row["inbox_name"], row["topic_names"]) == truth[row["conversation_id"]]
+        transcripts = archive.dataset("transcripts").to_table(
+            columns=["conversation_id", "inbox_name", "topic_names"]
+        )
+        for row in transcripts.to_pylist():
+            assert (row["inbox_name"], row["topic_names"]) == truth[row["conversation_id"]]
+        customers = dict(
+            zip(
+                transcripts.column("conversation_id").to_pylist(),
+                archive.dataset("transcripts")
+                .to_table(columns=["customer_id"])
+                .column("customer_id")
+                .to_pylist(),
+                strict=True,
+            )
+        )
+        again = refresh_conversation_names(archive, customers)
+        assert again.conversations == len(truth)
+        assert sum(again.files_rewritten.values()) == 0
