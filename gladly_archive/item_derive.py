@@ -116,11 +116,15 @@ def _agent_ids(batch: pa.RecordBatch) -> pa.Array:
 def conversation_names(
     conversation_ids: pa.Array, names: ReferenceNames
 ) -> tuple[pa.Array, pa.Array]:
-    """Each row's inbox name and topic names, from its conversation's facts."""
+    """Each row's inbox name and topic names (sorted), from its conversation's facts; NULL
+    for a conversation without facts. Looked up once per distinct conversation."""
+    encoded = pc.dictionary_encode(conversation_ids.cast(pa.string()))
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
     inbox: list[str | None] = []
     topics: list[list[str] | None] = []
-    for conversation in conversation_ids.to_pylist():
-        facts = names.conversations.get(conversation) if conversation is not None else None
+    for conversation in encoded.dictionary.to_pylist():
+        facts = names.conversations.get(conversation)
         if facts is None:
             inbox.append(None)
             topics.append(None)
@@ -128,7 +132,11 @@ def conversation_names(
         inbox_id, topic_ids = facts
         inbox.append(names.inboxes.get(inbox_id) if inbox_id is not None else None)
         topics.append(sorted(names.topics.get(t, f"topic {t}") for t in topic_ids))
-    return pa.array(inbox, pa.string()), pa.array(topics, _NAMES)
+    indices = encoded.indices
+    return (
+        pc.take(pa.array(inbox, pa.string()), indices),
+        pc.take(pa.array(topics, _NAMES), indices),
+    )
 
 
 def _event_texts(batch: pa.RecordBatch, text: pa.Array, names: ReferenceNames) -> pa.Array:
