@@ -7,8 +7,9 @@ Builds a conversation_items.jsonl of --items lines (every content type, ~480 byt
 templated so that a 4 M-line file takes seconds), then converts it to Parquet three ways, each
 in its own process so that peak RSS is measured per contender (os.wait4):
 
-- ours: gladly_archive.convert.convert_items_file → pyarrow ParquetWriter, one row group per
-  batch (the ITEMS schema: typed columns plus raw_json, the whole line);
+- ours: gladly_archive.convert.convert_items_file → item_derive.derive_items → pyarrow
+  ParquetWriter, one row group per batch (the ITEMS schema: typed columns, the derived
+  channel, names and plain text, plus raw_json, the whole line);
 - raw pyarrow: pyarrow.json.open_json (streaming, schema inferred) → ParquetWriter — the
   parser's limit, doing no work of ours;
 - per-record loop: json.loads each line, flatten it to an ITEMS row in Python
@@ -355,12 +356,26 @@ class ItemsFile:
 # --------------------------------------------------------------------------------------------
 
 
+def _bench_names() -> Any:
+    """What StagedJob.write_items derives with: a job's worth of agent and topic names (ours
+    and the loop both write the converted columns plus the derived ones: channel, names,
+    rich-content HTML as plain text)."""
+    from gladly_archive.item_derive import ReferenceNames
+
+    return ReferenceNames(
+        agents={f"agent{n}": f"Agent {n}" for n in range(200)},
+        topics={f"topic{n}": f"Topic {n}" for n in range(100)},
+    )
+
+
 def run_ours(source: Path, target: Path, compression: str, block_mb: int) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
     from gladly_archive.convert import ConvertStats, convert_items_file
+    from gladly_archive.item_derive import derive_items
     from gladly_archive.schemas import ITEMS
 
+    names = _bench_names()
     stats = ConvertStats()
     started = time.perf_counter()
     with pq.ParquetWriter(target, ITEMS, compression=compression) as writer:
@@ -371,7 +386,7 @@ def run_ours(source: Path, target: Path, compression: str, block_mb: int) -> dic
             stats=stats,
             block_bytes=block_mb << 20,
         ):
-            writer.write_batch(batch)
+            writer.write_batch(derive_items(batch, names))
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "rows": stats.rows, "quarantined": stats.quarantined}
 
@@ -395,7 +410,13 @@ def run_loop(source: Path, target: Path, compression: str, block_mb: int) -> dic
     import pyarrow.parquet as pq
 
     from gladly_archive.convert_fallback import item_error, item_row
-    from gladly_archive.schemas import ITEMS
+    from gladly_archive.item_derive import derive_items
+    from gladly_archive.schemas import CONVERTED_ITEMS, ITEMS
+
+    names = _bench_names()
+
+    def batch(rows: list[dict[str, Any]]) -> pa.RecordBatch:
+        return derive_items(pa.RecordBatch.from_pylist(rows, schema=CONVERTED_ITEMS), names)
 
     started = time.perf_counter()
     archived = int(time.time() * 1_000_000)
@@ -412,11 +433,11 @@ def run_loop(source: Path, target: Path, compression: str, block_mb: int) -> dic
                 continue
             pending.append(item_row(record, text, "bench", archived))
             if len(pending) == 10_000:
-                writer.write_batch(pa.RecordBatch.from_pylist(pending, schema=ITEMS))
+                writer.write_batch(batch(pending))
                 rows += len(pending)
                 pending.clear()
         if pending:
-            writer.write_batch(pa.RecordBatch.from_pylist(pending, schema=ITEMS))
+            writer.write_batch(batch(pending))
             rows += len(pending)
     return {"seconds": time.perf_counter() - started, "rows": rows, "quarantined": bad}
 

@@ -139,22 +139,51 @@ def conversation_names(
     )
 
 
+_EVENT_FIELDS = (
+    r'"status"\s*:\s*"(?P<status>[A-Za-z_]*)"',
+    r'"addedTopicIds"\s*:\s*\[(?P<added>[^\]]*)\]',
+    r'"removedTopicIds"\s*:\s*\[(?P<removed>[^\]]*)\]',
+)
+
+
+def _ids(listed: str | None) -> list[str] | None:
+    """The ids of a JSON array's inside (``"a","b"``), or None when it is not that simple."""
+    if listed is None:
+        return []
+    ids = [part.strip() for part in listed.split(",") if part.strip()]
+    if not all(len(i) > 1 and i[0] == i[-1] == '"' and "\\" not in i for i in ids):
+        return None
+    return [i[1:-1] for i in ids]
+
+
 def _event_texts(batch: pa.RecordBatch, text: pa.Array, names: ReferenceNames) -> pa.Array:
-    """Topic and status changes carry no text: say what changed, topics by name."""
+    """Topic and status changes carry no text: say what changed, topics by name. The few
+    fields are cut out of raw_json by pattern; a line they do not fit is parsed whole."""
     kinds = batch.column("content_type")
     events = pc.is_in(kinds, value_set=pa.array(["TOPIC_CHANGE", "CONVERSATION_STATUS_CHANGE"]))
-    rows = pc.indices_nonzero(pc.fill_null(pc.and_(events, pc.is_null(text)), False)).to_pylist()
-    if not rows:
+    rows = pc.indices_nonzero(pc.fill_null(pc.and_(events, pc.is_null(text)), False))
+    if not len(rows):
         return text
+    raw = batch.column("raw_json").take(rows)
+    found = [
+        pc.struct_field(pc.extract_regex(raw, pattern), [0]).to_pylist()
+        for pattern in _EVENT_FIELDS
+    ]
     values = text.to_pylist()
-    raw = batch.column("raw_json")
-    for row in rows:
-        try:
-            content = json.loads(raw[row].as_py()).get("content") or {}
-        except (ValueError, AttributeError):
-            continue
-        if not isinstance(content, dict):
-            continue
+    for n, row in enumerate(rows.to_pylist()):
+        status, added, removed = found[0][n], _ids(found[1][n]), _ids(found[2][n])
+        if kinds[row].as_py() == "CONVERSATION_STATUS_CHANGE" and status is not None:
+            content: dict[str, object] = {"type": "CONVERSATION_STATUS_CHANGE", "status": status}
+        elif kinds[row].as_py() == "TOPIC_CHANGE" and added is not None and removed is not None:
+            content = {"type": "TOPIC_CHANGE", "addedTopicIds": added, "removedTopicIds": removed}
+        else:
+            try:
+                parsed = json.loads(raw[n].as_py()).get("content")
+            except (ValueError, AttributeError):
+                continue
+            if not isinstance(parsed, dict):
+                continue
+            content = parsed
         values[row] = _event_text(content, names)
     return pa.array(values, text.type)
 

@@ -10,6 +10,7 @@ The original is always kept in ``raw_json``.
 
 from __future__ import annotations
 
+import functools
 import re
 
 import lxml.html
@@ -76,8 +77,12 @@ def _trim_quoted_lines(text: str) -> tuple[str, bool]:
     return "\n".join(kept), cut
 
 
+@functools.lru_cache(maxsize=4096)
 def plain_text(text: str, *, email: bool) -> str:
-    """``text`` as plain text: HTML converted, an email's quoted history cut and marked."""
+    """``text`` as plain text: HTML converted, an email's quoted history cut and marked.
+
+    Remembered for the last few thousand texts: canned answers, signatures-only replies and
+    rule-generated messages repeat often, and conversion costs about 0.1-0.3 ms a text."""
     cut = False
     if _HTML_RE.search(text):
         text, cut = _html_to_text(text)

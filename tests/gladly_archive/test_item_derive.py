@@ -151,3 +151,10 @@ def test_the_job_listing_overrides_the_archive_and_rederiving_changes_nothing() 
     assert derive_items(once, names).equals(once)
     # The original stays in raw_json.
     assert json.loads(once.column("raw_json")[0].as_py())["content"]["content"] == "<p>x</p>"
+
+
+def test_an_event_the_patterns_do_not_fit_is_read_whole() -> None:
+    # An escaped id ("t\u0031" is "t1") is not cut out by pattern: the line is parsed whole.
+    line = _item(1, {"type": "TOPIC_CHANGE", "addedTopicIds": ["PLACEHOLDER"]})
+    (row,) = _derived(line.replace(b"PLACEHOLDER", b"t\\u0031"))
+    assert row["text"] == "Topics added: Order Returns"
