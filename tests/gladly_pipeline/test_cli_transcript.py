@@ -32,6 +32,7 @@ from gladly_client import GladlyClient
 from gladly_pipeline import transcript as transcript_command
 from gladly_pipeline.cli import app
 from gladly_sandbox import Sandbox
+from ingest.enrich import enrich_archive
 from ingest.exporting import run_export
 from tests.gladly_archive.test_archive import archive_job, item
 
@@ -63,6 +64,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
         GladlyClient(sb.base_url, sb.user, sb.api_token, requests_per_second=500.0) as client,
     ):
         assert run_export(client, Archive.open(root), now=NOW).failed == []
+        # Enrichment names every conversation's inbox and topics, so headers show them.
+        enrich_archive(client, Archive(root), max_calls=100_000, now=NOW)
         per_customer = Counter(
             Archive(root).dataset("transcripts").to_table(columns=["customer_id"])["customer_id"]
             .to_pylist()
@@ -149,6 +152,19 @@ def test_text_lines_are_the_transcripts_datasets_lines(world: World) -> None:
     expected = _transcript_of(world.root, world.conversation).split("\n")
     assert _lines_after_header(result.stdout) == expected
     assert any(" · Note · Internal note (" in line for line in expected)
+    (stored,) = (
+        Archive(world.root)
+        .dataset("transcripts")
+        .to_table(
+            columns=["inbox_name", "topic_names"],
+            filter=pc.field("conversation_id") == world.conversation,
+        )
+        .to_pylist()
+    )
+    header = result.stdout.partition("\n\n")[0].split("\n")
+    assert stored["inbox_name"]  # enriched: the header names what the dataset names
+    assert f"Inbox: {stored['inbox_name']}" in header
+    assert f"Topics: {', '.join(stored['topic_names'])}" in header
 
 
 def test_every_conversation_reads_as_the_transcripts_dataset(world: World) -> None:
