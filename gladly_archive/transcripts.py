@@ -49,7 +49,12 @@ SEPARATOR = " · "
 _LINE_BREAKS = r"\r\n?|\n"
 _CALLS = ("PHONE_CALL", "VOICEMAIL")
 # Who started an item, for the initiator types that are not a person of ours.
-_INITIATORS = {"CUSTOMER": "Customer", "SYSTEM": "System", "API": "Integration"}
+_INITIATORS = {
+    "CUSTOMER": "Customer",
+    "SYSTEM": "System",
+    "API": "Integration",
+    "AUTOMATION": "Automation",
+}
 
 
 def bucket_of(conversation_id: str) -> int:

@@ -284,7 +284,8 @@ TRANSCRIPTS = DatasetEntry(
             "One line per item in time order, `2025-01-08T16:02:11Z · Chat · Customer · text` "
             "(time to the second · channel · who · text); who is Customer, the agent's name, "
             "`Internal note (<agent name>)` for a note, `Agent <id>` for an agent not in any "
-            "listing, else System, Integration or the initiator type. Calls and voicemails say "
+            "listing, else System, Integration, Automation or the initiator type. Calls and "
+            "voicemails say "
             "their duration and recording status, attachments are listed by file name, an item "
             "without text shows `[<channel>]`; line breaks become spaces.",
             "derived: items.timestamp, channel, initiator_type, agent_name, internal, text, "
