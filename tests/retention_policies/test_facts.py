@@ -10,6 +10,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from gladly_archive.item_derive import CHANNELS
 from gladly_archive.schemas import CUSTOMERS, ITEMS
 from retention_policies.facts import FACT_FIELDS, load_tables
 from retention_policies.vocab import VALUE_FIELDS
@@ -38,6 +39,8 @@ def _item(
         timestamp=when,
         date=when.astimezone(UTC).date(),
         content_type=ctype,
+        channel=CHANNELS.get(ctype, ctype),
+        internal=ctype == "CONVERSATION_NOTE",
         job_id="j1",
         archived_at=T,
         raw_json=json.dumps({"id": iid, "content": {"type": ctype, **(content or {})}}),
