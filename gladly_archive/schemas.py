@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 # Bump when a column is added, removed or changes type; readers compare it from file metadata.
-SCHEMA_VERSION = 2  # 2: items carry `date`; the folded tier (docs/erasure-layout.md)
+SCHEMA_VERSION = 3  # 3: no Hive-style directories; 2: items carry `date`, the folded tier
 
 UTC_MICROS = pa.timestamp("us", tz="UTC")
 _STRINGS = pa.list_(pa.string())
@@ -100,7 +100,7 @@ ITEMS = with_metadata(
     ),
 )
 
-# customers/job=…/… and customers/job=folded/<bucket>/… — the export's flattened customer
+# customers/job-<id>/… and customers/folded/<bucket>/… — the export's flattened customer
 # records, one file set per job until folded.
 CUSTOMERS = with_metadata(
     "customers",
@@ -120,7 +120,7 @@ CUSTOMERS = with_metadata(
     ),
 )
 
-# agents/job=<id>/… (the export's agents.jsonl) and agents/run=<id>/… (GET /agents snapshots).
+# agents/job-<id>/… (the export's agents.jsonl, and GET /agents snapshots under their run id).
 # Readers keep the newest `archived_at` per agent.
 AGENTS = with_metadata(
     "agents",
@@ -136,7 +136,7 @@ AGENTS = with_metadata(
     ),
 )
 
-# topics/job=<id>/… (the export's topics.jsonl) and topics/run=<id>/… (GET /topics snapshots).
+# topics/job-<id>/… (the export's topics.jsonl, and GET /topics snapshots under their run id).
 # Readers keep the newest `archived_at` per topic.
 TOPICS = with_metadata(
     "topics",
@@ -153,7 +153,7 @@ TOPICS = with_metadata(
     ),
 )
 
-# inboxes/run=<id>/…  — snapshots of GET /inboxes (no export file lists inboxes), so policies
+# inboxes/job-<run id>/…  — snapshots of GET /inboxes (no export file lists inboxes), so policies
 # and holds may name inboxes. `job_id` holds the run id; the newest `archived_at` per inbox wins.
 INBOXES = with_metadata(
     "inboxes",
@@ -216,7 +216,7 @@ MANIFEST = with_metadata(
     ),
 )
 
-# _quarantine/job_id=…/…  — lines that could not be read, with where they came from.
+# _quarantine/job-<id>/…  — lines that could not be read, with where they came from.
 QUARANTINE = with_metadata(
     "quarantine",
     pa.schema(
@@ -245,7 +245,7 @@ CUSTOMER_FILES = with_metadata(
     ),
 )
 
-# conversations/run=<id>/…  — conversation facts fetched through the API (GET conversation):
+# conversations/run-<id>/…  — conversation facts fetched through the API (GET conversation):
 # the export files carry no inbox, status or topics. Appended per enrichment run; the latest
 # `fetched_at` per conversation wins.
 CONVERSATIONS = with_metadata(
@@ -265,7 +265,7 @@ CONVERSATIONS = with_metadata(
     ),
 )
 
-# customer_profiles/run=<id>/…  — profile facts fetched through the API (GET customer): custom
+# customer_profiles/run-<id>/…  — profile facts fetched through the API (GET customer): custom
 # attributes are not in the export's flattened customers. Latest `fetched_at` per customer wins.
 CUSTOMER_PROFILES = with_metadata(
     "customer_profiles",
@@ -297,7 +297,7 @@ DATASETS: dict[str, pa.Schema] = {
     "customer_profiles": CUSTOMER_PROFILES,
 }
 
-# tombstones/run=<run_id>/…  — one row per customer a deletion run erased: what keeps the customer
+# tombstones/run-<run_id>/…  — one row per customer a deletion run erased: what keeps the customer
 # from coming back. Emails and phones only as the caller's HMAC-SHA256 hex digests, never clear.
 # Not in DATASETS: written and read by gladly_archive.tombstones, not by commits.
 TOMBSTONES = with_metadata(
@@ -314,7 +314,7 @@ TOMBSTONES = with_metadata(
     ),
 )
 
-# refill_watch/watch=<watch_id>/…  — one row per detail (email, phone, external id) unlinked from
+# refill_watch/watch-<watch_id>/…  — one row per detail (email, phone, external id) unlinked from
 # a profile: what the exports and enrichment watch for, in case a lookup adaptor or a new
 # contact brings it back. The detail only as the caller's HMAC-SHA256 hex digest, never clear.
 # Not in DATASETS: written and read by gladly_archive.refill_watch, not by commits.

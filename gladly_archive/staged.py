@@ -26,7 +26,7 @@ from gladly_archive.commit import (
 )
 from gladly_archive.convert import QuarantinedLine
 from gladly_archive.fs import ArchiveError, ArchiveLockedError, WriterLock, join, remove_dir
-from gladly_archive.layout import INDEX_DIR, QUARANTINE_DIR, job_partition, relative
+from gladly_archive.layout import INDEX_DIR, QUARANTINE_DIR, id_partition, relative
 from gladly_archive.merge import CommitPlanner
 from gladly_archive.schemas import DATASETS, QUARANTINE, SCHEMA_VERSION, UTC_MICROS
 from gladly_archive.writer import DatasetWriter, WrittenFile
@@ -162,7 +162,7 @@ class StagedJob:
         self, dataset: str, batches: Iterable[pa.RecordBatch], by_date: str | None = None
     ) -> int:
         with self._failing_releases_lock():
-            partition = "" if by_date else job_partition(self.job_id)
+            partition = "" if by_date else id_partition(dataset, self.job_id)
             with self._writer(dataset, partition, by_date=by_date) as writer:
                 rows = writer.write_batches(batches)
         self._rows[dataset] = self._rows.get(dataset, 0) + rows

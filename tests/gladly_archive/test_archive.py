@@ -19,7 +19,7 @@ import pytest
 from gladly_archive.archive import Archive, JobAlreadyArchivedError
 from gladly_archive.convert import QuarantinedLine
 from gladly_archive.fs import ArchiveError, ArchiveLockedError
-from gladly_archive.schemas import AGENTS, CUSTOMERS, ITEMS, TOPICS
+from gladly_archive.schemas import AGENTS, CUSTOMERS, ITEMS, SCHEMA_VERSION, TOPICS
 from gladly_archive.transcripts import bucket_of
 from gladly_archive.writer import SchemaMismatchError
 
@@ -141,10 +141,10 @@ def test_commit_puts_every_dataset_in_its_final_layout(tmp_path: Path) -> None:
     files = all_files(tmp_path)
     assert "items/2025-03-01/part-J1-0.parquet" in files
     assert "items/2025-03-02/part-J1-1.parquet" in files
-    assert "customers/job=J1/part-J1-0.parquet" in files
-    assert "agents/job=J1/part-J1-0.parquet" in files
-    assert "topics/job=J1/part-J1-0.parquet" in files
-    assert "_quarantine/job=J1/part-J1-0.parquet" in files
+    assert "customers/job-J1/part-J1-0.parquet" in files
+    assert "agents/job-J1/part-J1-0.parquet" in files
+    assert "topics/job-J1/part-J1-0.parquet" in files
+    assert "_quarantine/job-J1/part-J1-0.parquet" in files
     assert "_manifest/job_id=J1.parquet" in files
     assert any(f.startswith("_index/customer_files/part-J1-") for f in files)
     assert {f.split("/")[1] for f in files if f.startswith("transcripts/")} == {
@@ -209,7 +209,7 @@ def test_manifest_records_the_job_figures(tmp_path: Path) -> None:
             ],
             "quarantined_lines": 2,
             "archived_at": ARCHIVED_AT,
-            "schema_version": 2,
+            "schema_version": SCHEMA_VERSION,
         }
     ]
 

@@ -198,13 +198,13 @@ def test_schema_is_pinned_field_by_field(name: str) -> None:
 def test_schema_metadata_names_the_dataset_and_version(name: str) -> None:
     assert schemas.DATASETS[name].metadata == {
         b"gladly_pipeline.dataset": METADATA_NAMES[name],
-        b"gladly_pipeline.schema_version": b"2",
+        b"gladly_pipeline.schema_version": b"3",
     }
 
 
 def test_version_and_bucket_count_are_pinned() -> None:
     # Changing either rewrites what readers and the transcript layout rely on.
-    assert schemas.SCHEMA_VERSION == 2
+    assert schemas.SCHEMA_VERSION == 3
     assert schemas.TRANSCRIPT_BUCKETS == 16
     assert TS.equals(schemas.UTC_MICROS)
 
@@ -227,5 +227,5 @@ def test_with_metadata_stamps_name_and_version() -> None:
     stamped = schemas.with_metadata("x", pa.schema([_f("a", pa.int8())]))
     assert stamped.metadata == {
         b"gladly_pipeline.dataset": b"x",
-        b"gladly_pipeline.schema_version": b"2",
+        b"gladly_pipeline.schema_version": b"3",
     }
