@@ -21,6 +21,7 @@ from gladly_archive.layout import (
     LOCK_NAME,
     MANIFEST_DIR,
     STAGING_DIR,
+    check_layout,
     check_readable,
     manifest_job_id,
     validate_job_id,
@@ -112,6 +113,12 @@ class Archive:
     def path(self, relative_path: str) -> str:
         """The full filesystem path of a path relative to the root."""
         return join(self.root, relative_path)
+
+    def check_layout(self) -> None:
+        """Raise OldLayoutError (one line, naming ``gladly-pipeline migrate``) unless this
+        release may write here: callers that write beside the datasets (plans, the audit log)
+        call it before their first write; every writer of the datasets checks on its own."""
+        check_layout(self.fs, self.root)
 
     def lock(self) -> WriterLock:
         """The archive's writer lock (not yet taken)."""
