@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
+from gladly_archive.catalog import refresh_catalog
 from gladly_archive.commit import CrashHook, recover_staging
 from gladly_archive.fs import ArchiveError, WriterLock, exists, join, local_path, resolve_root
 from gladly_archive.layout import (
@@ -129,9 +130,12 @@ class Archive:
         lock = self.lock()
         lock.acquire()
         try:
-            return recover_staging(self.fs, self.root, self.crash_hook)
+            rolled = recover_staging(self.fs, self.root, self.crash_hook)
         finally:
             lock.release()
+        if rolled:
+            refresh_catalog(self.fs, self.root)  # the crashed commit could not
+        return rolled
 
     def archived_job_ids(self) -> set[str]:
         """Ids of the jobs whose manifest exists (the watermark)."""

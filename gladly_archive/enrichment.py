@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gladly_archive.archive import Archive
+from gladly_archive.catalog import refresh_catalog
 from gladly_archive.fs import atomic_write_bytes, exists, read_bytes
 from gladly_archive.layout import check_layout, id_partition, validate_job_id
 from gladly_archive.schemas import AGENTS, CONVERSATIONS, CUSTOMER_PROFILES, INBOXES, TOPICS
@@ -66,7 +67,9 @@ def _write_run(
         file_prefix=f"part-{run_id}",
         partition=partition,
     ) as writer:
-        return writer.write_batches(table.cast(schema).to_batches())
+        rows = writer.write_batches(table.cast(schema).to_batches())
+    refresh_catalog(archive.fs, archive.root)  # the dataset may have had no file before
+    return rows
 
 
 def append_snapshot(archive: Archive, dataset: str, table: pa.Table, *, run_id: str) -> int:

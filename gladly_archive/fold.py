@@ -32,6 +32,7 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from gladly_archive.archive import Archive
+from gladly_archive.catalog import refresh_catalog
 from gladly_archive.commit import CommitIntent, execute_intent, recover_staging, write_intent
 from gladly_archive.fs import exists, join, list_dirs, list_files
 from gladly_archive.layout import (
@@ -187,6 +188,8 @@ def fold_archive(
         _Fold(archive, through, count, report, progress).run()
     finally:
         lock.release()
+    if any(report.rows_folded.values()):
+        refresh_catalog(archive.fs, archive.root)
     report.seconds = time.perf_counter() - started
     log.info(
         "fold through %s into %d buckets: rows %s; files written %s, replaced %s",

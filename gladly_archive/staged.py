@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
+from gladly_archive.catalog import refresh_catalog
 from gladly_archive.commit import (
     CommitIntent,
     CrashHook,
@@ -226,12 +227,14 @@ class StagedJob:
         )
 
     def commit(self) -> CommitResult:
-        """Make the job visible: dedupe, transcripts, index, intent, moves, manifest last."""
+        """Make the job visible: dedupe, transcripts, index, intent, moves, manifest last; then
+        refresh the archive's ``gladly.duckdb`` (gladly_archive.catalog)."""
         with self._failing_releases_lock():
             result = self._commit()
             self._state = "committed"
             self._lock.release()
             self._remove_download_dir()
+        refresh_catalog(self.archive.fs, self.archive.root)
         self._hook("committed")
         return result
 
