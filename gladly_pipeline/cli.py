@@ -21,6 +21,7 @@ from gladly_pipeline.export import export
 from gladly_pipeline.fold import fold
 from gladly_pipeline.plan import plan
 from gladly_pipeline.policies import holds_hash, validate
+from gladly_pipeline.sql import sql
 from gladly_pipeline.status_cli import status
 from gladly_pipeline.sweep import sweep
 from gladly_pipeline.unlink import unlink
@@ -79,6 +80,7 @@ app.command(name="recover")(recover)
 app.command(name="unlink")(unlink)
 app.command(name="demo")(demo)
 app.command(name="status")(status)
+app.command(name="sql")(sql)
 
 audit_app = typer.Typer(
     help="The audit log: verify its keyed chain, print its head, write an auditor's pack.",
