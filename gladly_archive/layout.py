@@ -56,6 +56,8 @@ __all__ = [
     "read_layout",
     "relative",
     "shown_root",
+    "upgraded_directory",
+    "upgraded_path",
     "validate_job_id",
     "write_layout",
 ]
@@ -251,6 +253,27 @@ def hive_directories(fs: pafs.FileSystem, root: str) -> list[str]:
     ]
 
 
+def upgraded_directory(dataset: str, name: str) -> str | None:
+    """The name this release gives a Hive-style directory of ``dataset`` that the release
+    before schema version 3 wrote (``job=folded`` → ``folded``, ``run=<id>`` → ``run-<id>``),
+    or None if ``name`` is not one."""
+    key, equals, value = name.partition("=")
+    if not equals or key not in _HIVE_KEYS or dataset not in _ID_WORD:
+        return None
+    return FOLDED if value == FOLDED else id_partition(dataset, value)
+
+
+def upgraded_path(dataset: str, path: str) -> str:
+    """A file's path relative to the root (as the customer file index holds it), with its
+    dataset's Hive-style directory renamed (see upgraded_directory); other paths unchanged."""
+    prefix = dataset + "/"
+    if not path.startswith(prefix):
+        return path
+    name, slash, rest = path[len(prefix) :].partition("/")
+    new = upgraded_directory(dataset, name) if slash else None
+    return path if new is None else f"{prefix}{new}/{rest}"
+
+
 def archive_version(fs: pafs.FileSystem, root: str) -> int:
     """The schema version the archive is kept at.
 
@@ -317,10 +340,10 @@ def check_layout(fs: pafs.FileSystem, root: str) -> None:
     if hive or version < SCHEMA_VERSION:
         evidence = [f"schema version {version}"] if version < SCHEMA_VERSION else []
         if hive:
-            evidence.append(f"Hive-style directories such as {hive[0]}")
+            evidence.append(f"Hive-style directories like {hive[0]}")
         command = f"gladly-pipeline migrate --root {shlex.quote(shown_root(fs, root))}"
         raise OldLayoutError(
-            f"the archive at {root} was written by an earlier release ({'; '.join(evidence)}); "
-            f"this release writes schema version {SCHEMA_VERSION}: run `{command}` to see what "
-            "upgrading it changes, then add --execute"
+            f"the archive at {root} was written by an earlier release ({', '.join(evidence)}): "
+            f"upgrade it to version {SCHEMA_VERSION} first with `{command}` (a dry run; then "
+            "add --execute)"
         )

@@ -19,6 +19,7 @@ from gladly_pipeline.errors import PipelineGroup
 from gladly_pipeline.exit_codes import EXIT_USAGE
 from gladly_pipeline.export import export
 from gladly_pipeline.fold import fold
+from gladly_pipeline.migrate import migrate
 from gladly_pipeline.plan import plan
 from gladly_pipeline.policies import holds_hash, validate
 from gladly_pipeline.sql import sql
@@ -71,6 +72,7 @@ def root(
 app.command(name="export")(export)
 app.command(name="enrich")(enrich)
 app.command(name="fold")(fold)
+app.command(name="migrate")(migrate)
 app.command(name="plan")(plan)
 app.command(name="sweep")(sweep)
 app.command(name="apply")(apply)
