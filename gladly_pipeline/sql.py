@@ -87,7 +87,9 @@ def sql(
     try:
         if output_format is Format.parquet and out is None:
             raise _Refused(
-                Failure(EXIT_USAGE, "Error: --format parquet needs --out FILE", "name the file")
+                Failure(
+                    EXIT_USAGE, "Error: Parquet output needs a file: --out FILE", "name the file"
+                )
             )
         _check_read_only(query)
         with _connection(where) as con:

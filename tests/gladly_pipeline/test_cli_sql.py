@@ -92,7 +92,7 @@ def test_csv_and_parquet_files_are_written_whole(full: FullArchive, tmp_path: Pa
 def test_parquet_needs_a_file(full: FullArchive) -> None:
     result = _sql(full, "SELECT 1", "--format", "parquet")
     assert result.exit_code == 2
-    assert says(result.stderr, "--format parquet needs --out FILE")
+    assert says(result.stderr, "Parquet output needs a file: --out FILE")
 
 
 @pytest.mark.parametrize(
