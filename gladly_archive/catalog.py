@@ -65,6 +65,9 @@ LATEST_VIEWS: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
     # An event's row (changed, deleted, merged at fetched_at) outranks a GET of the same instant.
     "customer_profiles_latest": ("customer_profiles", "customer_id", "fetched_at", ("event",)),
 }
+# customers_latest holds every customer an export listed, by its newest record: one merged
+# into another since keeps its row (the export files said so), and customer_profiles_latest
+# tells which are gone. An erased customer has no row left anywhere (the purge removed them).
 # customer_profiles_latest leaves out a profile whose newest row says it is gone: deleted, or
 # merged into another customer (that customer's own row stays). A kept row whose event is set
 # says the profile changed after it was last read: its custom attributes are unknown (NULL).

@@ -114,6 +114,13 @@ def test_the_fixture_is_what_the_previous_release_wrote(tmp_path: Path) -> None:
     assert sum(p.stat().st_size for p in FIXTURE.rglob("*") if p.is_file()) < 1_000_000
 
 
+def test_a_new_archive_is_at_this_version_and_has_nothing_to_migrate(tmp_path: Path) -> None:
+    archive = Archive.open(tmp_path / "new")
+    assert archive_version(archive.fs, archive.root) == SCHEMA_VERSION
+    check_layout(archive.fs, archive.root)
+    assert not plan_migration(archive).changes
+
+
 def test_a_dry_run_says_what_changes_and_changes_nothing(tmp_path: Path) -> None:
     root = copy_fixture(tmp_path)
     before = snapshot(root)
