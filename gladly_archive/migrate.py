@@ -45,6 +45,7 @@ from gladly_archive.layout import (
     INDEX_DIR,
     REFILL_WATCH_DIR,
     TOMBSTONES_DIR,
+    OldLayoutError,
     archive_version,
     check_readable,
     hive_directories,
@@ -75,8 +76,7 @@ log = logging.getLogger(__name__)
 # progress(MIGRATE_PHASE, steps done, steps): one step per directory renamed and file written.
 MIGRATE_PHASE = "migrate (steps)"
 _VERSION_KEY = b"gladly_pipeline.schema_version"
-# Every dataset a migration looks at, with its schema: items and transcripts first (rebuilt),
-# the index next (its paths follow the renames), then the rest (written again as they are).
+# Every dataset a migration looks at, with this release's schema.
 _SCHEMAS: dict[str, pa.Schema] = {
     **DATASETS,
     TOMBSTONES_DIR: TOMBSTONES,
@@ -137,12 +137,13 @@ def _stale_paths(fs: pafs.FileSystem, path: str) -> bool:
 
 
 def plan_migration(archive: Archive) -> MigrationPlan:
-    """What ``migrate_archive`` would do now; reads only (no lock taken)."""
+    """What ``migrate_archive`` would do now; reads only (no lock taken). OldLayoutError for
+    an archive this release cannot migrate (layout 1, or a newer release's)."""
     fs, root = archive.fs, archive.root
     check_readable(fs, root)  # layout 1 is older still: it cannot be migrated in place
     version = archive_version(fs, root)
     if version > SCHEMA_VERSION:
-        raise MigrationError(
+        raise OldLayoutError(
             f"the archive at {root} is at schema version {version}, newer than this release's "
             f"{SCHEMA_VERSION}: use the newer release on it"
         )

@@ -112,9 +112,9 @@ def sql(
 def _connection(root: str) -> Iterator[duckdb.DuckDBPyConnection]:
     """An in-memory DuckDB with the views, that may read files under the archive root only
     (and nothing else: no other file, no setting changed afterwards)."""
-    fs, path = resolve_root(root)
     if "://" in root:
         raise _Refused(Failure(EXIT_USAGE, f"Error: sql reads a local archive; {root} is not one"))
+    fs, path = resolve_root(root)
     if not os.path.isdir(path):
         raise _Refused(
             Failure(

@@ -320,3 +320,18 @@ def test_a_redacted_item_keeps_what_its_stub_cannot_give_again(tmp_path: Path) -
     assert {r["item_id"]: r for r in again.to_pylist()} == {
         k: v for k, v in after.items() if k != email["id"]
     }
+
+
+def test_an_archive_of_a_newer_release_is_neither_written_nor_migrated(tmp_path: Path) -> None:
+    root = copy_fixture(tmp_path)
+    migrate_archive(Archive(root, clock=fixed_clock))
+    body = json.loads((root / "_layout.json").read_text())
+    body["schema_version"] = SCHEMA_VERSION + 1
+    (root / "_layout.json").write_text(json.dumps(body))
+    before = snapshot(root)
+    archive = Archive(root)
+    with pytest.raises(OldLayoutError, match="newer release"):
+        check_layout(archive.fs, archive.root)
+    with pytest.raises(OldLayoutError, match="newer release"):
+        migrate_archive(archive)
+    assert snapshot(root) == before
