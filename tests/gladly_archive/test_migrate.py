@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import shlex
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -64,7 +66,10 @@ def snapshot(root: Path) -> dict[str, str]:
         if name == CATALOG_NAME:
             with duckdb.connect(str(path), read_only=True) as con:
                 views = con.execute("SELECT view_name, sql FROM duckdb_views() WHERE NOT internal")
-                files[name] = str(sorted(views.fetchall())).replace(str(root), "<root>")
+                quoted = str(root).replace("'", "''")  # as a SQL string holds it
+                files[name] = str(
+                    sorted((view, sql.replace(quoted, "<root>")) for view, sql in views.fetchall())
+                )
             continue
         files[name] = hashlib.sha256(path.read_bytes()).hexdigest()
     return files
@@ -247,7 +252,8 @@ def test_every_writer_refuses_the_earlier_release_archive(tmp_path: Path) -> Non
         ),
         lambda: write_watch(archive, watch),
     ):
-        with pytest.raises(OldLayoutError, match=f"gladly-pipeline migrate --root {root}"):
+        command = f"gladly-pipeline migrate --root {shlex.quote(str(root))}"
+        with pytest.raises(OldLayoutError, match=re.escape(command)):
             attempt()
     assert snapshot(root) == before
 

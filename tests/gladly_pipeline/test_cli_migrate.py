@@ -3,6 +3,7 @@ an archive of the previous release in one line naming it."""
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,6 @@ def test_writers_refuse_the_previous_release_archive_in_one_line(
     assert result.exit_code == 2, result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr  # one line, however narrow the terminal
-    assert f"gladly-pipeline migrate --root {root}" in lines[0]
+    assert f"gladly-pipeline migrate --root {shlex.quote(str(root))}" in lines[0]
     assert "earlier release" in lines[0]
     assert snapshot(root) == before

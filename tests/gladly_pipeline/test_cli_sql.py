@@ -113,7 +113,7 @@ def test_statements_that_write_are_refused_and_change_nothing(
     full: FullArchive, query: str, kind: str
 ) -> None:
     before = _snapshot(full.root)
-    result = _sql(full, query.format(root=full.root), columns=200)
+    result = _sql(full, query.format(root=str(full.root).replace("'", "''")), columns=200)
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith("Refused:")
     assert kind in result.stderr
