@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from gladly_archive.layout import id_partition
 from gladly_archive.schemas import CUSTOMERS, ITEMS
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
@@ -135,8 +136,9 @@ def build(root: Path, customers: int, items: int, seed: int = 7) -> None:
         },
         schema=CUSTOMERS,
     )
-    (root / "customers" / "job=job-1").mkdir(parents=True)
-    pq.write_table(ctable, root / "customers" / "job=job-1" / "part-0.parquet", compression="zstd")
+    directory = root / "customers" / id_partition("customers", "job-1")
+    directory.mkdir(parents=True)
+    pq.write_table(ctable, directory / "part-0.parquet", compression="zstd")
 
 
 def measure(root: Path, unlimited: bool) -> None:

@@ -7,7 +7,7 @@
 Builds (vectorised, in a child process) an archive as exports leave it, all in the recent
 tier: 3 years of daily export jobs; ~4 items a conversation (5 % CUSTOMER_ACTIVITY items
 without one) within a day or two of its start; ~2.5 conversations a customer at random times;
-one items file per day directory written by that day's job; customers/job=<day>/ with the
+one items file per day directory written by that day's job; customers/job-<day>/ with the
 customers of the day's items; transcripts built by gladly_archive.build_transcripts into the
 16 conversation shards; weekly enrichment runs (conversations/, customer_profiles/); a few
 quarantined raw lines; and the customer file index with exactly the rows merge.update_index
@@ -57,6 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import itertools
 
 from gladly_archive.fs import fsync_dirs, fsync_file, temp_name
+from gladly_archive.layout import QUARANTINE_DIR, id_partition
 from gladly_archive.schemas import (
     CONVERSATIONS,
     CUSTOMER_FILES,
@@ -288,7 +289,7 @@ class Builder:
         return pa.concat_tables(sources)
 
     def write_customers(self, cust_of: Ints, day_of: Ints) -> None:
-        """customers/job=<day>/: each day's export lists the customers of its items."""
+        """customers/job-<day>/: each day's export lists the customers of its items."""
         pairs = np.unique(day_of * self.customers + cust_of)
         day, cust = pairs // self.customers, pairs % self.customers
         n = len(pairs)
@@ -319,10 +320,11 @@ class Builder:
 
         def name_of(key: int) -> str:
             label = labels[key // self.cells]
-            return f"customers/job=exp-{label}/part-exp-{label}-{key % self.cells}.parquet"
+            directory = id_partition("customers", f"exp-{label}")
+            return f"customers/{directory}/part-exp-{label}-{key % self.cells}.parquet"
 
         paths, file_of = write_cells(self.root, table, day * self.cells + self.cell(cust), name_of)
-        jobs = [p.split("/")[1].removeprefix("job=") for p in paths]
+        jobs = [p.split("/")[1].removeprefix("job-") for p in paths]
         self.add_index("customers", cust, paths, file_of, jobs)
 
     def write_transcripts(self, sources: pa.Table, conv_of: Ints) -> None:
@@ -386,7 +388,7 @@ class Builder:
 
             def name_of(key: int, name: str = name) -> str:
                 run = f"enr-{key // self.cells:03d}"
-                return f"{name}/run={run}/part-{run}-{key % self.cells}.parquet"
+                return f"{name}/{id_partition(name, run)}/part-{run}-{key % self.cells}.parquet"
 
             table = full(schema, columns, n)
             write_cells(self.root, table, week * self.cells + self.cell(cust), name_of)
@@ -410,7 +412,8 @@ class Builder:
                 },
                 schema=QUARANTINE,
             )
-            path = f"_quarantine/job=exp-{label}/part-exp-{label}-0.parquet"
+            directory = id_partition(QUARANTINE_DIR, f"exp-{label}")
+            path = f"_quarantine/{directory}/part-exp-{label}-0.parquet"
             write_cells(self.root, table, np.zeros(3, np.int64), lambda _, p=path: p)
 
     def write_index(self) -> None:

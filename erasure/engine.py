@@ -187,8 +187,9 @@ def execute_plan(
     earlier run finished are not counted) and the purge of our archive.
     """
     clock = now or (lambda: datetime.now(UTC))
-    log = AuditLog(root, key=audit_key)
     archive = Archive(root)
+    archive.check_layout()  # before the first audit event: an earlier release's archive
+    log = AuditLog(root, key=audit_key)
     report = o.RunReport(run_id=uuid.uuid4().hex, plan_hash=plan.hash, dry_run=dry_run)
     with log.start_run(
         report.run_id,

@@ -20,6 +20,7 @@ from erasure.engine import (
 from erasure.oneoff import OneOffPlan, build_oneoff_plan
 from erasure.request import OneOffRequest
 from erasure.subjects import Subjects
+from gladly_archive import Archive
 from gladly_archive.keyed import audit_key
 from gladly_archive.purge import Progress
 from gladly_client import GladlyClient
@@ -97,6 +98,7 @@ def plan_delete(
 ) -> tuple[OneOffPlan, Path]:
     """Resolve the request into a plan through read-only calls, and write it."""
     key = audit_key(env=env)
+    Archive(root).check_layout()  # an earlier release's archive: upgrade it first
     moment = now or datetime.now(UTC)
     history = AuditLog(root, key=key).events()
     with _client_for(client, env) as gladly:

@@ -14,15 +14,17 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
+from gladly_archive.catalog import refresh_catalog
 from gladly_archive.commit import CrashHook, recover_staging
 from gladly_archive.fs import ArchiveError, WriterLock, exists, join, local_path, resolve_root
 from gladly_archive.layout import (
     DOWNLOADS_DIR,
     LOCK_NAME,
     MANIFEST_DIR,
-    PARTITION_FIELDS,
     STAGING_DIR,
     check_layout,
+    check_readable,
+    manifest_job_id,
     validate_job_id,
 )
 from gladly_archive.schemas import DATASETS, SCHEMA_VERSION
@@ -113,6 +115,12 @@ class Archive:
         """The full filesystem path of a path relative to the root."""
         return join(self.root, relative_path)
 
+    def check_layout(self) -> None:
+        """Raise OldLayoutError (one line, naming ``gladly-pipeline migrate``) unless this
+        release may write here: callers that write beside the datasets (plans, the audit log)
+        call it before their first write; every writer of the datasets checks on its own."""
+        check_layout(self.fs, self.root)
+
     def lock(self) -> WriterLock:
         """The archive's writer lock (not yet taken)."""
         return WriterLock(self.fs, self.path(f"{STAGING_DIR}/{LOCK_NAME}"))
@@ -122,19 +130,21 @@ class Archive:
         lock = self.lock()
         lock.acquire()
         try:
-            return recover_staging(self.fs, self.root, self.crash_hook)
+            rolled = recover_staging(self.fs, self.root, self.crash_hook)
         finally:
             lock.release()
+        if rolled:
+            refresh_catalog(self.fs, self.root)  # the crashed commit could not
+        return rolled
 
     def archived_job_ids(self) -> set[str]:
         """Ids of the jobs whose manifest exists (the watermark)."""
         selector = pafs.FileSelector(self.path(MANIFEST_DIR), allow_not_found=True)
         return {
-            info.base_name.removeprefix("job_id=").removesuffix(".parquet")
+            job_id
             for info in self.fs.get_file_info(selector)
             if info.type == pafs.FileType.File
-            and info.base_name.startswith("job_id=")
-            and info.base_name.endswith(".parquet")
+            and (job_id := manifest_job_id(info.base_name)) is not None
         }
 
     def read_manifest(self) -> pa.Table:
@@ -142,29 +152,21 @@ class Archive:
         return self.dataset(MANIFEST_DIR).to_table().sort_by([("archived_at", "ascending")])
 
     def dataset(self, name: str) -> ds.Dataset:
-        """A pyarrow dataset of ``name`` with its explicit schema and Hive partition column.
+        """A pyarrow dataset of ``name`` with exactly its explicit schema.
 
-        Items gain ``date`` (date32), transcripts ``bucket`` (int32); the per-job datasets keep
-        exactly their schema (filter on ``job_id``). Hidden and ``_``-prefixed files are never
-        read, so temporary files and the staging area stay out.
+        Directory names carry no values (filter on columns: ``date``, ``job_id``). Hidden and
+        ``_``-prefixed files are never read, so temporary files and the staging area stay out.
+        An archive of an earlier schema version reads too, its missing columns as nulls.
         """
         if name not in DATASETS:
             raise ValueError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}")
         if name in ("items", "transcripts"):
-            check_layout(self.fs, self.root)
+            check_readable(self.fs, self.root)
         schema = DATASETS[name]
-        partition = PARTITION_FIELDS[name]
-        if partition is not None and partition.name not in schema.names:
-            schema = schema.append(partition)
         base = self.path(name)
         if not exists(self.fs, base):
             return ds.dataset([], schema=schema, format="parquet", filesystem=self.fs)
-        partitioning = (
-            None if partition is None else ds.partitioning(pa.schema([partition]), flavor="hive")
-        )
-        return ds.dataset(
-            base, schema=schema, format="parquet", filesystem=self.fs, partitioning=partitioning
-        )
+        return ds.dataset(base, schema=schema, format="parquet", filesystem=self.fs)
 
     def stage_job(
         self,

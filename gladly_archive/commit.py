@@ -189,14 +189,18 @@ def _clean_temp_manifests(fs: pafs.FileSystem, root: str) -> None:
             delete_if_exists(fs, info.path)
 
 
-def recover_staging(fs: pafs.FileSystem, root: str, hook: CrashHook | None = None) -> list[str]:
+def recover_staging(
+    fs: pafs.FileSystem, root: str, hook: CrashHook | None = None, *, check: bool = True
+) -> list[str]:
     """Finish or discard every staged job; returns the ids of jobs rolled forward.
 
     Manifest present: the job is archived, only its staging is left to remove. Intent present:
     roll forward. Neither: discard; nothing of it ever became visible, and the job is redone.
-    Must run under the writer lock.
+    Must run under the writer lock. Refuses (OldLayoutError) an archive this release does not
+    write, unless ``check`` is False (``migrate``, finishing an earlier release's commit).
     """
-    check_layout(fs, root)
+    if check:
+        check_layout(fs, root)
     rolled: list[str] = []
     for job_id in list_dirs(fs, join(root, STAGING_DIR)):
         if job_id.startswith("."):

@@ -10,8 +10,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gladly_archive.archive import Archive
+from gladly_archive.catalog import refresh_catalog
 from gladly_archive.fs import atomic_write_bytes, exists, read_bytes
-from gladly_archive.layout import validate_job_id
+from gladly_archive.layout import check_layout, id_partition, validate_job_id
 from gladly_archive.schemas import AGENTS, CONVERSATIONS, CUSTOMER_PROFILES, INBOXES, TOPICS
 from gladly_archive.writer import DatasetWriter
 
@@ -32,8 +33,8 @@ ENRICHMENT_DATASETS: dict[str, pa.Schema] = {
 }
 
 # The organisation's directory (GET /inboxes, /topics, /agents): dataset → its id column.
-# Topics and agents also arrive in every export job (``job=<id>/``); API listings are written
-# as ``job=<run id>/`` beside them, and readers keep the newest `archived_at` per id.
+# Topics and agents also arrive in every export job (``job-<id>/``); API listings are written
+# as ``job-<run id>/`` beside them, and readers keep the newest `archived_at` per id.
 REFERENCE_DATASETS: dict[str, str] = {
     "inboxes": "inbox_id",
     "topics": "topic_id",
@@ -46,34 +47,33 @@ _ONE_MICROSECOND = timedelta(microseconds=1)
 
 
 def _write_run(
-    archive: Archive,
-    dataset: str,
-    schema: pa.Schema,
-    table: pa.Table,
-    run_id: str,
-    key: str = "run",
+    archive: Archive, dataset: str, schema: pa.Schema, table: pa.Table, run_id: str
 ) -> int:
-    """Write `table` as `<dataset>/<key>=<run_id>/part-<run_id>-N.parquet`; rows written.
+    """Write `table` as `<dataset>/<id_partition>/part-<run_id>-N.parquet`; rows written.
 
     Each file is written under a hidden temporary name and renamed into place whole, so readers
-    see a run's file entirely or not at all.
+    see a run's file entirely or not at all. Refuses (OldLayoutError) an archive that an
+    earlier release wrote, before writing anything.
     """
-    validate_job_id(run_id)
+    partition = id_partition(dataset, run_id)
     if table.num_rows == 0:
         return 0
+    check_layout(archive.fs, archive.root)
     with DatasetWriter(
         archive.fs,
         archive.path(dataset),
         dataset,
         schema,
         file_prefix=f"part-{run_id}",
-        partition=f"{key}={run_id}",
+        partition=partition,
     ) as writer:
-        return writer.write_batches(table.cast(schema).to_batches())
+        rows = writer.write_batches(table.cast(schema).to_batches())
+    refresh_catalog(archive.fs, archive.root)  # the dataset may have had no file before
+    return rows
 
 
 def append_snapshot(archive: Archive, dataset: str, table: pa.Table, *, run_id: str) -> int:
-    """Write one run's fetched facts under `<dataset>/run=<run_id>/`; returns rows written.
+    """Write one run's fetched facts under `<dataset>/run-<run_id>/`; returns rows written.
 
     Each file is written under a temporary name and renamed into place whole, so readers see a
     run's file entirely or not at all; readers keep the newest `fetched_at` per id, so a
@@ -90,7 +90,7 @@ def append_snapshot(archive: Archive, dataset: str, table: pa.Table, *, run_id: 
 def append_reference_snapshot(
     archive: Archive, dataset: str, table: pa.Table, *, run_id: str
 ) -> int:
-    """Write one full listing of `inboxes`, `topics` or `agents` under `<dataset>/job=<run_id>/`.
+    """Write one full listing of `inboxes`, `topics` or `agents` under `<dataset>/job-<run_id>/`.
 
     `table` has the dataset's schema (INBOXES, TOPICS, AGENTS) with `archived_at` set to when
     the listing was fetched. Returns the rows written, 0 when nothing was written:
@@ -125,9 +125,8 @@ def append_reference_snapshot(
         index = schema.get_field_index("archived_at")
         stamps = pa.array([newest + _ONE_MICROSECOND] * table.num_rows, schema[index].type)
         table = table.set_column(index, schema[index], stamps)
-    # `job=` like the export jobs' own topics and agents: one partition key per dataset, so
-    # readers that parse hive keys (DuckDB, polars) read the dataset whole.
-    return _write_run(archive, dataset, schema, table, run_id, key="job")
+    # `job-<run id>` beside the export jobs' own topics and agents (layout.id_partition).
+    return _write_run(archive, dataset, schema, table, run_id)
 
 
 def _listing_is_stored(

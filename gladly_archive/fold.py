@@ -32,11 +32,11 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from gladly_archive.archive import Archive
+from gladly_archive.catalog import refresh_catalog
 from gladly_archive.commit import CommitIntent, execute_intent, recover_staging, write_intent
-from gladly_archive.fs import atomic_write_bytes, exists, join, list_dirs, list_files
+from gladly_archive.fs import exists, join, list_dirs, list_files
 from gladly_archive.layout import (
     FOLDED_DATASETS,
-    LAYOUT_NAME,
     STAGING_DIR,
     Layout,
     customer_bucket,
@@ -45,9 +45,10 @@ from gladly_archive.layout import (
     folded_partition,
     read_layout,
     relative,
+    write_layout,
 )
 from gladly_archive.merge import CommitPlanner
-from gladly_archive.schemas import DATASETS
+from gladly_archive.schemas import DATASETS, SCHEMA_VERSION
 from gladly_archive.writer import DatasetWriter, WrittenFile
 
 __all__ = [
@@ -178,14 +179,17 @@ def fold_archive(
         # The record goes first: "folded through" is an upper bound that commits use to decide
         # where to look, so it may run ahead of a fold that is discarded, never behind one.
         newest = max(d for d in (through, layout.folded_through) if d is not None)
-        atomic_write_bytes(
+        # recover_staging checked the archive is at this release's schema version.
+        write_layout(
             archive.fs,
-            archive.path(LAYOUT_NAME),
-            Layout(buckets=count, folded_through=newest).to_json(),
+            archive.root,
+            Layout(buckets=count, folded_through=newest, schema_version=SCHEMA_VERSION),
         )
         _Fold(archive, through, count, report, progress).run()
     finally:
         lock.release()
+    if any(report.rows_folded.values()):
+        refresh_catalog(archive.fs, archive.root)
     report.seconds = time.perf_counter() - started
     log.info(
         "fold through %s into %d buckets: rows %s; files written %s, replaced %s",

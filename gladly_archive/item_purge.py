@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from gladly_archive.archive import Archive
+from gladly_archive.catalog import refresh_catalog
 from gladly_archive.commit import recover_staging
 from gladly_archive.fs import list_files
 from gladly_archive.layout import INDEX_DIR, QUARANTINE_DIR, check_layout
@@ -168,6 +169,8 @@ def _run(archive: Archive, items: Mapping[str, str], *, redact: bool) -> ItemPur
                 report.files_deleted[name] = job.files_deleted.get(name, 0)
     finally:
         lock.release()
+    if any(report.files_deleted.values()):
+        refresh_catalog(archive.fs, archive.root)  # a dataset may have lost its last file
     report.seconds = time.perf_counter() - started
     log.info(
         "%s_items: %d item(s); %d changed, %d already done, %d not found; transcripts rebuilt "

@@ -13,6 +13,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from gladly_archive.archive import Archive
+from gladly_archive.catalog import CATALOG_NAME, refresh_catalog
 from gladly_archive.commit import recover_staging
 from gladly_archive.fs import join, list_dirs, list_files, rows_by_file
 from gladly_archive.layout import (
@@ -56,6 +57,7 @@ _KNOWN.update(("agents", "topics", "inboxes"))  # the organisation's directory: 
 _KNOWN.update((STAGING_DIR, TOMBSTONES_DIR, LAYOUT_NAME))
 _KNOWN.add(REFILL_WATCH_DIR)  # unlinked details: ids and keyed hashes, like tombstones
 _KNOWN.add("_enrichment")  # enrichment's watermark: times only, no customer rows
+_KNOWN.add(CATALOG_NAME)  # DuckDB views over the datasets: their definitions, never a row
 # The audit log, the evidence packs built from it and the plans hold ids, keyed hashes and
 # counts by design, never an email, phone, name or text: nothing in them to purge, so a purge
 # does not warn about them (tombstones keep ids the same way).
@@ -134,6 +136,7 @@ def purge_customers(
         report.not_purged = _not_purged(archive)
     finally:
         lock.release()
+    refresh_catalog(archive.fs, archive.root)  # a dataset may have lost its last file
     report.seconds = time.perf_counter() - started
     log.info(
         "purge: %d customer(s); rows removed %s; files rewritten %s, deleted %s; %d scanned",

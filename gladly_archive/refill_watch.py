@@ -13,11 +13,11 @@ import pyarrow.dataset as ds
 from gladly_archive.archive import Archive
 from gladly_archive.fs import atomic_write_parquet, exists
 from gladly_archive.keyed import DETAIL_KINDS
+from gladly_archive.layout import REFILL_WATCH_DIR, check_layout, id_partition
 from gladly_archive.schemas import REFILL_WATCH
 
 __all__ = ["REFILL_WATCH_DIR", "WatchedDetail", "read_watches", "watch_path", "write_watch"]
 
-REFILL_WATCH_DIR = "refill_watch"
 # An HMAC-SHA256 hex digest as the caller computes it; anything else may be the clear detail.
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 # A watch id names a directory: the start of the unlink request's hash.
@@ -66,17 +66,20 @@ def watch_path(archive: Archive, watch_id: str) -> str:
     """The file holding one watch."""
     if not _WATCH_ID.fullmatch(watch_id or ""):
         raise ValueError("refill watch: watch_id must be 12-64 lowercase hex digits")
-    return archive.path(f"{REFILL_WATCH_DIR}/watch={watch_id}/part-0.parquet")
+    partition = id_partition(REFILL_WATCH_DIR, watch_id)
+    return archive.path(f"{REFILL_WATCH_DIR}/{partition}/part-0.parquet")
 
 
 def write_watch(archive: Archive, watch: WatchedDetail) -> bool:
-    """Record one unlinked detail in ``refill_watch/watch=<id>/part-0.parquet``; False when
+    """Record one unlinked detail in ``refill_watch/watch-<id>/part-0.parquet``; False when
     that watch is already recorded (an unlink resumed after a crash writes it once).
 
     Written under a hidden temporary name, fsynced, then renamed into place; no archive lock
-    is taken, so recording an unlink never waits for a commit."""
+    is taken, so recording an unlink never waits for a commit. OldLayoutError for an archive
+    an earlier release wrote."""
     path = watch_path(archive, watch.watch_id)
     fs = archive.fs
+    check_layout(fs, archive.root)
     if exists(fs, path):
         return False
     atomic_write_parquet(fs, path, pa.Table.from_pylist([watch.as_row()], schema=REFILL_WATCH))

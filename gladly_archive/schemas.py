@@ -121,7 +121,7 @@ ITEMS = with_metadata(
     pa.schema([*_CONVERTED_FIELDS[:_AFTER], *_DERIVED_FIELDS, *_CONVERTED_FIELDS[_AFTER:]]),
 )
 
-# customers/job=…/… and customers/job=folded/<bucket>/… — the export's flattened customer
+# customers/job-<id>/… and customers/folded/<bucket>/… — the export's flattened customer
 # records, one file set per job until folded.
 CUSTOMERS = with_metadata(
     "customers",
@@ -141,7 +141,7 @@ CUSTOMERS = with_metadata(
     ),
 )
 
-# agents/job=<id>/… (the export's agents.jsonl) and agents/run=<id>/… (GET /agents snapshots).
+# agents/job-<id>/… (the export's agents.jsonl, and GET /agents snapshots under their run id).
 # Readers keep the newest `archived_at` per agent.
 AGENTS = with_metadata(
     "agents",
@@ -157,7 +157,7 @@ AGENTS = with_metadata(
     ),
 )
 
-# topics/job=<id>/… (the export's topics.jsonl) and topics/run=<id>/… (GET /topics snapshots).
+# topics/job-<id>/… (the export's topics.jsonl, and GET /topics snapshots under their run id).
 # Readers keep the newest `archived_at` per topic.
 TOPICS = with_metadata(
     "topics",
@@ -174,7 +174,7 @@ TOPICS = with_metadata(
     ),
 )
 
-# inboxes/run=<id>/…  — snapshots of GET /inboxes (no export file lists inboxes), so policies
+# inboxes/job-<run id>/…  — snapshots of GET /inboxes (no export file lists inboxes), so policies
 # and holds may name inboxes. `job_id` holds the run id; the newest `archived_at` per inbox wins.
 INBOXES = with_metadata(
     "inboxes",
@@ -242,7 +242,7 @@ MANIFEST = with_metadata(
     ),
 )
 
-# _quarantine/job_id=…/…  — lines that could not be read, with where they came from.
+# _quarantine/job-<id>/…  — lines that could not be read, with where they came from.
 QUARANTINE = with_metadata(
     "quarantine",
     pa.schema(
@@ -271,7 +271,7 @@ CUSTOMER_FILES = with_metadata(
     ),
 )
 
-# conversations/run=<id>/…  — conversation facts fetched through the API (GET conversation):
+# conversations/run-<id>/…  — conversation facts fetched through the API (GET conversation):
 # the export files carry no inbox, status or topics. Appended per enrichment run; the latest
 # `fetched_at` per conversation wins.
 CONVERSATIONS = with_metadata(
@@ -291,7 +291,7 @@ CONVERSATIONS = with_metadata(
     ),
 )
 
-# customer_profiles/run=<id>/…  — profile facts fetched through the API (GET customer): custom
+# customer_profiles/run-<id>/…  — profile facts fetched through the API (GET customer): custom
 # attributes are not in the export's flattened customers. Latest `fetched_at` per customer wins.
 CUSTOMER_PROFILES = with_metadata(
     "customer_profiles",
@@ -323,7 +323,7 @@ DATASETS: dict[str, pa.Schema] = {
     "customer_profiles": CUSTOMER_PROFILES,
 }
 
-# tombstones/run=<run_id>/…  — one row per customer a deletion run erased: what keeps the customer
+# tombstones/run-<run_id>/…  — one row per customer a deletion run erased: what keeps the customer
 # from coming back. Emails and phones only as the caller's HMAC-SHA256 hex digests, never clear.
 # Not in DATASETS: written and read by gladly_archive.tombstones, not by commits.
 TOMBSTONES = with_metadata(
@@ -340,7 +340,7 @@ TOMBSTONES = with_metadata(
     ),
 )
 
-# refill_watch/watch=<watch_id>/…  — one row per detail (email, phone, external id) unlinked from
+# refill_watch/watch-<watch_id>/…  — one row per detail (email, phone, external id) unlinked from
 # a profile: what the exports and enrichment watch for, in case a lookup adaptor or a new
 # contact brings it back. The detail only as the caller's HMAC-SHA256 hex digest, never clear.
 # Not in DATASETS: written and read by gladly_archive.refill_watch, not by commits.

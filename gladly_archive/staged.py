@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
+from gladly_archive.catalog import refresh_catalog
 from gladly_archive.commit import (
     CommitIntent,
     CrashHook,
@@ -27,7 +28,7 @@ from gladly_archive.commit import (
 from gladly_archive.convert import QuarantinedLine
 from gladly_archive.fs import ArchiveError, ArchiveLockedError, WriterLock, join, remove_dir
 from gladly_archive.item_derive import derive_items
-from gladly_archive.layout import INDEX_DIR, QUARANTINE_DIR, job_partition, relative
+from gladly_archive.layout import INDEX_DIR, QUARANTINE_DIR, id_partition, relative
 from gladly_archive.merge import CommitPlanner
 from gladly_archive.reference_names import load_names
 from gladly_archive.schemas import DATASETS, QUARANTINE, SCHEMA_VERSION, UTC_MICROS
@@ -164,7 +165,7 @@ class StagedJob:
         self, dataset: str, batches: Iterable[pa.RecordBatch], by_date: str | None = None
     ) -> int:
         with self._failing_releases_lock():
-            partition = "" if by_date else job_partition(self.job_id)
+            partition = "" if by_date else id_partition(dataset, self.job_id)
             with self._writer(dataset, partition, by_date=by_date) as writer:
                 rows = writer.write_batches(batches)
         self._rows[dataset] = self._rows.get(dataset, 0) + rows
@@ -237,12 +238,14 @@ class StagedJob:
         )
 
     def commit(self) -> CommitResult:
-        """Make the job visible: dedupe, transcripts, index, intent, moves, manifest last."""
+        """Make the job visible: dedupe, transcripts, index, intent, moves, manifest last; then
+        refresh the archive's ``gladly.duckdb`` (gladly_archive.catalog)."""
         with self._failing_releases_lock():
             result = self._commit()
             self._state = "committed"
             self._lock.release()
             self._remove_download_dir()
+        refresh_catalog(self.archive.fs, self.archive.root)
         self._hook("committed")
         return result
 

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 
 from gladly_archive.archive import Archive
 from gladly_archive.fs import atomic_write_parquet, exists
-from gladly_archive.layout import validate_job_id
+from gladly_archive.layout import TOMBSTONES_DIR, check_layout, id_partition
 from gladly_archive.schemas import TOMBSTONES
 
 __all__ = [
@@ -23,7 +23,6 @@ __all__ = [
     "write_tombstones",
 ]
 
-TOMBSTONES_DIR = "tombstones"
 # An HMAC-SHA256 hex digest as the caller computes it. Anything else may be a clear email or phone
 # number, which a tombstone must never hold.
 _DIGEST = r"^[0-9a-f]{64}$"
@@ -33,7 +32,7 @@ _EMPTY_LIST = pa.scalar([], pa.list_(pa.string()))
 
 def tombstone_path(archive: Archive, run_id: str) -> str:
     """The file holding one run's tombstones."""
-    return archive.path(f"{TOMBSTONES_DIR}/run={validate_job_id(run_id)}/part-0.parquet")
+    return archive.path(f"{TOMBSTONES_DIR}/{id_partition(TOMBSTONES_DIR, run_id)}/part-0.parquet")
 
 
 def _invalid_digests(values: pa.Array | pa.ChunkedArray) -> int:
@@ -132,7 +131,7 @@ def _union(table: pa.Table) -> pa.Table:
 def write_tombstones(
     archive: Archive, table_or_rows: pa.Table | list[dict[str, Any]], *, run_id: str
 ) -> int:
-    """Record erased customers in ``tombstones/run=<run_id>/part-0.parquet``.
+    """Record erased customers in ``tombstones/run-<run_id>/part-0.parquet``.
 
     Rows need ``customer_id``, ``deleted_at`` and ``plan_hash``; ``email_hashes`` and
     ``phone_hashes`` (HMAC-SHA256 hex digests the caller computed, never clear values) default
@@ -141,11 +140,13 @@ def write_tombstones(
     retried run is idempotent. The file is written under a hidden temporary name and renamed.
     One writer per run; no archive lock is taken, so recording a deletion never waits for a
     commit. Returns the number of tombstones the run's file holds. Raises ValueError (never
-    quoting a value) for a malformed digest, a missing required value or an unknown column.
+    quoting a value) for a malformed digest, a missing required value or an unknown column,
+    OldLayoutError for an archive an earlier release wrote.
     """
     path = tombstone_path(archive, run_id)
     new = _as_table(table_or_rows, run_id)
     fs = archive.fs
+    check_layout(fs, archive.root)
     old = pq.read_table(path, filesystem=fs, schema=TOMBSTONES) if exists(fs, path) else None
     if new.num_rows == 0:
         return 0 if old is None else int(old.num_rows)

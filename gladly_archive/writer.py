@@ -53,7 +53,7 @@ class WrittenFile:
     """One finished part file."""
 
     path: str  # full path on the filesystem
-    partition: str  # partition directory relative to the dataset ("", "2025-03-01", "job=…")
+    partition: str  # partition directory relative to the dataset ("", "2025-03-01", "job-…")
     rows: int
     size_bytes: int
 
@@ -200,7 +200,7 @@ class DatasetWriter:
     renamed when closed, zstd-compressed, one row group per (bounded) batch, rotated past
     ``max_file_bytes``. With ``partition_by_date`` the rows go to ``YYYY-MM-DD/``
     sub-directories by the UTC date of that timestamp column; ``partition`` puts every file in
-    one fixed sub-directory instead (e.g. ``job=…``).
+    one fixed sub-directory instead (e.g. ``job-<id>``, see ``layout.id_partition``).
     """
 
     def __init__(

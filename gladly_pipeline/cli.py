@@ -19,8 +19,10 @@ from gladly_pipeline.errors import PipelineGroup
 from gladly_pipeline.exit_codes import EXIT_USAGE
 from gladly_pipeline.export import export
 from gladly_pipeline.fold import fold
+from gladly_pipeline.migrate import migrate
 from gladly_pipeline.plan import plan
 from gladly_pipeline.policies import holds_hash, validate
+from gladly_pipeline.sql import sql
 from gladly_pipeline.status_cli import status
 from gladly_pipeline.sweep import sweep
 from gladly_pipeline.transcript import transcript
@@ -71,6 +73,7 @@ def root(
 app.command(name="export")(export)
 app.command(name="enrich")(enrich)
 app.command(name="fold")(fold)
+app.command(name="migrate")(migrate)
 app.command(name="plan")(plan)
 app.command(name="sweep")(sweep)
 app.command(name="apply")(apply)
@@ -81,6 +84,7 @@ app.command(name="unlink")(unlink)
 app.command(name="demo")(demo)
 app.command(name="status")(status)
 app.command(name="transcript")(transcript)
+app.command(name="sql")(sql)
 
 audit_app = typer.Typer(
     help="The audit log: verify its keyed chain, print its head, write an auditor's pack.",

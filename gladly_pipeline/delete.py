@@ -79,7 +79,7 @@ def apply(
     except SETTINGS_ERRORS:
         raise  # exit 78, said by the root command
     except (PlanRefusedError, ValueError) as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{exc}[/red]", soft_wrap=True)
         raise typer.Exit(EXIT_USAGE) from None
     _finish(console, report, archive_root)
 
@@ -184,7 +184,7 @@ def delete(
     except SETTINGS_ERRORS:
         raise  # exit 78, said by the root command
     except ValueError as exc:  # bad input (OneOffInputError among them): nothing happened
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{exc}[/red]", soft_wrap=True)
         raise typer.Exit(EXIT_USAGE) from None
     hashed = ", ".join(c.name for c in request.metadata if c.kept is None)
     kept = ", ".join(c.name for c in request.metadata if c.kept is not None)
@@ -223,7 +223,7 @@ def recover(
     except SETTINGS_ERRORS:
         raise  # exit 78, said by the root command
     except ValueError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{exc}[/red]", soft_wrap=True)
         raise typer.Exit(EXIT_USAGE) from None
     for one in report.recovered:
         console.print(f"recovered {one.target_type} {one.target_id}: {one.outcome}")

@@ -18,6 +18,7 @@ import typer
 from typer.core import TyperGroup
 
 from gladly_archive import ArchiveError, ArchiveLockedError
+from gladly_archive.layout import OldLayoutError
 from gladly_archive.settings import SettingError
 from gladly_client import (
     AuthenticationError,
@@ -82,6 +83,9 @@ def describe(exc: BaseException, run: RunState | None = None) -> Failure:
         return _gladly_failure(exc, _gladly_host())
     if isinstance(exc, ArchiveLockedError):
         return Failure(EXIT_FAILED, f"Failed: {exc}", f"wait for the other run to finish, {RERUN}")
+    if isinstance(exc, OldLayoutError):
+        # A refusal: nothing was written; the message names the command that upgrades it.
+        return Failure(EXIT_USAGE, f"Refused: {exc}")
     if isinstance(exc, ArchiveError):
         return Failure(EXIT_FAILED, f"Failed: {exc}")
     if isinstance(exc, OSError):

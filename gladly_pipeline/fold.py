@@ -50,7 +50,7 @@ def fold(
         with progress_bars(console) as progress:
             report = fold_archive(archive, day, buckets=buckets, progress=progress)
     except ValueError as exc:
-        console.print(f"[red]fold refused:[/red] {exc}")
+        console.print(f"[red]fold refused:[/red] {exc}", soft_wrap=True)
         raise typer.Exit(EXIT_USAGE) from None
     table = Table(title=f"Fold of {archive.root} through {day} into {report.buckets} buckets")
     table.add_column("dataset")

@@ -52,7 +52,7 @@ def plan(
     except SETTINGS_ERRORS:
         raise  # e.g. holds without GLADLY_AUDIT_KEY: exit 78, said by the root command
     except (ValueError, FileExistsError) as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{exc}[/red]", soft_wrap=True)
         raise typer.Exit(EXIT_USAGE) from None
     # Printed from summary.json as written, so what the approver reads is what the plan keeps.
     summary = json.loads((target / "summary.json").read_text())

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gladly_archive import Archive
+from gladly_archive.catalog import refresh_catalog
 from gladly_archive.convert import ConvertStats, convert_customers_file, convert_items_lines
 from gladly_client import CustomerMovedError, GladlyClient, NotFoundError
 from gladly_client.models import Customer, Item
@@ -187,6 +188,7 @@ def run_customer_export(
     )
     for name, rows in report.reference_rows.items():
         report.rows_by_dataset[name] = report.rows_by_dataset.get(name, 0) + rows
+    refresh_catalog(archive.fs, archive.root, create=True)  # the analyst's views
     return report
 
 

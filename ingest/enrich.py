@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gladly_archive import Archive
+from gladly_archive.catalog import refresh_catalog
 from gladly_archive.enrichment import append_snapshot
 from gladly_archive.refill_watch import read_watches
 from gladly_archive.schemas import CUSTOMER_PROFILES
@@ -243,6 +244,7 @@ def enrich_archive(
             report.refilled = match_profiles(read_watches(archive), fetched, audit_key)
         report.calls["profiles"] = len(take)
         report.backlog_customers = len(wanted) - len(take)
+    refresh_catalog(archive.fs, archive.root, create=True)  # the analyst's views
     return report
 
 

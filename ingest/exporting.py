@@ -14,6 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from gladly_archive import Archive, StagedJob
+from gladly_archive.catalog import refresh_catalog
 from gladly_archive.convert import (
     ConvertStats,
     QuarantinedLine,
@@ -477,6 +478,9 @@ def run_export(
         now=now,
         threshold_days=expiry_warning_days,
     )
+    # The analyst's catalog of views (gladly_archive.catalog): made on the first run, kept
+    # current by every commit, fold and purge after it.
+    refresh_catalog(archive.fs, archive.root, create=True)
     return report
 
 

@@ -29,7 +29,7 @@ E = TypeVar("E", Inbox, Topic, Agent)
 def refresh_reference(
     client: GladlyClient, archive: Archive, *, run_id: str, now: datetime
 ) -> dict[str, int]:
-    """GET /inboxes, /topics and /agents and append each listing under `<dataset>/run=<run_id>/`.
+    """GET /inboxes, /topics and /agents and append each listing under `<dataset>/job-<run_id>/`.
 
     Returns the rows written per dataset: 0 where the archive already held the listing as it is
     (see `append_reference_snapshot`). All three are fetched before anything is written; a GET

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
+from gladly_archive import Archive
 from gladly_archive.keyed import audit_key
 from retention_policies.evaluate import evaluate
 from retention_policies.facts import Progress, Tables
@@ -52,10 +53,12 @@ def make_plan(
 ) -> tuple[Plan, Path]:
     """Evaluate the policies over the archive at `now` and write the plan (default
     `<root>/_plans/<UTC timestamp>`). Raises PolicyValidationError / ValueError on bad input
-    before anything is written. `progress` hears the fact tables built (or read) and the
-    policies evaluated (retention_policies.facts.FACTS_PHASE, evaluate.POLICIES_PHASE)."""
+    before anything is written, OldLayoutError for an archive of an earlier release. `progress`
+    hears the fact tables built (or read) and the policies evaluated
+    (retention_policies.facts.FACTS_PHASE, evaluate.POLICIES_PHASE)."""
     load_policies(policies)  # the files themselves first: no archive read for a typo
     key = audit_key(required=holds_path is not None, env=env)
+    Archive(root).check_layout()  # an earlier release's archive: upgrade it first
     moment = now or datetime.now(UTC)
     tables, _ = facts_tables(root, progress=progress)
     try:

@@ -227,6 +227,7 @@ def make_sweep(
     archive = Archive(root)
     if not exists(archive.fs, archive.root):
         raise ValueError(f"no archive at {root}: export into it first, or pass --root")
+    archive.check_layout()
     key = audit_key(required=holds_path is not None, env=env)
     lock = WriterLock(archive.fs, archive.path(_LOCK_PATH))
     if new:

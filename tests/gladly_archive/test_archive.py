@@ -150,10 +150,10 @@ def test_commit_puts_every_dataset_in_its_final_layout(tmp_path: Path) -> None:
     files = all_files(tmp_path)
     assert "items/2025-03-01/part-J1-0.parquet" in files
     assert "items/2025-03-02/part-J1-1.parquet" in files
-    assert "customers/job=J1/part-J1-0.parquet" in files
-    assert "agents/job=J1/part-J1-0.parquet" in files
-    assert "topics/job=J1/part-J1-0.parquet" in files
-    assert "_quarantine/job=J1/part-J1-0.parquet" in files
+    assert "customers/job-J1/part-J1-0.parquet" in files
+    assert "agents/job-J1/part-J1-0.parquet" in files
+    assert "topics/job-J1/part-J1-0.parquet" in files
+    assert "_quarantine/job-J1/part-J1-0.parquet" in files
     assert "_manifest/job_id=J1.parquet" in files
     assert any(f.startswith("_index/customer_files/part-J1-") for f in files)
     assert {f.split("/")[1] for f in files if f.startswith("transcripts/")} == {

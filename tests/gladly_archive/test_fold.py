@@ -29,6 +29,7 @@ from gladly_archive.layout import (
     validate_job_id,
 )
 from gladly_archive.purge import purge_customers
+from gladly_archive.schemas import SCHEMA_VERSION
 from tests._progress import ProgressLog
 from tests.gladly_archive.test_archive import T0, fixed_clock, item, items_table
 from tests.gladly_archive.test_purge import (
@@ -122,8 +123,8 @@ def test_folded_rows_sit_in_one_file_per_customer_in_time_order(root: Path) -> N
         assert all(len(p) == 1 for p in where.values()), dataset
     # Everything was old enough: the recent tier is empty.
     assert not [p for p in (root / "items").rglob("*.parquet") if "folded" not in p.parts]
-    assert not (root / "customers" / "job=J1").exists() or not list(
-        (root / "customers" / "job=J1").glob("*.parquet")
+    assert not (root / "customers" / "job-J1").exists() or not list(
+        (root / "customers" / "job-J1").glob("*.parquet")
     )
 
 
@@ -328,7 +329,12 @@ def test_folded_is_not_a_job_id() -> None:
 def test_layout_file_is_plain_json(root: Path) -> None:
     fold_archive(Archive(root, clock=fixed_clock), PARTIAL, buckets=BUCKETS)
     body = json.loads((root / "_layout.json").read_text())
-    assert body == {"version": 1, "buckets": BUCKETS, "folded_through": "2025-03-04"}
+    assert body == {
+        "version": 1,
+        "buckets": BUCKETS,
+        "folded_through": "2025-03-04",
+        "schema_version": SCHEMA_VERSION,
+    }
 
 
 def test_an_archive_of_the_earlier_layout_is_refused_clearly(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Directory snapshots (inboxes, topics, agents): job= files, newest wins, one partition key."""
+"""Directory snapshots (inboxes, topics, agents): job-<id> directories, newest wins, no Hive key."""
 
 from __future__ import annotations
 
@@ -78,11 +78,11 @@ def test_a_listing_lands_in_its_run_directory_and_reads_back(tmp_path: Path) -> 
         archive, "inboxes", _inboxes({"i1": "Support", "i2": "VIP"}), run_id="R1"
     )
     assert written == 2
-    assert _visible(tmp_path, "inboxes") == ["job=R1/part-R1-0.parquet"]
+    assert _visible(tmp_path, "inboxes") == ["job-R1/part-R1-0.parquet"]
     table = archive.dataset("inboxes").to_table()
     assert table.schema.equals(INBOXES, check_metadata=False)
     assert sorted(table.column("name").to_pylist()) == ["Support", "VIP"]
-    footer = pq.read_schema(tmp_path / "inboxes" / "job=R1" / "part-R1-0.parquet")
+    footer = pq.read_schema(tmp_path / "inboxes" / "job-R1" / "part-R1-0.parquet")
     assert footer.metadata[b"gladly_pipeline.dataset"] == b"inboxes"
     assert not [p for p in (tmp_path / "inboxes").rglob("*") if p.name.startswith(".")]
 
@@ -99,7 +99,7 @@ def test_an_unchanged_listing_writes_nothing_and_keeps_the_state(tmp_path: Path)
     again = _inboxes(listing, run="R2", at=later)
     assert append_reference_snapshot(archive, "inboxes", again, run_id="R2") == 0
     assert archive.state(LOOKUPS) == first
-    assert _visible(tmp_path, "inboxes") == ["job=R1/part-R1-0.parquet"]
+    assert _visible(tmp_path, "inboxes") == ["job-R1/part-R1-0.parquet"]
 
     renamed = _inboxes({"i1": "Support", "i2": "VIP Support"}, run="R3", at=later)
     assert append_reference_snapshot(archive, "inboxes", renamed, run_id="R3") == 2
@@ -125,8 +125,8 @@ def test_a_listing_fetched_with_the_same_clock_still_wins(tmp_path: Path) -> Non
 
 
 def test_readers_of_topics_see_export_and_api_directories_alike(tmp_path: Path) -> None:
-    """topics/ holds job=<id>/ directories from export files and API listings alike: one key,
-    so readers that parse hive partitions (DuckDB, polars) read it whole."""
+    """topics/ holds job-<id>/ directories from export files and API listings alike, no Hive
+    key, so every reader sees exactly the schema's columns."""
     archive = Archive.open(tmp_path)
     staged = archive.stage_job("J1")
     old = _topics({"t1": "Returns", "t2": "Holiday"}, job="J1", at=FETCHED)
@@ -136,12 +136,12 @@ def test_readers_of_topics_see_export_and_api_directories_alike(tmp_path: Path) 
     new = _topics({"t1": "Order Returns", "t2": "Holiday"}, job="R1", at=later)
     assert append_reference_snapshot(archive, "topics", new, run_id="R1") == 2
     directories = {p.split("/")[0] for p in _visible(tmp_path, "topics")}
-    assert directories == {"job=J1", "job=R1"}
+    assert directories == {"job-J1", "job-R1"}
 
     assert archive.dataset("topics").count_rows() == 4
     assert _newest_names(archive, "topics") == {"t1": "Order Returns", "t2": "Holiday"}
-    # pandas.read_parquet goes through this (Hive discovery on: `job` and `run` columns).
-    assert pq.read_table(tmp_path / "topics").num_rows == 4
+    # pandas.read_parquet goes through this (Hive discovery on, nothing to discover).
+    assert pq.read_table(tmp_path / "topics").column_names == TOPICS.names
     glob = str(tmp_path / "topics" / "**" / "*.parquet")
     assert pl.scan_parquet(glob).select(pl.len()).collect().item() == 4
     hive = pl.scan_parquet(glob, hive_partitioning=True).select(pl.len()).collect().item()
@@ -173,7 +173,7 @@ def test_a_purge_knows_the_directory_datasets_hold_no_customers(tmp_path: Path) 
     append_reference_snapshot(archive, "inboxes", _inboxes({"i1": "Support"}), run_id="R1")
     report = purge_customers(archive, ["c-nobody"])
     assert not [n for n in report.not_purged if n.startswith(("inboxes", "topics", "agents"))]
-    assert _visible(tmp_path, "inboxes") == ["job=R1/part-R1-0.parquet"]
+    assert _visible(tmp_path, "inboxes") == ["job-R1/part-R1-0.parquet"]
 
 
 def test_a_crash_before_the_rename_leaves_nothing_visible(
@@ -216,7 +216,7 @@ def test_agents_and_empty_listings(tmp_path: Path) -> None:
     )
     assert append_reference_snapshot(archive, "agents", agents, run_id="R1") == 1
     assert append_reference_snapshot(archive, "agents", agents.slice(0, 0), run_id="R2") == 0
-    assert _visible(tmp_path, "agents") == ["job=R1/part-R1-0.parquet"]
+    assert _visible(tmp_path, "agents") == ["job-R1/part-R1-0.parquet"]
 
 
 @pytest.mark.parametrize(

@@ -46,7 +46,7 @@ def test_a_run_is_written_to_its_own_file_with_the_schema(tmp_path: Path) -> Non
         archive, [row("c1", ["a@example.com"], ["+15550001"]), row("c2", [], [])], run_id="R1"
     )
     assert written == 2
-    path = tmp_path / "tombstones" / "run=R1" / "part-0.parquet"
+    path = tmp_path / "tombstones" / "run-R1" / "part-0.parquet"
     stored = pq.read_schema(path)
     assert stored.names == TOMBSTONES.names
     assert stored.metadata == TOMBSTONES.metadata
@@ -93,7 +93,7 @@ def test_writing_a_run_again_replaces_its_file_with_the_union(tmp_path: Path) ->
     assert by_id["c1"]["email_hashes"] == sorted([digest("a@example.com"), digest("b@example.com")])
     assert by_id["c1"]["deleted_at"] == AT
     assert by_id["c2"]["phone_hashes"] == [digest("+15550002")]
-    assert [p.name for p in (tmp_path / "tombstones" / "run=R1").iterdir()] == ["part-0.parquet"]
+    assert [p.name for p in (tmp_path / "tombstones" / "run-R1").iterdir()] == ["part-0.parquet"]
     # Nothing new: the run's file stays as it is.
     assert write_tombstones(archive, [], run_id="R1") == 3
 

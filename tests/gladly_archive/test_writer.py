@@ -10,7 +10,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
-from gladly_archive.schemas import ITEMS
+from gladly_archive.schemas import ITEMS, SCHEMA_VERSION
 from gladly_archive.writer import DatasetWriter, SchemaMismatchError, WrittenFile, date_partitions
 from tests.gladly_archive.test_archive import T0, item, items_table
 
@@ -140,7 +140,7 @@ def test_files_carry_the_schema_and_its_version(tmp_path: Path) -> None:
     schema = pq.read_schema(path)
     assert schema.equals(ITEMS)
     assert schema.metadata[b"gladly_pipeline.dataset"] == b"items"
-    assert schema.metadata[b"gladly_pipeline.schema_version"] == b"3"
+    assert schema.metadata[b"gladly_pipeline.schema_version"] == str(SCHEMA_VERSION).encode()
 
 
 @pytest.mark.parametrize(

@@ -78,7 +78,7 @@ def test_a_refresh_archives_what_the_sandbox_lists_and_a_rerun_writes_nothing(
         assert {r["job_id"] for r in rows} == {"R1"}
         assert {r["archived_at"] for r in rows} == {NOW}
         assert {p.parent.name for p in (tmp_path / "archive" / name).rglob("*.parquet")} == {
-            "job=R1"
+            "job-R1"
         }
     inboxes = {r["inbox_id"]: (r["name"], r["disabled"]) for r in _rows(archive, "inboxes")}
     assert inboxes == {i["id"]: (i["name"], i["disabled"]) for i in truth["inboxes"]}
@@ -147,7 +147,7 @@ def test_an_export_run_records_a_failed_directory_call_and_archives_its_jobs(
     # Nothing of the refresh was written, not even the inboxes fetched before the failure.
     assert not (tmp_path / "archive" / "inboxes").exists()
     assert {p.parent.name[:4] for p in (tmp_path / "archive" / "topics").rglob("*.parquet")} == {
-        "job="
+        "job-"
     }
     assert any("GET /topics" in r.getMessage() for r in caplog.records)
 

@@ -107,7 +107,7 @@ def _archive(root: Path) -> None:
             },
         ],
         CUSTOMERS,
-        "job=j1",
+        "job-j1",
     )
 
 
