@@ -25,6 +25,7 @@ from gladly_archive.catalog import CATALOG_NAME
 from gladly_archive.convert import convert_items_lines
 from gladly_archive.enrichment import append_snapshot
 from gladly_archive.fold import fold_archive
+from gladly_archive.item_derive import derive_items
 from gladly_archive.item_purge import redact_items
 from gladly_archive.layout import (
     OldLayoutError,
@@ -34,6 +35,7 @@ from gladly_archive.layout import (
     read_layout,
 )
 from gladly_archive.migrate import migrate_archive, plan_migration
+from gladly_archive.reference_names import load_names
 from gladly_archive.refill_watch import WatchedDetail, write_watch
 from gladly_archive.schemas import CONVERSATIONS, SCHEMA_VERSION
 from gladly_sandbox.clock import SandboxClock
@@ -315,13 +317,17 @@ def test_a_redacted_item_keeps_what_its_stub_cannot_give_again(tmp_path: Path) -
     after = {r["item_id"]: r for r in Archive(tmp_path).dataset("items").to_table().to_pylist()}
     assert after.keys() == before.keys()
     assert after[email["id"]] == redacted  # every stored value kept, attachments' sizes too
-    # Every other item is what this release's converter makes of its raw_json.
+    # Every other item is what this release's writer makes of its raw_json.
+    names = load_names(Archive(tmp_path).fs, Archive(tmp_path).root)
     again = pa.Table.from_batches(
-        convert_items_lines(
-            [json.dumps(line).encode() for line in lines if line["id"] != email["id"]],
-            job_id="J1",
-            archived_at=AT,
-        )
+        [
+            derive_items(batch, names)
+            for batch in convert_items_lines(
+                [json.dumps(line).encode() for line in lines if line["id"] != email["id"]],
+                job_id="J1",
+                archived_at=AT,
+            )
+        ]
     )
     assert {r["item_id"]: r for r in again.to_pylist()} == {
         k: v for k, v in after.items() if k != email["id"]
