@@ -51,11 +51,7 @@ def demo(
     say(f"Audit chain {verdict}: {chain.runs} run(s), {chain.events:,} event(s).")
     timings = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
     say(f"Timings: {timings}.")
-    items = result.root / "items" / "**" / "*.parquet"
-    query = (
-        "SELECT content_type, count(*) AS items "  # noqa: S608 (printed for the reader)
-        f"FROM read_parquet('{items}') GROUP BY 1 ORDER BY 2 DESC"
-    )
+    query = "SELECT channel, count(*) AS items FROM items GROUP BY 1 ORDER BY 2 DESC"
     say("\n[bold]Where the files are[/bold]")
     say(f"  archive (Parquet)  {result.root}")
     say(f"  the approved plan  {result.plan_dir}")
@@ -63,10 +59,15 @@ def demo(
     say(f"  tombstones         {result.root / 'tombstones'}")
     if result.evidence:
         say(f"  evidence pack      {result.evidence}")
-    say("\n[bold]Try a query[/bold]")
-    console.print(
-        f'  .venv/bin/python -c "import duckdb; duckdb.sql(\\"{query}\\").show()"', soft_wrap=True
-    )
+    say("\n[bold]Try a query[/bold] (views: docs/datasets.md; also in gladly.duckdb)")
+    console.print(f'  .venv/bin/gladly-pipeline sql "{query}" --root {result.root}', soft_wrap=True)
+    conversation = _noted_conversation(result.root)
+    if conversation is not None:
+        say("[bold]Read a conversation[/bold] (one with an internal note)")
+        console.print(
+            f"  .venv/bin/gladly-pipeline transcript {conversation} --root {result.root}",
+            soft_wrap=True,
+        )
     raise typer.Exit(EXIT_OK if chain.ok and report.ok else EXIT_FAILED)
 
 
@@ -91,3 +92,20 @@ def wrapped_printer(console: Console) -> Callable[[str], None]:
                 console.print(part, soft_wrap=True, highlight=False)
 
     return say
+
+
+def _noted_conversation(root: Path) -> str | None:
+    """The conversation with the most items among those holding an internal note."""
+    import pyarrow.compute as pc
+
+    from gladly_archive import Archive
+
+    table = (
+        Archive.open(root)
+        .dataset("transcripts")
+        .to_table(columns=["conversation_id", "item_count"], filter=pc.field("internal_notes") > 0)
+    )
+    if table.num_rows == 0:
+        return None
+    table = table.sort_by([("item_count", "descending"), ("conversation_id", "ascending")])
+    return str(table.column("conversation_id")[0].as_py())
