@@ -134,14 +134,15 @@ ITEMS = DatasetEntry(
             PERSONAL,
         ),
         "inbox_name": Column(
-            "The conversation's inbox name as known when the row was written, from the "
-            "conversation facts enrichment fetched; NULL before the conversation was enriched.",
+            "The conversation's inbox name from the newest conversation facts enrichment "
+            "fetched: set when the row is written, and again by every enrichment pass that "
+            "reads the conversation's facts; NULL before the conversation was enriched.",
             _FACTS_SOURCE,
             NONE,
         ),
         "topic_names": Column(
-            "The names of the conversation's topics as known when the row was written, from "
-            "the conversation facts enrichment fetched; NULL before the conversation was enriched.",
+            "The names of the conversation's topics (sorted), kept current like inbox_name; "
+            "an empty list for a conversation without topics, NULL before it was enriched.",
             _TOPICS_SOURCE,
             NONE,
         ),
@@ -305,14 +306,14 @@ TRANSCRIPTS = DatasetEntry(
             PERSONAL,
         ),
         "inbox_name": Column(
-            "The conversation's inbox name as on its latest item that knows it (as known when "
-            "that item was written); NULL before the conversation was enriched. The catalog's "
-            "transcripts view (gladly.duckdb) gives the current name.",
+            "The conversation's inbox name, kept current like items.inbox_name (set when the "
+            "transcript is built, and again by every enrichment pass that reads the "
+            "conversation's facts); NULL before the conversation was enriched.",
             _FACTS_SOURCE,
             NONE,
         ),
         "topic_names": Column(
-            "The names of the conversation's topics as on its latest item that knows them; "
+            "The names of the conversation's topics (sorted), kept current like inbox_name; "
             "NULL before the conversation was enriched.",
             _TOPICS_SOURCE,
             NONE,
