@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -60,12 +61,13 @@ def demo(
     if result.evidence:
         say(f"  evidence pack      {result.evidence}")
     say("\n[bold]Try a query[/bold] (views: docs/datasets.md; also in gladly.duckdb)")
-    console.print(f'  .venv/bin/gladly-pipeline sql "{query}" --root {result.root}', soft_wrap=True)
+    root = shlex.quote(str(result.root))
+    console.print(f'  .venv/bin/gladly-pipeline sql "{query}" --root {root}', soft_wrap=True)
     conversation = _noted_conversation(result.root)
     if conversation is not None:
         say("[bold]Read a conversation[/bold] (one with an internal note)")
         console.print(
-            f"  .venv/bin/gladly-pipeline transcript {conversation} --root {result.root}",
+            f"  .venv/bin/gladly-pipeline transcript {conversation} --root {root}",
             soft_wrap=True,
         )
     raise typer.Exit(EXIT_OK if chain.ok and report.ok else EXIT_FAILED)
