@@ -35,9 +35,10 @@ test: lint
 
 # Larger chaos and crash runs than `make test` (several minutes); they print their figures.
 soak: install
-	GLADLY_CHAOS_REQUESTS=90 $(BIN)/python -m pytest -q -s -p no:cacheprovider --timeout=1800 \
-		tests/erasure/test_erasure_chaos.py tests/erasure/test_engine_crash.py \
-		tests/erasure/test_erasure_cli.py tests/gladly_archive/test_crash.py
+	GLADLY_SOAK=1 GLADLY_CHAOS_REQUESTS=90 $(BIN)/python -m pytest -q -s -p no:cacheprovider \
+		--timeout=1800 tests/erasure/test_erasure_chaos.py tests/erasure/test_engine_crash.py \
+		tests/erasure/test_erasure_cli.py tests/gladly_archive/test_crash.py \
+		tests/gladly_archive/test_migrate_crash.py
 
 # The whole job against a local sandbox Gladly: export, plan, approve, delete, purge, verify.
 demo: install

@@ -3,6 +3,7 @@ uninterrupted migration of a copy ends: the same files, byte for byte."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -105,6 +106,13 @@ def test_a_migration_killed_at_any_step_is_finished_by_the_next_run(
     expected, points = reference
     chosen = _chosen(points)
     assert len(chosen) == 14
+    if not os.environ.get("GLADLY_SOAK"):
+        # `make test` kills at one point of each step (rename, items, transcripts, the index,
+        # the other datasets, the stamp); `make soak` (GLADLY_SOAK=1) at all fourteen.
+        firsts: dict[str, tuple[str, int]] = {}
+        for point, occurrence in chosen:
+            firsts.setdefault(_kind(point).removesuffix(":written"), (point, occurrence))
+        chosen = list(firsts.values())
     for number, (point, occurrence) in enumerate(chosen):
         root = copy_fixture(tmp_path / f"run{number}")
         _killed(root, point, occurrence)
