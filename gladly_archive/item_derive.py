@@ -11,7 +11,7 @@ listings; a conversation's inbox and topics from the conversation facts enrichme
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -22,9 +22,7 @@ from gladly_archive.schemas import CONVERTED_ITEMS, ITEMS
 
 __all__ = [
     "CHANNELS",
-    "DERIVED_COLUMNS",
     "ReferenceNames",
-    "derive_all",
     "derive_items",
     "name_map",
     "newest_by_id",
@@ -48,8 +46,6 @@ CHANNELS: dict[str, str] = {
     "CONVERSATION_STATUS_CHANGE": "Status change",
 }
 _NAMES = pa.list_(pa.string())
-# The ITEMS columns this module adds to what the converters read (text it rewrites in place).
-DERIVED_COLUMNS = ("channel", "internal", "agent_id", "agent_name", "inbox_name", "topic_names")
 
 
 @dataclass(frozen=True)
@@ -223,11 +219,3 @@ def derive_items(batch: pa.RecordBatch, names: ReferenceNames) -> pa.RecordBatch
     }
     arrays = [derived[name] if name in derived else batch.column(name) for name in ITEMS.names]
     return pa.RecordBatch.from_arrays(arrays, schema=ITEMS)
-
-
-def derive_all(
-    batches: Iterable[pa.RecordBatch], names: ReferenceNames
-) -> Iterable[pa.RecordBatch]:
-    """derive_items over a stream of batches."""
-    for batch in batches:
-        yield derive_items(batch, names)
