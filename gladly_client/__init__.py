@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gladly_client.budget import LockFilePaces, RateBudget
 from gladly_client.client import GladlyClient, GladlySettings
 from gladly_client.errors import (
     AuthenticationError,
@@ -24,7 +25,9 @@ from gladly_client.errors import (
     ServerError,
     UnexpectedStatusError,
 )
+from gladly_client.pacing import Priority
 from gladly_client.resources import ExportFileStream
+from gladly_client.throttle import Throttle
 from gladly_client.transport import Download
 
 __all__ = [
@@ -42,13 +45,17 @@ __all__ = [
     "GladlySettingsError",
     "GladlyTimeoutError",
     "IncompleteDownloadError",
+    "LockFilePaces",
     "MalformedResponseError",
     "NotFoundError",
     "NotModelledError",
     "PermissionDeniedError",
+    "Priority",
     "ProfileHasOpenConversationsError",
+    "RateBudget",
     "RateLimitError",
     "ResponseValidationError",
     "ServerError",
+    "Throttle",
     "UnexpectedStatusError",
 ]

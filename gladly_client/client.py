@@ -8,21 +8,29 @@ from collections.abc import Callable, Mapping
 from types import TracebackType
 
 import requests
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gladly_client.budget import (
+    LockFilePaces,
+    RateBudget,
+    budget_file_from_env,
+    budget_kind,
+    rate_from_env,
+)
 from gladly_client.constants import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_REQUESTS_PER_SECOND,
     DEFAULT_TIMEOUT_SECONDS,
     ENV_API_TOKEN,
     ENV_BASE_URL,
-    ENV_REQUESTS_PER_SECOND,
+    ENV_RATE_BUDGET,
     ENV_USER,
     REPORT_CONCURRENCY,
     REPORTS_PER_MINUTE,
 )
 from gladly_client.errors import GladlySettingsError
+from gladly_client.pacing import Priority
 from gladly_client.resources import (
     ConversationsResource,
     CustomersResource,
@@ -44,7 +52,6 @@ class GladlySettings(BaseSettings):
     base_url: str = ""
     user: str = ""
     api_token: SecretStr = SecretStr("")
-    requests_per_second: float = Field(default=DEFAULT_REQUESTS_PER_SECOND, gt=0)
 
 
 class GladlyClient:
@@ -73,6 +80,8 @@ class GladlyClient:
         session: requests.Session | None = None,
         spool_dir: str | os.PathLike[str] | None = None,
         reports_per_minute: int = REPORTS_PER_MINUTE,
+        budget: RateBudget | None = None,
+        priority: Priority = Priority.PROMPT,
     ) -> None:
         token = api_token.get_secret_value() if isinstance(api_token, SecretStr) else api_token
         self._transport = Transport(
@@ -85,6 +94,8 @@ class GladlyClient:
             sleep=sleep,
             clock=clock,
             session=session,
+            budget=budget,
+            priority=priority,
         )
         self.customers = CustomersResource(self._transport)
         self.conversations = ConversationsResource(self._transport)
@@ -101,9 +112,11 @@ class GladlyClient:
     def from_env(cls, env: Mapping[str, str] | None = None, **options: object) -> GladlyClient:
         """Build a client from `GLADLY_BASE_URL`, `GLADLY_USER` and `GLADLY_API_TOKEN`.
 
-        `GLADLY_REQUESTS_PER_SECOND` optionally overrides the pace. Keyword options are passed
-        through to the constructor. Missing or invalid variables are named in one
-        `GladlySettingsError` (a `ValueError`).
+        The pace is `GLADLY_RATE_SHARE` (default 0.8) of Gladly's 10 requests per second, or
+        `GLADLY_REQUESTS_PER_SECOND` when set. Unless a `budget` option is given, it is shared
+        as `GLADLY_RATE_BUDGET` says (`gladly_client.budget`): by default with every process
+        of this machine through a lock file. Keyword options are passed through to the
+        constructor. Missing or invalid variables are named in one `GladlySettingsError`.
         """
         source = dict(os.environ if env is None else env)
         try:
@@ -115,7 +128,6 @@ class GladlyClient:
                         ("base_url", ENV_BASE_URL),
                         ("user", ENV_USER),
                         ("api_token", ENV_API_TOKEN),
-                        ("requests_per_second", ENV_REQUESTS_PER_SECOND),
                     )
                     if var in source
                 }
@@ -123,8 +135,7 @@ class GladlyClient:
         except ValidationError as exc:
             fields = ", ".join(str(e["loc"][0]) for e in exc.errors())
             raise GladlySettingsError(
-                f"invalid Gladly settings in the environment ({fields}); "
-                f"{ENV_REQUESTS_PER_SECOND} must be a positive number"
+                f"invalid Gladly settings in the environment ({fields})"
             ) from None
         missing = [
             var
@@ -140,8 +151,20 @@ class GladlyClient:
                 "missing Gladly settings: set " + ", ".join(missing) + " in the environment "
                 "(the organisation host, the API user's email and its API token)"
             )
-        kwargs: dict[str, object] = {"requests_per_second": settings.requests_per_second}
+        rate = rate_from_env(source)
+        kind = budget_kind(source)
+        kwargs: dict[str, object] = {"requests_per_second": rate}
         kwargs.update(options)
+        if "budget" not in options and kind == "prefect":
+            raise GladlySettingsError(
+                f"{ENV_RATE_BUDGET}=prefect: the Prefect budget is built by the flows and the "
+                "command line (flows.rate_budget); unset it, or set it to machine or process"
+            )
+        if "budget" not in options and kind in ("auto", "machine"):
+            clock = options.get("clock", time.monotonic)
+            sleep = options.get("sleep", time.sleep)
+            paces = LockFilePaces(budget_file_from_env(source, settings.base_url))
+            kwargs["budget"] = Throttle(rate, clock=clock, sleep=sleep, store=paces)  # type: ignore[arg-type]
         return cls(
             settings.base_url,
             settings.user,
@@ -160,8 +183,8 @@ class GladlyClient:
         return self._transport.throttle.configured_rate
 
     @property
-    def throttle(self) -> Throttle:
-        """The shared per-method throttle (exposed for monitoring)."""
+    def throttle(self) -> RateBudget:
+        """The rate budget every request of this client draws from (exposed for monitoring)."""
         return self._transport.throttle
 
     def close(self) -> None:

@@ -7,13 +7,17 @@ API_PREFIX = "/api/v1"
 # Gladly allows 10 requests per second per HTTP method per organisation, shared by every
 # integration of that organisation. We default to 8 to leave room for the others.
 GLADLY_RATE_LIMIT_PER_SECOND = 10.0
-DEFAULT_REQUESTS_PER_SECOND = 8.0
+DEFAULT_RATE_SHARE = 0.8
+DEFAULT_REQUESTS_PER_SECOND = DEFAULT_RATE_SHARE * GLADLY_RATE_LIMIT_PER_SECOND
 # The throttle never slows below this, however many 429s it sees.
 MIN_REQUESTS_PER_SECOND = 0.5
 # On a 429 the method's rate is multiplied by this; it recovers additively afterwards.
 THROTTLE_BACKOFF_FACTOR = 0.5
 # Share of the configured rate regained per second without a 429 or an exhausted window.
-THROTTLE_RECOVERY_PER_SECOND = 0.25
+THROTTLE_RECOVERY_PER_SECOND = 0.08
+# An answer saying the organisation's window is spent (`Ratelimit-Remaining-Second: 0`) while we
+# kept to our share means other integrations are busy: the pace is multiplied by this.
+GIVE_WAY_FACTOR = 0.9
 # The Reports API has its own budget per organisation (api.md "Rate limits"): 10 requests a
 # minute and 2 at once, on top of the POST method's 10 a second.
 REPORTS_PER_MINUTE = 10
@@ -53,6 +57,9 @@ ENV_BASE_URL = "GLADLY_BASE_URL"
 ENV_USER = "GLADLY_USER"
 ENV_API_TOKEN = "GLADLY_API_TOKEN"  # noqa: S105 - the variable's name, not a token
 ENV_REQUESTS_PER_SECOND = "GLADLY_REQUESTS_PER_SECOND"
+ENV_RATE_SHARE = "GLADLY_RATE_SHARE"
+ENV_RATE_BUDGET = "GLADLY_RATE_BUDGET"
+ENV_RATE_BUDGET_FILE = "GLADLY_RATE_BUDGET_FILE"
 
 USER_AGENT = "gladly-pipeline/0.1 (+https://github.com/gladly-pipeline)"
 

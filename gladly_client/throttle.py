@@ -7,44 +7,49 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, contextmanager
+from typing import Protocol
 
-from gladly_client.constants import (
-    MIN_REQUESTS_PER_SECOND,
-    RATE_WINDOW_SECONDS,
-    THROTTLE_BACKOFF_FACTOR,
-    THROTTLE_RECOVERY_PER_SECOND,
-)
+from gladly_client.constants import MIN_REQUESTS_PER_SECOND
+from gladly_client.pacing import Pace, Priority, effective_rate, observe, reserve
 
-__all__ = ["ReportGate", "Throttle"]
+__all__ = ["MemoryPaces", "PaceStore", "ReportGate", "Throttle"]
 
 
-@dataclass
-class _Schedule:
-    """Pacing state of one HTTP method. Only read or written under `Throttle._lock`."""
+class PaceStore(Protocol):
+    """Where the methods' `Pace` lives: `locked()` yields them, and keeps what was changed."""
 
-    rate: float
-    # Earliest time the next request of this method may be sent (virtual scheduling / GCRA).
-    next_free: float = -math.inf
-    # Recovery is linear from (anchor_rate at anchor_time); None means "never penalised".
-    anchor_rate: float = 0.0
-    anchor_time: float | None = None
-    # Time of the last multiplicative cut, so one overrun's burst of 429s cuts only once.
-    last_cut_time: float | None = None
+    description: str
+
+    def locked(self) -> AbstractContextManager[dict[str, Pace]]: ...
+
+
+class MemoryPaces:
+    """The paces of one process, in memory."""
+
+    description = "this process only"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._paces: dict[str, Pace] = {}
+
+    @contextmanager
+    def locked(self) -> Iterator[dict[str, Pace]]:
+        with self._lock:
+            yield self._paces
 
 
 class Throttle:
-    """Paces requests per HTTP method so one client stays under its share of Gladly's limit.
+    """Paces requests per HTTP method so our requests stay under our share of Gladly's limit.
 
-    Gladly counts requests per method per organisation, so every method has its own schedule.
-    Each `acquire` reserves the next free slot under a lock and sleeps outside it, so sends are
-    spaced exactly `1 / rate` apart with no burst allowance: any closed one-second window holds
-    at most `floor(rate) + 1` sends.
+    Gladly counts requests per method per organisation, so every method has its own pace
+    (`gladly_client.pacing`). Each `acquire` reserves the next free slot under the store's lock
+    and sleeps outside it, so sends are spaced exactly `1 / rate` apart with no burst allowance:
+    any closed one-second window holds at most `floor(rate) + 1` sends. With a shared store
+    (`gladly_client.budget.LockFilePaces`) every process of the machine draws from one pace.
 
-    `on_response` adapts the rate: a 429 cuts it (multiplicatively, floored) and pauses the
-    method for a window; an exhausted window (`remaining == 0`) pauses without cutting; any other
-    response lets the rate climb back linearly toward the configured rate.
+    `on_response` adapts the pace to Gladly's answers; a pause it decides voids the slots
+    already reserved, and their holders reserve again.
     """
 
     def __init__(
@@ -53,6 +58,7 @@ class Throttle:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        store: PaceStore | None = None,
     ) -> None:
         if not (math.isfinite(requests_per_second) and requests_per_second > 0):
             raise ValueError(
@@ -63,80 +69,63 @@ class Throttle:
         self._floor = min(MIN_REQUESTS_PER_SECOND, self._configured)
         self._clock = clock
         self._sleep = sleep
-        self._lock = threading.Lock()
-        self._schedules: dict[str, _Schedule] = {}
+        self._store: PaceStore = store if store is not None else MemoryPaces()
 
     @property
     def configured_rate(self) -> float:
         """The rate, in requests per second per method, the throttle recovers toward."""
         return self._configured
 
-    def acquire(self, method: str) -> float:
-        """Block until a request of `method` may be sent; return the seconds spent waiting."""
-        with self._lock:
-            # Read the clock under the lock so slots are handed out in clock order.
-            now = self._clock()
-            schedule = self._schedule(method)
-            slot = max(now, schedule.next_free)
-            schedule.next_free = slot + 1.0 / schedule.rate
-        wait = slot - now
-        # Sleeping outside the lock lets other threads reserve the following slots meanwhile.
-        if wait > 0:
-            self._sleep(wait)
-            return wait
-        return 0.0
+    @property
+    def description(self) -> str:
+        """Who shares this pace (for the log line that says how requests are paced)."""
+        return self._store.description
 
-    def on_response(self, method: str, status: int, remaining: int | None) -> None:
-        """Adapt `method`'s schedule to one response's status and `Ratelimit-Remaining-Second`."""
-        with self._lock:
-            now = self._clock()
-            schedule = self._schedule(method)
-            if status == 429:
-                cut_recently = (
-                    schedule.last_cut_time is not None
-                    and now - schedule.last_cut_time < RATE_WINDOW_SECONDS
-                )
-                # The 429s of requests already in flight describe the same overrun; cutting for
-                # each of them would drop straight to the floor after a single busy second.
-                if not cut_recently:
-                    schedule.rate = max(self._floor, schedule.rate * THROTTLE_BACKOFF_FACTOR)
-                    schedule.last_cut_time = now
-                self._anchor(schedule, now)
-                schedule.next_free = max(schedule.next_free, now + RATE_WINDOW_SECONDS)
-                return
-            # Only an answer that is not a 429 earns recovery; silence or 429s prove nothing.
-            self._recover(schedule, now)
-            if remaining == 0:
-                # The organisation's window is spent (perhaps by other integrations): wait it
-                # out, keep the rate, and restart recovery since this is no sign of headroom.
-                self._anchor(schedule, now)
-                schedule.next_free = max(schedule.next_free, now + RATE_WINDOW_SECONDS)
+    def acquire(self, method: str, priority: Priority = Priority.PROMPT) -> float:
+        """Block until a request of `method` may be sent; return the seconds spent waiting."""
+        key = method.upper()
+        waited = 0.0
+        while True:
+            with self._store.locked() as paces:
+                # Read the clock under the lock so slots are handed out in clock order.
+                now = self._clock()
+                pace = self._pace(paces, key)
+                at, granted = reserve(pace, now, priority, self._configured, self._floor)
+                epoch = pace.epoch
+            wait = at - now
+            # Sleeping outside the lock lets others reserve the following slots meanwhile.
+            if wait > 0:
+                self._sleep(wait)
+                waited += wait
+            if granted and (wait <= 0 or self._still_valid(key, epoch)):
+                return waited
+
+    def on_response(
+        self, method: str, status: int, remaining: int | None, limit: int | None = None
+    ) -> None:
+        """Adapt `method`'s pace to one answer's status and `Ratelimit-*-Second` headers."""
+        with self._store.locked() as paces:
+            pace = self._pace(paces, method.upper())
+            observe(pace, self._clock(), status, remaining, limit, self._configured, self._floor)
 
     def current_rate(self, method: str) -> float:
         """The rate, in requests per second, `acquire` currently paces `method` at."""
-        with self._lock:
-            schedule = self._schedules.get(method.upper())
-            return schedule.rate if schedule is not None else self._configured
+        with self._store.locked() as paces:
+            pace = paces.get(method.upper())
+            if pace is None:
+                return self._configured
+            return effective_rate(pace, self._configured, self._floor, self._clock())
 
-    def _schedule(self, method: str) -> _Schedule:
-        key = method.upper()
-        schedule = self._schedules.get(key)
-        if schedule is None:
-            schedule = self._schedules[key] = _Schedule(rate=self._configured)
-        return schedule
+    def _still_valid(self, key: str, epoch: int) -> bool:
+        # A pause decided while we slept voids the slot: the window it was in is spent.
+        with self._store.locked() as paces:
+            return self._pace(paces, key).epoch == epoch
 
-    def _recover(self, schedule: _Schedule, now: float) -> None:
-        # Linear from the last penalty, computed from the clock so no timer thread is needed.
-        if schedule.anchor_time is None or schedule.rate >= self._configured:
-            return
-        elapsed = max(0.0, now - schedule.anchor_time)
-        regained = THROTTLE_RECOVERY_PER_SECOND * self._configured * elapsed
-        schedule.rate = min(self._configured, schedule.anchor_rate + regained)
-
-    @staticmethod
-    def _anchor(schedule: _Schedule, now: float) -> None:
-        schedule.anchor_rate = schedule.rate
-        schedule.anchor_time = now
+    def _pace(self, paces: dict[str, Pace], key: str) -> Pace:
+        pace = paces.get(key)
+        if pace is None:
+            pace = paces[key] = Pace(rate=self._configured)
+        return pace
 
 
 class ReportGate:

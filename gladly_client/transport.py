@@ -22,12 +22,14 @@ from pydantic import ValidationError
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
+from gladly_client.budget import RateBudget
 from gladly_client.constants import (
     API_PREFIX,
     CONNECTION_POOL_SIZE,
     DEFAULT_CONNECT_TIMEOUT_SECONDS,
     HEADER_CONTENT_ENCODING,
     HEADER_CONTENT_LENGTH,
+    HEADER_RATE_LIMIT,
     HEADER_RATE_REMAINING,
     STREAM_CHUNK_BYTES,
     USER_AGENT,
@@ -42,6 +44,7 @@ from gladly_client.errors import (
     error_from_body,
     error_from_response,
 )
+from gladly_client.pacing import Priority
 from gladly_client.retry import build_retrying
 from gladly_client.throttle import ReportGate, Throttle
 
@@ -192,6 +195,8 @@ class Transport:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         session: requests.Session | None = None,
+        budget: RateBudget | None = None,
+        priority: Priority = Priority.PROMPT,
     ) -> None:
         if not user:
             raise ValueError("user is empty: set GLADLY_USER to the email of the API token's user")
@@ -202,7 +207,12 @@ class Transport:
         self.base_url = normalize_base_url(base_url)
         self.timeout = timeout
         self.max_attempts = max_attempts
-        self.throttle = Throttle(requests_per_second, clock=clock, sleep=sleep)
+        self.throttle: RateBudget = (
+            budget
+            if budget is not None
+            else Throttle(requests_per_second, clock=clock, sleep=sleep)
+        )
+        self.priority = priority
         self._retrying = build_retrying(max_attempts=max_attempts, sleep=sleep, logger=logger)
         self._session = session or requests.Session()
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=CONNECTION_POOL_SIZE, max_retries=0)
@@ -368,7 +378,7 @@ class Transport:
         json: Any = None,
         stream: bool,
     ) -> closing[requests.Response]:
-        waited = self.throttle.acquire(method)
+        waited = self.throttle.acquire(method, self.priority)
         started = time.perf_counter()
         try:
             resp = self._session.request(
@@ -385,7 +395,12 @@ class Transport:
             raise GladlyTimeoutError(method, template, why_no_answer(exc)) from None
         except requests.RequestException as exc:
             raise GladlyConnectionError(method, template, why_no_answer(exc)) from None
-        self.throttle.on_response(method, resp.status_code, _remaining(resp.headers))
+        self.throttle.on_response(
+            method,
+            resp.status_code,
+            _header_int(resp.headers, HEADER_RATE_REMAINING),
+            _header_int(resp.headers, HEADER_RATE_LIMIT),
+        )
         elapsed_ms = (time.perf_counter() - started) * 1000
         logger.debug(
             "%s %s -> %d in %.0f ms (throttled %.0f ms)",
@@ -437,14 +452,16 @@ def _decode(parse: Callable[[HTTPResult], T], result: HTTPResult, method: str, t
         ) from None
 
 
-def _remaining(headers: Mapping[str, str]) -> int | None:
-    value = headers.get(HEADER_RATE_REMAINING)
+def _header_int(headers: Mapping[str, str], name: str) -> int | None:
+    """A count header as a number >= 0; None when absent or not a count."""
+    value = headers.get(name)
     if value is None:
         return None
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         return None
+    return number if number >= 0 else None
 
 
 def iter_file_lines(path: Path, *, delete: bool) -> Iterator[bytes]:

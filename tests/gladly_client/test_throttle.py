@@ -18,8 +18,10 @@ from gladly_client.constants import (
     MIN_REQUESTS_PER_SECOND,
     RATE_WINDOW_SECONDS,
     THROTTLE_BACKOFF_FACTOR,
+    GIVE_WAY_FACTOR,
     THROTTLE_RECOVERY_PER_SECOND,
 )
+from gladly_client.pacing import PHASE_MARGIN, Priority, reserve
 from gladly_client.throttle import Throttle
 
 # Real seconds a simulated thread may stay blocked before the test calls it a deadlock.
@@ -304,7 +306,7 @@ def test_real_contention_check_catches_a_missing_lock(monkeypatch: pytest.Monkey
     grid = [i / 8.0 for i in range(16000)]
     for _ in range(5):
         throttle = _frozen_throttle()
-        monkeypatch.setattr(throttle, "_lock", contextlib.nullcontext())
+        monkeypatch.setattr(throttle._store, "_lock", contextlib.nullcontext())
         if _reserve_concurrently(throttle) != grid:
             return
     pytest.fail("removing the lock went unnoticed")
@@ -393,13 +395,35 @@ def test_429_halves_rate_and_pauses_for_a_window(clock: VirtualClock, throttle: 
     assert throttle.acquire("DELETE") == 0.0
 
 
-def test_429_never_pulls_the_next_slot_earlier(clock: VirtualClock) -> None:
-    # A sleep that returns at once lets 20 slots be reserved while the clock stays at 100.
+def test_429_voids_slots_already_reserved(clock: VirtualClock) -> None:
+    # Twenty slots reserved ahead would all meet the same spent window: the pause voids them,
+    # and the next request is reserved from the end of the pause at the cut pace.
     throttle = Throttle(8.0, clock=clock, sleep=lambda _: None)
     for _ in range(20):
         throttle.acquire("GET")
     throttle.on_response("GET", 429, None)
-    assert throttle.acquire("GET") == pytest.approx(20 / 8.0)  # not 1 s: those slots stand
+    assert throttle.acquire("GET") == pytest.approx(RATE_WINDOW_SECONDS)
+    assert throttle.acquire("GET") == pytest.approx(RATE_WINDOW_SECONDS + 1 / 4.0)
+
+
+def test_a_sleeper_whose_slot_was_voided_reserves_again(clock: VirtualClock) -> None:
+    # A thread sleeps toward its slot; meanwhile an answer says the window is spent.
+    throttle = Throttle(8.0, clock=clock, sleep=clock.sleep)
+    throttle.acquire("GET")  # slot at 100.0; the next is at 100.125
+    voided = []
+
+    def sleep_then_answer(seconds: float) -> None:
+        if not voided:
+            voided.append(seconds)
+            throttle.on_response("GET", 200, 0)  # arrives while this request sleeps
+        clock.sleep(seconds)
+
+    throttle._sleep = sleep_then_answer
+    waited = throttle.acquire("GET")
+    # Not sent at 100.125 (inside the spent window) but a window after the answer.
+    assert voided == [pytest.approx(0.125)]
+    assert clock() == pytest.approx(100.0 + RATE_WINDOW_SECONDS)
+    assert waited == pytest.approx(RATE_WINDOW_SECONDS)
 
 
 def test_429s_from_one_overrun_cut_once(clock: VirtualClock, throttle: Throttle) -> None:
@@ -463,26 +487,67 @@ def test_recovered_client_paces_at_configured_rate(clock: VirtualClock, throttle
     assert throttle.acquire("GET") == pytest.approx(1 / 8.0)
 
 
-def test_exhausted_window_pauses_but_keeps_rate(clock: VirtualClock, throttle: Throttle) -> None:
+def test_exhausted_window_pauses_and_gives_way(clock: VirtualClock, throttle: Throttle) -> None:
+    # Remaining 0 although we kept to our share: the other integrations are busy.
     throttle.acquire("GET")
     clock.advance(0.5)
     throttle.on_response("GET", 200, 0)
 
-    assert throttle.current_rate("GET") == 8.0
+    assert throttle.current_rate("GET") == pytest.approx(8.0 * GIVE_WAY_FACTOR)
     assert throttle.acquire("GET") == pytest.approx(RATE_WINDOW_SECONDS)
-    assert throttle.acquire("GET") == pytest.approx(1 / 8.0)
+    assert throttle.acquire("GET") == pytest.approx(1 / (8.0 * GIVE_WAY_FACTOR))
 
 
-def test_exhausted_window_keeps_earned_recovery_and_restarts_it(
+def test_one_spent_window_gives_way_once(clock: VirtualClock, throttle: Throttle) -> None:
+    for _ in range(5):
+        throttle.on_response("GET", 200, 0)
+    assert throttle.current_rate("GET") == pytest.approx(8.0 * GIVE_WAY_FACTOR)
+    clock.advance(RATE_WINDOW_SECONDS)
+    throttle.on_response("GET", 200, 0)
+    recovered = 8.0 * GIVE_WAY_FACTOR + THROTTLE_RECOVERY_PER_SECOND * 8.0 * RATE_WINDOW_SECONDS
+    assert throttle.current_rate("GET") == pytest.approx(recovered * GIVE_WAY_FACTOR)
+
+
+def test_giving_way_recovers_linearly(clock: VirtualClock, throttle: Throttle) -> None:
+    throttle.on_response("GET", 200, 0)
+    clock.advance(1.0)
+    throttle.on_response("GET", 200, 5)
+    expected = 8.0 * GIVE_WAY_FACTOR + THROTTLE_RECOVERY_PER_SECOND * 8.0
+    assert throttle.current_rate("GET") == pytest.approx(expected)
+
+
+def test_pause_ends_where_the_next_window_starts_once_it_is_known(
     clock: VirtualClock, throttle: Throttle
 ) -> None:
-    throttle.on_response("GET", 429, None)  # 4 req/s
-    clock.advance(1.0)
-    throttle.on_response("GET", 200, 0)  # recovered to 6 by now; kept, not lowered
-    assert throttle.current_rate("GET") == pytest.approx(6.0)
-    clock.advance(0.5)
-    throttle.on_response("GET", 200, 3)  # recovery counts from the exhausted window
-    assert throttle.current_rate("GET") == pytest.approx(7.0)
+    # Gladly's windows start at .30 of each second. Remaining rises from 1 to 9 between
+    # answers at 100.25 and 100.35, then from 0 to 8 between 101.28 and 101.33.
+    for at, remaining in [(100.25, 1), (100.35, 9), (101.28, 0), (101.33, 8)]:
+        clock.advance(at - clock())
+        throttle.on_response("GET", 200, remaining)
+    clock.advance(102.1 - clock())
+    throttle.on_response("GET", 200, 0)  # spent at 102.10: the next window starts at 102.30
+    assert throttle.acquire("GET") == pytest.approx(0.33 - 0.10 + PHASE_MARGIN)
+
+
+def test_a_rise_of_one_is_no_window_start(clock: VirtualClock, throttle: Throttle) -> None:
+    # Two answers crossing on the way back differ by one; that says nothing about windows.
+    for at, remaining in [(100.25, 3), (100.35, 4), (100.5, 0)]:
+        clock.advance(at - clock())
+        throttle.on_response("GET", 200, remaining)
+    assert throttle.acquire("GET") == pytest.approx(RATE_WINDOW_SECONDS)
+
+
+def test_a_bulk_request_lets_a_prompt_one_go_first(clock: VirtualClock) -> None:
+    throttle = Throttle(8.0, clock=clock, sleep=lambda _: None)
+    throttle.acquire("GET", Priority.BULK)  # 100.0
+    throttle.acquire("GET", Priority.BULK)  # 100.125: one queued ahead is allowed
+    # A third bulk request would queue two ahead: it is told to come back instead.
+    paces = throttle._store
+    with paces.locked() as held:
+        slot, granted = reserve(held["GET"], clock(), Priority.BULK, 8.0, 0.5)
+    assert not granted and slot == pytest.approx(100.125)
+    # A prompt request takes the next slot at once.
+    assert throttle.acquire("GET", Priority.PROMPT) == pytest.approx(0.25)
 
 
 def test_429_with_zero_remaining_is_treated_as_429(clock: VirtualClock, throttle: Throttle) -> None:

@@ -1,0 +1,226 @@
+"""The pacing rules of one HTTP method, as plain functions over plain state (no I/O, no locks).
+
+`Throttle` keeps this state in memory for one process; `gladly_client.budget` keeps the very
+same state in a file that every process of the machine reads and writes under a lock, so the
+rules are written once and the processes agree on them.
+
+Two things set the pace of a method: the configured rate (our share of Gladly's limit), and
+cuts that recover linearly while answers come back without a 429.
+- A 429 halves the pace and pauses the method until the next window.
+- An answer whose `Ratelimit-Remaining-Second` is 0 means the organisation's window is spent
+  although we kept to our share: the other integrations are busy, so the method pauses until
+  the next window and its pace gives way by a tenth (once per window).
+- A pause voids the slots already handed out (`Pace.epoch`): their holders ask again.
+- Where the next window starts is learnt from the rises of `Ratelimit-Remaining-Second`
+  (`_learn_phase`); until it is known, a pause lasts a whole second.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from gladly_client.constants import (
+    GIVE_WAY_FACTOR,
+    GLADLY_RATE_LIMIT_PER_SECOND,
+    RATE_WINDOW_SECONDS,
+    THROTTLE_BACKOFF_FACTOR,
+    THROTTLE_RECOVERY_PER_SECOND,
+)
+
+# A window's start is used once known within this much; answers travel, so wait this much more.
+MAX_PHASE_ARC = 0.25
+PHASE_MARGIN = 0.02
+
+__all__ = ["Pace", "Priority", "effective_rate", "observe", "reserve"]
+
+
+class Priority(StrEnum):
+    """Who goes first when the budget is contended.
+
+    PROMPT: a deletion, its verification, a one-off request someone is waiting for.
+    BULK: enrichment and export work that can wait a few slots.
+    """
+
+    PROMPT = "prompt"
+    BULK = "bulk"
+
+
+@dataclass
+class Pace:
+    """One method's pacing state; JSON-ready through `to_json` / `from_json`."""
+
+    rate: float  # the 429-driven rate (configured, or cut and recovering)
+    # Earliest time the next request of this method may be sent (virtual scheduling / GCRA).
+    next_free: float = -math.inf
+    # Recovery is linear from (anchor_rate at anchor_time); None means "never penalised".
+    anchor_rate: float = 0.0
+    anchor_time: float | None = None
+    # Time of the last multiplicative cut, so one overrun's burst of 429s cuts only once.
+    last_cut_time: float | None = None
+    # Gladly's limit as its last `Ratelimit-Limit-Second` said.
+    limit: float = GLADLY_RATE_LIMIT_PER_SECOND
+    # When an answer last said the organisation's window was spent (remaining 0).
+    gave_way: float | None = None
+    # Bumped by every pause: a slot reserved before it is void and must be reserved again.
+    epoch: int = 0
+    # The last answer's time and `Ratelimit-Remaining-Second` (-1: none yet).
+    answered: float | None = None
+    remaining: int = -1
+    # Where Gladly's one-second windows start, as an arc of the clock modulo one second
+    # (start, length) that holds every rollover seen so far; None until one is seen.
+    phase: tuple[float, float] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """A dict `json.dumps` accepts (infinity as None)."""
+        return {
+            "rate": self.rate,
+            "next_free": None if math.isinf(self.next_free) else self.next_free,
+            "anchor_rate": self.anchor_rate,
+            "anchor_time": self.anchor_time,
+            "last_cut_time": self.last_cut_time,
+            "limit": self.limit,
+            "gave_way": self.gave_way,
+            "epoch": self.epoch,
+            "answered": self.answered,
+            "remaining": self.remaining,
+            "phase": None if self.phase is None else list(self.phase),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Pace:
+        """The inverse of `to_json`; raises KeyError, TypeError or ValueError on a bad dict."""
+        next_free = data["next_free"]
+        pace = cls(
+            rate=float(data["rate"]),
+            next_free=-math.inf if next_free is None else float(next_free),
+            anchor_rate=float(data["anchor_rate"]),
+            anchor_time=_optional_float(data["anchor_time"]),
+            last_cut_time=_optional_float(data["last_cut_time"]),
+            limit=float(data["limit"]),
+            gave_way=_optional_float(data["gave_way"]),
+            epoch=int(data["epoch"]),
+            answered=_optional_float(data["answered"]),
+            remaining=int(data["remaining"]),
+            phase=None if data["phase"] is None else _arc(data["phase"]),
+        )
+        if not all(math.isfinite(v) and v > 0 for v in (pace.rate, pace.limit)):
+            raise ValueError("pace rate and limit must be finite numbers > 0")
+        return pace
+
+
+def effective_rate(pace: Pace, configured: float, floor: float, now: float) -> float:
+    """The rate `reserve` paces at: the configured or cut rate, never below `floor`."""
+    return max(floor, min(configured, pace.rate))
+
+
+def reserve(
+    pace: Pace, now: float, priority: Priority, configured: float, floor: float
+) -> tuple[float, bool]:
+    """Reserve the next send slot: (slot time, True); or, for BULK, (retry time, False).
+
+    A bulk request takes a slot only when at most one is already queued ahead of it, so a
+    prompt request arriving meanwhile finds the queue short and goes next.
+    """
+    interval = 1.0 / effective_rate(pace, configured, floor, now)
+    slot = max(now, pace.next_free)
+    if priority is Priority.BULK and slot - now > interval + 1e-9:
+        return slot - interval, False
+    pace.next_free = slot + interval
+    return slot, True
+
+
+def observe(
+    pace: Pace,
+    now: float,
+    status: int,
+    remaining: int | None,
+    limit: int | None,
+    configured: float,
+    floor: float,
+) -> None:
+    """Adapt to one answer: its status, `Ratelimit-Remaining-Second` and `-Limit-Second`."""
+    if limit is not None and limit > 0:
+        pace.limit = float(limit)
+    _learn_phase(pace, now, 0 if status == 429 and remaining is None else remaining)
+    if status == 429:
+        cut_recently = (
+            pace.last_cut_time is not None and now - pace.last_cut_time < RATE_WINDOW_SECONDS
+        )
+        # The 429s of requests already in flight describe the same overrun; cutting for each
+        # of them would drop straight to the floor after a single busy second.
+        if not cut_recently:
+            pace.rate = max(floor, pace.rate * THROTTLE_BACKOFF_FACTOR)
+            pace.last_cut_time = now
+        pace.anchor_rate, pace.anchor_time = pace.rate, now
+        _pause(pace, now)
+        return
+    # Only an answer that is not a 429 earns recovery; silence or 429s prove nothing.
+    pace.rate = _recovered(pace, configured, now)
+    if remaining == 0 and (pace.gave_way is None or now - pace.gave_way >= RATE_WINDOW_SECONDS):
+        # The organisation's window is spent though we stayed within our share: the other
+        # integrations are busy, so give way a little (once per window) and recover slowly.
+        pace.rate = max(floor, pace.rate * GIVE_WAY_FACTOR)
+        pace.gave_way = now
+        pace.anchor_rate, pace.anchor_time = pace.rate, now
+    if remaining == 0:
+        _pause(pace, now)
+
+
+def _pause(pace: Pace, now: float) -> None:
+    """Nothing more this window: wait for the next; slots reserved before now are void."""
+    wait = RATE_WINDOW_SECONDS
+    if pace.phase is not None and pace.phase[1] <= MAX_PHASE_ARC:
+        start, length = pace.phase
+        # The latest the next window can start, and a little more for the answer's travel.
+        wait = (start + length + PHASE_MARGIN - now) % RATE_WINDOW_SECONDS
+    pace.next_free = now + wait
+    pace.epoch += 1
+
+
+def _learn_phase(pace: Pace, now: float, remaining: int | None) -> None:
+    """Narrow down where windows start from a jump up in `Ratelimit-Remaining-Second`.
+
+    Within one window remaining only falls; a rise by 2 or more (1 could be two answers
+    crossing) means a new window began between the two answers.
+    """
+    if remaining is None:
+        return
+    before, pace.answered, previous = pace.answered, now, pace.remaining
+    pace.remaining = remaining
+    if before is None or previous < 0 or remaining < previous + 2:
+        return
+    seen = (before % RATE_WINDOW_SECONDS, min(RATE_WINDOW_SECONDS, now - before))
+    pace.phase = seen if pace.phase is None else _intersect(pace.phase, seen) or seen
+
+
+def _intersect(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float] | None:
+    """The common part of two arcs of the one-second circle, or None."""
+    offset = (b[0] - a[0]) % RATE_WINDOW_SECONDS
+    for shift in (offset, offset - RATE_WINDOW_SECONDS):
+        low, high = max(0.0, shift), min(a[1], shift + b[1])
+        if high >= low:
+            return ((a[0] + low) % RATE_WINDOW_SECONDS, high - low)
+    return None
+
+
+def _arc(value: Any) -> tuple[float, float]:
+    start, length = (float(v) for v in value)
+    if not (0.0 <= start < RATE_WINDOW_SECONDS and 0.0 <= length <= RATE_WINDOW_SECONDS):
+        raise ValueError("phase must be [start, length] within one window")
+    return (start, length)
+
+
+def _recovered(pace: Pace, configured: float, now: float) -> float:
+    # Linear from the last penalty, computed from the clock so no timer is needed.
+    if pace.anchor_time is None or pace.rate >= configured:
+        return min(configured, pace.rate)
+    elapsed = max(0.0, now - pace.anchor_time)
+    regained = THROTTLE_RECOVERY_PER_SECOND * configured * elapsed
+    return min(configured, pace.anchor_rate + regained)
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
