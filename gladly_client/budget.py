@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import os
+import stat
 import tempfile
 import threading
 import time
@@ -96,6 +97,7 @@ class LockFilePaces:
         self.description = f"shared by this machine's processes ({self.path.name})"
         self._threads = threading.Lock()
         self._file_lock = FileLock(f"{self.path}.lock", timeout=LOCK_TIMEOUT_SECONDS)
+        self._fd: int | None = None
 
     @contextmanager
     def locked(self) -> Iterator[dict[str, Pace]]:
@@ -109,37 +111,68 @@ class LockFilePaces:
                     "delete it"
                 ) from None
             try:
-                paces = self._read()
+                fd = self._open()
+                paces = self._parse(_read_all(fd))
+                before = _dump(paces)
                 yield paces
-                self._write(paces)
+                if _dump(paces) != before:
+                    after = self._encode(paces)
+                    # In place, under the lock: a crash mid-write leaves a file the next
+                    # reader cannot parse, and it starts anew (see the class docstring).
+                    os.pwrite(fd, after, 0)
+                    os.ftruncate(fd, len(after))
             finally:
                 self._file_lock.release()
 
-    def _read(self) -> dict[str, Pace]:
+    def _open(self) -> int:
+        """The data file's descriptor, reopened if the file was removed or replaced."""
         try:
-            data = json.loads(self.path.read_bytes())
+            current = os.stat(self.path).st_ino
         except FileNotFoundError:
-            return {}
-        except (OSError, ValueError):
-            logger.warning("rate budget file %s unreadable; starting it anew", self.path)
+            current = None
+        if self._fd is not None and current == os.fstat(self._fd).st_ino:
+            return self._fd
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        return self._fd
+
+    def _parse(self, raw: bytes) -> dict[str, Pace]:
+        if not raw:
             return {}
         try:
+            data = json.loads(raw)
             if data["format"] != _FORMAT or _rebooted(data["written"]):
                 return {}
             return {str(k): Pace.from_json(v) for k, v in data["paces"].items()}
         except (KeyError, TypeError, ValueError, AttributeError):
-            logger.warning("rate budget file %s malformed; starting it anew", self.path)
+            logger.warning("rate budget file %s unreadable; starting it anew", self.path)
             return {}
 
-    def _write(self, paces: dict[str, Pace]) -> None:
+    @staticmethod
+    def _encode(paces: dict[str, Pace]) -> bytes:
         data: dict[str, Any] = {
             "format": _FORMAT,
             "written": {"monotonic": time.monotonic(), "wall": time.time()},
             "paces": {k: v.to_json() for k, v in paces.items()},
         }
-        temporary = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-        temporary.write_text(json.dumps(data), encoding="utf-8")
-        os.replace(temporary, self.path)
+        return json.dumps(data).encode()
+
+    def close(self) -> None:
+        """Close the data file (the lock file is only held inside `locked`)."""
+        with self._threads:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
+def _dump(paces: dict[str, Pace]) -> str:
+    return json.dumps({k: v.to_json() for k, v in paces.items()}, sort_keys=True)
+
+
+def _read_all(fd: int) -> bytes:
+    size = os.fstat(fd).st_size
+    return os.pread(fd, size, 0) if size else b""
 
 
 def _rebooted(written: Mapping[str, float]) -> bool:
@@ -157,6 +190,13 @@ def default_budget_file(base_url: str) -> Path:
     """
     folder = Path(tempfile.gettempdir()) / f"gladly-pipeline-rate-{os.getuid()}"
     folder.mkdir(mode=0o700, exist_ok=True)
+    # Anyone may create names in the temporary directory: use the folder only if it is ours.
+    info = os.lstat(folder)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
+        raise GladlySettingsError(
+            f"{folder} is not a folder of this user's that only it can write; remove it, or "
+            f"set {ENV_RATE_BUDGET_FILE} to a file in a folder of yours"
+        )
     digest = hashlib.sha256(base_url.rstrip("/").lower().encode()).hexdigest()[:16]
     return folder / f"budget-{digest}.json"
 
