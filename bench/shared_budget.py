@@ -167,7 +167,7 @@ def _backend(backend: str, base_url: str) -> Any:
 
         return nullcontext()
     sys.path.insert(0, str(Path(__file__).parent))
-    from shared_budget_prefect import prefect_server  # type: ignore[import-not-found]
+    from shared_budget_prefect import prefect_server
 
     return prefect_server(base_url)
 

@@ -6,6 +6,7 @@ import json
 import logging
 import multiprocessing
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -146,7 +147,7 @@ def test_default_file_is_per_organisation_and_private(tmp_path: Path) -> None:
 def test_default_folder_owned_by_someone_else_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(budget_module.tempfile, "gettempdir", lambda: str(tmp_path))
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
     folder = tmp_path / f"gladly-pipeline-rate-{os.getuid()}"
     folder.mkdir(mode=0o777)
     folder.chmod(0o777)  # what another user's planted folder would allow
