@@ -135,6 +135,12 @@ def sandbox(
     customers: int = typer.Option(2000, help="Number of synthetic customers."),
     host: str = typer.Option("127.0.0.1", help="Loopback address to bind (nothing else)."),
     rate_limit: float = typer.Option(10.0, help="Requests/second per HTTP method; 0 = off."),
+    other_integrations: float = typer.Option(
+        0.0,
+        metavar="REQ_PER_S",
+        help="Requests/second of each HTTP method the organisation's other integrations send, "
+        "sharing the rate limit (below --rate-limit); 0 = none.",
+    ),
     latency_ms: float = typer.Option(0.0, help="Milliseconds added to every API answer."),
     frequency: str = typer.Option("DAILY", help="Export schedule: DAILY or HOURLY."),
 ) -> None:
@@ -152,6 +158,7 @@ def sandbox(
             seed=seed,
             customers=customers,
             rate_limit=rate_limit,
+            other_integrations=other_integrations,
             latency_ms=latency_ms,
             frequency=frequency,
         )

@@ -14,11 +14,17 @@ from gladly_sandbox.errors import ApiError
 from gladly_sandbox.faults import FaultInjector
 from gladly_sandbox.ids import format_timestamp, parse_timestamp
 from gladly_sandbox.refill import REFILL_PREFIX, REFILL_SUFFIX, handle_refill, is_refill_path
-from gladly_sandbox.settings import ServerSettings, normalise_settings, setting_names
+from gladly_sandbox.settings import (
+    ServerSettings,
+    SettingsConflict,
+    normalise_settings,
+    setting_names,
+)
 
 if TYPE_CHECKING:
     from gladly_sandbox.clock import SandboxClock
     from gladly_sandbox.exports import ExportService
+    from gladly_sandbox.ratelimit import RateLimiter
     from gladly_sandbox.store import Organisation
 
 CONTROL_PREFIX = "/_sandbox"
@@ -63,6 +69,7 @@ class ControlContext(Protocol):
     settings: ServerSettings
     faults: FaultInjector
     stats: RequestStats
+    ratelimiter: RateLimiter
 
 
 class RequestStats:
@@ -173,6 +180,23 @@ def apply_changes(ctx: ControlContext, changes: dict[str, Any]) -> None:
         ctx.faults.reseed(ctx.settings.fault_seed)
 
 
+def stats_json(ctx: ControlContext) -> dict[str, Any]:
+    """The request counts plus the other integrations' served and refused requests."""
+    settings = ctx.settings
+    others = ctx.ratelimiter.other_integrations(
+        settings.rate_limit_per_second,
+        settings.rate_limit_algorithm,
+        settings.other_integrations_per_second,
+    )
+    return {**ctx.stats.snapshot(), "other_integrations": others}
+
+
+def reset_stats(ctx: ControlContext) -> None:
+    """Zero the request counts and the other integrations' counts."""
+    ctx.stats.reset()
+    ctx.ratelimiter.reset_other_integrations()
+
+
 def settings_json(ctx: ControlContext) -> dict[str, Any]:
     """ServerSettings as JSON plus the Organisation switches."""
     data = ctx.settings.to_json()
@@ -210,7 +234,11 @@ def _patch_settings(ctx: ControlContext, body: bytes) -> dict[str, Any]:
                 normalise_settings({name: value})
         except (TypeError, ValueError) as exc:
             raise ControlError(400, str(exc), name) from None
-    apply_changes(ctx, changes)
+    try:
+        apply_changes(ctx, changes)
+    except SettingsConflict as exc:  # each value is fine, not together; nothing was applied
+        attr = next((n for n in exc.names if n in changes), exc.names[0])
+        raise ControlError(400, str(exc), attr) from None
     return settings_json(ctx)
 
 
@@ -275,9 +303,9 @@ def handle_control(ctx: ControlContext, method: str, path: str, body: bytes) -> 
     if key == ("GET", "/_sandbox/health"):
         return 200, {"status": "ok", "now": _now(ctx)}
     if key == ("GET", "/_sandbox/stats"):
-        return 200, ctx.stats.snapshot()
+        return 200, stats_json(ctx)
     if key == ("POST", "/_sandbox/stats/reset"):
-        ctx.stats.reset()
+        reset_stats(ctx)
         return 204, None
     if key == ("GET", "/_sandbox/state"):
         return 200, {"org": ctx.org.counts(), "exports": ctx.exports.counts(), "now": _now(ctx)}

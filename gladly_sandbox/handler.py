@@ -135,11 +135,13 @@ class SandboxRequestHandler(WireHandler):
     def _gate(self, settings: ServerSettings, method: str) -> tuple[SandboxUser, dict[str, str]]:
         """Auth, then the rate limit: the user and the rate-limit headers, or _Answered."""
         limiter, limit = self.server.ratelimiter, settings.rate_limit_per_second
-        algorithm = settings.rate_limit_algorithm
+        algorithm, others = settings.rate_limit_algorithm, settings.other_integrations_per_second
         user = self._authenticate(settings)
         if not isinstance(user, SandboxUser):
             # Refused before the limit: the answer shows the numbers but is not counted.
-            headers = {} if limit is None else limiter.peek(method, limit, algorithm).headers()
+            headers = (
+                {} if limit is None else limiter.peek(method, limit, algorithm, others).headers()
+            )
             if user == 401:
                 headers["WWW-Authenticate"] = 'Basic realm="Gladly API"'
                 detail = "missing or invalid API credentials"
@@ -150,7 +152,7 @@ class SandboxRequestHandler(WireHandler):
             raise _Answered
         if limit is None:
             return user, {}
-        decision = limiter.hit(method, limit, algorithm)
+        decision = limiter.hit(method, limit, algorithm, others)
         headers = decision.headers(retry_after=settings.retry_after_header)
         if not decision.allowed:
             self.write(429, _error_body("rate_limited", "rate limit reached"), JSON, headers)

@@ -25,6 +25,8 @@ from gladly_sandbox.control import (
     ORG_SWITCHES,
     apply_changes,
     check_org_switch,
+    reset_stats,
+    stats_json,
 )
 from gladly_sandbox.exports import ExportService, ExportSpec
 from gladly_sandbox.handler import SandboxRequestHandler
@@ -304,18 +306,19 @@ class Sandbox:
     # --- operations ------------------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
-        """Request counts by route template, method and status, plus injected faults."""
+        """Request counts by route template, method and status, injected faults, and the other
+        integrations' served and refused requests."""
         if self._process:
             data: dict[str, Any] = self._control("GET", "/_sandbox/stats")
             return data
-        return self.server.stats.snapshot()
+        return stats_json(self.server)
 
     def reset_stats(self) -> None:
-        """Zero the request counts."""
+        """Zero the request counts (and the other integrations' counts)."""
         if self._process:
             self._control("POST", "/_sandbox/stats/reset")
         else:
-            self.server.stats.reset()
+            reset_stats(self.server)
 
     def state(self) -> dict[str, Any]:
         """Organisation and export counts plus the clock, as GET /_sandbox/state shows them."""

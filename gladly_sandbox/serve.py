@@ -67,12 +67,22 @@ def build_sandbox(
     rate_limit: float,
     latency_ms: float,
     frequency: str,
+    other_integrations: float = 0.0,
 ) -> Sandbox:
-    """A Sandbox from command-line values (`rate_limit` 0 switches the limit off)."""
+    """A Sandbox from command-line values (`rate_limit` 0 switches the limit off).
+
+    `other_integrations`: requests per second of each method that the organisation's other
+    integrations send, sharing the limit.
+    """
     if not is_loopback_host(host):
         raise ValueError(
             f"refusing to listen on {host!r}, which is not a loopback address: the sandbox is a "
             "test double with a well-known token; use 127.0.0.1, ::1 or localhost"
+        )
+    if other_integrations and not rate_limit:
+        raise ValueError(
+            f"--other-integrations {other_integrations:g} shares a rate limit, but --rate-limit "
+            "0 switches it off: set a rate limit above it, or drop --other-integrations"
         )
     return Sandbox(
         seed,
@@ -80,6 +90,7 @@ def build_sandbox(
         host=host,
         port=port,
         rate_limit_per_second=rate_limit or None,
+        other_integrations_per_second=other_integrations,
         latency_ms=latency_ms,
         frequency=frequency,
     )
@@ -97,6 +108,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--rate-limit", type=float, default=10.0, help="requests/second per method; 0 = off"
     )
+    parser.add_argument(
+        "--other-integrations",
+        type=float,
+        default=0.0,
+        metavar="REQ_PER_S",
+        help="requests/second of each method that the organisation's other integrations send, "
+        "sharing the rate limit (below --rate-limit); 0 = none",
+    )
     parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every answer")
     parser.add_argument("--frequency", choices=("DAILY", "HOURLY"), default="DAILY")
     args = parser.parse_args(argv)
@@ -107,6 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=args.seed,
             customers=args.customers,
             rate_limit=args.rate_limit,
+            other_integrations=args.other_integrations,
             latency_ms=args.latency_ms,
             frequency=args.frequency,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
@@ -100,6 +101,9 @@ class ServerSettings:
 
     rate_limit_per_second: float | None = 10.0  # per HTTP method, per organisation; None = off
     rate_limit_algorithm: RateLimitAlgorithm = "fixed_window"
+    # The organisation's other integrations (CRM sync, chatbot): this many requests per second of
+    # each method, evenly spaced, counted against the same per-method limit as ours.
+    other_integrations_per_second: float = 0.0
     retry_after_header: bool = (
         False  # Gladly documents no Retry-After; switch on to send one on 429
     )
@@ -127,8 +131,11 @@ class ServerSettings:
     )
 
     def __post_init__(self) -> None:
-        values = {name: getattr(self, name) for name in setting_names()}
-        for name, value in normalise_settings(values).items():
+        values = normalise_settings({name: getattr(self, name) for name in setting_names()})
+        check_others_below_limit(
+            values["rate_limit_per_second"], values["other_integrations_per_second"]
+        )
+        for name, value in values.items():
             setattr(self, name, value)
 
     def update(self, **changes: Any) -> None:
@@ -140,6 +147,10 @@ class ServerSettings:
             )
         checked = normalise_settings(changes)
         with self._lock:
+            check_others_below_limit(
+                checked.get("rate_limit_per_second", self.rate_limit_per_second),
+                checked.get("other_integrations_per_second", self.other_integrations_per_second),
+            )
             for name, value in checked.items():
                 setattr(self, name, value)
 
@@ -162,6 +173,25 @@ class ServerSettings:
             {"email": u.email, "token": u.token, "roles": sorted(u.roles)} for u in data["users"]
         ]
         return data
+
+
+class SettingsConflict(ValueError):
+    """Settings that are each valid but not together; `names` lists them."""
+
+    def __init__(self, names: tuple[str, ...], message: str) -> None:
+        super().__init__(message)
+        self.names = names
+
+
+def check_others_below_limit(limit: float | None, others: float) -> None:
+    """The other integrations must leave us some of the per-method limit (SettingsConflict)."""
+    if limit is not None and others >= limit:
+        raise SettingsConflict(
+            ("other_integrations_per_second", "rate_limit_per_second"),
+            f"other_integrations_per_second ({others:g}) must be below rate_limit_per_second "
+            f"({limit:g}), or the others would use the whole budget: lower "
+            "other_integrations_per_second or raise rate_limit_per_second",
+        )
 
 
 def setting_names() -> tuple[str, ...]:
@@ -286,6 +316,13 @@ def normalise_settings(changes: Mapping[str, Any]) -> dict[str, Any]:
                     f"(got {value!r})"
                 )
             out[name] = value
+        elif name == "other_integrations_per_second":
+            if not _is_number(value) or not math.isfinite(value) or value < 0:
+                raise ValueError(
+                    "other_integrations_per_second must be a number >= 0 (requests per second "
+                    f"of each HTTP method; 0 = none) (got {value!r})"
+                )
+            out[name] = float(value)
         elif name in ("latency_ms", "latency_jitter_ms", "report_latency_ms"):
             out[name] = _require_non_negative(name, value)
         elif name == "fault_seed":

@@ -13,6 +13,7 @@ import requests
 from typer.testing import CliRunner
 
 from gladly_pipeline.cli import app
+from gladly_sandbox.serve import main as serve_main
 from tests._console import says
 
 runner = CliRunner()
@@ -95,3 +96,39 @@ def test_port_in_use_is_a_usage_error() -> None:
         result = runner.invoke(app, ["sandbox", "--port", port, "--customers", "5"])
     assert result.exit_code == 2
     assert says(result.output, "Cannot start the sandbox")
+
+
+@pytest.mark.parametrize(
+    "launched",
+    [
+        ["-m", "gladly_sandbox", "--other-integrations", "3"],
+        ["-m", "gladly_pipeline.cli", "sandbox", "--other-integrations", "3"],
+    ],
+    indirect=True,
+    ids=["module", "cli"],
+)
+def test_other_integrations_flag_sets_the_switch(launched: subprocess.Popen[str]) -> None:
+    base_url = _read_banner(launched)["GLADLY_BASE_URL"]
+    settings = requests.get(f"{base_url}/_sandbox/settings", timeout=10).json()
+    assert settings["other_integrations_per_second"] == 3.0
+    assert settings["rate_limit_per_second"] == 10.0
+    launched.send_signal(signal.SIGTERM)
+    assert launched.wait(timeout=30) == 0
+
+
+@pytest.mark.parametrize(
+    ("flags", "phrase"),
+    [
+        (["--other-integrations", "10"], "must be below rate_limit_per_second"),
+        (["--other-integrations", "-1"], "must be a number >= 0"),
+        (["--rate-limit", "0", "--other-integrations", "3"], "--rate-limit 0 switches it off"),
+    ],
+)
+def test_bad_other_integrations_flag_is_a_usage_error(
+    flags: list[str], phrase: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert serve_main(["--port", "0", "--customers", "5", *flags]) == 2
+    assert says(capsys.readouterr().err, phrase)
+    result = runner.invoke(app, ["sandbox", "--port", "0", "--customers", "5", *flags])
+    assert result.exit_code == 2
+    assert says(result.output, phrase)

@@ -131,11 +131,23 @@ def test_unknown_option_names_the_valid_ones() -> None:
         ("fault_seed", "x"),
         ("quirk_empty_404", "yes"),
         ("contact_again", 1),
+        ("other_integrations_per_second", -1),
+        ("other_integrations_per_second", "3"),
+        ("other_integrations_per_second", float("nan")),
+        ("other_integrations_per_second", 10),  # the whole of the default limit
     ],
 )
 def test_bad_option_values_name_the_field(option: str, value: Any) -> None:
     with pytest.raises(ValueError, match=option):
         Sandbox(customers=5, **{option: value})
+
+
+def test_other_integrations_must_leave_us_part_of_the_limit() -> None:
+    with pytest.raises(ValueError, match=r"\(12\) must be below rate_limit_per_second \(10\)"):
+        Sandbox(customers=5, other_integrations_per_second=12)
+    # Without a limit nothing is shared, so any rate is accepted.
+    Sandbox(customers=5, rate_limit_per_second=None, other_integrations_per_second=12)
+    assert Sandbox(customers=5, other_integrations_per_second=9.5).api_token
 
 
 def test_non_loopback_host_is_refused() -> None:
@@ -209,6 +221,45 @@ def test_settings_patch_validates_and_applies(shared: Sandbox) -> None:
         assert shared.org.contact_again is True
     finally:
         shared.configure(retry_after_header=False, faults={}, contact_again=False)
+
+
+def test_settings_patch_checks_other_integrations_against_the_limit(shared: Sandbox) -> None:
+    url = f"{shared.base_url}/_sandbox/settings"
+    try:
+        shared.configure(rate_limit_per_second=10)
+        changed = _call("PATCH", url, json={"other_integrations_per_second": 3})
+        assert changed.status_code == 200
+        assert _call("GET", url).json()["other_integrations_per_second"] == 3.0
+        assert shared.settings.other_integrations_per_second == 3.0
+        for change, attr in [
+            ({"other_integrations_per_second": 10}, "other_integrations_per_second"),
+            ({"rate_limit_per_second": 3}, "rate_limit_per_second"),
+            ({"other_integrations_per_second": -1}, "other_integrations_per_second"),
+            ({"other_integrations_per_second": True}, "other_integrations_per_second"),
+            ({"contact_again": True, "rate_limit_per_second": 2}, "rate_limit_per_second"),
+        ]:
+            refused = _call("PATCH", url, json=change)
+            assert refused.status_code == 400, change
+            assert refused.json()["errors"][0]["attr"] == attr
+            assert "other_integrations_per_second" in refused.json()["errors"][0]["detail"]
+        # Nothing of a refused change was applied.
+        assert shared.settings.rate_limit_per_second == 10
+        assert shared.settings.other_integrations_per_second == 3.0
+        assert shared.org.contact_again is False
+        with pytest.raises(ValueError, match="lower other_integrations_per_second"):
+            shared.configure(rate_limit_per_second=3)
+        both = {"rate_limit_per_second": 20, "other_integrations_per_second": 15}
+        assert _call("PATCH", url, json=both).status_code == 200
+        assert shared.settings.other_integrations_per_second == 15.0
+    finally:
+        shared.configure(other_integrations_per_second=0, rate_limit_per_second=None)
+
+
+def test_stats_show_the_other_integrations(shared: Sandbox) -> None:
+    shared.reset_stats()
+    empty = {"served": 0, "refused": 0, "by_method": {}}
+    assert _call("GET", f"{shared.base_url}/_sandbox/stats").json()["other_integrations"] == empty
+    assert shared.stats()["other_integrations"] == empty
 
 
 def test_clock_moves_forward_only(shared: Sandbox) -> None:
