@@ -88,8 +88,7 @@ def measure(
     sb: Sandbox, backend: str, processes: int, others: float, seconds: float
 ) -> dict[str, float]:
     """One row: `processes` workers with `backend` while others send `others` GETs a second."""
-    if others:
-        sb.configure(other_integrations_per_second=others)
+    sb.configure(other_integrations_per_second=others)
     with tempfile.TemporaryDirectory(prefix="gladly-budget-") as folder:
         budget_file = str(Path(folder) / "budget.json")
         context = multiprocessing.get_context("spawn")

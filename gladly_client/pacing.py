@@ -6,10 +6,11 @@ rules are written once and the processes agree on them.
 
 Two things set the pace of a method: the configured rate (our share of Gladly's limit), and
 cuts that recover linearly while answers come back without a 429.
-- A 429 halves the pace and pauses the method until the next window.
-- An answer whose `Ratelimit-Remaining-Second` is 0 means the organisation's window is spent
-  although we kept to our share: the other integrations are busy, so the method pauses until
-  the next window and its pace gives way by a tenth (once per window).
+- A 429 pauses the method until the next window.
+- An answer whose `Ratelimit-Remaining-Second` is 1 or 0 pauses the method until the next
+  window: the window's last request is left to the other integrations. At 0 the window is spent
+  although we kept to our share: they are busy, so the pace also gives way by a tenth (once
+  per window). A 429 that says 0 remain gives way the same; a 429 without the header halves.
 - A pause voids the slots already handed out (`Pace.epoch`): their holders ask again.
 - Where the next window starts is learnt from the rises of `Ratelimit-Remaining-Second`
   (`_learn_phase`); until it is known, a pause lasts a whole second.
@@ -33,6 +34,10 @@ from gladly_client.constants import (
 # A window's start is used once known within this much; answers travel, so wait this much more.
 MAX_PHASE_ARC = 0.25
 PHASE_MARGIN = 0.02
+
+# Requests of a window we leave to the other integrations: once an answer says this few
+# remain, ours wait for the next window.
+LEFT_TO_OTHERS = 1
 
 __all__ = ["Pace", "Priority", "effective_rate", "observe", "reserve"]
 
@@ -150,9 +155,12 @@ def observe(
             pace.last_cut_time is not None and now - pace.last_cut_time < RATE_WINDOW_SECONDS
         )
         # The 429s of requests already in flight describe the same overrun; cutting for each
-        # of them would drop straight to the floor after a single busy second.
+        # of them would drop straight to the floor after a single busy second. A 429 that
+        # Gladly explains with its count (the header says 0 remain) is a spent window, which
+        # the pause handles: the pace only gives way. Without the count, halve it.
         if not cut_recently:
-            pace.rate = max(floor, pace.rate * THROTTLE_BACKOFF_FACTOR)
+            factor = THROTTLE_BACKOFF_FACTOR if remaining is None else GIVE_WAY_FACTOR
+            pace.rate = max(floor, pace.rate * factor)
             pace.last_cut_time = now
         pace.anchor_rate, pace.anchor_time = pace.rate, now
         _pause(pace, now)
@@ -165,7 +173,9 @@ def observe(
         pace.rate = max(floor, pace.rate * GIVE_WAY_FACTOR)
         pace.gave_way = now
         pace.anchor_rate, pace.anchor_time = pace.rate, now
-    if remaining == 0:
+    if remaining is not None and remaining <= LEFT_TO_OTHERS:
+        # The window's last requests are left to the other integrations: nothing more of
+        # ours until the next window.
         _pause(pace, now)
 
 

@@ -551,10 +551,23 @@ def test_a_bulk_request_lets_a_prompt_one_go_first(clock: VirtualClock) -> None:
     assert throttle.acquire("GET", Priority.PROMPT) == pytest.approx(0.25)
 
 
-def test_429_with_zero_remaining_is_treated_as_429(clock: VirtualClock, throttle: Throttle) -> None:
+def test_429_explained_by_the_count_gives_way_instead_of_halving(
+    clock: VirtualClock, throttle: Throttle
+) -> None:
+    # Gladly says 0 remain: the window is spent (by others too); the pause handles it.
     throttle.on_response("GET", 429, 0)
-    assert throttle.current_rate("GET") == pytest.approx(4.0)
+    assert throttle.current_rate("GET") == pytest.approx(8.0 * GIVE_WAY_FACTOR)
     assert throttle.acquire("GET") >= RATE_WINDOW_SECONDS
+
+
+def test_one_remaining_is_left_to_the_others(clock: VirtualClock, throttle: Throttle) -> None:
+    throttle.acquire("GET")
+    throttle.on_response("GET", 200, 2)
+    assert throttle.acquire("GET") == pytest.approx(0.125)
+    throttle.on_response("GET", 200, 1)
+    # The window's last request is theirs: ours waits for the next window, at full pace.
+    assert throttle.acquire("GET") == pytest.approx(RATE_WINDOW_SECONDS)
+    assert throttle.current_rate("GET") == 8.0
 
 
 # -- property: no window ever over floor(rate) + 1 ----------------------------------------------
