@@ -17,6 +17,7 @@ import gladly_client.budget as budget_module
 from gladly_client import GladlyClient, GladlySettingsError, LockFilePaces, Priority, Throttle
 from gladly_client.budget import budget_kind, default_budget_file, rate_from_env
 from gladly_client.throttle import MemoryPaces
+from gladly_sandbox import Sandbox
 
 RATE = 8.0
 INTERVAL = 1 / RATE
@@ -197,3 +198,36 @@ def test_a_bad_share_says_what_it_must_be(share: str) -> None:
     with pytest.raises(GladlySettingsError, match="GLADLY_RATE_SHARE") as caught:
         rate_from_env({"GLADLY_RATE_SHARE": share})
     assert "<= 1" in str(caught.value)
+
+
+def _read_topics(env: dict[str, str], calls: int, start_at: float) -> None:
+    with GladlyClient.from_env(env) as client:
+        # Real processes start when their interpreters are ready: begin together.
+        time.sleep(max(0.0, start_at - time.time()))
+        for _ in range(calls):
+            client.org.topics()
+
+
+@pytest.mark.parametrize(("budget", "shared"), [("machine", True), ("process", False)])
+def test_three_processes_against_gladlys_limit(tmp_path: Path, budget: str, shared: bool) -> None:
+    # Three interpreters at 8 requests a second each against one organisation's 10. Sharing
+    # the machine budget, Gladly never refuses one; each pacing alone (the check's control),
+    # together they overrun it. The truth is the sandbox's own count of 429s.
+    with Sandbox(seed=3, customers=5) as sb:
+        env = {
+            "GLADLY_BASE_URL": sb.base_url,
+            "GLADLY_USER": sb.user,
+            "GLADLY_API_TOKEN": sb.api_token,
+            "GLADLY_RATE_BUDGET": budget,
+            "GLADLY_RATE_BUDGET_FILE": str(tmp_path / "budget.json"),
+        }
+        with multiprocessing.get_context("spawn").Pool(3) as pool:
+            sb.reset_stats()
+            pool.starmap(_read_topics, [(env, 10, time.time() + 3.0)] * 3)
+        stats = sb.stats()
+    answered = stats["by_method"]["GET"]
+    assert answered["200"] == 30
+    if shared:
+        assert stats["rate_limited"] == 0
+    else:
+        assert stats["rate_limited"] > 0
