@@ -117,8 +117,13 @@ class Pace:
 
 
 def effective_rate(pace: Pace, configured: float, floor: float, now: float) -> float:
-    """The rate `reserve` paces at: the configured or cut rate, never below `floor`."""
-    return max(floor, min(configured, pace.rate))
+    """The rate `reserve` paces at: the configured or cut rate, never below `floor`.
+
+    Gladly "may adjust limits": when `Ratelimit-Limit-Second` says less than the 10 the
+    configured rate was sized for, the rate shrinks in proportion (it never grows).
+    """
+    adjusted = configured * min(1.0, pace.limit / GLADLY_RATE_LIMIT_PER_SECOND)
+    return max(floor, min(adjusted, pace.rate))
 
 
 def reserve(

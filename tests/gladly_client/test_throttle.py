@@ -560,6 +560,15 @@ def test_429_explained_by_the_count_gives_way_instead_of_halving(
     assert throttle.acquire("GET") >= RATE_WINDOW_SECONDS
 
 
+def test_a_lowered_limit_lowers_the_pace_in_proportion(
+    clock: VirtualClock, throttle: Throttle
+) -> None:
+    throttle.on_response("GET", 200, 4, 5)  # Gladly now allows 5 a second
+    assert throttle.current_rate("GET") == pytest.approx(4.0)
+    throttle.on_response("GET", 200, 4, 20)  # a raised limit does not raise our share
+    assert throttle.current_rate("GET") == 8.0
+
+
 def test_one_remaining_is_left_to_the_others(clock: VirtualClock, throttle: Throttle) -> None:
     throttle.acquire("GET")
     throttle.on_response("GET", 200, 2)
