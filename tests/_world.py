@@ -10,13 +10,12 @@ from typing import Any
 
 import pytest
 
-from gladly_archive import Archive
 from gladly_client import GladlyClient
 from gladly_sandbox import Sandbox
-from ingest.exporting import run_export
 from retention_policies import HoldRegistry, load_policies
 from retention_policies.evaluate import evaluate
 from retention_policies.facts_cache import facts_tables
+from tests._exported import exported_archive
 from tests._policies import NOW
 
 KEY = "engine-test-audit-key"
@@ -54,7 +53,6 @@ def sandbox_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[W
         seed=23, customers=80, now=NOW, frozen_clock=True, rate_limit_per_second=None
     ) as sb:
         root = tmp_path / "archive"
+        exported_archive(sb, root, ("sandbox_world", 23, 80, KEY))
         with GladlyClient(sb.base_url, sb.user, sb.api_token, requests_per_second=500.0) as c:
-            report = run_export(c, Archive.open(root), now=NOW)
-            assert report.failed == []
             yield World(sb, c, root, tmp_path)

@@ -17,9 +17,8 @@ from typing import Any
 from audit_log import AuditLog
 from gladly_archive import Archive
 from gladly_archive.tombstones import read_tombstones
-from gladly_client import GladlyClient
 from gladly_sandbox import Sandbox
-from ingest.exporting import run_export
+from tests._exported import exported_archive
 from tests._policies import NOW
 
 REPO = Path(__file__).resolve().parents[2]
@@ -110,8 +109,7 @@ def erasure_world(tmp_path: Path, customers: int = 40, seed: int = 31) -> Iterat
         seed=seed, customers=customers, now=NOW, frozen_clock=True, rate_limit_per_second=None
     ) as sb:
         root = tmp_path / "archive"
-        with GladlyClient(sb.base_url, sb.user, sb.api_token, requests_per_second=500.0) as c:
-            assert run_export(c, Archive.open(root), now=NOW).failed == []
+        exported_archive(sb, root, ("erasure_world", seed, customers))
         yield ErasureWorld(sb, root, sb.base_url)
 
 
