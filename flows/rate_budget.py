@@ -97,11 +97,9 @@ class PrefectSlots:
         # variable that the threads sending Gladly requests would not see.
         context = SettingsContext.get()
         assert context is not None  # Prefect always has a global settings context
-        self._settings = SettingsContext(
-            profile=context.profile,
-            settings=context.settings.copy_with_update(updates={PREFECT_CLIENT_MAX_RETRIES: 0}),
-        )
-        with self._settings:
+        self._profile = context.profile
+        self._settings = context.settings.copy_with_update(updates={PREFECT_CLIENT_MAX_RETRIES: 0})
+        with self._settings_context():
             # A busy answer is raised from inside httpx, before Prefect's client can sleep on it.
             hooks = {"response": [_raise_busy]}
             self._client = get_client(httpx_settings={"event_hooks": hooks}, sync_client=True)
@@ -117,7 +115,7 @@ class PrefectSlots:
         failures = 0
         while True:
             try:
-                with self._settings:
+                with self._settings_context():
                     granted = self._client.increment_concurrency_slots(
                         names=[name], slots=slots, mode="rate_limit"
                     ).json()
@@ -154,6 +152,11 @@ class PrefectSlots:
     def close(self) -> None:
         """Close the connection to the Prefect API."""
         self._closer()
+
+    def _settings_context(self) -> SettingsContext:
+        # A new one each time: a context can be entered once at a time, and threads lease
+        # different methods at once.
+        return SettingsContext(profile=self._profile, settings=self._settings)
 
 
 class _Busy(Exception):

@@ -348,3 +348,30 @@ def test_a_busy_prefect_is_asked_again_at_once_and_a_silent_one_fails_closed(
     with pytest.raises(RateBudgetError, match=r"not answered .* for 0\.05 s \(ConnectError\)"):
         gone.lease("gladly-x-get", SLOTS_PER_REQUEST)
     assert time_.sleeps == [0.02, 0.04]
+
+
+def test_threads_sending_every_method_at_once_share_one_budget(org: str) -> None:
+    """The deletion engine's threads: GETs, PATCHes and DELETEs leased at the same moment."""
+    ensure_limits(org, 200.0)
+    budget = PrefectBudget(org, 200.0)
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE"] * 2
+    failures: list[BaseException] = []
+    done = [0] * len(methods)
+    start = threading.Barrier(len(methods))
+
+    def worker(index: int) -> None:
+        start.wait()
+        try:
+            for _ in range(5):
+                budget.acquire(methods[index], Priority.PROMPT)
+                done[index] += 1
+        except BaseException as exc:  # reported below, with the others
+            failures.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(methods))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert failures == []
+    assert done == [5] * len(methods)
