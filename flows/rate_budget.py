@@ -307,7 +307,7 @@ class PrefectBudget:
             self._sleep(retry_delay(retry_after, priority, self.configured_rate))
             if not warned and self._clock() - started > WAIT_WARNING_SECONDS:
                 warned = True
-                logger.warning(
+                _run_logger().warning(
                     "rate budget: waited %.0f s for a %s slot of %s; other workers hold the "
                     "organisation's budget",
                     self._clock() - started,
@@ -350,7 +350,7 @@ def client_budget(env: Mapping[str, str], base_url: str, rate: float) -> RateBud
     if (
         kind == "auto"
         and len(unready) == len(states)
-        and not any(s.state not in (MISSING, INACTIVE) for s in unready)
+        and all(s.state in (MISSING, INACTIVE) for s in unready)
     ):
         prefix = states[0].name.removesuffix("-get")
         _announce(
@@ -380,7 +380,12 @@ def paced_client(env: Mapping[str, str], *, priority: Priority = Priority.PROMPT
 
 
 def _announce(line: str) -> None:
+    _run_logger().info(line)
+
+
+def _run_logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    # The run's log when there is a run (its UI shows it), else this module's.
     try:
-        get_run_logger().info(line)
+        return get_run_logger()
     except MissingContextError:
-        logger.info(line)
+        return logger
