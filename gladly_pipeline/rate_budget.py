@@ -10,9 +10,10 @@ from gladly_pipeline.exit_codes import EXIT_ATTENTION, EXIT_OK
 
 
 def create() -> None:
-    """Create or update the Prefect limits that hold the organisation's rate budget, one per
-    HTTP method (idempotent). Needs PREFECT_API_URL and GLADLY_BASE_URL (or its Secret block);
-    the rate is GLADLY_RATE_SHARE (default 0.8) of Gladly's 10 requests/s, or
+    """Create or update the Prefect limits of the organisation's rate budget.
+
+    One limit per HTTP method; idempotent. Needs PREFECT_API_URL and GLADLY_BASE_URL (or its
+    Secret block); the rate is GLADLY_RATE_SHARE (default 0.8) of Gladly's 10 requests/s, or
     GLADLY_REQUESTS_PER_SECOND. Workers use the limits when GLADLY_RATE_BUDGET is auto (the
     default) or prefect. Exit codes: 0 done; 78 a setting missing, or Prefect unreachable.
     """
@@ -33,10 +34,11 @@ def create() -> None:
 
 
 def show() -> None:
-    """Show the Prefect limits of the organisation's rate budget: each method's rate and burst,
-    or that it is missing. Exit codes: 0 all ready; 3 one is missing, inactive or unusable
-    (`gladly-pipeline rate-budget create` sets them up); 78 a setting missing, or Prefect
-    unreachable.
+    """Show the Prefect limits of the organisation's rate budget.
+
+    Each method's rate and burst, or that its limit is missing. Exit codes: 0 all ready; 3 one
+    is missing, inactive or unusable (`gladly-pipeline rate-budget create` sets them up); 78 a
+    setting missing, or Prefect unreachable.
     """
     from flows.deploy_steps import organisation_url
     from flows.rate_limits import CREATE_COMMAND, READY, describe_limits, require_api
