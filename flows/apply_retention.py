@@ -22,6 +22,7 @@ from flows.secrets import run_client, run_env
 from flows.status_artifact import publish_status
 from gladly_archive import Archive
 from gladly_archive.location import resolve_archive_root
+from gladly_client import Priority
 from ingest.enrich import enrich_archive
 from retention_policies.candidates import profile_candidates
 from retention_policies.plan import Plan
@@ -43,17 +44,20 @@ def execute_plan_task(
     approver: str | None,
     flow_name: str,
 ) -> RunReport:
-    """Run the engine over the approved plan."""
-    return run_apply(
-        plan_dir,
-        approved_plan_hash,
-        root=root,
-        dry_run=dry_run,
-        holds_path=holds_path,
-        approver=approver,
-        flow=flow_name,
-        env=run_env(),
-    )
+    """Run the engine over the approved plan (its calls go ahead of bulk work's)."""
+    env = run_env()
+    with run_client(env, priority=Priority.PROMPT) as client:
+        return run_apply(
+            plan_dir,
+            approved_plan_hash,
+            root=root,
+            dry_run=dry_run,
+            holds_path=holds_path,
+            approver=approver,
+            flow=flow_name,
+            client=client,
+            env=env,
+        )
 
 
 @task(name="enrich-archive", cache_policy=NO_CACHE, persist_result=False)
@@ -70,7 +74,7 @@ def enrich_task(
     def candidates() -> set[str]:
         return profile_candidates(root, policies, holds_path=holds_path, env=env).customer_ids
 
-    with run_client(env) as client:
+    with run_client(env, priority=Priority.BULK) as client:
         report = enrich_archive(client, archive, max_calls=max_calls, candidates=candidates)
     facts = report.facts
     return {

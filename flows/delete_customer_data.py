@@ -30,9 +30,10 @@ from erasure.oneoff import OneOffPlan
 from erasure.request import OneOffRequest, parse_request
 from flows.approval import request_approval
 from flows.run_artifacts import publish_run, summarize_run
-from flows.secrets import run_env
+from flows.secrets import run_client, run_env
 from gladly_archive.keyed import default_region
 from gladly_archive.location import resolve_archive_root
+from gladly_client import Priority
 
 # Above this many targets a deployment run waits for a second person's approval.
 DEFAULT_APPROVAL_THRESHOLD = 25
@@ -107,7 +108,9 @@ def plan_one_off(request_ref: str, root: str) -> tuple[str, Path]:
     """Resolve the request (read-only calls) into a written plan; returns a reference to the
     resolved plan (it holds the live profiles seen) and the plan's folder."""
     request: OneOffRequest = _IN_MEMORY.get(request_ref)
-    oneoff, plan_dir = plan_delete(request, root=root, env=run_env())
+    env = run_env()
+    with run_client(env, priority=Priority.PROMPT) as client:
+        oneoff, plan_dir = plan_delete(request, root=root, client=client, env=env)
     return _IN_MEMORY.put(oneoff), plan_dir
 
 
@@ -122,15 +125,18 @@ def execute_one_off(
 ) -> RunReport:
     """Run the engine over the one-off plan (legal holds re-checked per target)."""
     oneoff: OneOffPlan = _IN_MEMORY.get(oneoff_ref)
-    return execute_delete(
-        oneoff,
-        root=root,
-        dry_run=dry_run,
-        approver=approver,
-        flow=flow_name,
-        holds_path=holds_path,
-        env=run_env(),
-    )
+    env = run_env()
+    with run_client(env, priority=Priority.PROMPT) as client:
+        return execute_delete(
+            oneoff,
+            root=root,
+            dry_run=dry_run,
+            approver=approver,
+            flow=flow_name,
+            holds_path=holds_path,
+            client=client,
+            env=env,
+        )
 
 
 @flow(name="delete-customer-data")

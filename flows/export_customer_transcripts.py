@@ -12,6 +12,7 @@ from prefect.artifacts import create_table_artifact
 from flows.secrets import run_client, run_env
 from gladly_archive import Archive
 from gladly_archive.location import resolve_archive_root
+from gladly_client import Priority
 from ingest.customer_export import CustomerExportReport, run_customer_export
 
 
@@ -29,7 +30,7 @@ def export_customer_transcripts(
     result by Gladly id; the emails given are referred to only by position.
     """
     logger = get_run_logger()
-    client = run_client(run_env())
+    client = run_client(run_env(), priority=Priority.BULK)
     archive = Archive.open(resolve_archive_root(root))
     with client:
         report = run_customer_export(

@@ -18,7 +18,7 @@ from flows.sweep_artifact import found_line, publish_sweep, summarize_sweep
 from gladly_archive import Archive
 from gladly_archive.keyed import optional_audit_key
 from gladly_archive.location import resolve_archive_root
-from gladly_client import GladlyClient
+from gladly_client import GladlyClient, Priority
 from gladly_client.models import ExportJob
 from ingest.exporting import (
     DEFAULT_EXPIRY_WARNING_DAYS,
@@ -82,7 +82,7 @@ def export_transcripts(
     """
     logger = get_run_logger()
     env = run_env()
-    client = run_client(env)
+    client = run_client(env, priority=Priority.BULK)
     archive = Archive.open(resolve_archive_root(root))
     # The client stays open to the end: the status lists Gladly's export jobs with it.
     with client:

@@ -6,7 +6,8 @@ import logging
 import os
 from collections.abc import Mapping
 
-from gladly_client import GladlyClient
+from flows.rate_budget import RateBudgetError, paced_client
+from gladly_client import GladlyClient, Priority
 
 __all__ = ["BLOCKS", "api_reachable", "run_client", "run_env"]
 
@@ -54,11 +55,15 @@ def run_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     return merged
 
 
-def run_client(env: Mapping[str, str]) -> GladlyClient:
-    """The run's Gladly client from `env` (see `run_env`); a missing setting fails here, at the
-    flow's first line, naming both places it may come from."""
+def run_client(env: Mapping[str, str], priority: Priority = Priority.PROMPT) -> GladlyClient:
+    """The run's Gladly client from `env` (see `run_env`), its requests sent at `priority` and
+    paced by the budget `flows.rate_budget.client_budget` picks (Prefect's limits, shared by
+    every worker, when they exist). A missing setting fails here, at the flow's first line,
+    naming both places it may come from."""
     try:
-        return GladlyClient.from_env(env)
+        return paced_client(env, priority=priority)
+    except RateBudgetError:
+        raise  # about Prefect's limits, not a setting a Secret block holds
     except ValueError as exc:
         blocks = ", ".join(f"{name} (Secret block {block!r})" for name, block in BLOCKS.items())
         raise ValueError(

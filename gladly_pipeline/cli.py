@@ -7,11 +7,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from gladly_client import GladlyClient
 from gladly_pipeline.alerts import install as alerts_install
 from gladly_pipeline.approve import approve
 from gladly_pipeline.audit import audit_head, audit_verify
 from gladly_pipeline.audit_report import audit_report
+from gladly_pipeline.common import client_from_env
 from gladly_pipeline.delete import apply, delete, recover
 from gladly_pipeline.demo import demo
 from gladly_pipeline.enrich import enrich
@@ -22,6 +22,8 @@ from gladly_pipeline.fold import fold
 from gladly_pipeline.migrate import migrate
 from gladly_pipeline.plan import plan
 from gladly_pipeline.policies import holds_hash, validate
+from gladly_pipeline.rate_budget import create as rate_budget_create
+from gladly_pipeline.rate_budget import show as rate_budget_show
 from gladly_pipeline.sql import sql
 from gladly_pipeline.status_cli import status
 from gladly_pipeline.sweep import sweep
@@ -111,6 +113,14 @@ holds_app = typer.Typer(
 holds_app.command(name="hash")(holds_hash)
 app.add_typer(holds_app, name="holds")
 
+rate_budget_app = typer.Typer(
+    help="The rate budget every worker shares: Prefect limits, one per HTTP method.",
+    no_args_is_help=True,
+)
+rate_budget_app.command(name="create")(rate_budget_create)
+rate_budget_app.command(name="show")(rate_budget_show)
+app.add_typer(rate_budget_app, name="rate-budget")
+
 
 @app.command()
 def check() -> None:
@@ -119,7 +129,7 @@ def check() -> None:
     Exit codes: 0 it answered; 78 a setting is missing or wrong, or Gladly refused the
     credentials (401) or the permission (403); 69 Gladly cannot be reached; 1 another refusal.
     """
-    with GladlyClient.from_env() as client:
+    with client_from_env() as client:
         schedules = client.exports.list_schedules()
     console.print(
         f"[green]OK[/green] {client.base_url} answered; "

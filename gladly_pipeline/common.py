@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -9,7 +12,8 @@ from rich.console import Console
 
 from gladly_archive import Archive
 from gladly_archive.location import check_archive_root, resolve_archive_root
-from gladly_client import GladlyClient
+from gladly_client import GladlyClient, Priority
+from gladly_client.budget import budget_kind
 from gladly_pipeline.errors import SETTINGS_ERRORS
 from gladly_pipeline.exit_codes import EXIT_USAGE
 from gladly_pipeline.run_state import current_run
@@ -37,13 +41,38 @@ RootOption = Annotated[
 ]
 
 
-def connect(root: str | None, console: Console) -> tuple[GladlyClient, Archive]:
-    """A client from the environment and the opened archive.
+def client_from_env(priority: Priority = Priority.PROMPT) -> GladlyClient:
+    """`GladlyClient.from_env()`, its requests sent at `priority`. With GLADLY_RATE_BUDGET=prefect
+    they draw from the Prefect limits every worker shares (`flows.rate_budget`, imported only
+    then: Prefect takes seconds to import); otherwise as `from_env` decides (by default a lock
+    file shared by this machine's processes)."""
+    env = dict(os.environ)
+    if budget_kind(env) != "prefect":
+        return GladlyClient.from_env(env, priority=priority)
+    from flows.rate_budget import paced_client
+
+    return paced_client(env, priority=priority)
+
+
+@contextmanager
+def prefect_paced_client(priority: Priority) -> Iterator[GladlyClient | None]:
+    """With GLADLY_RATE_BUDGET=prefect a client from `client_from_env` (closed afterwards), for
+    a command whose engine would otherwise build its own; else None, and the engine builds its
+    own from the environment as it always does."""
+    if budget_kind(dict(os.environ)) != "prefect":
+        yield None
+        return
+    with client_from_env(priority) as client:
+        yield client
+
+
+def connect(root: str | None, console: Console, priority: Priority) -> tuple[GladlyClient, Archive]:
+    """A client from the environment (`client_from_env`) and the opened archive.
 
     Missing or wrong settings raise (GladlySettingsError) for the root command to report
     (exit 78); an archive this release cannot open exits 2, naming why.
     """
-    client = GladlyClient.from_env()
+    client = client_from_env(priority)
     try:
         archive = Archive.open(resolve_archive_root(root))
     except BaseException as exc:

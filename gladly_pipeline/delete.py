@@ -15,7 +15,8 @@ from audit_log.outcomes import NOT_FOUND, RunReport
 from erasure.request import MAX_CSV_ROWS
 from gladly_archive.keyed import audit_key, default_region
 from gladly_archive.location import resolve_archive_root
-from gladly_pipeline.common import RootOption
+from gladly_client import Priority
+from gladly_pipeline.common import RootOption, prefect_paced_client
 from gladly_pipeline.delete_report import print_kept_items
 from gladly_pipeline.errors import SETTINGS_ERRORS
 from gladly_pipeline.exit_codes import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK, EXIT_USAGE
@@ -64,7 +65,11 @@ def apply(
     console = Console(stderr=True)
     archive_root = resolve_archive_root(root)
     try:
-        with progress_bars(console) as progress, _counted(archive_root) as tick:
+        with (
+            prefect_paced_client(Priority.PROMPT) as client,
+            progress_bars(console) as progress,
+            _counted(archive_root) as tick,
+        ):
             report = run_apply(
                 plan_dir,
                 approve,
@@ -73,6 +78,7 @@ def apply(
                 holds_path=holds,
                 approver=approver,
                 workers=workers,
+                client=client,
                 progress=progress,
                 on_outcome=tick,
             )
@@ -171,13 +177,18 @@ def delete(
             max_rows=max_rows,
             keep_reason=keep_reason,
         )
-        with progress_bars(console) as progress, _counted(archive_root) as tick:
+        with (
+            prefect_paced_client(Priority.PROMPT) as client,
+            progress_bars(console) as progress,
+            _counted(archive_root) as tick,
+        ):
             run = run_delete(
                 request,
                 root=archive_root,
                 dry_run=not execute,
                 holds_path=holds,
                 workers=workers,
+                client=client,
                 progress=progress,
                 on_outcome=tick,
             )
@@ -218,8 +229,10 @@ def recover(
     console = Console(stderr=True)
     archive_root = resolve_archive_root(root)
     try:
-        with progress_bars(console) as progress:
-            report = run_recover(root=archive_root, holds_path=holds, progress=progress)
+        with prefect_paced_client(Priority.PROMPT) as client, progress_bars(console) as progress:
+            report = run_recover(
+                root=archive_root, holds_path=holds, client=client, progress=progress
+            )
     except SETTINGS_ERRORS:
         raise  # exit 78, said by the root command
     except ValueError as exc:

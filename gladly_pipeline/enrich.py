@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from gladly_archive.keyed import optional_audit_key
+from gladly_client import Priority
 from gladly_pipeline.common import RootOption, connect
 from gladly_pipeline.errors import SETTINGS_ERRORS
 from gladly_pipeline.exit_codes import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK, EXIT_USAGE
@@ -79,7 +80,7 @@ def enrich(
     except ValueError as exc:
         console.print(f"[red]--report-columns:[/red] {exc}")
         raise typer.Exit(EXIT_USAGE) from None
-    client, archive = connect(root, console)
+    client, archive = connect(root, console, Priority.BULK)
     candidates = _candidates(archive.root, policies, holds, all_profiles_, archive)
     with client:
         try:

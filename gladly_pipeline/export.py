@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from gladly_archive.keyed import optional_audit_key
+from gladly_client import Priority
 from gladly_pipeline.common import RootOption, connect
 from gladly_pipeline.exit_codes import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK
 from gladly_pipeline.progress import progress_bars
@@ -79,7 +80,7 @@ def export(
     console = Console(stderr=True)
     if holds is not None and not sweep:
         raise typer.BadParameter("--holds is for the sweep: add --sweep", param_hint="--holds")
-    client, archive = connect(root, console)
+    client, archive = connect(root, console, Priority.BULK)
     with client:
         if customer_email or customer_id:
             customer_report = run_customer_export(

@@ -14,7 +14,7 @@ from rich.markup import escape
 
 from gladly_archive.keyed import optional_audit_key
 from gladly_archive.location import resolve_archive_root
-from gladly_pipeline.common import RootOption
+from gladly_pipeline.common import RootOption, client_from_env
 from gladly_pipeline.exit_codes import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 
@@ -45,7 +45,7 @@ def status(
     read, or Gladly failed (--live).
     """
     from gladly_archive import ArchiveError
-    from gladly_client import GladlyClient, GladlyError
+    from gladly_client import GladlyError
     from gladly_pipeline.status import read_status
     from ingest.status_sections import NotAnArchiveError
 
@@ -54,7 +54,7 @@ def status(
     client = None
     if live:
         try:
-            client = GladlyClient.from_env()
+            client = client_from_env()
         except ValueError as exc:
             err.print(f"[red]Configuration error:[/red] {escape(str(exc))}")
             raise typer.Exit(EXIT_USAGE) from None

@@ -9,8 +9,8 @@ from rich.console import Console
 
 from gladly_archive.keyed import audit_key, default_region
 from gladly_archive.location import resolve_archive_root
-from gladly_client import GladlyClient
-from gladly_pipeline.common import RootOption
+from gladly_client import Priority
+from gladly_pipeline.common import RootOption, client_from_env
 from gladly_pipeline.errors import SETTINGS_ERRORS
 from gladly_pipeline.exit_codes import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
@@ -64,7 +64,7 @@ def unlink(
             region=default_region(),
         )
         key = audit_key()
-        with GladlyClient.from_env() as client:
+        with client_from_env(Priority.PROMPT) as client:
             report = run_unlink(
                 request,
                 root=archive_root,

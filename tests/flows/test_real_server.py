@@ -163,10 +163,12 @@ def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
                 "    Secret(value=value).save(name, overwrite=True)\n"
             )
             blocks = json.dumps({BLOCKS[name]: value for name, value in secrets.items()})
+            # Blocks first: deploying creates the rate budget's limits, named after the
+            # organisation, whose address the worker (and so the deploy) has only as a block.
             for args, stdin in (
                 ([PREFECT, "work-pool", "create", "gladly-process", "--type", "process"], None),
-                ([PREFECT, "--no-prompt", "deploy", "--all"], None),
                 ([sys.executable, "-c", save_blocks], blocks),
+                ([PREFECT, "--no-prompt", "deploy", "--all"], None),
             ):
                 done = subprocess.run(
                     args,
