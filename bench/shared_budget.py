@@ -15,7 +15,7 @@ answers that were 429, and how many of the other integrations' requests we crowd
 
 Backends: `process` (each process paces alone: the baseline, as before issue 20), `machine`
 (one lock file shared by the processes) and `prefect` (Prefect global concurrency limits on a
-real local Prefect server; see bench/shared_budget_prefect.py).
+real local Prefect server; bench/shared_budget_prefect.py starts it, and measures priorities).
 Goals (issue 20), for the shared backends in every row: >= 0.9 of our share, < 1 % 429s.
 """
 
@@ -24,10 +24,13 @@ from __future__ import annotations
 import argparse
 import logging
 import multiprocessing
+import os
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -57,10 +60,9 @@ def worker(
     if backend == "machine":
         budget = Throttle(rate, store=LockFilePaces(budget_file))
     elif backend == "prefect":
-        sys.path.insert(0, str(Path(__file__).parent))
-        from shared_budget_prefect import prefect_budget  # type: ignore[import-not-found]
+        from flows.rate_budget import PrefectBudget  # PREFECT_API_URL is inherited
 
-        budget = prefect_budget(base_url, rate)
+        budget = PrefectBudget(base_url, rate)
     calls = [0]
     lock = threading.Lock()
     with GladlyClient(base_url, user, token, requests_per_second=rate, budget=budget) as client:
@@ -159,16 +161,27 @@ def main() -> int:
     return 0
 
 
-def _backend(backend: str, base_url: str) -> Any:
+@contextmanager
+def _backend(backend: str, base_url: str) -> Iterator[None]:
     """Set up what a backend needs for the rows that use it (a Prefect server for prefect)."""
     if backend != "prefect":
-        from contextlib import nullcontext
-
-        return nullcontext()
+        yield
+        return
     sys.path.insert(0, str(Path(__file__).parent))
     from shared_budget_prefect import prefect_server
 
-    return prefect_server(base_url)
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-prefect-") as home,
+        prefect_server(Path(home)) as api,
+    ):
+        os.environ["PREFECT_API_URL"] = api  # the workers inherit it
+        try:
+            from flows.rate_budget import ensure_limits
+
+            ensure_limits(base_url, DEFAULT_RATE_SHARE * GLADLY_RATE_LIMIT_PER_SECOND)
+            yield
+        finally:
+            os.environ.pop("PREFECT_API_URL", None)
 
 
 if __name__ == "__main__":
