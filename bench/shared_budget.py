@@ -62,7 +62,8 @@ def worker(
     elif backend == "prefect":
         from flows.rate_budget import PrefectBudget  # PREFECT_API_URL is inherited
 
-        budget = PrefectBudget(base_url, rate)
+        # As client_budget builds it: the limits, and this machine's paces in the lock file.
+        budget = PrefectBudget(base_url, rate, paces=LockFilePaces(budget_file))
     calls = [0]
     lock = threading.Lock()
     with GladlyClient(base_url, user, token, requests_per_second=rate, budget=budget) as client:

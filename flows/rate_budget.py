@@ -38,9 +38,10 @@ from flows.rate_limits import (
     limit_names,
     require_api,
 )
-from gladly_client import GladlyClient, Priority, RateBudget, Throttle
-from gladly_client.budget import budget_kind, rate_from_env
+from gladly_client import GladlyClient, LockFilePaces, Priority, RateBudget, Throttle
+from gladly_client.budget import budget_file_from_env, budget_kind, rate_from_env
 from gladly_client.constants import ENV_BASE_URL
+from gladly_client.throttle import PaceStore
 
 __all__ = [
     "PrefectBudget",
@@ -211,10 +212,12 @@ class PrefectBudget:
     """A `RateBudget` shared by every worker of an organisation, on every machine.
 
     Before each send a request takes one slot leased from its method's Prefect limit, then
-    passes this process's `Throttle`, which spaces the sends and pauses on Gladly's 429 and
-    `Ratelimit-Remaining-Second: 0`. One thread per method talks to Prefect at a time and
-    leases `batch` requests' worth per round trip; a leased slot not used within its share of
-    time (batch / rate after the lease) is dropped, so slots saved up never make a burst.
+    passes a `Throttle`, which spaces the sends and pauses on Gladly's 429 and a spent window;
+    with `paces` from a lock file (as `client_budget` builds it) that throttle is shared by the
+    workers of this machine, so one worker's pause holds its neighbours too. One thread per
+    method talks to Prefect at a time and leases `batch` requests' worth per round trip; a
+    leased slot not used within its share of time (batch / rate after the lease) is dropped,
+    so slots saved up never make a burst.
     """
 
     def __init__(
@@ -226,6 +229,7 @@ class PrefectBudget:
         batch: int = 1,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        paces: PaceStore | None = None,
     ) -> None:
         if not 1 <= batch <= BURST_REQUESTS:
             raise ValueError(
@@ -233,7 +237,9 @@ class PrefectBudget:
                 f"got {batch}"
             )
         self._names = limit_names(base_url)
-        self._throttle = Throttle(requests_per_second, clock=clock, sleep=sleep)
+        # `paces`: this machine's shared paces (a lock file), so that a pause one worker
+        # decides on Gladly's answers holds its neighbours too; memory when not given.
+        self._throttle = Throttle(requests_per_second, clock=clock, sleep=sleep, store=paces)
         self._leaser = slots if slots is not None else PrefectSlots()
         self._batch = batch
         self._clock = clock
@@ -364,7 +370,8 @@ def client_budget(env: Mapping[str, str], base_url: str, rate: float) -> RateBud
             f"the rate budget's Prefect limits are not ready ({listed}); nothing was sent to "
             f"Gladly: set them up with `{CREATE_COMMAND}`"
         )
-    budget = PrefectBudget(base_url, rate)
+    paces = LockFilePaces(budget_file_from_env(env, base_url))
+    budget = PrefectBudget(base_url, rate, paces=paces)
     _announce(f"rate budget: {budget.description}, at most {rate:g} requests/s per method here")
     return budget
 
