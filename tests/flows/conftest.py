@@ -6,6 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.flows._limits import delete_limits, fresh_org
+
 
 @pytest.fixture(scope="session")
 def prefect_api() -> Iterator[None]:
@@ -18,3 +20,11 @@ def prefect_api() -> Iterator[None]:
         temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
     ):
         yield
+
+
+@pytest.fixture
+def org(prefect_api: None) -> Iterator[str]:
+    """An organisation of its own, whose rate limits are removed afterwards."""
+    base_url = fresh_org()
+    yield base_url
+    delete_limits(base_url)

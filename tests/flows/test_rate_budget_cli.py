@@ -2,39 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 
-import pytest
 from typer.testing import CliRunner
 
 from flows.rate_limits import limit_names
 from gladly_pipeline.cli import app
 from gladly_sandbox import Sandbox
 from tests._console import says
+from tests.flows._limits import delete_limits
 
 runner = CliRunner()
 CREATE = "gladly-pipeline rate-budget create"
-
-
-def _delete_limits(base_url: str) -> None:
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound
-
-    with get_client(sync_client=True) as client:
-        for name in limit_names(base_url).values():
-            with contextlib.suppress(ObjectNotFound):
-                client.delete_global_concurrency_limit_by_name(name)
-
-
-@pytest.fixture
-def org(prefect_api: None) -> Iterator[str]:
-    base_url = f"https://org-{uuid.uuid4().hex[:10]}.gladly.com"
-    yield base_url
-    _delete_limits(base_url)
 
 
 def test_create_and_show_the_limits_on_a_narrow_terminal(org: str) -> None:
@@ -107,7 +87,7 @@ def test_a_command_paced_by_prefect_sends_nothing_until_the_limits_exist(
                 get = client.read_global_concurrency_limit_by_name(limit_names(sb.base_url)["GET"])
             assert get.active_slots > 0  # the request took its slot from Prefect's limit
         finally:
-            _delete_limits(sb.base_url)
+            delete_limits(sb.base_url)
 
 
 def test_the_command_line_imports_prefect_only_for_the_prefect_budget() -> None:

@@ -9,6 +9,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from filelock import FileLock
@@ -200,10 +201,10 @@ def test_a_bad_share_says_what_it_must_be(share: str) -> None:
     assert "<= 1" in str(caught.value)
 
 
-def _read_topics(env: dict[str, str], calls: int, start_at: float) -> None:
+def _read_topics(env: dict[str, str], calls: int, start: Any) -> None:
     with GladlyClient.from_env(env) as client:
         # Real processes start when their interpreters are ready: begin together.
-        time.sleep(max(0.0, start_at - time.time()))
+        start.wait(timeout=60)
         for _ in range(calls):
             client.org.topics()
 
@@ -221,9 +222,11 @@ def test_three_processes_against_gladlys_limit(tmp_path: Path, budget: str, shar
             "GLADLY_RATE_BUDGET": budget,
             "GLADLY_RATE_BUDGET_FILE": str(tmp_path / "budget.json"),
         }
-        with multiprocessing.get_context("spawn").Pool(3) as pool:
+        context = multiprocessing.get_context("spawn")
+        with context.Manager() as manager, context.Pool(3) as pool:
+            start = manager.Barrier(3)
             sb.reset_stats()
-            pool.starmap(_read_topics, [(env, 10, time.time() + 3.0)] * 3)
+            pool.starmap(_read_topics, [(env, 10, start)] * 3)
         stats = sb.stats()
     answered = stats["by_method"]["GET"]
     assert answered["200"] == 30
