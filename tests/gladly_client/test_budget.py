@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from filelock import FileLock
@@ -20,6 +20,7 @@ from gladly_client.budget import budget_kind, default_budget_file, rate_from_env
 from gladly_client.throttle import MemoryPaces
 from gladly_sandbox import Sandbox
 
+REPO = Path(__file__).resolve().parents[2]
 RATE = 8.0
 INTERVAL = 1 / RATE
 ENV = {
@@ -51,10 +52,18 @@ def test_a_cut_seen_by_one_process_slows_the_others(tmp_path: Path) -> None:
     assert second.current_rate("GET") == pytest.approx(RATE / 2)
 
 
-def _reserve_in_process(path: str, slots: int, shared: bool) -> list[float]:
-    store = LockFilePaces(path) if shared else MemoryPaces()
-    throttle = _frozen(store, rate=1000.0)
-    return [throttle.acquire("GET") for _ in range(slots)]
+def _children(*argv: list[str], env: dict[str, str] | None = None) -> list[subprocess.Popen[str]]:
+    """Interpreters of their own running tests/gladly_client/_budget_child.py."""
+    return [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.gladly_client._budget_child", *args],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+        )
+        for args in argv
+    ]
 
 
 @pytest.mark.parametrize("shared", [True, False])
@@ -62,9 +71,8 @@ def test_real_processes_share_one_grid_of_slots(tmp_path: Path, shared: bool) ->
     # Three interpreters reserve 60 slots each. Shared through the file, together they hold
     # exactly the grid 0, 1 ms, 2 ms, ...; each pacing alone (the check's own control), they
     # hand out the same slots three times over.
-    path = str(tmp_path / "budget.json")
-    with multiprocessing.get_context("spawn").Pool(3) as pool:
-        parts = pool.starmap(_reserve_in_process, [(path, 60, shared)] * 3)
+    args = ["reserve", str(tmp_path / "budget.json"), "60", "shared" if shared else "alone"]
+    parts = [json.loads(child.communicate(timeout=120)[0]) for child in _children(*[args] * 3)]
     slots = sorted(round(s * 1000) for part in parts for s in part)
     if shared:
         assert slots == list(range(180))
@@ -201,14 +209,6 @@ def test_a_bad_share_says_what_it_must_be(share: str) -> None:
     assert "<= 1" in str(caught.value)
 
 
-def _read_topics(env: dict[str, str], calls: int, start: Any) -> None:
-    with GladlyClient.from_env(env) as client:
-        # Real processes start when their interpreters are ready: begin together.
-        start.wait(timeout=60)
-        for _ in range(calls):
-            client.org.topics()
-
-
 @pytest.mark.parametrize(("budget", "shared"), [("machine", True), ("process", False)])
 def test_three_processes_against_gladlys_limit(tmp_path: Path, budget: str, shared: bool) -> None:
     # Three interpreters at 8 requests a second each against one organisation's 10. Sharing
@@ -222,11 +222,16 @@ def test_three_processes_against_gladlys_limit(tmp_path: Path, budget: str, shar
             "GLADLY_RATE_BUDGET": budget,
             "GLADLY_RATE_BUDGET_FILE": str(tmp_path / "budget.json"),
         }
-        context = multiprocessing.get_context("spawn")
-        with context.Manager() as manager, context.Pool(3) as pool:
-            start = manager.Barrier(3)
+        go = FileLock(tmp_path / "go.lock", thread_local=False)
+        with go:
+            children = _children(*[["read", "10", str(tmp_path / "go.lock")]] * 3, env=env)
+            # Real processes start when their interpreters are ready: they begin together.
+            assert [child.stdout.readline() for child in children if child.stdout] == [
+                "ready\n"
+            ] * 3
             sb.reset_stats()
-            pool.starmap(_read_topics, [(env, 10, start)] * 3)
+        for child in children:
+            assert child.wait(timeout=120) == 0
         stats = sb.stats()
     answered = stats["by_method"]["GET"]
     assert answered["200"] == 30
