@@ -269,6 +269,8 @@ class Builder:
                 "date": pc.cast(stamp, pa.date32()),
                 "initiator_type": who,
                 "content_type": content,
+                "channel": content,  # the derived columns, roughly (never null)
+                "internal": pc.equal(content, "CONVERSATION_NOTE"),
                 "text": text.cast(pa.large_string()),
                 "raw_json": raw.cast(pa.large_string()),
                 "job_id": jobs,
