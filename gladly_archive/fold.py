@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 from gladly_archive.archive import Archive
 from gladly_archive.catalog import refresh_catalog
 from gladly_archive.commit import CommitIntent, execute_intent, recover_staging, write_intent
+from gladly_archive.folded_keys import build_folded_keys, drop_folded_keys
 from gladly_archive.fs import exists, join, list_dirs, list_files
 from gladly_archive.layout import (
     FOLDED_DATASETS,
@@ -185,7 +186,13 @@ def fold_archive(
             archive.root,
             Layout(buckets=count, folded_through=newest, schema_version=SCHEMA_VERSION),
         )
+        # Only a fold adds conversations to the folded tier: their keys go before its first
+        # write and come back after its last (a fold killed between leaves no key file).
+        drop_folded_keys(archive.fs, archive.root)
+        if archive.crash_hook is not None:
+            archive.crash_hook("fold:keys_dropped")
         _Fold(archive, through, count, report, progress).run()
+        build_folded_keys(archive.fs, archive.root, archive.crash_hook)
     finally:
         lock.release()
     if any(report.rows_folded.values()):
@@ -282,7 +289,7 @@ class _Fold:
             compact_below_bytes=self.archive.compact_below_bytes,
             deletes=self.deletes,
         )
-        planner.update_index()
+        planner.update_index(clean=True)
         moves = [
             (relative(self.root, f.path), relative(self.staging, f.path))
             for files in self.staged.values()

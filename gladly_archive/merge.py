@@ -13,6 +13,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from gladly_archive.folded_keys import FoldedKeys, folded_keys, folded_paths
 from gladly_archive.fs import delete_if_exists, join, list_dirs, list_files, rows_by_file
 from gladly_archive.layout import (
     INDEX_DIR,
@@ -85,6 +86,14 @@ class CommitPlanner:
     _removed_conversations: set[str] = field(default_factory=set)
     # Files written by rewriting existing ones (their rows are not the job's).
     _rewritten: set[str] = field(default_factory=set)
+    _keys: FoldedKeys | None = None
+    hook: Callable[[str], None] | None = None  # the archive's crash hook (tests)
+
+    def _folded_keys(self) -> FoldedKeys:
+        """The folded tier's conversation keys (read, or rebuilt if missing, once a commit)."""
+        if self._keys is None:
+            self._keys = folded_keys(self.fs, self.root, self.hook)
+        return self._keys
 
     def _to_fold(self, paths: list[str]) -> set[str]:
         """The small files among ``paths``, if there are enough of them to be worth merging."""
@@ -226,10 +235,13 @@ class CommitPlanner:
                 if old.num_rows or path in fold:
                     rewrite[partition].append(path)
         seen = {c for t in old_rows for c in t.column("conversation_id").to_pylist()}
-        unseen = pa.array(sorted(touched_set - seen), pa.string())
-        if len(unseen):
-            where = pc.field("conversation_id").isin(unseen)
-            for path, old in self._folded_hits("transcripts", where, _OLD_COLUMNS).items():
+        unseen = sorted(touched_set - seen)
+        buckets = self._folded_keys().buckets_of(unseen)
+        if len(buckets):
+            where = pc.field("conversation_id").isin(pa.array(unseen, pa.string()))
+            paths = folded_paths(self.fs, self.root, "transcripts", buckets)
+            hits = rows_by_file(self.fs, paths, TRANSCRIPTS, where, _OLD_COLUMNS)
+            for path, old in hits.items():
                 old_rows.append(old)
                 base = join(self.root, "transcripts")
                 rewrite.setdefault(relative(base, path).rsplit("/", 1)[0], []).append(path)
@@ -303,10 +315,10 @@ class CommitPlanner:
         if through is not None and old.num_rows:
             first = pc.min(pc.cast(old["first_timestamp"], pa.date32())).as_py()
             if first <= through:
-                folded = join(self.root, "items", folded_dir("items"))
-                paths += [
-                    p for p in list_files(self.fs, folded, recursive=True) if p not in deleted
-                ]
+                # Only the buckets holding these conversations' folded items (folded_keys).
+                buckets = self._folded_keys().buckets_of(touched.to_pylist())
+                folded = folded_paths(self.fs, self.root, "items", buckets)
+                paths += [p for p in folded if p not in deleted]
         dataset = ds.dataset(paths, schema=ITEMS, format="parquet", filesystem=self.fs)
         return dataset.to_table(
             columns=SOURCE_COLUMNS, filter=pc.field("conversation_id").isin(touched)
@@ -314,8 +326,17 @@ class CommitPlanner:
 
     # -- step 3: the customer file index --------------------------------------------------
 
-    def update_index(self) -> None:
-        """List every new data file's customers; drop index rows of files being deleted."""
+    def update_index(self, *, clean: bool = False) -> None:
+        """List every new data file's customers in a new index file.
+
+        Rows naming files that this commit deletes are left where they are unless their index
+        file is rewritten anyway: readers of the index skip rows whose file is gone (a surplus
+        row costs a look, a missing one would hide a file from a purge), and no path is ever
+        used again once deleted. So a commit reads and rewrites no index file but the small
+        ones it merges (dropping their rows of deleted files as it goes), and its cost does not
+        grow with the archive. ``clean`` (a fold, which moves most files) rewrites every index
+        file holding rows of deleted or missing files.
+        """
         new_rows = []
         for dataset in INDEXED_DATASETS:
             for staged in self.staged.get(dataset, []):
@@ -334,23 +355,33 @@ class CommitPlanner:
                         schema=CUSTOMER_FILES,
                     )
                 )
-        gone = pa.array(sorted(relative(self.root, p) for p in self.deletes), pa.string())
-        existing = list_files(self.fs, join(self.root, INDEX_DIR))
-        if not new_rows and len(gone) == 0:
+        gone = {relative(self.root, p) for p in self.deletes}
+        if not new_rows and not gone:
             return
+        existing = list_files(self.fs, join(self.root, INDEX_DIR))
         fold = self._to_fold(existing)
         writer = self.make_writer(INDEX_DIR, "")
         for path in existing:
-            paths = _column(self.fs, path, "path")
-            stale = pc.sum(pc.is_in(paths, value_set=gone)).as_py() or 0
+            paths = _column(self.fs, path, "path") if clean or path in fold else None
+            if paths is None:
+                continue
+            stale = self._stale_paths(pc.unique(paths).to_pylist(), gone)
             if not stale and path not in fold:
                 continue
+            drop = pa.array(sorted(stale), pa.string())
             for batch in _batches(self.fs, path):
-                stale_rows = pc.is_in(batch.column("path"), value_set=gone)
-                writer.write_batch(batch.filter(pc.invert(stale_rows)))
+                writer.write_batch(batch.filter(pc.invert(pc.is_in(batch["path"], value_set=drop))))
             self.deletes.append(path)
         if new_rows:
             table = pa.concat_tables(new_rows).sort_by([("customer_id", "ascending")])
             for batch in table.to_batches():
                 writer.write_batch(batch)
         writer.close()
+
+    def _stale_paths(self, paths: list[str], gone: set[str]) -> set[str]:
+        """Those of ``paths`` (relative) that this commit deletes or that no longer exist."""
+        stale = {p for p in paths if p in gone}
+        rest = [p for p in paths if p not in gone]
+        infos = self.fs.get_file_info([join(self.root, p) for p in rest]) if rest else []
+        stale.update(p for p, i in zip(rest, infos, strict=True) if i.type != pafs.FileType.File)
+        return stale

@@ -6,7 +6,7 @@ import contextlib
 import itertools
 import shutil
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -30,7 +30,7 @@ from gladly_archive.fs import ArchiveError, ArchiveLockedError, WriterLock, join
 from gladly_archive.item_derive import derive_items
 from gladly_archive.layout import INDEX_DIR, QUARANTINE_DIR, id_partition, relative
 from gladly_archive.merge import CommitPlanner
-from gladly_archive.reference_names import load_names
+from gladly_archive.reference_names import ConversationFacts, load_names
 from gladly_archive.schemas import DATASETS, QUARANTINE, SCHEMA_VERSION, UTC_MICROS
 from gladly_archive.writer import DatasetWriter, WrittenFile
 
@@ -179,14 +179,23 @@ class StagedJob:
         its items. The ``date`` column is set from ``timestamp`` (its UTC date), so it always
         agrees with the directory the row lands in, whatever the caller put there.
         """
+        fs, root = self.archive.fs, self.archive.root
         names = load_names(
-            self.archive.fs,
-            self.archive.root,
+            fs,
+            root,
             job_agents=[f.path for f in self._staged.get("agents", [])],
             job_topics=[f.path for f in self._staged.get("topics", [])],
+            conversations=False,
         )
-        derived = (derive_items(with_item_dates(b), names) for b in batches)
-        return self._write("items", derived, by_date="timestamp")
+        facts = ConversationFacts(fs, root)
+
+        def derived(batch: pa.RecordBatch) -> pa.RecordBatch:
+            if "conversation_id" not in batch.schema.names:
+                return batch  # the writer's schema check names what is wrong
+            known = facts.lookup(batch.column("conversation_id"))
+            return derive_items(with_item_dates(batch), replace(names, conversations=known))
+
+        return self._write("items", (derived(b) for b in batches), by_date="timestamp")
 
     def write_customers(self, batches: Iterable[pa.RecordBatch]) -> int:
         """Stage customer records (schema CUSTOMERS); returns rows written."""
@@ -259,6 +268,7 @@ class StagedJob:
             staged=self._staged,
             make_writer=lambda dataset, partition: self._writer(dataset, partition),
             compact_below_bytes=self.archive.compact_below_bytes,
+            hook=self.archive.crash_hook,
         )
         planner.dedupe_items()
         archived_at = self.archive.clock()

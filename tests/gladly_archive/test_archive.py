@@ -20,6 +20,8 @@ from gladly_archive.archive import Archive, JobAlreadyArchivedError
 from gladly_archive.convert import QuarantinedLine
 from gladly_archive.fs import ArchiveError, ArchiveLockedError
 from gladly_archive.item_derive import CHANNELS
+from gladly_archive.merge import COMPACT_MIN_FILES
+from gladly_archive.purge import purge_customers
 from gladly_archive.schemas import AGENTS, CUSTOMERS, ITEMS, SCHEMA_VERSION, TOPICS
 from gladly_archive.transcripts import bucket_of
 from gladly_archive.writer import SchemaMismatchError
@@ -325,10 +327,13 @@ def test_quarantined_lines_are_readable_with_their_origin(tmp_path: Path) -> Non
 
 
 def _index_matches_files(archive: Archive, root: Path) -> None:
-    """Every indexed file exists and holds its customer; every customer's file is indexed."""
+    """Every indexed file that exists holds its customer; every customer's file is indexed.
+
+    Rows of files deleted since are allowed (readers skip them; merge.update_index)."""
     index = archive.dataset("_index/customer_files").to_table().to_pylist()
-    indexed = {(r["customer_id"], r["dataset"], r["path"]) for r in index}
-    assert len(indexed) == len(index), "index rows are unique"
+    rows = [(r["customer_id"], r["dataset"], r["path"]) for r in index]
+    assert len(set(rows)) == len(rows), "index rows are unique"
+    indexed = {row for row in rows if (root / row[2]).is_file()}
     actual = set()
     for dataset in ("items", "customers", "transcripts"):
         for path in sorted((root / dataset).rglob("*.parquet")):
@@ -355,13 +360,26 @@ def test_index_lists_exactly_the_files_holding_each_customer(tmp_path: Path) -> 
     assert "items/2025-03-03/part-J1-1.parquet" in u2["path"].to_pylist()
 
 
-def test_index_drops_rows_of_replaced_files(tmp_path: Path) -> None:
+def test_index_rows_of_replaced_files_are_skipped_then_dropped(tmp_path: Path) -> None:
+    """A commit leaves the rows of the files it replaces (it reads no other index file); the
+    purge skips them, and the next merge of small index files or fold drops them."""
     archive = Archive.open(tmp_path)
     archive_job(archive, "J1", [item("i1", "c1", "u1", T0), item("i2", "c2", "u2", T0)])
     archive_job(archive, "J2", [item("i1", "c1", "u1", T0, text="edited", job_id="J2")])
+    replaced = "items/2025-03-01/part-J1-0.parquet"
     paths = archive.dataset("_index/customer_files").to_table()["path"].to_pylist()
-    assert "items/2025-03-01/part-J1-0.parquet" not in paths
-    assert all((tmp_path / p).exists() for p in paths)
+    assert replaced in paths
+    assert not (tmp_path / replaced).exists()
+    _index_matches_files(archive, tmp_path)
+    report = purge_customers(archive, ["u1"])
+    assert report.rows_removed["items"] == 1
+    index = archive.dataset("_index/customer_files").to_table()
+    assert "u1" not in index["customer_id"].to_pylist()
+    for number in range(3, 3 + COMPACT_MIN_FILES):
+        day = T0 + timedelta(days=number)
+        archive_job(archive, f"J{number}", [item(f"i{number}", f"c{number}", "u3", day)])
+    paths = archive.dataset("_index/customer_files").to_table()["path"].to_pylist()
+    assert all((tmp_path / p).exists() for p in paths), "the merge dropped the rows of gone files"
     _index_matches_files(archive, tmp_path)
 
 

@@ -87,8 +87,9 @@ def snapshot(archive: Archive, root: Path) -> dict[str, Any]:
     items = archive.dataset("items").to_table()
     transcripts = archive.dataset("transcripts").to_table().drop_columns(["built_at"])
     index = archive.dataset("_index/customer_files").to_table()
-    for path in index["path"].to_pylist():
-        assert (root / path).exists(), path
+    # Rows of files deleted since are allowed (readers skip them); the live ones must agree.
+    live = [(root / path).exists() for path in index["path"].to_pylist()]
+    index = index.filter(pa.array(live))
     hidden = [p for p in root.rglob("*") if p.name.startswith(".") and p.name != ".lock"]
     return {
         "items": sorted(zip(items["item_id"].to_pylist(), items["text"].to_pylist(), strict=True)),
