@@ -237,6 +237,7 @@ def measure(root: Path, job_dir: Path, purge: int, seed: int) -> dict[str, Any]:
     customers = pq.read_table(job_dir / "customers.parquet")
     chosen = json.loads((job_dir / "purge.json").read_text())
     archive = Archive(root)
+    refresh_catalog(archive.fs, archive.root, create=True)  # as export runs leave an archive
     timings: dict[str, float] = {}
     started = time.perf_counter()
     job = archive.stage_job(items["job_id"][0].as_py(), kind="export_job")

@@ -50,6 +50,7 @@ from gladly_archive.layout import (
 )
 from gladly_archive.merge import CommitPlanner
 from gladly_archive.schemas import DATASETS, SCHEMA_VERSION
+from gladly_archive.transcripts import writer_limits
 from gladly_archive.writer import DatasetWriter, WrittenFile
 
 __all__ = [
@@ -248,6 +249,7 @@ class _Fold:
             self.staged.setdefault(dataset, []).append(written)
             self._hook(f"fold:staged:{dataset}")
 
+        file_bytes, group_bytes = writer_limits(dataset, partition, self.archive.max_file_bytes)
         return DatasetWriter(
             self.fs,
             join(self.staging, dataset),
@@ -255,8 +257,9 @@ class _Fold:
             DATASETS[dataset],
             file_prefix=f"part-{self.fold_id}",
             partition=partition,
-            max_file_bytes=self.archive.max_file_bytes,
             on_file=on_file,
+            max_file_bytes=file_bytes,
+            max_row_group_bytes=group_bytes,
         )
 
     def _step(self, done: int) -> None:

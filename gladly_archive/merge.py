@@ -24,6 +24,7 @@ from gladly_archive.layout import (
 )
 from gladly_archive.schemas import CUSTOMER_FILES, DATASETS, ITEMS, TRANSCRIPTS
 from gladly_archive.transcripts import (
+    RECENT_TRANSCRIPT_FILE_BYTES,
     SOURCE_COLUMNS,
     bucket_of,
     bucket_partition,
@@ -43,6 +44,8 @@ INDEXED_DATASETS = ("items", "customers", "transcripts")
 # a little to many directories neither leave them full of tiny files nor rewrite them each time.
 COMPACT_MIN_FILES = 8
 _READ_BATCH_ROWS = 64 * 1024
+# A recent transcript file this small is merged with its like (transcripts.writer_limits).
+SMALL_RECENT_TRANSCRIPTS = RECENT_TRANSCRIPT_FILE_BYTES // 4
 # What an existing transcript row tells a rebuild: where its conversation's items lie.
 _OLD_COLUMNS = ["conversation_id", "customer_id", "first_timestamp", "last_timestamp"]
 _OLD_TRANSCRIPTS = pa.schema(
@@ -95,12 +98,13 @@ class CommitPlanner:
             self._keys = folded_keys(self.fs, self.root, self.hook)
         return self._keys
 
-    def _to_fold(self, paths: list[str]) -> set[str]:
+    def _to_fold(self, paths: list[str], below: int | None = None) -> set[str]:
         """The small files among ``paths``, if there are enough of them to be worth merging."""
         if not paths:
             return set()
+        below = self.compact_below_bytes if below is None else below
         infos = self.fs.get_file_info(paths)
-        small = {i.path for i in infos if i.size is not None and i.size < self.compact_below_bytes}
+        small = {i.path for i in infos if i.size is not None and i.size < below}
         return small if len(small) >= self.compact_min_files else set()
 
     # -- step 1: dedupe, latest wins ------------------------------------------------------
@@ -227,7 +231,7 @@ class CommitPlanner:
         for shard in shards:
             partition = bucket_partition(shard)
             paths = list_files(self.fs, join(self.root, "transcripts", partition))
-            fold = self._to_fold(paths)
+            fold = self._to_fold(paths, min(self.compact_below_bytes, SMALL_RECENT_TRANSCRIPTS))
             rewrite[partition] = []
             for path in paths:
                 old = self._old_transcripts(path, touched)

@@ -32,6 +32,7 @@ from gladly_archive.layout import INDEX_DIR, QUARANTINE_DIR, id_partition, relat
 from gladly_archive.merge import CommitPlanner
 from gladly_archive.reference_names import ConversationFacts, load_names
 from gladly_archive.schemas import DATASETS, QUARANTINE, SCHEMA_VERSION, UTC_MICROS
+from gladly_archive.transcripts import writer_limits
 from gladly_archive.writer import DatasetWriter, WrittenFile
 
 
@@ -134,6 +135,7 @@ class StagedJob:
             self._staged.setdefault(dataset, []).append(written)
             self._hook(f"staged:{dataset}")
 
+        file_bytes, group_bytes = writer_limits(dataset, partition, self.archive.max_file_bytes)
         return DatasetWriter(
             self.archive.fs,
             join(self.staging_dir, dataset),
@@ -143,8 +145,9 @@ class StagedJob:
             partition_by_date=by_date,
             partition=partition,
             counter=self._counters.setdefault(dataset, itertools.count()),
-            max_file_bytes=self.archive.max_file_bytes,
             on_file=on_file,
+            max_file_bytes=file_bytes,
+            max_row_group_bytes=group_bytes,
         )
 
     def _require_open(self) -> None:

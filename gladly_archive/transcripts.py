@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gladly_archive.schemas import TRANSCRIPT_BUCKETS, TRANSCRIPTS, UTC_MICROS
+from gladly_archive.writer import DEFAULT_MAX_ROW_GROUP_BYTES
 
 __all__ = [
     "SOURCE_COLUMNS",
@@ -65,6 +66,24 @@ def bucket_of(conversation_id: str) -> int:
 def bucket_partition(bucket: int) -> str:
     """The directory of a recent transcripts shard, e.g. ``shard-07``."""
     return f"shard-{bucket:02d}"
+
+
+# Recent shards are kept in small files, newest rows last: a commit rewrites only the files
+# holding rows of the conversations it continues (mostly the newest), not the whole shard, so
+# its cost follows the job rather than the size of the recent tier. Files under a quarter of
+# this are merged once enough gather (merge.CommitPlanner).
+RECENT_TRANSCRIPT_FILE_BYTES = 512 << 10
+# Row groups small enough for files of that size (bytes in memory; zstd makes them ~4x less).
+RECENT_TRANSCRIPT_ROW_GROUP_BYTES = 1 << 20
+
+
+def writer_limits(dataset: str, partition: str, max_file_bytes: int) -> tuple[int, int]:
+    """(max_file_bytes, max_row_group_bytes) for a DatasetWriter of one partition: small files
+    for the recent transcript shards, ``max_file_bytes`` and the default row groups elsewhere
+    (folded buckets stay one file each)."""
+    if dataset == "transcripts" and partition.startswith("shard-"):
+        return min(max_file_bytes, RECENT_TRANSCRIPT_FILE_BYTES), RECENT_TRANSCRIPT_ROW_GROUP_BYTES
+    return max_file_bytes, DEFAULT_MAX_ROW_GROUP_BYTES
 
 
 def _text(value: str) -> pa.Scalar:
