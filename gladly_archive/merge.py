@@ -46,6 +46,8 @@ COMPACT_MIN_FILES = 8
 _READ_BATCH_ROWS = 64 * 1024
 # A recent transcript file this small is merged with its like (transcripts.writer_limits).
 SMALL_RECENT_TRANSCRIPTS = RECENT_TRANSCRIPT_FILE_BYTES // 4
+# About this many of a job's items are rebuilt into transcripts at a time (bounded memory).
+TRANSCRIPT_GROUP_ITEMS = 100_000
 # What an existing transcript row tells a rebuild: where its conversation's items lie.
 _OLD_COLUMNS = ["conversation_id", "customer_id", "first_timestamp", "last_timestamp"]
 _OLD_TRANSCRIPTS = pa.schema(
@@ -252,24 +254,53 @@ class CommitPlanner:
         old = pa.concat_tables(
             [*(t.cast(_OLD_TRANSCRIPTS) for t in old_rows), _OLD_TRANSCRIPTS.empty_table()]
         )
-        items = self._items_of(touched, old)
-        built = build_transcripts(items, built_at)
-        self.conversations_rebuilt = built.num_rows
+        conv_shards = np.array([bucket_of(c) for c in touched.to_pylist()], dtype=np.int64)
+        # A big job's conversations are rebuilt a group of shards at a time, so memory holds
+        # about TRANSCRIPT_GROUP_ITEMS items whatever the job's size (a day's job: one group).
+        job_rows = sum(f.rows for f in self.staged.get("items", []))
+        groups = max(1, min(len(shards), -(-job_rows // TRANSCRIPT_GROUP_ITEMS)))
+        for group in range(groups):
+            mine = shards[group::groups]
+            in_group = pa.array(np.isin(conv_shards, mine))
+            self._rebuild_shards(mine, touched.filter(in_group), touched, old, rewrite, built_at)
+        # Old rows found in the folded tier: their files lose those rows (rebuilt above).
+        for partition in sorted(p for p in rewrite if not p.startswith("shard-")):
+            writer = self.make_writer("transcripts", partition)
+            self._carry(writer, rewrite[partition], touched)
+            writer.close()
+
+    def _rebuild_shards(
+        self,
+        shards: list[int],
+        group: pa.Array,
+        touched: pa.Array,
+        old: pa.Table,
+        rewrite: dict[str, list[str]],
+        built_at: datetime,
+    ) -> None:
+        """Rebuild the ``group`` of touched conversations (those of ``shards``) and write their
+        shards: the rows kept from the files rewritten, then the rebuilt rows, newest last."""
+        group_old = old.filter(pc.is_in(old["conversation_id"], value_set=group))
+        built = build_transcripts(self._items_of(group, group_old), built_at)
+        self.conversations_rebuilt += built.num_rows
         row_shards = np.array(
             [bucket_of(c) for c in built.column("conversation_id").to_pylist()], dtype=np.int64
         )
-        for partition in sorted({*rewrite, *(bucket_partition(s) for s in shards)}):
+        for shard in shards:
+            partition = bucket_partition(shard)
             writer = self.make_writer("transcripts", partition)
-            for path in rewrite.get(partition, []):
-                for batch in _batches(self.fs, path):
-                    kept = pc.invert(pc.is_in(batch.column("conversation_id"), value_set=touched))
-                    writer.write_batch(batch.filter(kept))
-                self.deletes.append(path)
-            for shard in shards:
-                if bucket_partition(shard) == partition:
-                    for batch in built.filter(pa.array(row_shards == shard)).to_batches():
-                        writer.write_batch(batch)
+            self._carry(writer, rewrite.get(partition, []), touched)
+            for batch in built.filter(pa.array(row_shards == shard)).to_batches():
+                writer.write_batch(batch)
             writer.close()
+
+    def _carry(self, writer: DatasetWriter, paths: list[str], touched: pa.Array) -> None:
+        """Copy these files' rows but the touched conversations'; the files are replaced."""
+        for path in paths:
+            for batch in _batches(self.fs, path):
+                kept = pc.invert(pc.is_in(batch.column("conversation_id"), value_set=touched))
+                writer.write_batch(batch.filter(kept))
+            self.deletes.append(path)
 
     def _old_transcripts(self, path: str, touched: pa.Array) -> pa.Table:
         """The existing transcript rows of ``path`` among the touched conversations."""

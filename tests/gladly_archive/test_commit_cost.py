@@ -74,3 +74,39 @@ def test_a_commit_writes_one_index_file_and_leaves_the_others(tmp_path: Path) ->
     assert before < after
     assert len(after - before) == 1
     assert all((tmp_path / p).stat().st_mtime_ns == stamps[p] for p in before)
+
+
+def _two_jobs(root: Path) -> list[dict[str, object]]:
+    archive = Archive.open(root, clock=fixed_clock)
+    first = [
+        item(f"i{n}", f"c{n % 60}", f"u{n % 20}", T0 + timedelta(minutes=n), text=_words(n))
+        for n in range(CONVERSATIONS)
+    ]
+    archive_job(archive, "J1", first)
+    later = T0 + timedelta(days=1)
+    second = [
+        item(f"j{n}", f"c{n % 90}", f"u{n % 20}", later + timedelta(minutes=n), job_id="J2")
+        for n in range(CONVERSATIONS)
+    ]
+    archive_job(archive, "J2", second)
+    table = archive.dataset("transcripts").to_table().drop_columns(["built_at"])
+    return sorted(table.to_pylist(), key=lambda r: str(r["conversation_id"]))
+
+
+def test_a_big_job_rebuilt_a_group_of_shards_at_a_time_builds_the_same_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = _two_jobs(tmp_path / "whole")
+    calls: list[int] = []
+    real = merge.CommitPlanner._rebuild_shards
+
+    def counted(self: merge.CommitPlanner, shards: list[int], *args: object) -> None:
+        calls.append(len(shards))
+        real(self, shards, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(merge, "TRANSCRIPT_GROUP_ITEMS", 40)
+    monkeypatch.setattr(merge.CommitPlanner, "_rebuild_shards", counted)
+    grouped = _two_jobs(tmp_path / "grouped")
+    assert len(calls) > 2, "the jobs were rebuilt in several groups"
+    assert grouped == whole
+    assert len({r["conversation_id"] for r in whole}) == len(whole) == 90
