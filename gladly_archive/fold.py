@@ -371,15 +371,26 @@ class _Fold:
                 moved += spill.add(self._tagged(batch, per_slice))
             self.deletes.append(path)
         if split:
+            by_partition: dict[str, list[str]] = {}
             for path in split:
                 partition = path[len(self.archive.path(dataset)) + 1 :].rsplit("/", 1)[0]
+                by_partition.setdefault(partition, []).append(path)
+            for partition, paths in sorted(by_partition.items()):
+                # The rows that stay are the recent tier's (a month or two of one shard):
+                # written oldest first, so the conversations that commits continue (the most
+                # recently active) sit together in the last small files (writer_limits).
+                staying = []
+                for path in paths:
+                    for batch in self._batches(path):
+                        old = self._is_old(batch.column(_AGE[dataset]))
+                        moved += spill.add(self._tagged(batch.filter(old), per_slice))
+                        staying.append(batch.filter(pc.invert(old)))
+                    self.deletes.append(path)
                 stay = self._writer(dataset, partition)
-                for batch in self._batches(path):
-                    old = self._is_old(batch.column(_AGE[dataset]))
-                    moved += spill.add(self._tagged(batch.filter(old), per_slice))
-                    stay.write_batch(batch.filter(pc.invert(old)))
+                table = pa.Table.from_batches(staying, DATASETS[dataset])
+                for batch in table.sort_by(_AGE[dataset]).to_batches():
+                    stay.write_batch(batch)
                 stay.close()
-                self.deletes.append(path)
         spill.close()
         self.report.rows_folded[dataset] = moved
         self.report.files_replaced[dataset] += len(whole) + len(split)
