@@ -230,16 +230,19 @@ class CommitPlanner:
         shards = sorted({bucket_of(c) for c in touched_set})
         rewrite: dict[str, list[str]] = {}
         old_rows: list[pa.Table] = []
+        small = min(self.compact_below_bytes, SMALL_RECENT_TRANSCRIPTS)
+        shard_paths: dict[str, list[str]] = {}
         for shard in shards:
             partition = bucket_partition(shard)
-            paths = list_files(self.fs, join(self.root, "transcripts", partition))
-            fold = self._to_fold(paths, min(self.compact_below_bytes, SMALL_RECENT_TRANSCRIPTS))
-            rewrite[partition] = []
-            for path in paths:
-                old = self._old_transcripts(path, touched)
-                old_rows.append(old)
-                if old.num_rows or path in fold:
-                    rewrite[partition].append(path)
+            shard_paths[partition] = list_files(self.fs, join(self.root, "transcripts", partition))
+        # One scan of the shards' files (their narrow columns, several files at a time).
+        where = pc.field("conversation_id").isin(touched)
+        every = [p for paths in shard_paths.values() for p in paths]
+        hits = rows_by_file(self.fs, every, TRANSCRIPTS, where, _OLD_COLUMNS)
+        old_rows.extend(hits.values())
+        for partition, paths in shard_paths.items():
+            fold = self._to_fold(paths, small)
+            rewrite[partition] = [p for p in paths if p in hits or p in fold]
         seen = {c for t in old_rows for c in t.column("conversation_id").to_pylist()}
         unseen = sorted(touched_set - seen)
         buckets = self._folded_keys().buckets_of(unseen)
@@ -301,12 +304,6 @@ class CommitPlanner:
                 kept = pc.invert(pc.is_in(batch.column("conversation_id"), value_set=touched))
                 writer.write_batch(batch.filter(kept))
             self.deletes.append(path)
-
-    def _old_transcripts(self, path: str, touched: pa.Array) -> pa.Table:
-        """The existing transcript rows of ``path`` among the touched conversations."""
-        return pq.read_table(path, columns=_OLD_COLUMNS, filesystem=self.fs).filter(
-            pc.is_in(pc.field("conversation_id"), value_set=touched)
-        )
 
     def _day_partitions(self, old: pa.Table) -> set[str]:
         """Existing item day directories that may hold items of the touched conversations.
