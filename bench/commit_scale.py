@@ -47,6 +47,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+from filelock import FileLock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -386,11 +387,13 @@ def run(args: argparse.Namespace) -> None:
     try:
         for size in sizes:
             built = cache / f"archive-{size}-s{args.seed}"
-            if not (built / ".built").exists():
-                shutil.rmtree(built, ignore_errors=True)
-                took = child(["--build", str(built), str(size), "--seed", str(args.seed)])
-                (built / ".built").write_text(json.dumps(took))
-                print(f"built {size:,} items in {took['seconds']:.0f} s", flush=True)
+            # Another run building the same size waits here instead of removing this one's.
+            with FileLock(str(cache / f"archive-{size}-s{args.seed}.lock")):
+                if not (built / ".built").exists():
+                    shutil.rmtree(built, ignore_errors=True)
+                    took = child(["--build", str(built), str(size), "--seed", str(args.seed)])
+                    (built / ".built").write_text(json.dumps(took))
+                    print(f"built {size:,} items in {took['seconds']:.0f} s", flush=True)
             job_dir = work / f"job-{size}"
             job_for(built, job_dir, args.job_items, args.purge, args.seed)
             best: dict[str, Any] | None = None
@@ -415,9 +418,10 @@ def run(args: argparse.Namespace) -> None:
                 continue
             delta_built = cache / f"delta-{size}-s{args.seed}"
             if size and not (delta_built / ".built").exists():
-                shutil.rmtree(delta_built, ignore_errors=True)
-                took = child(["--build-delta", str(built), str(delta_built)])
-                (delta_built / ".built").write_text(json.dumps(took))
+                with FileLock(str(cache / f"delta-{size}-s{args.seed}.lock")):
+                    shutil.rmtree(delta_built, ignore_errors=True)
+                    took = child(["--build-delta", str(built), str(delta_built)])
+                    (delta_built / ".built").write_text(json.dumps(took))
             table_dir = work / f"delta-{size}"
             shutil.rmtree(table_dir, ignore_errors=True)
             if size:
