@@ -14,6 +14,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -140,6 +141,7 @@ _EVENT_FIELDS = (
     r'"addedTopicIds"\s*:\s*\[(?P<added>[^\]]*)\]',
     r'"removedTopicIds"\s*:\s*\[(?P<removed>[^\]]*)\]',
 )
+_EVENT_TYPES = pa.array(["TOPIC_CHANGE", "CONVERSATION_STATUS_CHANGE"])
 
 
 def _ids(listed: str | None) -> list[str] | None:
@@ -154,34 +156,65 @@ def _ids(listed: str | None) -> list[str] | None:
 
 def _event_texts(batch: pa.RecordBatch, text: pa.Array, names: ReferenceNames) -> pa.Array:
     """Topic and status changes carry no text: say what changed, topics by name. The few
-    fields are cut out of raw_json by pattern; a line they do not fit is parsed whole."""
+    fields are cut out of raw_json by pattern; a line they do not fit is parsed whole. Each
+    distinct (type, fields) is worded once a batch."""
     kinds = batch.column("content_type")
-    events = pc.is_in(kinds, value_set=pa.array(["TOPIC_CHANGE", "CONVERSATION_STATUS_CHANGE"]))
+    events = pc.is_in(kinds, value_set=_EVENT_TYPES)
     rows = pc.indices_nonzero(pc.fill_null(pc.and_(events, pc.is_null(text)), False))
     if not len(rows):
         return text
     raw = batch.column("raw_json").take(rows)
-    found = [
-        pc.struct_field(pc.extract_regex(raw, pattern), [0]).to_pylist()
-        for pattern in _EVENT_FIELDS
-    ]
-    values = text.to_pylist()
-    for n, row in enumerate(rows.to_pylist()):
-        status, added, removed = found[0][n], _ids(found[1][n]), _ids(found[2][n])
-        if kinds[row].as_py() == "CONVERSATION_STATUS_CHANGE" and status is not None:
+    # Codes per row: the type, then each pattern's match (0 where it found none).
+    codes = [_codes(kinds.take(rows))]
+    for pattern in _EVENT_FIELDS:
+        codes.append(_codes(pc.struct_field(pc.extract_regex(raw, pattern), [0])))
+    distinct, where = np.unique(
+        np.stack([code for code, _ in codes], axis=1), axis=0, return_inverse=True
+    )
+    where = where.reshape(-1)
+    values: list[str | None] = []
+    whole: list[int] = []  # the distinct combinations the patterns do not fit
+    for n, combination in enumerate(distinct.tolist()):
+        kind, status, added_ids, removed_ids = (
+            None if code == 0 else found[code - 1]
+            for code, (_, found) in zip(combination, codes, strict=True)
+        )
+        added, removed = _ids(added_ids), _ids(removed_ids)
+        if kind == "CONVERSATION_STATUS_CHANGE" and status is not None:
             content: dict[str, object] = {"type": "CONVERSATION_STATUS_CHANGE", "status": status}
-        elif kinds[row].as_py() == "TOPIC_CHANGE" and added is not None and removed is not None:
+        elif kind == "TOPIC_CHANGE" and added is not None and removed is not None:
             content = {"type": "TOPIC_CHANGE", "addedTopicIds": added, "removedTopicIds": removed}
         else:
-            try:
-                parsed = json.loads(raw[n].as_py()).get("content")
-            except (ValueError, AttributeError):
-                continue
-            if not isinstance(parsed, dict):
-                continue
-            content = parsed
-        values[row] = _event_text(content, names)
-    return pa.array(values, text.type)
+            whole.append(n)
+            values.append(None)
+            continue
+        values.append(_event_text(content, names))
+    if whole:
+        where = where.copy()
+        for n in np.flatnonzero(np.isin(where, whole)).tolist():
+            where[n] = len(values)
+            values.append(_parsed_event_text(raw[n].as_py(), names))
+    worded = pa.array(values, text.type).take(pa.array(where))
+    mask = np.zeros(len(text), np.bool_)
+    mask[rows.to_numpy()] = True
+    return pc.replace_with_mask(text, pa.array(mask), worded)
+
+
+def _codes(values: pa.Array) -> tuple[np.ndarray, list[str]]:
+    """Each value's position in the distinct values, counted from 1 (0 for NULL), and those
+    distinct values."""
+    encoded = pc.dictionary_encode(values)
+    codes = pc.fill_null(encoded.indices, -1).to_numpy().astype(np.int64) + 1
+    return codes, encoded.dictionary.to_pylist()
+
+
+def _parsed_event_text(line: str, names: ReferenceNames) -> str | None:
+    """The text of an event whose line the patterns do not fit: the line parsed whole."""
+    try:
+        parsed = json.loads(line).get("content")
+    except (ValueError, AttributeError):
+        return None
+    return _event_text(parsed, names) if isinstance(parsed, dict) else None
 
 
 def _event_text(content: dict[str, object], names: ReferenceNames) -> str | None:
