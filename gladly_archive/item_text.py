@@ -20,7 +20,14 @@ import pyarrow.compute as pc
 from inscriptis import Inscriptis
 from inscriptis.model.config import ParserConfig
 
-__all__ = ["QUOTE_MARK", "RICH_CONTENT_TYPES", "plain_text", "plain_texts"]
+__all__ = [
+    "QUOTE_MARK",
+    "RICH_CONTENT_TYPES",
+    "plain_text",
+    "plain_text_rows",
+    "plain_texts",
+    "replace_rows",
+]
 
 # The content types whose text Gladly keeps as Rich Content HTML (or that email clients fill
 # with HTML and quoted history).
@@ -99,24 +106,32 @@ def plain_text(text: str, *, email: bool) -> str:
 
 def plain_texts(content_type: pa.Array, text: pa.Array) -> pa.Array:
     """``text`` with every rich-content item's text made plain (see plain_text); other rows,
-    and rows that hold neither HTML nor quoted lines, are returned as they are.
-
-    Only the rich-content rows are searched, and each distinct (text, email) is converted
-    once a batch: canned answers and notes repeat."""
+    and rows that hold neither HTML nor quoted lines, are returned as they are."""
     if isinstance(text, pa.ChunkedArray):
         text = text.combine_chunks()
+    changed = plain_text_rows(content_type, text)
+    return text if changed is None else replace_rows(text, [changed])
+
+
+def plain_text_rows(content_type: pa.Array, text: pa.Array) -> tuple[np.ndarray, pa.Array] | None:
+    """The rows plain_texts changes (ascending) and their plain text, or None for none.
+
+    Only the rich-content rows are searched, and each distinct (text, email) is converted
+    once a batch: canned answers, signatures and notes repeat."""
     if isinstance(content_type, pa.ChunkedArray):
         content_type = content_type.combine_chunks()
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
     rich = pc.indices_nonzero(pc.fill_null(pc.is_in(content_type, value_set=_RICH), False))
     if not len(rich):
-        return text
+        return None
     texts = text.take(rich)
     email = pc.equal(content_type.take(rich), "EMAIL")
     looks = pc.match_substring_regex(texts, _HTML, ignore_case=True)
     quoted = pc.and_(email, pc.match_substring_regex(texts, _QUOTED_LINE))
     todo = pc.fill_null(pc.or_(looks, quoted), False)
     if not pc.any(todo).as_py():
-        return text
+        return None
     texts, email = texts.filter(todo), email.filter(todo)
     encoded = pc.dictionary_encode(texts)
     # One key per distinct (text, email) pair: the text's dictionary index, doubled, + email.
@@ -124,7 +139,21 @@ def plain_texts(content_type: pa.Array, text: pa.Array) -> pa.Array:
     distinct, where = np.unique(keys, return_inverse=True)
     dictionary = encoded.dictionary.to_pylist()
     plain = [plain_text(dictionary[key >> 1], email=bool(key & 1)) for key in distinct.tolist()]
-    mask = np.zeros(len(text), np.bool_)
-    mask[rich.filter(todo).to_numpy()] = True
-    replacements = pa.array(plain, text.type).take(pa.array(where.reshape(-1)))
-    return pc.replace_with_mask(text, pa.array(mask), replacements)
+    values = pa.array(plain, text.type).take(pa.array(where.reshape(-1)))
+    return rich.filter(todo).to_numpy(), values
+
+
+def replace_rows(array: pa.Array, changes: list[tuple[np.ndarray, pa.Array]]) -> pa.Array:
+    """``array`` with new values at some rows: (ascending rows, their values) pairs whose rows
+    no two pairs share. One copy of the array, however many pairs."""
+    changes = [(rows, values) for rows, values in changes if len(rows)]
+    if not changes:
+        return array
+    rows = np.concatenate([rows for rows, _ in changes])
+    values = pa.concat_arrays([values.cast(array.type) for _, values in changes])
+    if len(changes) > 1:
+        order = np.argsort(rows, kind="stable")
+        rows, values = rows[order], values.take(pa.array(order))
+    mask = np.zeros(len(array), np.bool_)
+    mask[rows] = True
+    return pc.replace_with_mask(array, pa.array(mask), values)
