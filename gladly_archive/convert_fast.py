@@ -99,6 +99,10 @@ PARSE_SCHEMA = pa.schema(
 
 _PARSE_OPTIONS = pj.ParseOptions(explicit_schema=PARSE_SCHEMA, unexpected_field_behavior="ignore")
 _OBJECT_CONTENT_KEY = re.compile(rb'"content"\s*:\s*\{')
+_STRING_TO = {
+    spaced: re.compile(re.escape(b'"to' + separator))
+    for spaced, separator in ((False, b'":"'), (True, b'": "'))
+}
 _NS = pa.timestamp("ns", tz="UTC")
 
 
@@ -123,6 +127,7 @@ def convert_fast(
         edits = _rename(source)
     except _Unparseable:
         return None
+    originals = _edit(source, edits, _DEL)
     try:
         table = pj.read_json(
             pa.BufferReader(pa.py_buffer(source)),
@@ -136,8 +141,7 @@ def convert_fast(
     except (_Unparseable, pa.ArrowInvalid):
         return None
     finally:
-        for at, byte in edits:
-            source[at] = byte
+        _edit(source, edits, originals)
 
 
 def _spaced(source: bytearray) -> bool:
@@ -147,20 +151,19 @@ def _spaced(source: bytearray) -> bool:
     return colon >= 0 and source[colon + 2 : colon + 3] == b" "
 
 
-def _rename(source: bytearray) -> list[tuple[int, int]]:
-    """Rename the conflicting variants' keys; returns (offset, original byte) of each edit."""
+def _rename(source: bytearray) -> np.ndarray:
+    """The offsets of the bytes that rename the conflicting variants' keys (not yet edited)."""
     if source.find(_DEL) >= 0:
         raise _Unparseable  # the renamed keys would be ambiguous
-    separator = b'": "' if _spaced(source) else b'":"'
-    edits: list[tuple[int, int]] = []
-    # Every string `to` (a regex finds the literal faster than a bytes.find loop).
-    for match in re.finditer(re.escape(b'"to' + separator), source):
-        edits.append((match.start() + 2, source[match.start() + 2]))
+    spaced = _spaced(source)
+    separator = b'": "' if spaced else b'":"'
+    # Every string `to`: its `o` (a regex finds the literal faster than a bytes.find loop).
+    edits = [match.start() + 2 for match in _STRING_TO[spaced].finditer(source)]
     # The rare shapes: only in the lines that have them.
     marker = b'"recordingDuration' + separator
     at = source.find(marker)
     while at >= 0:
-        edits.append((at + len(marker) - len(separator) - 1, ord("n")))
+        edits.append(at + len(marker) - len(separator) - 1)  # its last `n`
         at = source.find(marker, at + len(marker))
     at = source.find(CUSTOM_CHANNEL_MARKER)
     while at >= 0:
@@ -169,11 +172,21 @@ def _rename(source: bytearray) -> list[tuple[int, int]]:
         end = len(source) if end < 0 else end
         # The line's first `"content":{` is the item's content; later ones the message's.
         for match in list(_OBJECT_CONTENT_KEY.finditer(source, start, end))[1:]:
-            edits.append((match.start() + len(b'"conten'), ord("t")))
+            edits.append(match.start() + len(b'"conten'))  # its last `t`
         at = source.find(CUSTOM_CHANNEL_MARKER, end)
-    for offset, _ in edits:
-        source[offset] = _DEL
-    return edits
+    return np.array(edits, np.int64)
+
+
+def _edit(source: bytearray, at: np.ndarray, byte: int | np.ndarray) -> np.ndarray:
+    """Set the bytes of `source` at offsets `at` to `byte` (one, or one each); returns the
+    bytes they held."""
+    if not len(at):
+        return np.zeros(0, np.uint8)
+    view = np.frombuffer(source, np.uint8)
+    held: np.ndarray = view[at]
+    view[at] = byte
+    del view  # no export left on the bytearray: its owner may resize it
+    return held
 
 
 def _exclusive(first: pa.ChunkedArray, second: pa.ChunkedArray) -> bool:

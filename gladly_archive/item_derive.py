@@ -14,10 +14,11 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gladly_archive.item_text import plain_texts
+from gladly_archive.item_text import plain_text_rows, replace_rows
 from gladly_archive.schemas import CONVERTED_ITEMS, ITEMS
 
 __all__ = [
@@ -135,11 +136,11 @@ def conversation_names(
     )
 
 
-_EVENT_FIELDS = (
-    r'"status"\s*:\s*"(?P<status>[A-Za-z_]*)"',
-    r'"addedTopicIds"\s*:\s*\[(?P<added>[^\]]*)\]',
-    r'"removedTopicIds"\s*:\s*\[(?P<removed>[^\]]*)\]',
-)
+_STATUS = r'"status"\s*:\s*"(?P<status>[A-Za-z_]*)"'
+_ADDED = r'"addedTopicIds"\s*:\s*\[(?P<added>[^\]]*)\]'
+_REMOVED = r'"removedTopicIds"\s*:\s*\[(?P<removed>[^\]]*)\]'
+_TOPICS = (_ADDED, _REMOVED)
+_EVENT_TYPES = pa.array(["TOPIC_CHANGE", "CONVERSATION_STATUS_CHANGE"])
 
 
 def _ids(listed: str | None) -> list[str] | None:
@@ -152,36 +153,72 @@ def _ids(listed: str | None) -> list[str] | None:
     return [i[1:-1] for i in ids]
 
 
-def _event_texts(batch: pa.RecordBatch, text: pa.Array, names: ReferenceNames) -> pa.Array:
-    """Topic and status changes carry no text: say what changed, topics by name. The few
-    fields are cut out of raw_json by pattern; a line they do not fit is parsed whole."""
+def _event_rows(
+    batch: pa.RecordBatch, text: pa.Array, names: ReferenceNames
+) -> list[tuple[np.ndarray, pa.Array]]:
+    """Topic and status changes carry no text: say what changed, topics by name. Returns
+    (rows, their texts) per type of change. The few fields are cut out of raw_json by
+    pattern, each distinct one worded once a batch; a line they do not fit is parsed whole."""
     kinds = batch.column("content_type")
-    events = pc.is_in(kinds, value_set=pa.array(["TOPIC_CHANGE", "CONVERSATION_STATUS_CHANGE"]))
-    rows = pc.indices_nonzero(pc.fill_null(pc.and_(events, pc.is_null(text)), False))
+    events = pc.and_(pc.is_in(kinds, value_set=_EVENT_TYPES), pc.is_null(text))
+    rows = pc.indices_nonzero(pc.fill_null(events, False)).to_numpy()
     if not len(rows):
-        return text
-    raw = batch.column("raw_json").take(rows)
-    found = [
-        pc.struct_field(pc.extract_regex(raw, pattern), [0]).to_pylist()
-        for pattern in _EVENT_FIELDS
-    ]
-    values = text.to_pylist()
-    for n, row in enumerate(rows.to_pylist()):
-        status, added, removed = found[0][n], _ids(found[1][n]), _ids(found[2][n])
-        if kinds[row].as_py() == "CONVERSATION_STATUS_CHANGE" and status is not None:
-            content: dict[str, object] = {"type": "CONVERSATION_STATUS_CHANGE", "status": status}
-        elif kinds[row].as_py() == "TOPIC_CHANGE" and added is not None and removed is not None:
-            content = {"type": "TOPIC_CHANGE", "addedTopicIds": added, "removedTopicIds": removed}
-        else:
-            try:
-                parsed = json.loads(raw[n].as_py()).get("content")
-            except (ValueError, AttributeError):
-                continue
-            if not isinstance(parsed, dict):
-                continue
-            content = parsed
-        values[row] = _event_text(content, names)
-    return pa.array(values, text.type)
+        return []
+    raw_json = batch.column("raw_json")
+    status = pc.equal(kinds.take(rows), "CONVERSATION_STATUS_CHANGE")
+    status_rows = status.to_numpy(zero_copy_only=False)
+    changes = []
+    for kind_rows, patterns in ((rows[status_rows], (_STATUS,)), (rows[~status_rows], _TOPICS)):
+        if len(kind_rows):
+            raw = raw_json.take(pa.array(kind_rows))
+            changes.append((kind_rows, _event_values(raw, patterns, names)))
+    return changes
+
+
+def _event_values(raw: pa.Array, patterns: tuple[str, ...], names: ReferenceNames) -> pa.Array:
+    """The texts of events of one type (the status pattern, or the two topic ones)."""
+    codes, found = [], []
+    for pattern in patterns:
+        encoded = pc.dictionary_encode(pc.struct_field(pc.extract_regex(raw, pattern), [0]))
+        # Positions in the distinct values, counted from 1; 0 where the pattern found none.
+        codes.append(pc.fill_null(encoded.indices, -1).to_numpy().astype(np.int64) + 1)
+        found.append([None, *encoded.dictionary.to_pylist()])
+    distinct, where = np.unique(np.stack(codes, axis=1), axis=0, return_inverse=True)
+    where = where.reshape(-1)
+    values: list[str | None] = []
+    whole: list[int] = []  # the distinct matches the patterns do not fit
+    for n, combination in enumerate(distinct.tolist()):
+        content = _event_content([found[i][code] for i, code in enumerate(combination)])
+        if content is None:
+            whole.append(n)
+        values.append(None if content is None else _event_text(content, names))
+    if whole:
+        where = where.copy()
+        for row in np.flatnonzero(np.isin(where, whole)).tolist():
+            where[row] = len(values)
+            values.append(_parsed_event_text(raw[row].as_py(), names))
+    return pa.array(values, pa.large_string()).take(pa.array(where))
+
+
+def _event_content(matches: list[str | None]) -> dict[str, object] | None:
+    """A status change's (one match) or topic change's (two) content, None when the patterns
+    do not fit."""
+    if len(matches) == 1:
+        (status,) = matches
+        return None if status is None else {"type": "CONVERSATION_STATUS_CHANGE", "status": status}
+    added, removed = (_ids(match) for match in matches)
+    if added is None or removed is None:
+        return None
+    return {"type": "TOPIC_CHANGE", "addedTopicIds": added, "removedTopicIds": removed}
+
+
+def _parsed_event_text(line: str, names: ReferenceNames) -> str | None:
+    """The text of an event whose line the patterns do not fit: the line parsed whole."""
+    try:
+        parsed = json.loads(line).get("content")
+    except (ValueError, AttributeError):
+        return None
+    return _event_text(parsed, names) if isinstance(parsed, dict) else None
 
 
 def _event_text(content: dict[str, object], names: ReferenceNames) -> str | None:
@@ -205,8 +242,11 @@ def derive_items(batch: pa.RecordBatch, names: ReferenceNames) -> pa.RecordBatch
     kinds = batch.column("content_type")
     agent_id = _agent_ids(batch)
     inbox_name, topic_names = conversation_names(batch.column("conversation_id"), names)
-    text = plain_texts(kinds, batch.column("text"))
-    text = _event_texts(batch, text, names)
+    text = batch.column("text")
+    changes = _event_rows(batch, text, names)
+    if (plain := plain_text_rows(kinds, text)) is not None:
+        changes.append(plain)
+    text = replace_rows(text, changes)  # one copy of the column for both
     channel = pc.coalesce(_lookup(kinds, CHANNELS), kinds.cast(pa.string()))
     derived = {
         "channel": channel,

@@ -14,12 +14,20 @@ import functools
 import re
 
 import lxml.html
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from inscriptis import Inscriptis
 from inscriptis.model.config import ParserConfig
 
-__all__ = ["QUOTE_MARK", "RICH_CONTENT_TYPES", "plain_text", "plain_texts"]
+__all__ = [
+    "QUOTE_MARK",
+    "RICH_CONTENT_TYPES",
+    "plain_text",
+    "plain_text_rows",
+    "plain_texts",
+    "replace_rows",
+]
 
 # The content types whose text Gladly keeps as Rich Content HTML (or that email clients fill
 # with HTML and quoted history).
@@ -44,6 +52,7 @@ _QUOTE_XPATH = (
 )
 _CONFIG = ParserConfig(display_links=False, display_images=False)
 _BLANK_RUNS = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
+_RICH = pa.array(RICH_CONTENT_TYPES)
 
 
 def _html_to_text(html: str) -> tuple[str, bool]:
@@ -98,16 +107,53 @@ def plain_text(text: str, *, email: bool) -> str:
 def plain_texts(content_type: pa.Array, text: pa.Array) -> pa.Array:
     """``text`` with every rich-content item's text made plain (see plain_text); other rows,
     and rows that hold neither HTML nor quoted lines, are returned as they are."""
-    rich = pc.is_in(content_type, value_set=pa.array(RICH_CONTENT_TYPES))
-    email = pc.equal(content_type, "EMAIL")
-    looks = pc.match_substring_regex(text, _HTML, ignore_case=True)
-    quoted = pc.and_(email, pc.match_substring_regex(text, _QUOTED_LINE))
-    todo = pc.fill_null(pc.and_(rich, pc.or_(looks, quoted)), False)
-    rows = pc.indices_nonzero(todo).to_pylist()
-    if not rows:
-        return text
-    values = text.to_pylist()
-    kinds = content_type.to_pylist()
-    for row in rows:
-        values[row] = plain_text(values[row], email=kinds[row] == "EMAIL")
-    return pa.array(values, text.type)
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
+    changed = plain_text_rows(content_type, text)
+    return text if changed is None else replace_rows(text, [changed])
+
+
+def plain_text_rows(content_type: pa.Array, text: pa.Array) -> tuple[np.ndarray, pa.Array] | None:
+    """The rows plain_texts changes (ascending) and their plain text, or None for none.
+
+    Only the rich-content rows are searched, and each distinct (text, email) is converted
+    once a batch: canned answers, signatures and notes repeat."""
+    if isinstance(content_type, pa.ChunkedArray):
+        content_type = content_type.combine_chunks()
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
+    rich = pc.indices_nonzero(pc.fill_null(pc.is_in(content_type, value_set=_RICH), False))
+    if not len(rich):
+        return None
+    texts = text.take(rich)
+    email = pc.equal(content_type.take(rich), "EMAIL")
+    looks = pc.match_substring_regex(texts, _HTML, ignore_case=True)
+    quoted = pc.and_(email, pc.match_substring_regex(texts, _QUOTED_LINE))
+    todo = pc.fill_null(pc.or_(looks, quoted), False)
+    if not pc.any(todo).as_py():
+        return None
+    texts, email = texts.filter(todo), email.filter(todo)
+    encoded = pc.dictionary_encode(texts)
+    # One key per distinct (text, email) pair: the text's dictionary index, doubled, + email.
+    keys = encoded.indices.to_numpy().astype(np.int64) * 2 + email.to_numpy(zero_copy_only=False)
+    distinct, where = np.unique(keys, return_inverse=True)
+    dictionary = encoded.dictionary.to_pylist()
+    plain = [plain_text(dictionary[key >> 1], email=bool(key & 1)) for key in distinct.tolist()]
+    values = pa.array(plain, text.type).take(pa.array(where.reshape(-1)))
+    return rich.filter(todo).to_numpy(), values
+
+
+def replace_rows(array: pa.Array, changes: list[tuple[np.ndarray, pa.Array]]) -> pa.Array:
+    """``array`` with new values at some rows: (ascending rows, their values) pairs whose rows
+    no two pairs share. One copy of the array, however many pairs."""
+    changes = [(rows, values) for rows, values in changes if len(rows)]
+    if not changes:
+        return array
+    rows = np.concatenate([rows for rows, _ in changes])
+    values = pa.concat_arrays([values.cast(array.type) for _, values in changes])
+    if len(changes) > 1:
+        order = np.argsort(rows, kind="stable")
+        rows, values = rows[order], values.take(pa.array(order))
+    mask = np.zeros(len(array), np.bool_)
+    mask[rows] = True
+    return pc.replace_with_mask(array, pa.array(mask), values)

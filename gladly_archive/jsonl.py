@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 __all__ = ["BOM", "POOL", "Block", "BlockLines", "read_ahead", "read_blocks", "split_lines"]
 
@@ -170,15 +169,17 @@ class BlockLines:
         count = len(self)
         offsets = np.empty(count + 1, np.int64)
         if count and data.endswith(b"\n") and np.all(self.starts[1:] == self.ends[:-1] + 1):
-            # The usual block: each line ends in one bare newline. View the lines with their
-            # newline in place and let Arrow copy all but the last byte of each.
-            offsets[:-1] = self.starts
-            offsets[-1] = len(data)
-            with_newlines = pa.Array.from_buffers(
-                pa.large_binary(), count, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+            # The usual block: each line ends in one bare newline, and a line holds none. The
+            # block without its newlines holds the lines back to back (after whatever blank
+            # lines came first), each line `k` moved `k` bytes (plus those lines' newlines)
+            # to the left; one bytes.replace copies them at memcpy speed.
+            skipped = data.count(b"\n", 0, int(self.starts[0]))
+            offsets[:-1] = self.starts - np.arange(skipped, skipped + count)
+            offsets[-1] = len(data) - count - skipped
+            joined = data.replace(b"\n", b"")
+            array = pa.LargeStringArray.from_buffers(
+                count, pa.py_buffer(offsets), pa.py_buffer(joined)
             )
-            array = pc.binary_slice(with_newlines, 0, -1, memory_pool=POOL)
-            array = array.view(pa.large_string())
         else:  # \r\n endings, blank lines or no final newline: gather each line's range
             offsets[0] = 0
             np.cumsum(self.ends - self.starts, out=offsets[1:])
