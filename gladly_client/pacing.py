@@ -6,6 +6,12 @@ rules are written once and the processes agree on them.
 
 Two things set the pace of a method: the configured rate (our share of Gladly's limit), and
 cuts that recover linearly while answers come back without a 429.
+- Slots are `1 / rate` apart (GCRA, virtual scheduling), with a burst tolerance: while the
+  budget is idle, up to our share's per-second count go at once instead of one interval
+  apart. Idle means nothing says it binds: the pace is not cut, no pause holds,
+  the other priority has not asked in the last MIXED_MEMORY_SECONDS, and every slot handed out
+  has been answered (so the pause rules below have seen the latest count). Whatever the
+  tolerance, no one-second window holds more than `ceil(rate)` of our slots (`Pace.recent`).
 - A 429 pauses the method until the next window.
 - An answer whose `Ratelimit-Remaining-Second` is 1 or 0 pauses the method until the next
   window: the window's last request is left to the other integrations. At 0 the window is spent
@@ -19,7 +25,7 @@ cuts that recover linearly while answers come back without a 429.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -39,7 +45,16 @@ PHASE_MARGIN = 0.02
 # remain, ours wait for the next window.
 LEFT_TO_OTHERS = 1
 
-__all__ = ["Pace", "Priority", "effective_rate", "observe", "reserve"]
+# For this long after a request of one priority, the other gets no burst: mixed, every
+# slot waits its turn and the queue rule decides who goes first.
+MIXED_MEMORY_SECONDS = 2.0
+
+# Slack when comparing times on the clock (slots are sums of float intervals).
+_EPSILON = 1e-9
+# A budget file edited to hold more recent slots than this is refused.
+_MAX_RECENT = 10_000
+
+__all__ = ["Pace", "Priority", "burst_size", "effective_rate", "observe", "reserve"]
 
 
 class Priority(StrEnum):
@@ -58,7 +73,8 @@ class Pace:
     """One method's pacing state; JSON-ready through `to_json` / `from_json`."""
 
     rate: float  # the 429-driven rate (configured, or cut and recovering)
-    # Earliest time the next request of this method may be sent (virtual scheduling / GCRA).
+    # The theoretical time of the next slot (virtual scheduling / GCRA): without a burst, the
+    # earliest time the next request of this method may be sent.
     next_free: float = -math.inf
     # Recovery is linear from (anchor_rate at anchor_time); None means "never penalised".
     anchor_rate: float = 0.0
@@ -77,6 +93,18 @@ class Pace:
     # Where Gladly's one-second windows start, as an arc of the clock modulo one second
     # (start, length) that holds every rollover seen so far; None until one is seen.
     phase: tuple[float, float] | None = None
+    # Nothing of this method is sent before this time (a pause), burst or not.
+    paused_until: float = -math.inf
+    # The latest slot handed out, and when the last answer of any kind came back: a request
+    # goes sooner than an interval after the latest slot only once that slot was answered.
+    last_slot: float = -math.inf
+    heard: float | None = None
+    # The slots handed out within the last window (and ahead), ascending: no one-second window
+    # holds more than `ceil(rate)` of them.
+    recent: list[float] = field(default_factory=list)
+    # When a PROMPT and a BULK request last asked for a slot (both lately: no bursts).
+    prompted: float | None = None
+    bulked: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A dict `json.dumps` accepts (infinity as None)."""
@@ -92,6 +120,12 @@ class Pace:
             "answered": self.answered,
             "remaining": self.remaining,
             "phase": None if self.phase is None else list(self.phase),
+            "paused_until": _finite_or_none(self.paused_until),
+            "last_slot": _finite_or_none(self.last_slot),
+            "heard": self.heard,
+            "recent": list(self.recent),
+            "prompted": self.prompted,
+            "bulked": self.bulked,
         }
 
     @classmethod
@@ -110,6 +144,13 @@ class Pace:
             answered=_optional_float(data["answered"]),
             remaining=int(data["remaining"]),
             phase=None if data["phase"] is None else _arc(data["phase"]),
+            # Absent from a file written before bursts were allowed: nothing known yet.
+            paused_until=_time_or_minus_infinity(data.get("paused_until")),
+            last_slot=_time_or_minus_infinity(data.get("last_slot")),
+            heard=_optional_float(data.get("heard")),
+            recent=_times(data.get("recent", [])),
+            prompted=_optional_float(data.get("prompted")),
+            bulked=_optional_float(data.get("bulked")),
         )
         if not all(math.isfinite(v) and v > 0 for v in (pace.rate, pace.limit)):
             raise ValueError("pace rate and limit must be finite numbers > 0")
@@ -126,20 +167,82 @@ def effective_rate(pace: Pace, configured: float, floor: float, now: float) -> f
     return max(floor, min(adjusted, pace.rate))
 
 
+def burst_size(rate: float) -> int:
+    """How many requests may go at once from an idle budget at `rate`: our share's count."""
+    return max(1, math.floor(rate + _EPSILON))
+
+
 def reserve(
     pace: Pace, now: float, priority: Priority, configured: float, floor: float
 ) -> tuple[float, bool]:
     """Reserve the next send slot: (slot time, True); or, for BULK, (retry time, False).
 
-    A bulk request takes a slot only when at most one is already queued ahead of it, so a
-    prompt request arriving meanwhile finds the queue short and goes next.
+    GCRA (virtual scheduling): `next_free` is the theoretical time of the next slot, `1 / rate`
+    after the last. While the budget is idle a request may go up to `burst_size - 1` intervals
+    before it (a burst tolerance of up to one window), so a handful of requests after a quiet
+    spell go at once; the long-run rate stays `rate`. The budget is not idle while the pace is
+    cut or paused, while the other priority asked within MIXED_MEMORY_SECONDS, or, for going
+    ahead of the last slot's interval, while a request of ours is unanswered. Whatever the
+    tolerance, no one-second window holds more than `ceil(rate)` of our slots. A bulk request
+    takes a slot only when at most one is already queued ahead of it, so a prompt request
+    arriving meanwhile finds the queue short and goes next.
     """
-    interval = 1.0 / effective_rate(pace, configured, floor, now)
-    slot = max(now, pace.next_free)
-    if priority is Priority.BULK and slot - now > interval + 1e-9:
+    rate = effective_rate(pace, configured, floor, now)
+    interval = 1.0 / rate
+    _forget_old_slots(pace, now)
+    mixed = _other_priority_about(pace, now, priority)
+    if pace.rate < configured or now < pace.paused_until:
+        # Cut or paused: the budget binds; every slot waits its turn, as without bursts.
+        slot = max(now, pace.next_free)
+    elif mixed:
+        # Both priorities about: no bursts, and the queue rule below decides who goes first.
+        # A prompt request is spaced from the last slot, not made to repay a bulk burst.
+        slot = max(
+            now, pace.last_slot + interval if priority is Priority.PROMPT else pace.next_free
+        )
+    else:
+        slot = max(now, pace.next_free - (burst_size(rate) - 1) * interval)
+        if not _all_answered(pace):
+            # A request of ours is in flight unseen: one interval after it, as without bursts.
+            slot = max(slot, pace.last_slot + interval)
+    most = max(1, math.ceil(rate - _EPSILON))
+    if len(pace.recent) >= most:
+        # The slot `most` back must have left the window: (slot - 1 s, slot] holds `most`.
+        slot = max(slot, pace.recent[-most] + RATE_WINDOW_SECONDS)
+    if priority is Priority.BULK and slot - now > interval + _EPSILON:
         return slot - interval, False
-    pace.next_free = slot + interval
+    pace.next_free = max(pace.next_free, slot) + interval
+    pace.last_slot = slot
+    pace.recent.append(slot)
     return slot, True
+
+
+def _other_priority_about(pace: Pace, now: float, priority: Priority) -> bool:
+    """Note that `priority` asked now; whether the other priority asked in the last while."""
+    if priority is Priority.PROMPT:
+        pace.prompted, other = now, pace.bulked
+    else:
+        pace.bulked, other = now, pace.prompted
+    return other is not None and now - other < MIXED_MEMORY_SECONDS
+
+
+def _all_answered(pace: Pace) -> bool:
+    """Whether an answer came back after the latest slot handed out.
+
+    Then no request of ours is in flight unseen, and the pause rules have seen the latest
+    `Ratelimit-Remaining-Second`. A request that never gets an answer (a dropped connection)
+    holds bursts back only until the next answer.
+    """
+    return pace.heard is not None and pace.heard > pace.last_slot
+
+
+def _forget_old_slots(pace: Pace, now: float) -> None:
+    """Drop the slots no window that ends at `now` or later holds."""
+    keep = 0
+    while keep < len(pace.recent) and pace.recent[keep] + RATE_WINDOW_SECONDS <= now:
+        keep += 1
+    if keep:
+        del pace.recent[:keep]
 
 
 def observe(
@@ -152,6 +255,7 @@ def observe(
     floor: float,
 ) -> None:
     """Adapt to one answer: its status, `Ratelimit-Remaining-Second` and `-Limit-Second`."""
+    pace.heard = now if pace.heard is None else max(pace.heard, now)
     if limit is not None and limit > 0:
         pace.limit = float(limit)
     _learn_phase(pace, now, 0 if status == 429 and remaining is None else remaining)
@@ -191,8 +295,12 @@ def _pause(pace: Pace, now: float) -> None:
         start, length = pace.phase
         # The latest the next window can start, and a little more for the answer's travel.
         wait = (start + length + PHASE_MARGIN - now) % RATE_WINDOW_SECONDS
-    pace.next_free = now + wait
+    pace.next_free = pace.paused_until = now + wait
     pace.epoch += 1
+    # The voided slots will not be sent: they count neither in a window nor as unanswered.
+    while pace.recent and pace.recent[-1] > now:
+        pace.recent.pop()
+    pace.last_slot = min(pace.last_slot, now)
 
 
 def _learn_phase(pace: Pace, now: float, remaining: int | None) -> None:
@@ -239,3 +347,20 @@ def _recovered(pace: Pace, configured: float, now: float) -> float:
 
 def _optional_float(value: Any) -> float | None:
     return None if value is None else float(value)
+
+
+def _finite_or_none(value: float) -> float | None:
+    return None if math.isinf(value) else value
+
+
+def _time_or_minus_infinity(value: Any) -> float:
+    return -math.inf if value is None else float(value)
+
+
+def _times(value: Any) -> list[float]:
+    if not isinstance(value, list) or len(value) > _MAX_RECENT:
+        raise ValueError("recent must be a list of times")
+    times = [float(v) for v in value]
+    if not all(math.isfinite(t) for t in times):
+        raise ValueError("recent must hold finite times")
+    return sorted(times)

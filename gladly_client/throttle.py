@@ -44,9 +44,11 @@ class Throttle:
 
     Gladly counts requests per method per organisation, so every method has its own pace
     (`gladly_client.pacing`). Each `acquire` reserves the next free slot under the store's lock
-    and sleeps outside it, so sends are spaced exactly `1 / rate` apart with no burst allowance:
-    any closed one-second window holds at most `floor(rate) + 1` sends. With a shared store
-    (`gladly_client.budget.LockFilePaces`) every process of the machine draws from one pace.
+    and sleeps outside it. Slots are `1 / rate` apart, but while the budget is idle (every
+    earlier request answered, no pause, no cut, not both priorities about) up to our share's
+    per-second count go at once without sleeping; whatever the mix, no one-second window holds
+    more than `ceil(rate)` sends. With a shared store (`gladly_client.budget.LockFilePaces`)
+    every process of the machine draws from one pace.
 
     `on_response` adapts the pace to Gladly's answers; a pause it decides voids the slots
     already reserved, and their holders reserve again.

@@ -2,7 +2,8 @@
 
 reserve PATH SLOTS shared|alone   reserve SLOTS slots at a frozen clock; print the waits
 read CALLS GO_LOCK                say "ready", wait for GO_LOCK to be free, then read the
-                                  organisation's topics CALLS times through `from_env`
+                                  organisation's topics CALLS times through `from_env`; print
+                                  the lowest Ratelimit-Remaining-Second an answer said
 """
 
 from __future__ import annotations
@@ -27,11 +28,24 @@ def main(argv: list[str]) -> None:
         return
     calls, go = int(argv[1]), argv[2]
     with GladlyClient.from_env(dict(os.environ)) as client:
+        seen: list[int] = []
+        budget = client.throttle
+        answered = budget.on_response
+
+        def on_response(
+            method: str, status: int, remaining: int | None, limit: int | None = None
+        ) -> None:
+            if remaining is not None:
+                seen.append(remaining)
+            answered(method, status, remaining, limit)
+
+        budget.on_response = on_response  # type: ignore[method-assign]
         print("ready", flush=True)
         with FileLock(go):  # the test holds it until every process is ready
             pass
         for _ in range(calls):
             client.org.topics()
+        print(json.dumps({"lowest_remaining": min(seen, default=None)}), flush=True)
 
 
 if __name__ == "__main__":

@@ -213,7 +213,9 @@ def test_a_bad_share_says_what_it_must_be(share: str) -> None:
 def test_three_processes_against_gladlys_limit(tmp_path: Path, budget: str, shared: bool) -> None:
     # Three interpreters at 8 requests a second each against one organisation's 10. Sharing
     # the machine budget, Gladly never refuses one; each pacing alone (the check's control),
-    # together they overrun it. The truth is the sandbox's own count of 429s.
+    # together they take more than our share: Gladly's count runs down to its last request
+    # (the answers' Ratelimit-Remaining-Second, which then pauses each of them) or refuses.
+    # The truth is the sandbox's own count of 429s.
     with Sandbox(seed=3, customers=5) as sb:
         env = {
             "GLADLY_BASE_URL": sb.base_url,
@@ -230,12 +232,15 @@ def test_three_processes_against_gladlys_limit(tmp_path: Path, budget: str, shar
                 "ready\n"
             ] * 3
             sb.reset_stats()
+        lowest = []
         for child in children:
-            assert child.wait(timeout=120) == 0
+            out, _ = child.communicate(timeout=120)
+            assert child.returncode == 0
+            lowest.append(json.loads(out)["lowest_remaining"])
         stats = sb.stats()
     answered = stats["by_method"]["GET"]
     assert answered["200"] == 30
     if shared:
         assert stats["rate_limited"] == 0
     else:
-        assert stats["rate_limited"] > 0
+        assert stats["rate_limited"] > 0 or min(lowest) <= 1, lowest

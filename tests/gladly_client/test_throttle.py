@@ -7,7 +7,6 @@ import itertools
 import math
 import sys
 import threading
-import time
 from collections.abc import Callable
 
 import pytest
@@ -23,74 +22,7 @@ from gladly_client.constants import (
 )
 from gladly_client.pacing import PHASE_MARGIN, Priority, reserve
 from gladly_client.throttle import Throttle
-
-# Real seconds a simulated thread may stay blocked before the test calls it a deadlock.
-_DEADLOCK_SECONDS = 20.0
-
-
-class VirtualClock:
-    """Shared virtual time for the throttle's `clock` and `sleep`.
-
-    Without registered workers, `sleep(d)` simply advances time to max(now, now_at_call + d).
-    With workers (threads registered through `enter` and released through `leave`) it is a
-    discrete-event simulation: a sleeping worker blocks until time reaches its wake-up, and time
-    only moves, to the earliest pending wake-up, once every worker is asleep. So a worker reads
-    exactly its reserved slot from `clock()` after `acquire` returns, never a time another
-    thread's later slot has already pushed the clock to.
-    """
-
-    def __init__(self, start: float = 0.0) -> None:
-        self._now = start
-        self._cond = threading.Condition()
-        self._workers = 0
-        self._running = 0
-        self._sleepers: list[list[float | bool]] = []  # [wake_time, woken]
-
-    def __call__(self) -> float:
-        with self._cond:
-            return self._now
-
-    def sleep(self, seconds: float) -> None:
-        with self._cond:
-            wake = self._now + max(0.0, seconds)
-            if self._workers == 0:
-                self._now = max(self._now, wake)
-                return
-            entry: list[float | bool] = [wake, False]
-            self._sleepers.append(entry)
-            self._running -= 1
-            self._advance_if_idle()
-            deadline = time.monotonic() + _DEADLOCK_SECONDS
-            while not entry[1]:
-                if not self._cond.wait(timeout=max(0.0, deadline - time.monotonic())):
-                    raise RuntimeError("virtual clock deadlocked")
-
-    def advance(self, seconds: float) -> None:
-        """Move time forward from the test's main thread (no workers running)."""
-        with self._cond:
-            self._now += seconds
-
-    def enter(self, count: int = 1) -> None:
-        with self._cond:
-            self._workers += count
-            self._running += count
-
-    def leave(self) -> None:
-        with self._cond:
-            self._workers -= 1
-            self._running -= 1
-            self._advance_if_idle()
-
-    def _advance_if_idle(self) -> None:
-        if self._running > 0 or not self._sleepers:
-            return
-        self._now = max(self._now, min(float(e[0]) for e in self._sleepers))
-        # Wake (and count as running) every sleeper due now before anyone else can move time.
-        for entry in [e for e in self._sleepers if float(e[0]) <= self._now]:
-            entry[1] = True
-            self._sleepers.remove(entry)
-            self._running += 1
-        self._cond.notify_all()
+from tests.gladly_client._virtual_clock import DEADLOCK_SECONDS, VirtualClock
 
 
 class Acquirer:
@@ -137,7 +69,7 @@ def run_threads(
     for thread in pool:
         thread.start()
     for thread in pool:
-        thread.join(timeout=_DEADLOCK_SECONDS)
+        thread.join(timeout=DEADLOCK_SECONDS)
         assert not thread.is_alive(), "worker did not finish"
     if errors:
         raise errors[0]
@@ -246,7 +178,7 @@ class UnlockedThrottle(Acquirer):
         slot = max(now, self._next_free)
         if not getattr(self._preempted, "done", False):
             self._preempted.done = True
-            self._barrier.wait(timeout=_DEADLOCK_SECONDS)
+            self._barrier.wait(timeout=DEADLOCK_SECONDS)
         self._next_free = slot + self._interval
         if slot > now:
             self._clock.sleep(slot - now)
@@ -285,7 +217,7 @@ def _reserve_concurrently(throttle: Throttle, threads: int = 8, each: int = 2000
         for thread in pool:
             thread.start()
         for thread in pool:
-            thread.join(timeout=_DEADLOCK_SECONDS)
+            thread.join(timeout=DEADLOCK_SECONDS)
     finally:
         sys.setswitchinterval(interval)
     return sorted(waits)
