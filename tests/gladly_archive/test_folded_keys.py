@@ -27,15 +27,16 @@ from gladly_archive.folded_keys import (
 )
 from gladly_archive.layout import customer_bucket
 from tests.gladly_archive.test_archive import T0, fixed_clock, item, items_table
-from tests.gladly_archive.test_fold import BUCKETS, PARTIAL, data_rows
+from tests.gladly_archive.test_fold import (  # the fold tests' built archive
+    BUCKETS,
+    PARTIAL,
+    Crash,
+    data_rows,
+)
 from tests.gladly_archive.test_purge import B, C, build
 
 REPO = Path(__file__).resolve().parents[2]
 LATER = T0 + timedelta(days=9)
-
-
-class Crash(Exception):
-    """Stands in for the process dying at a hook point."""
 
 
 @pytest.fixture(scope="module")
