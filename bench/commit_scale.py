@@ -263,6 +263,8 @@ def measure(root: Path, job_dir: Path, purge: int, seed: int, facts: bool) -> di
     timings["commit_s"] = time.perf_counter() - mark
     timings["fsync_s"], timings["fsyncs"] = synced["s"], synced["calls"]
     os.fsync = real_fsync
+    rss_commit = peak_rss_mb()  # before the catalog: a synthetic archive's first manifest
+    # changes the catalog's views (a real archive's commit leaves them as they are)
     mark = time.perf_counter()
     refresh_catalog(archive.fs, archive.root)
     timings["catalog_s"] = time.perf_counter() - mark
@@ -277,6 +279,7 @@ def measure(root: Path, job_dir: Path, purge: int, seed: int, facts: bool) -> di
     return {
         **timings,
         "rss_job_mb": rss_job,
+        "rss_commit_mb": rss_commit,
         "rss_mb": peak_rss_mb(),
         "rows": result.rows_by_dataset,
         "duplicates": result.duplicates_replaced,
@@ -423,7 +426,8 @@ def run(args: argparse.Namespace) -> None:
                 f"{best['commit_s']:.2f} s (fsync {best['fsync_s']:.2f} s in {best['fsyncs']:.0f} "
                 f"calls), catalog {best['catalog_s']:.2f} s, facts "
                 f"{best['facts_s']:.2f} s, purge {args.purge} {best['purge_s']:.2f} s; "
-                f"peak RSS {best['rss_job_mb']:.0f} MB (job), {best['rss_mb']:.0f} MB (all)",
+                f"peak RSS {best['rss_commit_mb']:.0f} MB (job to its commit), "
+                f"{best['rss_job_mb']:.0f} MB (and the catalog), {best['rss_mb']:.0f} MB (all)",
                 flush=True,
             )
             if args.no_delta:
@@ -467,7 +471,7 @@ def verdict(
     )
     for size in sizes:
         row = results[size]
-        print(f"   {size:>12,}: commit {row['commit_s']:.3f} s, RSS {row['rss_job_mb']:.0f} MB")
+        print(f"   {size:>12,}: commit {row['commit_s']:.3f} s, RSS {row['rss_commit_mb']:.0f} MB")
     if high in deltas:
         ours = results[high]["staged_s"] + results[high]["commit_s"]
         ratio = deltas[high]["append_s"] / ours
