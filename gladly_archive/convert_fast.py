@@ -210,10 +210,13 @@ def _required_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
 def _timestamps(column: pa.ChunkedArray, *, required: bool) -> pa.ChunkedArray:
     if column.null_count == len(column):
         return pa.chunked_array([pa.nulls(len(column), UTC_MICROS, memory_pool=POOL)])
-    valid = pc.match_substring_regex(column, TIMESTAMP_PATTERN, memory_pool=POOL)
-    if not pc.all(valid).as_py():
+    # The values checked in one piece: most optional times are NULL, and a regex is compiled
+    # once a chunk. Only a column with a bad value is checked row by row.
+    present = pc.drop_null(column, memory_pool=POOL).combine_chunks(memory_pool=POOL)
+    if not pc.all(pc.match_substring_regex(present, TIMESTAMP_PATTERN, memory_pool=POOL)).as_py():
         if required:
             raise _Unparseable
+        valid = pc.match_substring_regex(column, TIMESTAMP_PATTERN, memory_pool=POOL)
         column = pc.if_else(valid, column, pa.scalar(None, _S), memory_pool=POOL)
     # Arrow reads 0-9 fraction digits only into nanoseconds; dropping the extra digits then
     # truncates like the per-line path does.
