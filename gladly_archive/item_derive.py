@@ -139,7 +139,9 @@ def conversation_names(
 _STATUS = r'"status"\s*:\s*"(?P<status>[A-Za-z_]*)"'
 _ADDED = r'"addedTopicIds"\s*:\s*\[(?P<added>[^\]]*)\]'
 _REMOVED = r'"removedTopicIds"\s*:\s*\[(?P<removed>[^\]]*)\]'
-_TOPICS = (_ADDED, _REMOVED)
+# (pattern, the content key its match stands for) of each type of change
+_STATUS_FIELDS = ((_STATUS, "status"),)
+_TOPIC_FIELDS = ((_ADDED, "addedTopicIds"), (_REMOVED, "removedTopicIds"))
 _EVENT_TYPES = pa.array(["TOPIC_CHANGE", "CONVERSATION_STATUS_CHANGE"])
 
 
@@ -168,30 +170,39 @@ def _event_rows(
     status = pc.equal(kinds.take(rows), "CONVERSATION_STATUS_CHANGE")
     status_rows = status.to_numpy(zero_copy_only=False)
     changes = []
-    for kind_rows, patterns in ((rows[status_rows], (_STATUS,)), (rows[~status_rows], _TOPICS)):
+    for kind_rows, fields in (
+        (rows[status_rows], _STATUS_FIELDS),
+        (rows[~status_rows], _TOPIC_FIELDS),
+    ):
         if len(kind_rows):
             raw = raw_json.take(pa.array(kind_rows))
-            changes.append((kind_rows, _event_values(raw, patterns, names)))
+            changes.append((kind_rows, _event_values(raw, fields, names)))
     return changes
 
 
-def _event_values(raw: pa.Array, patterns: tuple[str, ...], names: ReferenceNames) -> pa.Array:
-    """The texts of events of one type (the status pattern, or the two topic ones)."""
-    codes, found = [], []
-    for pattern in patterns:
+def _event_values(
+    raw: pa.Array, fields: tuple[tuple[str, str], ...], names: ReferenceNames
+) -> pa.Array:
+    """The texts of events of one type (its fields cut out by pattern): each distinct match
+    worded once, each distinct combination joined once."""
+    codes, parts = [], []
+    for pattern, key in fields:
         encoded = pc.dictionary_encode(pc.struct_field(pc.extract_regex(raw, pattern), [0]))
-        # Positions in the distinct values, counted from 1; 0 where the pattern found none.
+        # Positions in the distinct matches, counted from 1; 0 where the pattern found none.
         codes.append(pc.fill_null(encoded.indices, -1).to_numpy().astype(np.int64) + 1)
-        found.append([None, *encoded.dictionary.to_pylist()])
+        matches = [None, *encoded.dictionary.to_pylist()]
+        parts.append([_event_part(key, match, names) for match in matches])
     distinct, where = np.unique(np.stack(codes, axis=1), axis=0, return_inverse=True)
     where = where.reshape(-1)
     values: list[str | None] = []
-    whole: list[int] = []  # the distinct matches the patterns do not fit
+    whole: list[int] = []  # the distinct combinations the patterns do not fit
     for n, combination in enumerate(distinct.tolist()):
-        content = _event_content([found[i][code] for i, code in enumerate(combination)])
-        if content is None:
+        chosen = [parts[i][code] for i, code in enumerate(combination)]
+        if all(fits for fits, _ in chosen):
+            values.append("; ".join(part for _, part in chosen if part) or None)
+        else:
             whole.append(n)
-        values.append(None if content is None else _event_text(content, names))
+            values.append(None)
     if whole:
         where = where.copy()
         for row in np.flatnonzero(np.isin(where, whole)).tolist():
@@ -200,16 +211,17 @@ def _event_values(raw: pa.Array, patterns: tuple[str, ...], names: ReferenceName
     return pa.array(values, pa.large_string()).take(pa.array(where))
 
 
-def _event_content(matches: list[str | None]) -> dict[str, object] | None:
-    """A status change's (one match) or topic change's (two) content, None when the patterns
-    do not fit."""
-    if len(matches) == 1:
-        (status,) = matches
-        return None if status is None else {"type": "CONVERSATION_STATUS_CHANGE", "status": status}
-    added, removed = (_ids(match) for match in matches)
-    if added is None or removed is None:
-        return None
-    return {"type": "TOPIC_CHANGE", "addedTopicIds": added, "removedTopicIds": removed}
+def _event_part(key: str, match: str | None, names: ReferenceNames) -> tuple[bool, str | None]:
+    """Whether a field's match fits its pattern's reading, and what _event_text says of that
+    field alone (it words each field on its own and joins them with "; ")."""
+    if key == "status":
+        if match is None:
+            return False, None
+        return True, _event_text({"type": "CONVERSATION_STATUS_CHANGE", "status": match}, names)
+    ids = _ids(match)  # no match: no such key, no ids
+    if ids is None:
+        return False, None
+    return True, _event_text({"type": "TOPIC_CHANGE", key: ids}, names)
 
 
 def _parsed_event_text(line: str, names: ReferenceNames) -> str | None:
