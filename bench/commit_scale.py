@@ -302,10 +302,12 @@ def measure_delta(table_dir: Path, job_dir: Path) -> dict[str, Any]:
     write_deltalake(str(table_dir), items, mode="append")
     append_s = time.perf_counter() - started
     started = time.perf_counter()
-    table = DeltaTable(str(table_dir))
-    listed = ", ".join("'" + c + "'" for c in chosen)
-    deleted = table.delete(f"customer_id in ({listed})")
-    table.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
+    deleted: dict[str, Any] = {}
+    if chosen:  # --purge 0: nothing to delete, and an empty IN list is not SQL
+        table = DeltaTable(str(table_dir))
+        listed = ", ".join("'" + c + "'" for c in chosen)
+        deleted = table.delete(f"customer_id in ({listed})")
+        table.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
     erase_s = time.perf_counter() - started
     return {
         "append_s": append_s,
