@@ -218,7 +218,7 @@ cv AS (
     FROM {conversations} {cv_keys} GROUP BY customer_id
 ),
 -- Newest record per customer; a merged-away customer's emails and phones are the survivor's
--- now (Gladly merges them into the surviving profile), in the order of the customer ids.
+-- now (Gladly merges them into the surviving profile), sorted when several records meet.
 newest AS (
     SELECT coalesce(m.into_id, u.customer_id) AS into_id, u.customer_id, u.emails, u.phones
     FROM {cu} u LEFT JOIN {merges} m ON m.source_id = u.customer_id {cu_keys}
@@ -227,8 +227,10 @@ newest AS (
 ),
 cust AS (
     SELECT into_id AS customer_id,
-        list_distinct(flatten(list(emails ORDER BY customer_id))) AS emails,
-        list_distinct(flatten(list(phones ORDER BY customer_id))) AS phones
+        CASE WHEN count(*) > 1 THEN list_sort(list_distinct(flatten(list(emails))))
+            ELSE list_distinct(flatten(list(emails))) END AS emails,
+        CASE WHEN count(*) > 1 THEN list_sort(list_distinct(flatten(list(phones))))
+            ELSE list_distinct(flatten(list(phones))) END AS phones
     FROM newest GROUP BY 1
 ),
 ids AS (

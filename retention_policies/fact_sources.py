@@ -36,6 +36,7 @@ import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -106,35 +107,33 @@ class Source:
 def list_sources(root: str | Path) -> list[Source]:
     """Every `*.parquet` file under each source dataset's directory (hidden ones too, as a
     `<dataset>/**/*.parquet` glob reads them), sorted by dataset and path."""
-    root = Path(root)
     found: list[Source] = []
     for dataset in SOURCE_DATASETS:
-        base = root / dataset
-        for directory, subdirectories, files in os.walk(base):
-            subdirectories.sort()
-            for name in sorted(files):
-                if not name.endswith(".parquet"):
-                    continue
-                full = os.path.join(directory, name)
-                try:
-                    info = os.stat(full)
-                except FileNotFoundError:  # removed since listed: not part of this state
-                    continue
-                if not stat.S_ISREG(info.st_mode):
-                    continue
-                relative = Path(full).relative_to(root).as_posix()
-                found.append(
-                    Source(
-                        dataset,
-                        relative,
-                        info.st_size,
-                        info.st_mtime_ns,
-                        info.st_ctime_ns,
-                        info.st_ino,
-                    )
-                )
+        _walk(os.path.join(root, dataset), dataset, dataset, found)
     found.sort()
     return found
+
+
+def _walk(directory: str, relative: str, dataset: str, found: list[Source]) -> None:
+    try:
+        entries = list(os.scandir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for entry in entries:
+        path = f"{relative}/{entry.name}"
+        if entry.is_dir(follow_symlinks=False):
+            _walk(entry.path, path, dataset, found)
+            continue
+        if not entry.name.endswith(".parquet"):
+            continue
+        try:
+            info = os.stat(entry.path)
+        except FileNotFoundError:  # removed since listed: not part of this state
+            continue
+        if stat.S_ISREG(info.st_mode):
+            found.append(
+                Source(dataset, path, info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
+            )
 
 
 def sources_digest(sources: Iterable[Source]) -> str:
@@ -182,12 +181,9 @@ def empty_contributions(con: duckdb.DuckDBPyConnection, prefix: str, masked: boo
         con.execute(f"CREATE OR REPLACE TEMP TABLE {prefix}{name} ({cols})")
 
 
-def _read(dataset: str) -> str:
-    # The files of one dataset, joined to their numbers (temp table _files: fid, dataset, path).
-    return (
-        "read_parquet($files, hive_partitioning=false, union_by_name=true, filename=true) r "
-        f"JOIN _files f ON f.path = r.filename AND f.dataset = {quote(dataset)}"
-    )
+# One dataset's files, and each row's file number: $files and $fids are parallel lists.
+_READ = "read_parquet($files, hive_partitioning=false, union_by_name=true) r"
+_FID = "list_element(CAST($fids AS BIGINT[]), CAST(r.file_index AS BIGINT) + 1)"
 
 
 def contribute(
@@ -201,32 +197,19 @@ def contribute(
     empty first). `types` maps content types to their bit in `ch` (and must already hold every
     type these items carry: see `content_types`); None rolls types up as lists."""
     empty_contributions(con, prefix, types is not None)
-    root = Path(root)
-    rows = [(fid, s.dataset, str(root / s.path)) for fid, s in numbered]
-    files = pa.table(
-        {
-            "fid": pa.array([r[0] for r in rows], pa.int64()),
-            "dataset": pa.array([r[1] for r in rows], pa.string()),
-            "path": pa.array([r[2] for r in rows], pa.string()),
-        }
-    )
-    con.register("_files_arrow", files)
-    con.execute("CREATE OR REPLACE TEMP TABLE _files AS SELECT * FROM _files_arrow")
-    con.unregister("_files_arrow")
-    try:
-        by_dataset: dict[str, list[str]] = {}
-        for _, dataset, path in rows:
-            by_dataset.setdefault(dataset, []).append(path)
-        if "items" in by_dataset:
-            _items(con, prefix, by_dataset["items"], types)
-        if "customers" in by_dataset:
-            _customers(con, prefix, by_dataset["customers"])
-        if "conversations" in by_dataset:
-            _conversations(con, prefix, by_dataset["conversations"])
-        if "customer_profiles" in by_dataset:
-            _profiles(con, prefix, by_dataset["customer_profiles"])
-    finally:
-        con.execute("DROP TABLE IF EXISTS _files")
+    by_dataset: dict[str, dict[str, list[Any]]] = {}
+    for fid, source in numbered:
+        params = by_dataset.setdefault(source.dataset, {"files": [], "fids": []})
+        params["files"].append(str(Path(root) / source.path))
+        params["fids"].append(fid)
+    if "items" in by_dataset:
+        _items(con, prefix, by_dataset["items"], types)
+    if "customers" in by_dataset:
+        _customers(con, prefix, by_dataset["customers"])
+    if "conversations" in by_dataset:
+        _conversations(con, prefix, by_dataset["conversations"])
+    if "customer_profiles" in by_dataset:
+        _profiles(con, prefix, by_dataset["customer_profiles"])
 
 
 def content_types(
@@ -245,19 +228,22 @@ def content_types(
 
 
 def _items(
-    con: duckdb.DuckDBPyConnection, prefix: str, files: list[str], types: dict[str, int] | None
+    con: duckdb.DuckDBPyConnection,
+    prefix: str,
+    params: dict[str, list[Any]],
+    types: dict[str, int] | None,
 ) -> None:
     events = ", ".join(quote(t) for t in EVENT_TYPES)
     # Only status and topic changes need their JSON parsed.
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _ev AS SELECT f.fid, r.conversation_id, r.item_id,
+        f"""CREATE OR REPLACE TEMP TABLE _ev AS SELECT {_FID} AS fid, r.conversation_id, r.item_id,
             r."timestamp" AS ts, r.content_type,
             json_extract_string(r.raw_json, '$.content.status') AS status,
             CAST(json_extract(r.raw_json, '$.content.addedTopicIds') AS VARCHAR[]) AS added,
             CAST(json_extract(r.raw_json, '$.content.removedTopicIds') AS VARCHAR[]) AS removed
-        FROM {_read("items")}
+        FROM {_READ}
         WHERE r.content_type IN ({events}) AND r.conversation_id IS NOT NULL""",
-        {"files": files},
+        params,
     )
     con.execute(
         f"""INSERT INTO {prefix}st SELECT fid, conversation_id, ts, item_id, status FROM _ev
@@ -286,60 +272,63 @@ def _items(
     else:
         channel = "CAST(0 AS BIGINT)"
     con.execute(
-        f"""INSERT INTO {prefix}cc SELECT f.fid, r.conversation_id, r.customer_id,
+        f"""INSERT INTO {prefix}cc SELECT {_FID}, r.conversation_id, r.customer_id,
             min(r."timestamp"), max(r."timestamp"), count(*), {channel}
-        FROM {_read("items")}
-        GROUP BY f.fid, r.conversation_id, r.customer_id""",
-        {"files": files},
+        FROM {_READ}
+        GROUP BY r.file_index, r.conversation_id, r.customer_id""",
+        params,
     )
 
 
-def _customers(con: duckdb.DuckDBPyConnection, prefix: str, files: list[str]) -> None:
+def _customers(con: duckdb.DuckDBPyConnection, prefix: str, params: dict[str, list[Any]]) -> None:
     con.execute(
-        f"""INSERT INTO {prefix}cu SELECT f.fid, r.customer_id, r.archived_at, r.job_id,
+        f"""INSERT INTO {prefix}cu SELECT {_FID}, r.customer_id, r.archived_at, r.job_id,
             CAST(r.emails AS VARCHAR[]), CAST(r.phones AS VARCHAR[])
-        FROM {_read("customers")}
+        FROM {_READ}
         QUALIFY row_number() OVER (
-            PARTITION BY f.fid, r.customer_id ORDER BY r.archived_at DESC, r.job_id DESC) = 1""",
-        {"files": files},
+            PARTITION BY r.file_index, r.customer_id
+            ORDER BY r.archived_at DESC, r.job_id DESC) = 1""",
+        params,
     )
 
 
-def _conversations(con: duckdb.DuckDBPyConnection, prefix: str, files: list[str]) -> None:
+def _conversations(
+    con: duckdb.DuckDBPyConnection, prefix: str, params: dict[str, list[Any]]
+) -> None:
     con.execute(
-        f"""INSERT INTO {prefix}en SELECT f.fid, r.conversation_id, r.customer_id, r.inbox_id,
+        f"""INSERT INTO {prefix}en SELECT {_FID}, r.conversation_id, r.customer_id, r.inbox_id,
             r.status, r.created_at, r.closed_at, list_sort(CAST(r.topic_ids AS VARCHAR[])),
             r.fetched_at
-        FROM {_read("conversations")}
+        FROM {_READ}
         QUALIFY row_number() OVER (
-            PARTITION BY f.fid, r.conversation_id ORDER BY r.fetched_at DESC) = 1""",
-        {"files": files},
+            PARTITION BY r.file_index, r.conversation_id ORDER BY r.fetched_at DESC) = 1""",
+        params,
     )
 
 
-def _profiles(con: duckdb.DuckDBPyConnection, prefix: str, files: list[str]) -> None:
+def _profiles(con: duckdb.DuckDBPyConnection, prefix: str, params: dict[str, list[Any]]) -> None:
     # The newest row wins; an event's row (changed, deleted, merged since) carries no
     # attributes: unknown until fetched again.
     con.execute(
-        f"""INSERT INTO {prefix}pr SELECT f.fid, r.customer_id, r.fetched_at,
+        f"""INSERT INTO {prefix}pr SELECT {_FID}, r.customer_id, r.fetched_at,
             CAST(r.custom_attributes_json AS VARCHAR)
-        FROM {_read("customer_profiles")}
+        FROM {_READ}
         QUALIFY row_number() OVER (
-            PARTITION BY f.fid, r.customer_id ORDER BY r.fetched_at DESC) = 1""",
-        {"files": files},
+            PARTITION BY r.file_index, r.customer_id ORDER BY r.fetched_at DESC) = 1""",
+        params,
     )
     described = con.execute(
         "DESCRIBE SELECT * FROM read_parquet($files, hive_partitioning=false, union_by_name=true)",
-        {"files": files},
+        {"files": params["files"]},
     ).fetchall()
     if "merged_into" not in {r[0] for r in described}:
         return
     # Customers merged away (CUSTOMER/MERGED events, recorded by enrichment): the newest.
     con.execute(
-        f"""INSERT INTO {prefix}mg SELECT f.fid, r.customer_id, r.fetched_at, r.merged_into
-        FROM {_read("customer_profiles")}
+        f"""INSERT INTO {prefix}mg SELECT {_FID}, r.customer_id, r.fetched_at, r.merged_into
+        FROM {_READ}
         WHERE r.merged_into IS NOT NULL AND r.merged_into <> r.customer_id
         QUALIFY row_number() OVER (
-            PARTITION BY f.fid, r.customer_id ORDER BY r.fetched_at DESC) = 1""",
-        {"files": files},
+            PARTITION BY r.file_index, r.customer_id ORDER BY r.fetched_at DESC) = 1""",
+        params,
     )

@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import duckdb
@@ -233,14 +233,19 @@ def _incremental(
         step(1)
         _affected(con)
         step(2)
-        inputs = contribution_inputs("n_", "n_merges", types)
+        # The items' contributions of what is derived again, read once (the largest table).
+        _subset(con)
+        inputs = replace(contribution_inputs("n_", "n_merges", types), cc="s_cc")
         conversation_core(con, inputs, "_kc", "_core")
+        known = _count(con, "_ku")
         con.execute(
             """CREATE OR REPLACE TEMP TABLE _ku AS SELECT DISTINCT customer_id FROM (
                 SELECT customer_id FROM _ku UNION ALL SELECT customer_id FROM _core)"""
         )
         if _count(con, "_ku WHERE customer_id IS NULL"):
             raise _Fallback("a customer without an id changed")
+        if _count(con, "_ku") != known:  # conversations moved to customers not read yet
+            _subset(con)
         profiles(con, inputs, "_ku", "_prof")
         finish_conversations(con, "_core", "_prof", "_conv", temp=True)
         con.execute(
@@ -418,6 +423,7 @@ def _affected(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         """CREATE TEMP TABLE _raw AS SELECT DISTINCT customer_id FROM (
             SELECT customer_id FROM d_cc UNION ALL SELECT customer_id FROM d_cu
+            UNION ALL SELECT customer_id FROM d_en
             UNION ALL SELECT customer_id FROM _paff UNION ALL SELECT customer_id FROM _sm)"""
     )
     con.execute(
@@ -429,6 +435,19 @@ def _affected(con: duckdb.DuckDBPyConnection) -> None:
                 SEMI JOIN _raw r ON r.customer_id = m.source_id
             UNION ALL SELECT customer_id FROM o_conversations
                 WHERE conversation_id IN (SELECT * FROM _kc))"""
+    )
+
+
+def _subset(con: duckdb.DuckDBPyConnection) -> None:
+    """Table `s_cc`: every live item contribution of the conversations in `_kc` and of the
+    customer ids that are, or are merged into, the customers in `_ku`."""
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE _pre AS SELECT customer_id FROM _ku
+        UNION SELECT source_id FROM n_merges WHERE into_id IN (SELECT * FROM _ku)"""
+    )
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE s_cc AS SELECT * FROM n_cc
+        WHERE conversation_id IN (SELECT * FROM _kc) OR customer_id IN (SELECT * FROM _pre)"""
     )
 
 
