@@ -22,8 +22,8 @@ Delta Lake (the `deltalake` package, bench-only: `pip install -e '.[bench]'`): t
 written once as a Delta table (cached), then the same job's rows appended, and the same
 customers deleted and vacuumed (retention 0: the rows leave the disk, as ours do).
 
-Goals (PASS/FAIL): commit at the largest size ≤ 1.5 × commit at size 0; our job throughput
-(staged writes + commit) ≥ 0.5 × Delta's append at the largest size; our erase faster than
+Goals (PASS/FAIL): commit at the largest size <= 1.5 x commit at size 0; our job throughput
+(staged writes + commit) >= 0.5 x Delta's append at the largest size; our erase faster than
 Delta's delete + vacuum.
 """
 
@@ -38,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,7 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from purge_scale import (  # noqa: E402
+from purge_scale import (
     DAY_US,
     DAYS,
     HOUR_US,
@@ -66,7 +66,7 @@ from purge_scale import (  # noqa: E402
     words,
 )
 
-from gladly_archive.schemas import CONVERTED_ITEMS, CUSTOMERS, ITEMS, UTC_MICROS  # noqa: E402
+from gladly_archive.schemas import CONVERTED_ITEMS, CUSTOMERS, ITEMS, UTC_MICROS
 
 GOAL_GROWTH = 1.5
 GOAL_DELTA = 0.5
@@ -145,13 +145,17 @@ def day_job(root: Path, count: int, seed: int) -> tuple[pa.Table, pa.Table]:
     customers_pool = pa.concat_arrays([c.combine_chunks() if isinstance(c, pa.ChunkedArray)
                                        else c for c in cust_ids])  # fmt: skip
     conv_ids.append(pa.nulls(activity, pa.string()))
-    cust_ids.append(pc.take(customers_pool, pa.array(rng.integers(0, len(customers_pool), activity))))
+    cust_ids.append(
+        pc.take(customers_pool, pa.array(rng.integers(0, len(customers_pool), activity)))
+    )
     conv = pa.concat_arrays([_plain(c) for c in conv_ids])
     cust = pa.concat_arrays([_plain(c) for c in cust_ids])
     stamps = micros(day * DAY_US + np.sort(rng.integers(0, 20 * HOUR_US, count)))
     stamp = pa.array(stamps, UTC_MICROS)
     kinds = rng.choice(len(TYPES), count, p=WEIGHTS)
-    content = pa.array(np.array(TYPES + ["CUSTOMER_ACTIVITY"])[np.where(conv.is_null(), len(TYPES), kinds)])
+    content = pa.array(
+        np.array([*TYPES, "CUSTOMER_ACTIVITY"])[np.where(conv.is_null(), len(TYPES), kinds)]
+    )
     who = pa.array(np.where(rng.random(count) < 0.5, "CUSTOMER", "AGENT"))
     text = words(rng, vocab, count, 4, 26)
     item_ids = random_ids(rng, count)
@@ -316,7 +320,9 @@ def job_for(root: Path, job_dir: Path, count: int, purge: int, seed: int) -> Non
     job_dir.mkdir(parents=True, exist_ok=True)
     items, customers = day_job(root, count, seed)
     # As the converter hands them over: the derived columns are filled by write_items.
-    pq.write_table(items.select(CONVERTED_ITEMS.names).cast(CONVERTED_ITEMS), job_dir / "items.parquet")
+    pq.write_table(
+        items.select(CONVERTED_ITEMS.names).cast(CONVERTED_ITEMS), job_dir / "items.parquet"
+    )
     pq.write_table(customers, job_dir / "customers.parquet")
     pool = items["customer_id"].unique().to_pylist()
     index = root / "_index" / "customer_files"
