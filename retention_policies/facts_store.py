@@ -253,9 +253,9 @@ def write_generation(
     next_fid: int,
     still_current: Callable[[], bool],
 ) -> Generation | None:
-    """Write the generation `key` under `base` and return it; None if `still_current()` says
-    no once it is written (the archive moved while the facts were made: they describe no state
-    for sure) or another process saved it first.
+    """Write the generation `key` under `base` and return it (or the one another process saved
+    first); None if `still_current()` says no once it is written (the archive moved while the
+    facts were made: they describe no state for sure).
 
     `relations` names, for each file of the new layer (SMALL tables; `customers`,
     `conversations` and every contribution table; with a `previous` generation also
@@ -300,8 +300,8 @@ def write_generation(
             return None
         try:
             os.rename(tmp, base / key)
-        except OSError:  # another process saved the same state first
-            return None
+        except OSError:  # another process saved the same state first: theirs, if it is whole
+            return _read(base / key)
         return Generation(base / key, manifest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
