@@ -138,7 +138,7 @@ def refresh(
             generation = _incremental(Path(root), base, previous, sources, key, progress)
         except _Fallback as why:
             reason = str(why)
-        except (duckdb.Error, OSError, pa.ArrowException, ValueError, KeyError) as exc:
+        except Exception as exc:  # whatever went wrong, a full build is right
             reason = f"{type(exc).__name__} while refreshing"
             logger.warning(
                 "saved facts could not be refreshed (%s): building them anew", reason, exc_info=True
