@@ -340,6 +340,7 @@ def build_tables(
     except BaseException:
         con.close()
         raise
+    step()
     return Tables(con, rollups_pending=[True]), Built(types)
 
 

@@ -134,15 +134,29 @@ def refresh(
     previous = latest_generation(base)
     reason = "no saved facts of this version"
     if previous is not None:
+        heard: dict[str, tuple[int, int]] = {}
+
+        def tracked(phase: str, done: int, total: int) -> None:
+            heard[phase] = (done, total)
+            if progress is not None:
+                progress(phase, done, total)
+
         try:
-            generation = _incremental(Path(root), base, previous, sources, key, progress)
-        except _Fallback as why:
-            reason = str(why)
+            generation = _incremental(Path(root), base, previous, sources, key, tracked)
         except Exception as exc:  # whatever went wrong, a full build is right
-            reason = f"{type(exc).__name__} while refreshing"
-            logger.warning(
-                "saved facts could not be refreshed (%s): building them anew", reason, exc_info=True
-            )
+            if isinstance(exc, _Fallback):
+                reason = str(exc)
+            else:
+                reason = f"{type(exc).__name__} while refreshing"
+                logger.warning(
+                    "saved facts could not be refreshed (%s): building them anew",
+                    reason,
+                    exc_info=True,
+                )
+            # A display's bars end before the full build's begin.
+            for phase, (done, total) in heard.items():
+                if done < total:
+                    tracked(phase, total, total)
         else:
             if generation is not None:
                 remove_others(base, generation.key)
@@ -214,11 +228,10 @@ def _incremental(
     previous: Generation,
     sources: list[Source],
     key: str,
-    progress: Progress | None,
+    progress: Progress,
 ) -> Generation | None:
     def step(done: int) -> None:
-        if progress is not None:
-            progress(FACTS_PHASE, done, _STEPS)
+        progress(FACTS_PHASE, done, _STEPS)
 
     step(0)
     con = connect()
@@ -263,8 +276,8 @@ def _incremental(
                 con.execute(f"CREATE TEMP TABLE n_{name} AS SELECT * FROM o_{name}")
         step(3)
         con.register("_sources_arrow", sources_table(numbered))
-        if progress is not None:
-            progress(SAVE_PHASE, 0, 1)
+        step(4)
+        progress(SAVE_PHASE, 0, 1)
         relations = {
             "sources": "_sources_arrow",
             "merges": "n_merges",
@@ -302,9 +315,7 @@ def _incremental(
             next_fid=next_fid,
             still_current=_still(root, sources),
         )
-        if progress is not None:
-            progress(SAVE_PHASE, 1, 1)
-        step(4)
+        progress(SAVE_PHASE, 1, 1)
         return generation
     finally:
         con.close()

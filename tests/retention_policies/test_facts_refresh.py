@@ -16,8 +16,8 @@ import retention_policies.facts_refresh as facts_refresh
 import retention_policies.facts_store as facts_store
 from gladly_archive.location import FACTS_DIR
 from retention_policies.fact_sources import Source, list_sources
-from retention_policies.facts import Tables, load_tables
-from retention_policies.facts_cache import facts_tables, refresh_report
+from retention_policies.facts import FACTS_PHASE, Tables, load_tables
+from retention_policies.facts_cache import SAVE_PHASE, facts_tables, refresh_report
 from retention_policies.facts_store import (
     MANIFEST,
     facts_base,
@@ -26,6 +26,7 @@ from retention_policies.facts_store import (
     latest_generation,
     open_generation,
 )
+from tests._progress import ProgressLog
 from tests.retention_policies._random_archive import RandomArchive
 
 TABLES = ("customers", "conversations", "items", "inboxes", "topics")
@@ -320,7 +321,7 @@ def test_another_facts_version_is_built_in_full(
 def test_an_error_while_carrying_forward_builds_in_full(
     grown: RandomArchive, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(*args: object) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
         raise OSError("disk gone")
 
     monkeypatch.setattr(facts_refresh, "conversation_core", broken)
@@ -348,6 +349,27 @@ def test_facts_made_while_the_archive_moved_are_not_saved(
     monkeypatch.setattr(facts_refresh, "contribute", real)
     assert refresh_report(str(grown.root)).mode == "incremental"
     _assert_equal(grown.root, "after the writer finished")
+
+
+def test_progress_of_a_refresh_carried_forward_and_of_one_that_falls_back(
+    grown: RandomArchive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    grown.commit()
+    heard = ProgressLog()
+    assert refresh_report(str(grown.root), progress=heard).mode == "incremental"
+    assert heard.phases() == [FACTS_PHASE, SAVE_PHASE]
+    assert len(heard.runs(FACTS_PHASE)) == 1
+    assert heard.final(SAVE_PHASE) == 1
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(facts_refresh, "customers", broken)
+    grown.commit()
+    heard = ProgressLog()
+    assert refresh_report(str(grown.root), progress=heard).mode == "full"
+    # The attempt's bar ends, then the full build's runs from 0.
+    assert [run[-1] for run in heard.runs(FACTS_PHASE)] == [(4, 4), (6, 6)]
 
 
 def test_the_planner_uses_carried_forward_facts(grown: RandomArchive) -> None:
