@@ -38,7 +38,7 @@ soak: install
 	GLADLY_SOAK=1 GLADLY_CHAOS_REQUESTS=90 $(BIN)/python -m pytest -q -s -p no:cacheprovider \
 		--timeout=1800 tests/erasure/test_erasure_chaos.py tests/erasure/test_engine_crash.py \
 		tests/erasure/test_erasure_cli.py tests/gladly_archive/test_crash.py \
-		tests/gladly_archive/test_migrate_crash.py
+		tests/gladly_archive/test_migrate_crash.py tests/retention_policies/test_facts_refresh.py
 
 # The whole job against a local sandbox Gladly: export, plan, approve, delete, purge, verify.
 demo: install

@@ -15,6 +15,25 @@ import pyarrow as pa
 
 # One vocabulary for the whole package: what Gladly lets the API redact or delete.
 from gladly_archive.writer import write_parquet_file
+from retention_policies.fact_derive import (
+    Inputs,
+    channel_decoding,
+    conversation_core,
+    customers,
+    finish_conversations,
+    profiles,
+    resolve_merges,
+)
+from retention_policies.fact_sources import (
+    CONTRIBUTIONS,
+    MAX_MASKED_TYPES,
+    SOURCE_DATASETS,
+    Source,
+    content_types,
+    contribute,
+    list_sources,
+    quote,
+)
 from retention_policies.vocab import DELETABLE_TYPES, REDACTABLE_TYPES
 
 __all__ = [
@@ -27,11 +46,20 @@ __all__ = [
     "ITEM_FACTS",
     "LOOKUP",
     "REDACTABLE_TYPES",
+    "SAVED",
+    "SAVE_BATCH_ROWS",
     "SOURCE_DATASETS",
+    "Built",
     "Progress",
     "Tables",
+    "build_tables",
+    "built_contribution",
     "connect",
+    "contribution_inputs",
+    "drop_contributions",
+    "items_over",
     "load_tables",
+    "lookup",
     "lookup_tables",
     "open_tables",
     "save_tables",
@@ -246,11 +274,18 @@ def _glob(root: Path, dataset: str) -> str | None:
 
 
 def _parquet(path: str) -> str:
-    return "read_parquet(" + _quote(path) + ", hive_partitioning=false, union_by_name=true)"
+    return "read_parquet(" + quote(path) + ", hive_partitioning=false, union_by_name=true)"
 
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+# The contributions of a full build, kept in its connection as temp tables <_BUILT>cc, ….
+_BUILT = "_c_"
+
+
+@dataclass(frozen=True)
+class Built:
+    """How a full build rolled content types up: name → bit, or None for sorted lists."""
+
+    types: dict[str, int] | None
 
 
 def load_tables(
@@ -267,10 +302,28 @@ def load_tables(
     is used when present. Without it a conversation's status is derived from its last
     CONVERSATION_STATUS_CHANGE (CLOSED, else OPEN) and its topics from TOPIC_CHANGE items.
 
-    `items` stays a view over the Parquet (only the columns it needs are read); the items are
-    aggregated once per (conversation, customer) and both conversation and customer facts are
-    rolled up from that. `progress` hears its steps done (FACTS_PHASE).
+    `items` stays a view over the Parquet (only the columns it needs are read). Every file's
+    contributions are taken first (retention_policies.fact_sources) and the conversation and
+    customer facts derived from them (retention_policies.fact_derive), the way the saved facts
+    are refreshed. `progress` hears its steps done (FACTS_PHASE).
     """
+    tables, _ = build_tables(
+        root, list_sources(root), memory_limit=memory_limit, threads=threads, progress=progress
+    )
+    drop_contributions(tables.con)
+    return tables
+
+
+def build_tables(
+    root: str | Path,
+    sources: list[Source],
+    *,
+    memory_limit: str = "700MB",
+    threads: int = 2,
+    progress: Progress | None = None,
+) -> tuple[Tables, Built]:
+    """The fact tables of exactly these files (numbered in order from 0), their contributions
+    kept in the connection (`contribution_inputs`) until `drop_contributions`."""
     done = 0
 
     def step() -> None:
@@ -282,184 +335,78 @@ def load_tables(
     step()
     root = Path(root)
     con = connect(memory_limit, threads)
-    items = _glob(root, "items")
-    customers = _glob(root, "customers")
-    conv_enr = _glob(root, "conversations")
-    profiles = _glob(root, "customer_profiles")
-    inboxes = _glob(root, "inboxes")
-    topics = _glob(root, "topics")
-    _merges(con, profiles)
-    _items_view(con, items)
-    if items is None:
-        con.execute(
-            "CREATE TEMP TABLE _events (conversation_id VARCHAR, item_id VARCHAR, "
-            '"timestamp" TIMESTAMPTZ, content_type VARCHAR, status VARCHAR, added VARCHAR[], '
-            "removed VARCHAR[])"
-        )
-        types: list[str] = []
-    else:
-        # Only status and topic changes need their JSON parsed.
-        con.execute(
-            f"""CREATE TEMP TABLE _events AS SELECT conversation_id, item_id, "timestamp",
-                content_type,
-                json_extract_string(raw_json, '$.content.status') AS status,
-                CAST(json_extract(raw_json, '$.content.addedTopicIds') AS VARCHAR[]) AS added,
-                CAST(json_extract(raw_json, '$.content.removedTopicIds') AS VARCHAR[]) AS removed
-            FROM {_parquet(items)}
-            WHERE content_type IN ('CONVERSATION_STATUS_CHANGE', 'TOPIC_CHANGE')
-              AND conversation_id IS NOT NULL"""
-        )
-        types = [
-            str(r[0])
-            for r in con.execute(
-                f"SELECT DISTINCT content_type FROM {_parquet(items)} "
-                "WHERE content_type IS NOT NULL ORDER BY 1"
-            ).fetchall()
-        ]
+    try:
+        types = _build(con, root, sources, step)
+    except BaseException:
+        con.close()
+        raise
     step()
-    # Channels are rolled up as a bit mask over the (few) content types when they fit in one.
-    masked = len(types) <= 62
-    if masked:
-        bits = " ".join(f"WHEN {_quote(t)} THEN {1 << i}" for i, t in enumerate(types))
-        channel = f"CASE content_type {bits} ELSE 0 END" if types else "0"
-        agg = "bit_or({c})"
-        literal = "CAST([" + ", ".join(_quote(t) for t in types) + "] AS VARCHAR[])"
-        decode = f"list_filter({literal}, lambda t, i: ((" + "{c} >> (i - 1)) & 1) = 1)"
-    else:
-        channel = "content_type"
-        agg = "list_distinct(flatten(list({c})))"
-        decode = "list_sort({c})"
-    if items is None:
-        con.execute(
-            "CREATE TEMP TABLE _cc (conversation_id VARCHAR, customer_id VARCHAR, "
-            f"mn TIMESTAMPTZ, mx TIMESTAMPTZ, n BIGINT, ch {'BIGINT' if masked else 'VARCHAR[]'})"
-        )
-    else:
-        first = f"bit_or({channel})" if masked else "list_distinct(list(content_type))"
-        # A merged-away customer's items count for the customer it was merged into.
-        con.execute(
-            f"""CREATE TEMP TABLE _cc AS SELECT conversation_id,
-                coalesce(m.into_id, i.customer_id) AS customer_id,
-                min("timestamp") AS mn, max("timestamp") AS mx, count(*) AS n, {first} AS ch
-            FROM {_parquet(items)} i LEFT JOIN merges m ON m.source_id = i.customer_id
-            GROUP BY conversation_id, 2"""
-        )
-    step()
-    _lookup(con, "inboxes", inboxes, "inbox_id")
-    _lookup(con, "topics", topics, "topic_id")
-    if profiles is not None:
-        con.execute(
-            # The newest row wins; an event's row (changed, deleted, merged since) carries no
-            # attributes: unknown until fetched again.
-            f"""CREATE TEMP TABLE _profiles AS SELECT customer_id,
-                CAST(custom_attributes_json AS VARCHAR) AS attrs,
-                CASE WHEN custom_attributes_json IS NOT NULL THEN fetched_at END AS fetched_at
-            FROM {_parquet(profiles)}
-            QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY fetched_at DESC) = 1"""
-        )
-    if conv_enr is None:
-        con.execute(
-            "CREATE TEMP TABLE _conv_enr (conversation_id VARCHAR, customer_id VARCHAR, "
-            "inbox_id VARCHAR, status VARCHAR, created_at TIMESTAMPTZ, closed_at TIMESTAMPTZ, "
-            "topic_ids VARCHAR[], enriched_at TIMESTAMPTZ)"
-        )
-    else:
-        con.execute(
-            f"""CREATE TEMP TABLE _conv_enr AS SELECT conversation_id, customer_id, inbox_id,
-                status, created_at, closed_at, list_sort(CAST(topic_ids AS VARCHAR[])) AS topic_ids,
-                fetched_at AS enriched_at
-            FROM {_parquet(conv_enr)}
-            QUALIFY row_number() OVER (PARTITION BY conversation_id ORDER BY fetched_at DESC) = 1"""
-        )
-    step()
-    if profiles is None:
-        attrs, fetched, profile_join = "CAST(NULL AS VARCHAR)", "CAST(NULL AS TIMESTAMPTZ)", ""
-    else:
-        attrs, fetched = "p.attrs", "p.fetched_at"
-        profile_join = "LEFT JOIN _profiles p ON p.customer_id = {key}"
-    # A mask is decoded once per distinct value (a few hundred), then joined: decoding per row
-    # with a lambda costs seconds at millions of conversations.
-    masks = (
-        "masks AS (SELECT ch, " + decode.format(c="ch") + " AS channels FROM "
-        "(SELECT DISTINCT ch FROM {src})),"
-    )
-    con.execute(
-        _CONVERSATIONS_SQL.format(
-            agg=agg.format(c="ch"),
-            masks=masks.format(src="agg"),
-            enr_join="FULL OUTER" if conv_enr is not None else "LEFT",
-            attrs=attrs,
-            profile_join=profile_join.format(key="j.customer_id"),
-        )
-    )
-    step()
-    if customers is None:
-        con.execute(
-            "CREATE TEMP TABLE _cust (customer_id VARCHAR, emails VARCHAR[], phones VARCHAR[])"
-        )
-    else:
-        con.execute(
-            # Newest row per customer; a merged-away customer's emails and phones are the
-            # survivor's now (Gladly merges them into the surviving profile).
-            f"""CREATE TEMP TABLE _cust AS SELECT coalesce(m.into_id, c.customer_id) AS customer_id,
-                list_distinct(flatten(list(c.emails))) AS emails,
-                list_distinct(flatten(list(c.phones))) AS phones
-            FROM (SELECT customer_id, emails, phones FROM {_parquet(customers)}
-                QUALIFY row_number() OVER (
-                    PARTITION BY customer_id ORDER BY archived_at DESC, job_id DESC) = 1) c
-            LEFT JOIN merges m ON m.source_id = c.customer_id
-            GROUP BY 1"""
-        )
-    con.execute(
-        _CUSTOMERS_SQL.format(
-            agg=agg.format(c="ch"),
-            masks=masks.format(src="it"),
-            # Without enrichment every conversation's customer is already one of the items'.
-            cv_ids="UNION SELECT customer_id FROM cv" if conv_enr is not None else "",
-            attrs=attrs,
-            fetched=fetched,
-            profile_join=profile_join.format(key="ids.customer_id"),
-        )
-    )
-    step()
-    for name in ("_events", "_cc", "_conv_enr", "_cust"):
-        con.execute(f"DROP TABLE {name}")
-    if profiles is not None:
-        con.execute("DROP TABLE _profiles")
-    step()
-    return Tables(con, rollups_pending=[True])
+    return Tables(con, rollups_pending=[True]), Built(types)
 
 
-def _merges(con: duckdb.DuckDBPyConnection, profiles: str | None) -> None:
-    """Table `merges` (source_id → into_id): customers merged away (CUSTOMER/MERGED events,
-    recorded by enrichment) and the customer that survives them, chains followed."""
-    con.execute("CREATE TABLE merges (source_id VARCHAR, into_id VARCHAR)")
-    if profiles is None:
-        return
-    cols = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {_parquet(profiles)}").fetchall()}
-    if "merged_into" not in cols:
-        return
-    con.execute(
-        f"""INSERT INTO merges SELECT customer_id, merged_into FROM {_parquet(profiles)}
-        WHERE merged_into IS NOT NULL AND merged_into <> customer_id
-        QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY fetched_at DESC) = 1"""
+def _build(
+    con: duckdb.DuckDBPyConnection, root: Path, sources: list[Source], step: Callable[[], None]
+) -> dict[str, int] | None:
+    found = content_types(con, root, [s.path for s in sources if s.dataset == "items"])
+    # Content types are rolled up as bits of one BIGINT when they fit in one.
+    types = (
+        {t: bit for bit, t in enumerate(sorted(found))} if len(found) <= MAX_MASKED_TYPES else None
     )
-    # A → B then B → C: A's data is C's. A cycle (never sent by Gladly) stops after 8 steps.
-    for _ in range(8):
-        changed = con.execute(
-            """UPDATE merges SET into_id = n.into_id FROM merges n
-            WHERE merges.into_id = n.source_id AND n.into_id <> merges.source_id"""
-        ).fetchone()
-        if not changed or not changed[0]:
-            break
+    step()
+    contribute(con, root, list(enumerate(sources)), _BUILT, types)
+    step()
+    inputs = contribution_inputs(_BUILT, "merges", types)
+    resolve_merges(con, built_contribution("mg"), "merges")
+    _items_view(con, _glob(root, "items"))
+    for name, id_col in _LOOKUPS.items():
+        _lookup(con, name, [str(root / s.path) for s in sources if s.dataset == name], id_col)
+    step()
+    conversation_core(con, inputs, None, "_conv_core")
+    profiles(con, inputs, None, "_prof")
+    finish_conversations(con, "_conv_core", "_prof", "conversations", temp=False)
+    step()
+    customers(con, inputs, None, "conversations", "_prof", "customers", temp=False)
+    con.execute("DROP TABLE _conv_core")
+    con.execute("DROP TABLE _prof")
+    step()
+    return types
+
+
+def contribution_inputs(prefix: str, merges: str, types: dict[str, int] | None) -> Inputs:
+    """fact_derive's inputs over the contribution relations `<prefix>cc`, …, `<prefix>pr`."""
+    agg, decode = channel_decoding(types)
+    return Inputs(
+        cc=f"{prefix}cc",
+        st=f"{prefix}st",
+        tp=f"{prefix}tp",
+        cu=f"{prefix}cu",
+        en=f"{prefix}en",
+        pr=f"{prefix}pr",
+        merges=merges,
+        agg=agg,
+        decode=decode,
+    )
+
+
+def drop_contributions(con: duckdb.DuckDBPyConnection) -> None:
+    """Free a full build's contributions (build_tables)."""
+    for name in CONTRIBUTIONS:
+        con.execute(f"DROP TABLE IF EXISTS {_BUILT}{name}")
+
+
+def built_contribution(name: str) -> str:
+    """The temp table of a full build holding contribution table `name` (cc, …, mg)."""
+    if name not in CONTRIBUTIONS:
+        raise KeyError(name)
+    return f"{_BUILT}{name}"
 
 
 def _items_view(con: duckdb.DuckDBPyConnection, items: str | None) -> None:
     if items is None:
         con.execute(f"CREATE TABLE items AS SELECT * FROM {_empty(ITEM_FACTS)}")
         return
-    redactable = ", ".join(_quote(t) for t in sorted(REDACTABLE_TYPES))
-    deletable = ", ".join(_quote(t) for t in sorted(DELETABLE_TYPES))
+    redactable = ", ".join(quote(t) for t in sorted(REDACTABLE_TYPES))
+    deletable = ", ".join(quote(t) for t in sorted(DELETABLE_TYPES))
     con.execute(
         f"""CREATE VIEW items AS SELECT
             item_id, conversation_id, coalesce(m.into_id, i.customer_id) AS customer_id,
@@ -478,13 +425,12 @@ def _items_view(con: duckdb.DuckDBPyConnection, items: str | None) -> None:
     )
 
 
-_SAVED = ("customers", "conversations", "inboxes", "topics", "merges")
-# The archive datasets load_tables reads, and the version of how it derives facts from them:
-# a saved copy is valid only for the same archive state and the same version.
-SOURCE_DATASETS = ("items", "customers", "conversations", "customer_profiles", "inboxes", "topics")
-FACTS_VERSION = "4"
+SAVED = ("customers", "conversations", "inboxes", "topics", "merges")
+# The version of how facts are derived from the archive: a saved copy is valid only for the
+# same archive files and the same version.
+FACTS_VERSION = "5"
 # Rows per row group when saving: bounded memory whatever the archive's size.
-_SAVE_BATCH_ROWS = 128 * 1024
+SAVE_BATCH_ROWS = 128 * 1024
 
 
 def save_tables(tables: Tables, directory: str | Path) -> None:
@@ -492,8 +438,8 @@ def save_tables(tables: Tables, directory: str | Path) -> None:
     `directory`, which must exist: `open_tables` reads them back in a fraction of the time
     `load_tables` takes. Customers are saved without their lazy roll-ups."""
     directory = Path(directory)
-    for name in _SAVED:
-        rows = tables.con.sql(f"SELECT * FROM {name}").to_arrow_reader(_SAVE_BATCH_ROWS)
+    for name in SAVED:
+        rows = tables.con.sql(f"SELECT * FROM {name}").to_arrow_reader(SAVE_BATCH_ROWS)
         write_parquet_file(rows, directory / f"{name}.parquet", compression="zstd")
 
 
@@ -502,12 +448,17 @@ def open_tables(
 ) -> Tables:
     """Fact tables saved by `save_tables` from the archive under `root`, whose items stay a view.
 
-    The caller vouches that the archive has not changed since (see flows' facts cache)."""
+    The caller vouches that the archive has not changed since (see the facts cache)."""
     con = connect(memory_limit, threads)
     directory = Path(directory)
-    for name in _SAVED:
-        path = _quote(str(directory / f"{name}.parquet"))
+    for name in SAVED:
+        path = quote(str(directory / f"{name}.parquet"))
         con.execute(f"CREATE TABLE {name} AS SELECT * FROM read_parquet({path})")
+    return items_over(con, root)
+
+
+def items_over(con: duckdb.DuckDBPyConnection, root: str | Path) -> Tables:
+    """Tables in `con` (which holds every table but `items`), `items` a view over `root`."""
     _items_view(con, _glob(Path(root), "items"))
     return Tables(con, rollups_pending=[True])
 
@@ -528,113 +479,41 @@ def lookup_tables(root: str | Path) -> duckdb.DuckDBPyConnection:
     """A connection holding only the `inboxes` and `topics` lookups of the archive at `root`
     (what validating names needs, without reading a single item)."""
     con = connect()
-    _lookup(con, "inboxes", _glob(Path(root), "inboxes"), "inbox_id")
-    _lookup(con, "topics", _glob(Path(root), "topics"), "topic_id")
+    sources = [s for s in list_sources(root) if s.dataset in _LOOKUPS]
+    for name, id_col in _LOOKUPS.items():
+        _lookup(con, name, [str(Path(root) / s.path) for s in sources if s.dataset == name], id_col)
     return con
 
 
-def _lookup(con: duckdb.DuckDBPyConnection, name: str, glob: str | None, id_col: str) -> None:
-    if glob is None:
+# The lookups, each recomputed whole from its dataset's files (a few hundred rows).
+_LOOKUPS = {"inboxes": "inbox_id", "topics": "topic_id"}
+
+
+def lookup(
+    con: duckdb.DuckDBPyConnection, name: str, files: list[str], *, out: str | None = None
+) -> None:
+    """Table `out` (default `name`): the lookup `name` (`inboxes` or `topics`: id, name) from
+    these files (absolute paths), the newest row per id."""
+    _lookup(con, out or name, files, _LOOKUPS[name])
+
+
+def _lookup(con: duckdb.DuckDBPyConnection, name: str, files: list[str], id_col: str) -> None:
+    con.execute(f"DROP TABLE IF EXISTS {name}")
+    if not files:
         con.execute(f"CREATE TABLE {name} (id VARCHAR, name VARCHAR)")
         return
-    cols = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {_parquet(glob)}").fetchall()}
+    read = "read_parquet($files, hive_partitioning=false, union_by_name=true)"
+    described = con.execute(f"DESCRIBE SELECT * FROM {read}", {"files": files}).fetchall()
+    cols = {r[0] for r in described}
     ident = id_col if id_col in cols else "id"
     order = "archived_at DESC" if "archived_at" in cols else "name"
     con.execute(
         f"""CREATE TABLE {name} AS SELECT CAST({ident} AS VARCHAR) AS id,
-            CAST(name AS VARCHAR) AS name FROM {_parquet(glob)}
-        QUALIFY row_number() OVER (PARTITION BY {ident} ORDER BY {order}) = 1"""
+            CAST(name AS VARCHAR) AS name FROM {read}
+        QUALIFY row_number() OVER (PARTITION BY {ident} ORDER BY {order}) = 1""",
+        {"files": files},
     )
 
-
-_CONVERSATIONS_SQL = """
-CREATE TABLE conversations AS
-WITH agg AS (
-    SELECT conversation_id, any_value(customer_id) AS customer_id,
-        min(mn) AS created_at, max(mx) AS last_activity,
-        {agg} AS ch, CAST(sum(n) AS BIGINT) AS item_count
-    FROM _cc WHERE conversation_id IS NOT NULL GROUP BY conversation_id
-),
-{masks}
-last_status AS (
-    SELECT conversation_id, status, "timestamp" AS status_at FROM _events
-    WHERE content_type = 'CONVERSATION_STATUS_CHANGE'
-    QUALIFY row_number() OVER (
-        PARTITION BY conversation_id ORDER BY "timestamp" DESC, item_id DESC) = 1
-),
-topic_events AS (
-    SELECT conversation_id, item_id, "timestamp", unnest(added) AS topic_id, true AS added
-    FROM _events WHERE content_type = 'TOPIC_CHANGE' AND added IS NOT NULL
-    UNION ALL
-    SELECT conversation_id, item_id, "timestamp", unnest(removed) AS topic_id, false AS added
-    FROM _events WHERE content_type = 'TOPIC_CHANGE' AND removed IS NOT NULL
-),
-topics_now AS (
-    SELECT conversation_id, list_sort(list(topic_id)) AS topic_ids FROM (
-        SELECT * FROM topic_events QUALIFY row_number() OVER (
-            PARTITION BY conversation_id, topic_id ORDER BY "timestamp" DESC, item_id DESC) = 1
-    ) WHERE added GROUP BY conversation_id
-),
-joined AS (
-    SELECT coalesce(a.conversation_id, e.conversation_id) AS conversation_id,
-        coalesce(a.customer_id, e.customer_id) AS customer_id,
-        coalesce(a.created_at, e.created_at) AS created_at,
-        coalesce(a.last_activity, e.created_at) AS last_activity,
-        coalesce(e.status, CASE WHEN s.status = 'CLOSED' THEN 'CLOSED' ELSE 'OPEN' END) AS status,
-        coalesce(e.closed_at, CASE WHEN s.status = 'CLOSED' THEN s.status_at END) AS closed_at0,
-        e.inbox_id,
-        coalesce(e.topic_ids, t.topic_ids, []) AS topic_ids,  -- both sorted already
-        CAST(coalesce(m.channels, []) AS VARCHAR[]) AS channels,
-        coalesce(a.item_count, 0) AS item_count,
-        e.enriched_at
-    FROM agg a
-    LEFT JOIN masks m ON m.ch = a.ch
-    {enr_join} JOIN _conv_enr e ON e.conversation_id = a.conversation_id
-    LEFT JOIN last_status s ON s.conversation_id = coalesce(a.conversation_id, e.conversation_id)
-    LEFT JOIN topics_now t ON t.conversation_id = coalesce(a.conversation_id, e.conversation_id)
-)
-SELECT j.conversation_id, j.customer_id, j.created_at, j.last_activity,
-    CASE WHEN j.status = 'CLOSED' THEN j.closed_at0 END AS closed_at, j.status, j.inbox_id,
-    CAST(j.topic_ids AS VARCHAR[]) AS topic_ids, j.channels, j.item_count,
-    {attrs} AS custom_attributes, j.enriched_at
-FROM joined j {profile_join}
-"""
-
-_CUSTOMERS_SQL = """
-CREATE TABLE customers AS
-WITH it AS (
-    SELECT customer_id, max(mx) AS last_activity, min(mn) AS first_activity,
-        CAST(sum(n) AS BIGINT) AS item_count, {agg} AS ch
-    FROM _cc GROUP BY customer_id
-),
-{masks}
-cv AS (
-    SELECT customer_id, count(*) AS conversation_count,
-        bool_or(status IN ('OPEN', 'WAITING')) AS has_open_conversation
-    FROM conversations GROUP BY customer_id
-),
-ids AS (
-    SELECT customer_id FROM it UNION SELECT customer_id FROM _cust {cv_ids}
-)
-SELECT ids.customer_id, it.last_activity, it.first_activity,
-    coalesce(cv.conversation_count, 0) AS conversation_count,
-    coalesce(it.item_count, 0) AS item_count,
-    coalesce(cv.has_open_conversation, false) AS has_open_conversation,
-    CAST(coalesce(list_transform(c.emails, lambda x: lower(trim(x))), []) AS VARCHAR[]) AS emails,
-    CAST(coalesce(c.phones, []) AS VARCHAR[]) AS phones,
-    {attrs} AS custom_attributes,
-    {fetched} AS profile_fetched_at,
-    CAST(coalesce(m.channels, []) AS VARCHAR[]) AS channels,
-    CAST(NULL AS VARCHAR[]) AS inbox_ids,  -- roll-ups: Tables.ensure_rollups
-    CAST(NULL AS VARCHAR[]) AS topic_ids,
-    CAST(NULL AS VARCHAR[]) AS conversation_statuses
-FROM ids
-LEFT JOIN it ON it.customer_id = ids.customer_id
-LEFT JOIN masks m ON m.ch = it.ch
-LEFT JOIN cv ON cv.customer_id = ids.customer_id
-LEFT JOIN _cust c ON c.customer_id = ids.customer_id
-{profile_join}
-"""
 
 _ROLLUPS_SQL = """
 CREATE OR REPLACE TABLE customers AS

@@ -1,102 +1,70 @@
-"""The planner's fact tables, saved beside a local archive and reused while it is unchanged."""
+"""The planner's fact tables, saved beside a local archive, reused while it is unchanged and
+carried forward when it moves (retention_policies.facts_refresh)."""
 
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import tempfile
-from pathlib import Path
 
 import duckdb
 
-from gladly_archive import Archive
-from gladly_archive.location import FACTS_DIR
-from retention_policies.facts import (
-    FACTS_PHASE,
-    FACTS_VERSION,
-    SOURCE_DATASETS,
-    Progress,
-    Tables,
-    load_tables,
-    open_tables,
-    save_tables,
+from retention_policies.fact_sources import list_sources
+from retention_policies.facts import FACTS_PHASE, Progress, Tables, load_tables
+from retention_policies.facts_refresh import SAVE_PHASE, Refreshed, refresh
+from retention_policies.facts_store import (
+    facts_base,
+    find_generation,
+    generation_key,
+    open_generation,
 )
 
-__all__ = ["SAVE_PHASE", "facts_tables", "refresh_facts"]
+__all__ = ["SAVE_PHASE", "facts_tables", "refresh_facts", "refresh_report"]
 
-# The phase of saving freshly built fact tables beside the archive (0 of 1, then 1 of 1).
-SAVE_PHASE = "saving facts"
-
-_DONE = "COMPLETE"
 logger = logging.getLogger(__name__)
-
-
-def _key(archive: Archive) -> str:
-    return f"v{FACTS_VERSION}-{archive.state(SOURCE_DATASETS)[:32]}"
 
 
 def facts_tables(root: str, *, progress: Progress | None = None) -> tuple[Tables, bool]:
     """Fact tables for the archive at `root`, and whether they came from the saved copy.
 
-    Building them reads every item (seconds per million); the copy saved under
-    `<root>/_facts/<state>/` is used only while the archive's datasets are exactly as they were
-    (same files, sizes, times), so a plan never sees stale facts. A fresh build is saved for
-    the next plan. Remote archives are always built. `progress` hears the build's steps
-    (FACTS_PHASE; one step when the saved copy serves) and the save (SAVE_PHASE).
+    The copy saved under `<root>/_facts/<state>/` is used only while the archive's source files
+    are exactly those it lists (same paths, sizes, times, inodes), so a plan never sees stale
+    facts. Otherwise the saved copy is brought up to the archive (from the last one, reading
+    only the files that changed, or built in full) and saved for the next plan. Remote
+    archives are always built. `progress` hears the build's steps (FACTS_PHASE; one step when
+    the saved copy serves) and the save (SAVE_PHASE).
     """
-    archive = Archive(root)
-    local = "://" not in root
-    if not local:
+    if "://" in root:
         return load_tables(root, progress=progress), False
-    key = _key(archive)
-    saved = Path(root) / FACTS_DIR / key
-    if (saved / _DONE).is_file():
-        tables = open_tables(root, saved)
-        if progress is not None:
-            progress(FACTS_PHASE, 1, 1)
-        return tables, True
-    tables = load_tables(root, progress=progress)
-    # Save only if nothing changed while reading: the copy must describe exactly `key`.
-    if _key(archive) == key:
-        if progress is not None:
-            progress(SAVE_PHASE, 0, 1)
-        _save(tables, Path(root) / FACTS_DIR, key)
-        if progress is not None:
-            progress(SAVE_PHASE, 1, 1)
-    return tables, False
+    sources = list_sources(root)
+    saved = find_generation(facts_base(root), generation_key(sources))
+    if saved is not None:
+        try:
+            tables = open_generation(root, saved)
+        except (duckdb.Error, OSError) as exc:  # e.g. removed by a newer refresh meanwhile
+            logger.warning("saved facts could not be read (%s): refreshing", type(exc).__name__)
+        else:
+            if progress is not None:
+                progress(FACTS_PHASE, 1, 1)
+            return tables, True
+    done = refresh(root, progress=progress, keep_tables=True, sources=sources)
+    if done.tables is not None:
+        return done.tables, False
+    if done.generation is not None:
+        try:
+            return open_generation(root, done.generation), False
+        except (duckdb.Error, OSError) as exc:
+            logger.warning("refreshed facts could not be read (%s)", type(exc).__name__)
+    return load_tables(root), False
 
 
 def refresh_facts(root: str, *, progress: Progress | None = None) -> bool:
-    """Build and save the fact tables now if the saved copy is missing or stale (the export
+    """Bring the saved fact tables up to the archive now if they do not describe it (the export
     flow calls this after a commit, so the next plan starts from saved facts). True if built.
     `progress` as for `facts_tables`."""
     if "://" in root:
         return False
-    tables, cached = facts_tables(root, progress=progress)
-    tables.con.close()
-    return not cached
+    return refresh_report(root, progress=progress).mode != "current"
 
 
-def _save(tables: Tables, base: Path, key: str) -> None:
-    try:
-        base.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=base))
-    except OSError as exc:
-        # A cache that cannot be written costs time, never correctness.
-        logger.warning("could not save the planner's fact tables: %s", exc.strerror)
-        return
-    try:
-        save_tables(tables, tmp)
-        (tmp / _DONE).write_text(key + "\n")
-        try:
-            os.rename(tmp, base / key)
-        except OSError:  # another process saved the same state first
-            return
-        for other in base.iterdir():
-            if other.name != key and not other.name.startswith("."):
-                shutil.rmtree(other, ignore_errors=True)
-    except (OSError, duckdb.Error) as exc:
-        logger.warning("could not save the planner's fact tables: %s", type(exc).__name__)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+def refresh_report(root: str, *, progress: Progress | None = None) -> Refreshed:
+    """`refresh_facts`, saying how: "current", "incremental" or "full" (and why full)."""
+    return refresh(root, progress=progress)
