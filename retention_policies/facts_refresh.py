@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -147,11 +148,15 @@ def refresh(
             if isinstance(exc, _Fallback):
                 reason = str(exc)
             else:
+                # Where it failed, not what it said: an error's message may quote a value
+                # read from the archive (a name, an address), and logs hold none.
+                where = traceback.extract_tb(exc.__traceback__)[-1]
                 reason = f"{type(exc).__name__} while refreshing"
                 logger.warning(
-                    "saved facts could not be refreshed (%s): building them anew",
+                    "saved facts could not be refreshed (%s at %s:%s): building them anew",
                     reason,
-                    exc_info=True,
+                    Path(where.filename).name,
+                    where.lineno,
                 )
             # A display's bars end before the full build's begin.
             for phase, (done, total) in heard.items():

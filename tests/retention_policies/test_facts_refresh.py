@@ -4,6 +4,7 @@ anything unexpected is built in full (retention_policies.facts_refresh)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -318,15 +319,19 @@ def test_another_facts_version_is_built_in_full(
     assert saved.path.name.startswith("v999-")
 
 
-def test_an_error_while_carrying_forward_builds_in_full(
-    grown: RandomArchive, monkeypatch: pytest.MonkeyPatch
+def test_an_error_while_carrying_forward_builds_in_full_and_logs_no_value_it_quoted(
+    grown: RandomArchive, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     def broken(*args: object, **kwargs: object) -> None:
-        raise OSError("disk gone")
+        raise OSError("could not convert 'ada.lovelace@example.com'")
 
     monkeypatch.setattr(facts_refresh, "conversation_core", broken)
     grown.commit()
-    _full_again(grown)
+    with caplog.at_level(logging.DEBUG):
+        _full_again(grown)
+    logged = "\n".join(r.getMessage() + str(r.exc_info or "") for r in caplog.records)
+    assert "OSError while refreshing" in logged
+    assert "ada.lovelace" not in logged
 
 
 def test_facts_made_while_the_archive_moved_are_not_saved(
