@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -52,6 +51,7 @@ from filelock import FileLock
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _peak import own_peak_mb
 from purge_scale import (
     DAY_US,
     DAYS,
@@ -75,8 +75,8 @@ SIZES = (0, 1_000_000, 5_000_000, 10_000_000)
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident set (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's own peak resident set (VmHWM; ru_maxrss carries the parent's: _peak)."""
+    return own_peak_mb()
 
 
 # -- building -----------------------------------------------------------------------------

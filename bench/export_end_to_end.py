@@ -49,7 +49,11 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from typing import Any
+
+from _peak import run_measured
 
 REPO = Path(__file__).resolve().parents[1]
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -157,15 +161,13 @@ def run_child(name: str, sandbox: dict[str, str], workdir: Path) -> dict[str, An
     log = workdir / f"{name}.log"
     started = time.perf_counter()
     with open(log, "wb") as output:
-        child = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env)
-        # wait4, not Popen.wait: it also gives the child's own peak RSS.
-        _, status, usage = os.wait4(child.pid, 0)
+        # Its own peak RSS, not this process's carried into it (_peak).
+        finished = run_measured(command, stdout=output, stderr=subprocess.STDOUT, env=env)
     seconds = time.perf_counter() - started
-    child.returncode = os.waitstatus_to_exitcode(status)
     return {
         "seconds": seconds,
-        "rss_mb": usage.ru_maxrss / 1024,  # KiB on Linux
-        "exit": child.returncode,
+        "rss_mb": finished.rss_mb,
+        "exit": finished.exit,
         "log": log,
         "out_mb": sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) / 1e6,
     }

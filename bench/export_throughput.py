@@ -46,14 +46,17 @@ import json
 import os
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from typing import Any
+
+from _peak import run_measured
 
 GOAL_RAW_RATIO = 1.25
 GOAL_LOOP_RATIO = 5.0
@@ -476,17 +479,14 @@ def measure(name: str, source: Path, workdir: Path, compression: str, block_mb: 
     ]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
-        child = subprocess.Popen(command, stdout=stdout, stderr=stderr, env=env)
-        # wait4, not Popen.wait: it also returns the child's own peak RSS and CPU time.
-        _, status, usage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)
+        # The child's own peak RSS and CPU time, not this process's carried into it (_peak).
+        finished = run_measured(command, stdout=stdout, stderr=stderr, env=env)
         stdout.seek(0)
         stderr.seek(0)
         out, err = stdout.read(), stderr.read()
     target.unlink(missing_ok=True)
-    rss_mb = usage.ru_maxrss / 1024  # KiB on Linux
-    cpu = usage.ru_utime + usage.ru_stime
-    if child.returncode != 0:
+    rss_mb, cpu = finished.rss_mb, finished.cpu_s
+    if finished.exit != 0:
         last = err.decode(errors="replace").strip().splitlines()[-1:] or ["(no message)"]
         return Run(name, None, 0, cpu, rss_mb, last[0][:160])
     result = json.loads(out)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -26,10 +25,12 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from _peak import run_measured
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -188,13 +189,14 @@ def _child(root: Path, unlimited: bool) -> tuple[dict[str, object], int]:
     args = [sys.executable, __file__, "--measure", str(root)] + (
         ["--unlimited"] if unlimited else []
     )
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE)
-    assert proc.stdout is not None
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    if status != 0:
-        raise SystemExit(f"measurement failed ({status})")
-    return json.loads(out.decode().strip().splitlines()[-1]), usage.ru_maxrss * 1024
+    with tempfile.TemporaryFile() as stdout:
+        # The child's own peak RSS, not this process's carried into it (_peak).
+        finished = run_measured(args, stdout=stdout)
+        stdout.seek(0)
+        out = stdout.read()
+    if finished.exit != 0:
+        raise SystemExit(f"measurement failed ({finished.exit})")
+    return json.loads(out.decode().strip().splitlines()[-1]), int(finished.rss_mb * 1024 * 1024)
 
 
 def main() -> None:
