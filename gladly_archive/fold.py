@@ -16,6 +16,7 @@ fold of years of data needs memory for a slice of it, not all of it.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import time
@@ -50,7 +51,7 @@ from gladly_archive.layout import (
 )
 from gladly_archive.merge import CommitPlanner
 from gladly_archive.schemas import DATASETS, SCHEMA_VERSION
-from gladly_archive.transcripts import writer_limits
+from gladly_archive.transcripts import split_fresh, writer_limits
 from gladly_archive.writer import DatasetWriter, WrittenFile
 
 __all__ = [
@@ -239,6 +240,7 @@ class _Fold:
         self.staging = join(self.root, STAGING_DIR, self.fold_id)
         self.staged: dict[str, list[WrittenFile]] = {}
         self.deletes: list[str] = []
+        self._counters: dict[str, Iterator[int]] = {}
 
     def _hook(self, point: str) -> None:
         if self.archive.crash_hook is not None:
@@ -257,6 +259,8 @@ class _Fold:
             DATASETS[dataset],
             file_prefix=f"part-{self.fold_id}",
             partition=partition,
+            # one count a dataset: a partition written by two writers names no file twice
+            counter=self._counters.setdefault(dataset, itertools.count()),
             on_file=on_file,
             max_file_bytes=file_bytes,
             max_row_group_bytes=group_bytes,
@@ -386,11 +390,14 @@ class _Fold:
                         moved += spill.add(self._tagged(batch.filter(old), per_slice))
                         staying.append(batch.filter(pc.invert(old)))
                     self.deletes.append(path)
-                stay = self._writer(dataset, partition)
-                table = pa.Table.from_batches(staying, DATASETS[dataset])
-                for batch in table.sort_by(_AGE[dataset]).to_batches():
-                    stay.write_batch(batch)
-                stay.close()
+                table = pa.Table.from_batches(staying, DATASETS[dataset]).sort_by(_AGE[dataset])
+                # A transcript shard's fresh rows in files of their own (split_fresh).
+                parts = split_fresh(table) if dataset == "transcripts" else [table]
+                for part in parts:
+                    stay = self._writer(dataset, partition)
+                    for batch in part.to_batches():
+                        stay.write_batch(batch)
+                    stay.close()
         spill.close()
         self.report.rows_folded[dataset] = moved
         self.report.files_replaced[dataset] += len(whole) + len(split)

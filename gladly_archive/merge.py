@@ -257,6 +257,9 @@ class CommitPlanner:
         old = pa.concat_tables(
             [*(t.cast(_OLD_TRANSCRIPTS) for t in old_rows), _OLD_TRANSCRIPTS.empty_table()]
         )
+        recent = [p for partition, paths in rewrite.items() if partition.startswith("shard-")
+                  for p in paths]  # fmt: skip
+        sizes = {i.path: i.size or 0 for i in self.fs.get_file_info(recent)}
         conv_shards = np.array([bucket_of(c) for c in touched.to_pylist()], dtype=np.int64)
         # A big job's conversations are rebuilt a group of shards at a time, so memory holds
         # about TRANSCRIPT_GROUP_ITEMS items whatever the job's size (a day's job: one group).
@@ -265,7 +268,9 @@ class CommitPlanner:
         for group in range(groups):
             mine = shards[group::groups]
             in_group = pa.array(np.isin(conv_shards, mine))
-            self._rebuild_shards(mine, touched.filter(in_group), touched, old, rewrite, built_at)
+            self._rebuild_shards(
+                mine, touched.filter(in_group), touched, old, rewrite, built_at, sizes, small
+            )
         # Old rows found in the folded tier: their files lose those rows (rebuilt above).
         for partition in sorted(p for p in rewrite if not p.startswith("shard-")):
             writer = self.make_writer("transcripts", partition)
@@ -280,9 +285,13 @@ class CommitPlanner:
         old: pa.Table,
         rewrite: dict[str, list[str]],
         built_at: datetime,
+        sizes: dict[str, int],
+        small: int,
     ) -> None:
         """Rebuild the ``group`` of touched conversations (those of ``shards``) and write their
-        shards: the rows kept from the files rewritten, then the rebuilt rows, newest last."""
+        shards: the rows kept from the files rewritten, then the rebuilt rows, newest last, in
+        a file of their own unless the rows kept are few (``sizes``: the files' bytes; files
+        under ``small`` bytes are small)."""
         group_old = old.filter(pc.is_in(old["conversation_id"], value_set=group))
         built = build_transcripts(self._items_of(group, group_old), built_at)
         self.conversations_rebuilt += built.num_rows
@@ -291,8 +300,15 @@ class CommitPlanner:
         )
         for shard in shards:
             partition = bucket_partition(shard)
+            carried = rewrite.get(partition, [])
             writer = self.make_writer("transcripts", partition)
-            self._carry(writer, rewrite.get(partition, []), touched)
+            self._carry(writer, carried, touched)
+            if sum(sizes.get(p, 0) for p in carried) >= small:
+                # Big files lose a few rows; the rebuilt rows (the conversations the next
+                # commits continue) go to a small file of their own, so that those commits
+                # rewrite it rather than the big ones again (FRESH_TRANSCRIPT_DAYS).
+                writer.close()
+                writer = self.make_writer("transcripts", partition)
             for batch in built.filter(pa.array(row_shards == shard)).to_batches():
                 writer.write_batch(batch)
             writer.close()

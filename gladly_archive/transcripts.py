@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,7 @@ __all__ = [
     "bucket_partition",
     "build_transcripts",
     "line_parts",
+    "split_fresh",
     "transcript_lines",
 ]
 
@@ -75,6 +76,26 @@ def bucket_partition(bucket: int) -> str:
 RECENT_TRANSCRIPT_FILE_BYTES = 512 << 10
 # Row groups small enough for files of that size (bytes in memory; zstd makes them ~4x less).
 RECENT_TRANSCRIPT_ROW_GROUP_BYTES = 1 << 20
+# The rows of conversations active in a shard's last days are written in a file of their own
+# (by a fold; a commit writes its rebuilt rows so too): the conversations commits continue,
+# so what a commit rewrites to drop their old rows is that small file, not the shard's big
+# files of older rows.
+FRESH_TRANSCRIPT_DAYS = 3
+
+
+def split_fresh(rows: pa.Table) -> list[pa.Table]:
+    """A recent shard's transcript rows (sorted by last_timestamp) as the older rows and those
+    of the shard's last FRESH_TRANSCRIPT_DAYS days, each to be written to files of its own;
+    empty parts left out."""
+    if not rows.num_rows:
+        return []
+    stamps = rows.column("last_timestamp")
+    newest = pc.max(stamps)
+    if not newest.is_valid:
+        return [rows]
+    cutoff = pa.scalar(newest.as_py() - timedelta(days=FRESH_TRANSCRIPT_DAYS), stamps.type)
+    older = pc.sum(pc.less(stamps, cutoff)).as_py() or 0  # sorted: the older rows come first
+    return [part for part in (rows.slice(0, older), rows.slice(older)) if part.num_rows]
 
 
 def writer_limits(dataset: str, partition: str, max_file_bytes: int) -> tuple[int, int]:

@@ -6,12 +6,15 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 import gladly_archive.merge as merge
 import gladly_archive.transcripts as transcripts
 from gladly_archive.archive import Archive
+from gladly_archive.fold import fold_archive
+from gladly_archive.schemas import TRANSCRIPTS
 from gladly_archive.transcripts import bucket_of, bucket_partition
 from tests.gladly_archive.test_archive import T0, archive_job, fixed_clock, item
 
@@ -110,3 +113,82 @@ def test_a_big_job_rebuilt_a_group_of_shards_at_a_time_builds_the_same_rows(
     assert len(calls) > 2, "the jobs were rebuilt in several groups"
     assert grouped == whole
     assert len({r["conversation_id"] for r in whole}) == len(whole) == 90
+
+
+def _holding(root: Path, shard: str, conversation: str) -> set[str]:
+    return {
+        p
+        for p in files(root, f"transcripts/{shard}")
+        if conversation in pq.read_table(root / p)["conversation_id"].to_pylist()
+    }
+
+
+def test_rebuilt_rows_go_to_a_file_of_their_own_so_the_next_commit_rewrites_only_that(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Files big enough to hold a shard whole: c7's rebuilt row could join the rows kept.
+    monkeypatch.setattr(transcripts, "RECENT_TRANSCRIPT_FILE_BYTES", 1 << 20)
+    monkeypatch.setattr(merge, "SMALL_RECENT_TRANSCRIPTS", 256)
+    archive = Archive.open(tmp_path, clock=fixed_clock)
+    rows = [
+        item(f"i{n}", f"c{n}", f"u{n % 40}", T0 + timedelta(minutes=n), text=_words(n))
+        for n in range(CONVERSATIONS)
+    ]
+    archive_job(archive, "J1", rows)
+    shard = bucket_partition(bucket_of("c7"))
+    later = T0 + timedelta(days=1)
+    archive_job(archive, "J2", [item("j1", "c7", "u7", later, job_id="J2")])
+    (own,) = _holding(tmp_path, shard, "c7")
+    assert pq.read_table(tmp_path / own)["conversation_id"].to_pylist() == ["c7"]
+    kept = files(tmp_path, f"transcripts/{shard}") - {own}
+    assert kept, "the shard's other rows stayed in a file apart"
+    # The next day continues c7 again: only its own small file is replaced.
+    archive_job(archive, "J3", [item("k1", "c7", "u7", later + timedelta(days=1), job_id="J3")])
+    after = files(tmp_path, f"transcripts/{shard}")
+    assert kept <= after
+    assert own not in after
+    c7 = [
+        r for r in archive.dataset("transcripts").to_table().to_pylist()
+        if r["conversation_id"] == "c7"
+    ]  # fmt: skip
+    assert [r["item_count"] for r in c7] == [3]
+
+
+def test_split_fresh_puts_a_shards_last_days_apart_oldest_first() -> None:
+    stamps = [T0 + timedelta(days=d, hours=1) for d in range(10)]
+    rows = pa.table(
+        {"conversation_id": [f"c{d}" for d in range(10)], "last_timestamp": stamps},
+        schema=pa.schema(
+            [pa.field("conversation_id", pa.string()), TRANSCRIPTS.field("last_timestamp")]
+        ),
+    )
+    older, fresh = transcripts.split_fresh(rows)
+    days = transcripts.FRESH_TRANSCRIPT_DAYS
+    assert fresh["conversation_id"].to_pylist() == [f"c{d}" for d in range(9 - days, 10)]
+    assert older["conversation_id"].to_pylist() == [f"c{d}" for d in range(9 - days)]
+    assert transcripts.split_fresh(rows.slice(7)) == [rows.slice(7)]  # all fresh: one part
+    assert transcripts.split_fresh(rows.slice(0, 0)) == []
+
+
+def test_a_fold_writes_each_shards_fresh_rows_in_a_file_of_their_own(tmp_path: Path) -> None:
+    archive = Archive.open(tmp_path, clock=fixed_clock)
+    # Conversations over 40 days; the fold keeps the last month recent.
+    rows = [
+        item(f"i{n}", f"c{n}", f"u{n % 7}", T0 + timedelta(days=n, minutes=1), text=_words(n))
+        for n in range(40)
+    ]
+    archive_job(archive, "J1", rows)
+    fold_archive(archive, (T0 + timedelta(days=5)).date(), buckets=4)
+    split = 0
+    for shard in (tmp_path / "transcripts").glob("shard-*"):
+        # the files the fold wrote (it rewrites a shard that held rows leaving it)
+        written = [pq.read_table(p) for p in shard.glob("part-fold-*.parquet")]
+        stamps = [t["last_timestamp"].to_pylist() for t in written]
+        if not stamps:
+            continue
+        shard_cut = max(max(s) for s in stamps) - timedelta(days=transcripts.FRESH_TRANSCRIPT_DAYS)
+        for s in stamps:  # a file holds only fresh rows, or only older ones
+            assert all(x >= shard_cut for x in s) or all(x < shard_cut for x in s)
+        fresh = sum(1 for s in stamps if all(x >= shard_cut for x in s))
+        split += fresh == 1 and len(stamps) > fresh
+    assert split, "a shard's fresh rows went to a file of their own beside the older rows'"
