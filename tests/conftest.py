@@ -32,3 +32,13 @@ for _var in (
     "GLADLY_PIPELINE_ACTOR",
 ):
     os.environ.pop(_var, None)
+
+import duckdb  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _fresh_duckdb_default_connection() -> None:
+    """Each test gets a new default connection (`duckdb.sql`, `duckdb.execute`): a relation one
+    test left unfetched must not make another fail, whatever order a worker runs them in."""
+    duckdb.set_default_connection(duckdb.connect())
