@@ -17,9 +17,11 @@ from tests._fault_proxy import FaultProxy
 from tests._scan import traces
 from tests.erasure._erasure_world import ErasureWorld, deletable, erasure_world
 
-pytestmark = pytest.mark.integration
-
 REQUESTS = int(os.environ.get("GLADLY_CHAOS_REQUESTS", "30"))
+
+# Its 30 requests through a fault proxy with kills take 2-5 minutes on 2 busy cores (make test
+# runs two test workers): more than the suite's 300 s default allows; 30 s a request.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(30 * REQUESTS)]
 # About 18 % of the API's answers are faults, of every kind a network or Gladly can produce.
 FAULTS = {
     "429": 0.03,
