@@ -30,6 +30,17 @@ def files(root: Path, dataset: str) -> set[str]:
     return {str(p.relative_to(root)) for p in (root / dataset).rglob("*.parquet")}
 
 
+def _one_item_a_conversation(root: Path) -> Archive:
+    """An archive of CONVERSATIONS conversations c0, c1, ... of one item each (job J1)."""
+    archive = Archive.open(root, clock=fixed_clock)
+    rows = [
+        item(f"i{n}", f"c{n}", f"u{n % 40}", T0 + timedelta(minutes=n), text=_words(n))
+        for n in range(CONVERSATIONS)
+    ]
+    archive_job(archive, "J1", rows)
+    return archive
+
+
 @pytest.fixture
 def small_files(monkeypatch: pytest.MonkeyPatch) -> None:
     """Recent transcript files of a few kilobytes, so that a test's shard holds many."""
@@ -41,12 +52,7 @@ def small_files(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_continuing_a_conversation_rewrites_only_the_file_holding_it(
     tmp_path: Path, small_files: None
 ) -> None:
-    archive = Archive.open(tmp_path, clock=fixed_clock)
-    rows = [
-        item(f"i{n}", f"c{n}", f"u{n % 40}", T0 + timedelta(minutes=n), text=_words(n))
-        for n in range(CONVERSATIONS)
-    ]
-    archive_job(archive, "J1", rows)
+    archive = _one_item_a_conversation(tmp_path)
     shard = bucket_partition(bucket_of("c7"))
     before = files(tmp_path, f"transcripts/{shard}")
     assert len(before) >= 3, "the shard is kept in several small files"
@@ -129,12 +135,7 @@ def test_rebuilt_rows_go_to_a_file_of_their_own_so_the_next_commit_rewrites_only
     # Files big enough to hold a shard whole: c7's rebuilt row could join the rows kept.
     monkeypatch.setattr(transcripts, "RECENT_TRANSCRIPT_FILE_BYTES", 1 << 20)
     monkeypatch.setattr(merge, "SMALL_RECENT_TRANSCRIPTS", 256)
-    archive = Archive.open(tmp_path, clock=fixed_clock)
-    rows = [
-        item(f"i{n}", f"c{n}", f"u{n % 40}", T0 + timedelta(minutes=n), text=_words(n))
-        for n in range(CONVERSATIONS)
-    ]
-    archive_job(archive, "J1", rows)
+    archive = _one_item_a_conversation(tmp_path)
     shard = bucket_partition(bucket_of("c7"))
     later = T0 + timedelta(days=1)
     archive_job(archive, "J2", [item("j1", "c7", "u7", later, job_id="J2")])
