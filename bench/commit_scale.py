@@ -1,13 +1,16 @@
 """A day's export commit at archive sizes 0, 1 M, 5 M and 10 M items, and a Delta table beside it.
 
     .venv/bin/python bench/commit_scale.py [--sizes 0,1000000,5000000,10000000]
-        [--job-items 5000] [--purge 100] [--cache DIR] [--no-delta] [--repeat 2]
+        [--job-items 5000] [--purge 100] [--cache DIR] [--no-delta] [--repeat 2] [--traffic N]
 
 Each size's archive is built once (bench/purge_scale.py's vectorised builder: three years of
 daily exports, ~4 items a conversation, 10 items a customer) and folded by the archive's own
 fold_archive through a month before its last day, as the export flow leaves it; builds are
 kept under --cache (default: a folder in the temporary directory) and reused by later runs.
-Size 0 is an empty archive.
+Size 0 is an empty archive. With --traffic N (items a day) each size spans size/N days
+instead, ending on the same day: archives that differ in age alone, at the same daily traffic
+(the three-year builds give bigger archives more traffic a day, and the recent tier a commit
+works in grows with it).
 
 Then, in a child process per size, on a hard-linked copy of the build (commits replace files by
 rename, never in place): one day's export job of --job-items items is staged and committed
@@ -86,15 +89,16 @@ def peak_rss_mb() -> float:
 # -- building -----------------------------------------------------------------------------
 
 
-def build(root: Path, items: int, seed: int) -> dict[str, Any]:
-    """Child: the synthetic archive, folded as the export flow leaves it."""
+def build(root: Path, items: int, seed: int, days: int = DAYS) -> dict[str, Any]:
+    """Child: the synthetic archive (its traffic over the last ``days`` of the three years),
+    folded as the export flow leaves it."""
     from gladly_archive import Archive
     from gladly_archive.fold import KEEP_DAYS, fold_archive
 
     started = time.perf_counter()
     root.mkdir(parents=True, exist_ok=True)
     if items:
-        Builder(root, items, max(1, items // 10), 0, seed).build()
+        Builder(root, items, max(1, items // 10), 0, seed, days).build()
         through = date.fromisoformat(day_label(DAYS - 1)) - timedelta(days=KEEP_DAYS)
         fold_archive(Archive(root), through)
     else:
@@ -380,13 +384,19 @@ def main() -> None:
     parser.add_argument(
         "--no-facts", action="store_true", help="skip the fact-table refresh after the commit"
     )
+    parser.add_argument(
+        "--traffic",
+        type=int,
+        help="items a day: each size spans size/traffic days (its age) instead of three years",
+    )
     parser.add_argument("--build", nargs=2, metavar=("ROOT", "ITEMS"))
+    parser.add_argument("--days", type=int, default=DAYS, help=argparse.SUPPRESS)
     parser.add_argument("--build-delta", nargs=2, metavar=("ROOT", "TABLE"))
     parser.add_argument("--measure", nargs=2, metavar=("ROOT", "JOB"))
     parser.add_argument("--measure-delta", nargs=2, metavar=("TABLE", "JOB"))
     args = parser.parse_args()
     if args.build:
-        print(json.dumps(build(Path(args.build[0]), int(args.build[1]), args.seed)))
+        print(json.dumps(build(Path(args.build[0]), int(args.build[1]), args.seed, args.days)))
         return
     if args.build_delta:
         print(json.dumps(build_delta(Path(args.build_delta[0]), Path(args.build_delta[1]))))
@@ -413,12 +423,15 @@ def run(args: argparse.Namespace) -> None:
     work = Path(tempfile.mkdtemp(prefix="commit_scale_"))
     try:
         for size in sizes:
-            built = cache / f"archive-{size}-s{args.seed}"
+            days = age_days(size, args.traffic)
+            aged = "" if days == DAYS else f"-d{days}"
+            built = cache / f"archive-{size}{aged}-s{args.seed}"
             # Another run building the same size waits here instead of removing this one's.
-            with FileLock(str(cache / f"archive-{size}-s{args.seed}.lock")):
+            with FileLock(str(built) + ".lock"):
                 if not (built / ".built").exists():
                     shutil.rmtree(built, ignore_errors=True)
-                    took = child(["--build", str(built), str(size), "--seed", str(args.seed)])
+                    building = ["--build", str(built), str(size), "--seed", str(args.seed)]
+                    took = child([*building, "--days", str(days)])
                     (built / ".built").write_text(json.dumps(took))
                     print(f"built {size:,} items in {took['seconds']:.0f} s", flush=True)
             job_dir = work / f"job-{size}"
@@ -451,9 +464,9 @@ def run(args: argparse.Namespace) -> None:
             )
             if args.no_delta:
                 continue
-            delta_built = cache / f"delta-{size}-s{args.seed}"
+            delta_built = cache / f"delta-{size}{aged}-s{args.seed}"
             if size and not (delta_built / ".built").exists():
-                with FileLock(str(cache / f"delta-{size}-s{args.seed}.lock")):
+                with FileLock(str(delta_built) + ".lock"):
                     shutil.rmtree(delta_built, ignore_errors=True)
                     took = child(["--build-delta", str(built), str(delta_built)])
                     (delta_built / ".built").write_text(json.dumps(took))
@@ -473,6 +486,19 @@ def run(args: argparse.Namespace) -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     verdict(sizes, results, deltas, args)
+
+
+def age_days(size: int, traffic: int | None) -> int:
+    """The days an archive of ``size`` items spans: three years, or size/traffic (--traffic)."""
+    if traffic is None or not size:
+        return DAYS
+    days = -(-size // traffic)
+    if not 2 < days <= DAYS:
+        raise SystemExit(
+            f"--traffic {traffic:,} makes {size:,} items span {days} days; it must be 3 to "
+            f"{DAYS} (three years): choose a traffic between {-(-size // DAYS):,} and {size // 3:,}"
+        )
+    return days
 
 
 def verdict(
@@ -496,6 +522,16 @@ def verdict(
         )
     later = results[high]["next_commit_s"] / results[low]["next_commit_s"]
     print(f"   the next day's commit at {high:,} / at {low:,} items: {later:.2f} (not the goal)")
+    grown = [s for s in sizes if s]
+    if args.traffic and len(grown) > 1:
+        young, old = min(grown), max(grown)
+        print(
+            f"   at {args.traffic:,} items a day, {old:,} items ({age_days(old, args.traffic)} "
+            f"days) / {young:,} ({age_days(young, args.traffic)} days): commit "
+            f"{results[old]['commit_s'] / results[young]['commit_s']:.2f}, the next day's "
+            f"{results[old]['next_commit_s'] / results[young]['next_commit_s']:.2f} "
+            "(growth with age alone; not the goal)"
+        )
     if high in deltas:
         ours = results[high]["staged_s"] + results[high]["commit_s"]
         ratio = deltas[high]["append_s"] / ours

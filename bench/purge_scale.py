@@ -165,10 +165,18 @@ def write_cells(
 
 
 class Builder:
-    """Synthesises one archive; `cluster` > 0 splits every file by customer (the proposal)."""
+    """Synthesises one archive; `cluster` > 0 splits every file by customer (the proposal).
 
-    def __init__(self, root: Path, items: int, customers: int, cluster: int, seed: int) -> None:
+    Its traffic spans the last `days` of the DAYS (three years, the default), so archives of
+    every age end on the same day and the same next day's job fits them all."""
+
+    def __init__(
+        self, root: Path, items: int, customers: int, cluster: int, seed: int, days: int = DAYS
+    ) -> None:
+        if not 2 < days <= DAYS:
+            raise ValueError(f"days must be 3..{DAYS}, not {days}")
         self.root, self.items, self.customers, self.cluster = root, items, customers, cluster
+        self.days, self.first = days, DAYS - days
         self.cells = max(1, cluster)
         self.rng = np.random.default_rng(seed)
         self.customer_ids = random_ids(self.rng, customers)
@@ -203,7 +211,8 @@ class Builder:
         activity = items // 20
         in_conv = items - activity
         conv_customer = rng.integers(0, self.customers, conversations)
-        conv_start = rng.integers(0, (DAYS - 2) * DAY_US, conversations)
+        first = self.first * DAY_US
+        conv_start = first + rng.integers(0, (self.days - 2) * DAY_US, conversations)
         item_conv = rng.integers(0, conversations, in_conv)
         # Items follow their conversation's start by hours: the same day or the next.
         offset = np.minimum(rng.exponential(3 * HOUR_US, in_conv), 40 * HOUR_US).astype(np.int64)
@@ -212,7 +221,7 @@ class Builder:
             (conv_customer[item_conv], rng.integers(0, self.customers, activity))
         )
         ts = np.concatenate(
-            (conv_start[item_conv] + offset, rng.integers(0, DAYS * DAY_US, activity))
+            (conv_start[item_conv] + offset, first + rng.integers(0, self.days * DAY_US, activity))
         )
         kind = np.concatenate((rng.choice(len(TYPES), in_conv, p=WEIGHTS), np.full(activity, -1)))
         order = np.argsort(ts, kind="stable")
@@ -398,7 +407,7 @@ class Builder:
     def write_quarantine(self) -> None:
         """Three unreadable lines naming random customers in each of 30 jobs."""
         for job in range(30):
-            label = day_label(job * DAYS // 30)
+            label = day_label(self.first + job * self.days // 30)
             custs = pc.take(self.customer_ids, pa.array(self.rng.integers(0, self.customers, 3)))
             lines = [
                 f'{{"customerId":"{c}","content":{{"body":"cut'.encode() for c in custs.to_pylist()
