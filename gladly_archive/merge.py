@@ -32,12 +32,14 @@ from gladly_archive.transcripts import (
 )
 from gladly_archive.writer import DatasetWriter, WrittenFile
 
-__all__ = ["CommitPlanner", "WriterFactory"]
+__all__ = ["KEPT_COLUMNS", "CommitPlanner", "WriterFactory"]
 
 
 # (dataset directory, partition directory) -> a writer into the job's staging area.
 WriterFactory = Callable[[str, str], DatasetWriter]
 
+# The columns of staged files a commit reads: their writers keep them (WrittenFile.columns).
+KEPT_COLUMNS = ("item_id", "conversation_id", "customer_id")
 # The datasets whose files hold customers' rows, and so are listed in the customer file index.
 INDEXED_DATASETS = ("items", "customers", "transcripts")
 # Small files of a directory are merged once this many have gathered there, so commits that add
@@ -60,6 +62,12 @@ _OLD_TRANSCRIPTS = pa.schema(
 
 def _column(fs: pafs.FileSystem, path: str, name: str) -> pa.ChunkedArray:
     return pq.read_table(path, columns=[name], filesystem=fs).column(0)
+
+
+def _staged_column(fs: pafs.FileSystem, staged: WrittenFile, name: str) -> pa.ChunkedArray:
+    """A staged file's column: as its writer kept it (KEPT_COLUMNS), else read from the file."""
+    kept = staged.columns.get(name)
+    return kept if kept is not None else _column(fs, staged.path, name)
 
 
 def _batches(fs: pafs.FileSystem, path: str) -> Iterator[pa.RecordBatch]:
@@ -139,7 +147,7 @@ class CommitPlanner:
     def _dedupe_within_job(self, partition: str) -> pa.Array:
         """Keep the last row of every item id in this partition's staged files; return the ids."""
         files = [f for f in self.staged["items"] if f.partition == partition]
-        columns = [_column(self.fs, f.path, "item_id") for f in files]
+        columns = [_staged_column(self.fs, f, "item_id") for f in files]
         ids = pa.chunked_array(
             [chunk for column in columns for chunk in column.chunks], pa.string()
         ).combine_chunks()
@@ -222,7 +230,7 @@ class CommitPlanner:
         for staged in self.staged.get("items", []):
             if staged.path in self._rewritten:
                 continue  # rows already in the archive, not the job's
-            column = _column(self.fs, staged.path, "conversation_id")
+            column = _staged_column(self.fs, staged, "conversation_id")
             touched_set.update(pc.unique(column.drop_null()).to_pylist())
         if not touched_set:
             return
@@ -260,44 +268,32 @@ class CommitPlanner:
         recent = [p for partition, paths in rewrite.items() if partition.startswith("shard-")
                   for p in paths]  # fmt: skip
         sizes = {i.path: i.size or 0 for i in self.fs.get_file_info(recent)}
-        conv_shards = np.array([bucket_of(c) for c in touched.to_pylist()], dtype=np.int64)
-        # A big job's conversations are rebuilt a group of shards at a time, so memory holds
-        # about TRANSCRIPT_GROUP_ITEMS items whatever the job's size (a day's job: one group).
-        job_rows = sum(f.rows for f in self.staged.get("items", []))
-        groups = max(1, min(len(shards), -(-job_rows // TRANSCRIPT_GROUP_ITEMS)))
-        for group in range(groups):
-            mine = shards[group::groups]
-            in_group = pa.array(np.isin(conv_shards, mine))
-            self._rebuild_shards(
-                mine, touched.filter(in_group), touched, old, rewrite, built_at, sizes, small
-            )
+        writers = self._shard_writers(shards, touched, rewrite, sizes, small)
+        # A big job's conversations are rebuilt a group at a time, so memory holds about
+        # TRANSCRIPT_GROUP_ITEMS items whatever the job's size (a day's job: one group).
+        for group, job_files in self._groups(touched):
+            self._rebuild_group(group, old, job_files, writers, built_at)
+        for writer in writers.values():
+            writer.close()
         # Old rows found in the folded tier: their files lose those rows (rebuilt above).
         for partition in sorted(p for p in rewrite if not p.startswith("shard-")):
             writer = self.make_writer("transcripts", partition)
             self._carry(writer, rewrite[partition], touched)
             writer.close()
 
-    def _rebuild_shards(
+    def _shard_writers(
         self,
         shards: list[int],
-        group: pa.Array,
         touched: pa.Array,
-        old: pa.Table,
         rewrite: dict[str, list[str]],
-        built_at: datetime,
         sizes: dict[str, int],
         small: int,
-    ) -> None:
-        """Rebuild the ``group`` of touched conversations (those of ``shards``) and write their
-        shards: the rows kept from the files rewritten, then the rebuilt rows, newest last, in
+    ) -> dict[int, DatasetWriter]:
+        """A writer per recent shard, for its rebuilt rows, after the rows kept from its files
+        rewritten (those holding old rows of ``touched``). The rebuilt rows, newest last, go to
         a file of their own unless the rows kept are few (``sizes``: the files' bytes; files
         under ``small`` bytes are small)."""
-        group_old = old.filter(pc.is_in(old["conversation_id"], value_set=group))
-        built = build_transcripts(self._items_of(group, group_old), built_at)
-        self.conversations_rebuilt += built.num_rows
-        row_shards = np.array(
-            [bucket_of(c) for c in built.column("conversation_id").to_pylist()], dtype=np.int64
-        )
+        writers: dict[int, DatasetWriter] = {}
         for shard in shards:
             partition = bucket_partition(shard)
             carried = rewrite.get(partition, [])
@@ -309,9 +305,66 @@ class CommitPlanner:
                 # rewrite it rather than the big ones again (FRESH_TRANSCRIPT_DAYS).
                 writer.close()
                 writer = self.make_writer("transcripts", partition)
+            writers[shard] = writer
+        return writers
+
+    def _groups(self, touched: pa.Array) -> list[tuple[pa.Array, set[str] | None]]:
+        """The touched conversations in groups of about TRANSCRIPT_GROUP_ITEMS of the job's
+        items, each with the staged item files holding any of its conversations (None: all).
+
+        Conversations are grouped by where they first appear in the staged items, day by day,
+        so that a group's items lie in a few of a backfill's day files, and each file is read
+        about once, not once a group. Conversations not among the staged items (another
+        conversation now holds their replaced items) join the first group.
+        """
+        files = sorted(self.staged.get("items", []), key=lambda f: (f.partition, f.path))
+        columns = [f.columns.get("conversation_id") for f in files]
+        rows = sum(f.rows for f in files)
+        if rows <= TRANSCRIPT_GROUP_ITEMS or any(c is None for c in columns):
+            return [(touched, None)]
+        ids = pa.chunked_array(
+            [chunk for column in columns if column is not None for chunk in column.chunks],
+            pa.string(),
+        )
+        first = (
+            pa.table({"conversation_id": ids, "row": pa.array(np.arange(len(ids)))})
+            .group_by("conversation_id")
+            .aggregate([("row", "min")])
+        )
+        at = pc.take(first["row_min"], pc.index_in(touched, value_set=first["conversation_id"]))
+        group_of = np.asarray(pc.fill_null(at, 0), dtype=np.int64) // TRANSCRIPT_GROUP_ITEMS
+        numbers = np.unique(group_of)
+        # Each staged row's group (-1: no touched conversation), then each file's groups.
+        where = pc.index_in(ids, value_set=touched)
+        row_group = np.asarray(pc.fill_null(pc.take(pa.array(group_of), where), -1), dtype=np.int64)
+        holding: dict[int, set[str]] = {int(n): set() for n in numbers}
+        offset = 0
+        for staged in files:
+            for number in np.unique(row_group[offset : offset + staged.rows]):
+                if number >= 0:
+                    holding[int(number)].add(staged.path)
+            offset += staged.rows
+        return [(touched.filter(pa.array(group_of == n)), holding[int(n)]) for n in numbers]
+
+    def _rebuild_group(
+        self,
+        group: pa.Array,
+        old: pa.Table,
+        job_files: set[str] | None,
+        writers: dict[int, DatasetWriter],
+        built_at: datetime,
+    ) -> None:
+        """Rebuild a ``group`` of touched conversations from their items (those of the staged
+        ``job_files`` and the archive's) and write each row to its shard's writer."""
+        group_old = old.filter(pc.is_in(old["conversation_id"], value_set=group))
+        built = build_transcripts(self._items_of(group, group_old, job_files), built_at)
+        self.conversations_rebuilt += built.num_rows
+        row_shards = np.array(
+            [bucket_of(c) for c in built.column("conversation_id").to_pylist()], dtype=np.int64
+        )
+        for shard in np.unique(row_shards):
             for batch in built.filter(pa.array(row_shards == shard)).to_batches():
-                writer.write_batch(batch)
-            writer.close()
+                writers[int(shard)].write_batch(batch)
 
     def _carry(self, writer: DatasetWriter, paths: list[str], touched: pa.Array) -> None:
         """Copy these files' rows but the touched conversations'; the files are replaced."""
@@ -321,13 +374,18 @@ class CommitPlanner:
                 writer.write_batch(batch.filter(kept))
             self.deletes.append(path)
 
-    def _day_partitions(self, old: pa.Table) -> set[str]:
+    def _day_partitions(self, old: pa.Table, job_files: set[str] | None) -> set[str]:
         """Existing item day directories that may hold items of the touched conversations.
 
         An existing transcript row spans its conversation's items (first..last timestamp), so
-        only days inside those spans need reading; the job's own partitions always do.
+        only days inside those spans need reading; the days of the job's files holding them
+        (``job_files``; None: all the job's) always do.
         """
-        partitions = {f.partition for f in self.staged.get("items", [])}
+        partitions = {
+            f.partition
+            for f in self.staged.get("items", [])
+            if job_files is None or f.path in job_files
+        }
         if not old.num_rows:
             return partitions
         starts = np.asarray(pc.cast(old["first_timestamp"], pa.date32()).cast(pa.int32()))
@@ -346,11 +404,12 @@ class CommitPlanner:
                 partitions.add(name)
         return partitions
 
-    def _items_of(self, touched: pa.Array, old: pa.Table) -> pa.Table:
-        """The touched conversations' items as they will be after this commit: from the job,
-        the day directories inside their spans and, for conversations that began on or before
-        the day folded through, the folded tier."""
-        partitions = sorted(self._day_partitions(old))
+    def _items_of(self, touched: pa.Array, old: pa.Table, job_files: set[str] | None) -> pa.Table:
+        """The touched conversations' items as they will be after this commit: from the job
+        (its ``job_files`` holding them; None: all its files), the day directories inside their
+        spans and, for conversations that began on or before the day folded through, the
+        folded tier."""
+        partitions = sorted(self._day_partitions(old, job_files))
         deleted = set(self.deletes)
         paths = [
             path
@@ -358,7 +417,8 @@ class CommitPlanner:
             for path in list_files(self.fs, join(self.root, "items", partition))
             if path not in deleted
         ]
-        paths += [f.path for f in self.staged.get("items", [])]
+        staged = self.staged.get("items", [])
+        paths += [f.path for f in staged if job_files is None or f.path in job_files]
         through = read_layout(self.fs, self.root).folded_through
         if through is not None and old.num_rows:
             first = pc.min(pc.cast(old["first_timestamp"], pa.date32())).as_py()
@@ -388,7 +448,7 @@ class CommitPlanner:
         new_rows = []
         for dataset in INDEXED_DATASETS:
             for staged in self.staged.get(dataset, []):
-                customers = pc.unique(_column(self.fs, staged.path, "customer_id"))
+                customers = pc.unique(_staged_column(self.fs, staged, "customer_id"))
                 count = len(customers)
                 new_rows.append(
                     pa.table(

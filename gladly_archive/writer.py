@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import os
 import posixpath
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -59,6 +60,11 @@ class WrittenFile:
     partition: str  # partition directory relative to the dataset ("", "2025-03-01", "job-…")
     rows: int
     size_bytes: int
+    # The file's values of the writer's ``keep_columns``, in row order (its own copy of what it
+    # wrote, so that a commit need not read the file back for its ids): empty unless asked.
+    columns: Mapping[str, pa.ChunkedArray] = dataclasses.field(
+        default_factory=dict, compare=False, repr=False
+    )
 
 
 def _describe(field: pa.Field) -> str:
@@ -151,13 +157,16 @@ class _RotatingFile:
         next_name: Callable[[], str],
         max_file_bytes: int,
         on_file: Callable[[WrittenFile], None],
+        keep_columns: tuple[str, ...] = (),
     ) -> None:
         self._fs, self._dir, self._partition, self._schema = fs, directory, partition, schema
         self._next_name, self._max_file_bytes, self._on_file = next_name, max_file_bytes, on_file
+        self._keep = keep_columns
         self._sink: Any = None
         self._writer: pq.ParquetWriter | None = None
         self._tmp = self._final = ""
         self._rows = 0
+        self._kept: dict[str, list[pa.Array]] = {}
 
     def write_row_group(self, table: pa.Table) -> None:
         if self._writer is None:
@@ -167,8 +176,11 @@ class _RotatingFile:
             self._sink = self._fs.open_output_stream(self._tmp)
             self._writer = pq.ParquetWriter(self._sink, self._schema, compression="zstd")
             self._rows = 0
+            self._kept = {name: [] for name in self._keep}
         self._writer.write_table(table, row_group_size=max(1, table.num_rows))
         self._rows += table.num_rows
+        for name, kept in self._kept.items():
+            kept.extend(table.column(name).chunks)
         if self._sink.tell() >= self._max_file_bytes:
             self.close()
 
@@ -181,7 +193,12 @@ class _RotatingFile:
         self._writer = None
         fsync_file(self._fs, self._tmp)
         self._fs.move(self._tmp, self._final)
-        self._on_file(WrittenFile(self._final, self._partition, self._rows, size))
+        columns = {
+            name: pa.chunked_array(chunks, self._schema.field(name).type)
+            for name, chunks in self._kept.items()
+        }
+        self._kept = {}
+        self._on_file(WrittenFile(self._final, self._partition, self._rows, size, columns))
 
     def discard(self) -> None:
         """Drop a half-written file (after an error)."""
@@ -192,6 +209,7 @@ class _RotatingFile:
             self._sink.close()
         finally:
             self._writer = None
+            self._kept = {}
             with contextlib.suppress(FileNotFoundError):
                 self._fs.delete_file(self._tmp)
 
@@ -204,6 +222,8 @@ class DatasetWriter:
     ``max_file_bytes``. With ``partition_by_date`` the rows go to ``YYYY-MM-DD/``
     sub-directories by the UTC date of that timestamp column; ``partition`` puts every file in
     one fixed sub-directory instead (e.g. ``job-<id>``, see ``layout.id_partition``).
+    ``keep_columns`` (those of the schema's that it names) are kept in memory with each
+    ``WrittenFile`` (``columns``): a staged job's ids, which its commit reads several times.
     """
 
     def __init__(
@@ -224,6 +244,7 @@ class DatasetWriter:
         max_open_files: int = DEFAULT_MAX_OPEN_FILES,
         max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
         on_file: Callable[[WrittenFile], None] | None = None,
+        keep_columns: Iterable[str] = (),
     ) -> None:
         """Prepare a writer; nothing is created until the first row arrives."""
         self.fs, self.base_dir, self.dataset, self.schema = fs, base_dir, dataset, schema
@@ -237,6 +258,7 @@ class DatasetWriter:
         self._max_open = max_open_files
         self._max_buffered = max_buffered_bytes
         self._user_on_file = on_file
+        self._keep = tuple(name for name in keep_columns if name in schema.names)
         self._files: OrderedDict[str, _RotatingFile] = OrderedDict()  # LRU of open partitions
         self._pending: dict[str, list[pa.RecordBatch]] = {}
         self._pending_rows: dict[str, int] = {}
@@ -331,6 +353,7 @@ class DatasetWriter:
             lambda: f"{self._prefix}-{next(self._counter)}.parquet",
             self._max_file_bytes,
             self._finished,
+            self._keep,
         )
         self._files[partition] = handle
         return handle

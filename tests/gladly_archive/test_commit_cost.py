@@ -102,23 +102,92 @@ def _two_jobs(root: Path) -> list[dict[str, object]]:
     return sorted(table.to_pylist(), key=lambda r: str(r["conversation_id"]))
 
 
-def test_a_big_job_rebuilt_a_group_of_shards_at_a_time_builds_the_same_rows(
+def test_a_big_job_rebuilt_a_group_at_a_time_builds_the_same_rows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     whole = _two_jobs(tmp_path / "whole")
     calls: list[int] = []
-    real = merge.CommitPlanner._rebuild_shards
+    real = merge.CommitPlanner._rebuild_group
 
-    def counted(self: merge.CommitPlanner, shards: list[int], *args: object) -> None:
-        calls.append(len(shards))
-        real(self, shards, *args)  # type: ignore[arg-type]
+    def counted(self: merge.CommitPlanner, group: pa.Array, *args: object) -> None:
+        calls.append(len(group))
+        real(self, group, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(merge, "TRANSCRIPT_GROUP_ITEMS", 40)
-    monkeypatch.setattr(merge.CommitPlanner, "_rebuild_shards", counted)
+    monkeypatch.setattr(merge.CommitPlanner, "_rebuild_group", counted)
     grouped = _two_jobs(tmp_path / "grouped")
     assert len(calls) > 2, "the jobs were rebuilt in several groups"
     assert grouped == whole
     assert len({r["conversation_id"] for r in whole}) == len(whole) == 90
+
+
+def _backfill(root: Path) -> list[dict[str, object]]:
+    """A first job of twelve days (conversations of a day or two, as a backfill holds them),
+    then a second that re-exports some of its items, continues some conversations and moves
+    one item to another conversation."""
+    archive = Archive.open(root, clock=fixed_clock)
+    first = [
+        item(f"i{n}", f"c{n // 4}", f"u{n % 30}", T0 + timedelta(hours=5 * n), text=_words(n))
+        for n in range(CONVERSATIONS)
+    ]
+    archive_job(archive, "J1", first)
+    later = T0 + timedelta(hours=5 * CONVERSATIONS)
+    second = [
+        item(f"i{n}", f"c{n // 4}", f"u{n % 30}", T0 + timedelta(hours=5 * n), job_id="J2")
+        for n in range(0, CONVERSATIONS, 3)
+    ]
+    second += [
+        item(f"j{n}", f"c{n * 5}", f"u{n % 30}", later + timedelta(hours=n), job_id="J2")
+        for n in range(12)
+    ]
+    second.append(item("i9", "c-moved", "u9", T0 + timedelta(hours=45), job_id="J2"))
+    archive_job(archive, "J2", second)
+    table = archive.dataset("transcripts").to_table().drop_columns(["built_at"])
+    return sorted(table.to_pylist(), key=lambda r: str(r["conversation_id"]))
+
+
+def test_a_backfills_groups_read_its_day_files_about_once_not_once_a_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = _backfill(tmp_path / "whole")
+    given: list[set[str] | None] = []
+    real = merge.CommitPlanner._items_of
+
+    def recorded(
+        self: merge.CommitPlanner, touched: pa.Array, old: pa.Table, job_files: set[str] | None
+    ) -> pa.Table:
+        given.append(job_files)
+        return real(self, touched, old, job_files)
+
+    monkeypatch.setattr(merge, "TRANSCRIPT_GROUP_ITEMS", 40)
+    monkeypatch.setattr(merge.CommitPlanner, "_items_of", recorded)
+    grouped = _backfill(tmp_path / "grouped")
+    assert grouped == whole, "the same rows as one group builds"
+    assert {r["conversation_id"] for r in whole} == {f"c{n}" for n in range(60)} | {"c-moved"}
+    assert all(g is not None for g in given)
+    read = [path for files in given if files is not None for path in files]
+    day_files = set(read)
+    assert len(given) >= 2 * 5, "both jobs were rebuilt in several groups"
+    assert len(day_files) >= 12
+    # A group reads the day files its conversations lie in; grouped by shard, every group
+    # would read every one of them.
+    assert len(read) <= 2 * len(day_files)
+
+
+def test_a_commit_reads_no_staged_file_back_for_its_ids(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read: list[str] = []
+    real = merge._column
+
+    def recorded(fs: object, path: str, name: str) -> pa.ChunkedArray:
+        read.append(name)
+        return real(fs, path, name)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(merge, "_column", recorded)
+    archive = _one_item_a_conversation(tmp_path)
+    assert archive.dataset("transcripts").count_rows() == CONVERSATIONS
+    assert read == [], "item, conversation and customer ids came from the writers"
 
 
 def _holding(root: Path, shard: str, conversation: str) -> set[str]:

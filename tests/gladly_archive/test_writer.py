@@ -189,3 +189,34 @@ def test_nulls_in_a_required_column_are_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(SchemaMismatchError, match=r"items: required column raw_json has 1 null"):
         _writer(tmp_path).write_batch(broken)
+
+
+def test_kept_columns_are_each_files_own_values_in_row_order(tmp_path: Path) -> None:
+    rows = [
+        item(f"i{n}", None if n % 5 == 0 else f"c{n % 7}", f"u{n % 3}", T0 + timedelta(hours=n))
+        for n in range(60)
+    ]
+    writer = _writer(
+        tmp_path,
+        partition_by_date="timestamp",
+        min_row_group_rows=1,
+        max_file_bytes=1,  # a file a row group: the kept values follow each rotation
+        keep_columns=("item_id", "conversation_id", "no_such_column"),
+    )
+    writer.write_batches(items_table(rows).to_batches(max_chunksize=9))
+    written = writer.close()
+    assert len(written) > 3
+    for file in written:
+        on_disk = pq.read_table(file.path)
+        assert set(file.columns) == {"item_id", "conversation_id"}
+        for name, kept in file.columns.items():
+            assert kept.type == ITEMS.field(name).type
+            assert kept.to_pylist() == on_disk[name].to_pylist(), (file.path, name)
+    assert sum(len(f.columns["item_id"]) for f in written) == 60
+
+
+def test_no_columns_are_kept_unless_asked(tmp_path: Path) -> None:
+    writer = _writer(tmp_path)
+    writer.write_batches(_items(10).to_batches())
+    (written,) = writer.close()
+    assert written.columns == {}
