@@ -18,6 +18,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
+import gladly_archive.fold as fold_module
 from gladly_archive.archive import Archive
 from gladly_archive.fold import FOLD_PHASE, choose_buckets, fold_archive, fold_due
 from gladly_archive.layout import (
@@ -31,7 +32,7 @@ from gladly_archive.layout import (
 from gladly_archive.purge import purge_customers
 from gladly_archive.schemas import SCHEMA_VERSION
 from tests._progress import ProgressLog
-from tests.gladly_archive.test_archive import T0, fixed_clock, item, items_table
+from tests.gladly_archive.test_archive import T0, archive_job, fixed_clock, item, items_table
 from tests.gladly_archive.test_purge import (
     A,
     B,
@@ -369,3 +370,39 @@ def test_a_fold_works_on_a_non_local_filesystem() -> None:
     listed = fs.get_file_info(pafs.FileSelector("archive/items", recursive=True))
     assert any("/folded/" in i.path for i in listed)
     assert not any(i.path.endswith("2025-03-01") for i in listed)
+
+
+def test_small_batches_are_gathered_up_to_the_limits_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(fold_module, "_GATHER_ROWS", 10)
+    files = [[pa.record_batch({"n": list(range(start, start + 3))}) for start in (f, f + 3)]
+             for f in range(0, 60, 6)]  # fmt: skip
+    gathered = list(fold_module._gathered(iter(iter(batches) for batches in files)))
+    assert [b.num_rows for b in gathered] == [9, 9, 9, 9, 9, 9, 6]
+    assert [n for b in gathered for n in b.column("n").to_pylist()] == list(range(60))
+    monkeypatch.setattr(fold_module, "_GATHER_BYTES", 1)
+    assert [b.num_rows for b in fold_module._gathered(iter(files[:1]))] == [3, 3]
+
+
+def test_the_first_fold_counts_customers_from_the_customer_file_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive = Archive.open(tmp_path, clock=fixed_clock)
+    rows = [item(f"i{n}", f"c{n}", f"u{n % 7}", T0 + timedelta(days=n % 5)) for n in range(40)]
+    archive_job(archive, "J1", rows)
+    read: list[str] = []
+    real = fold_module.pq.read_table
+
+    def recorded(path: str, *args: Any, **kw: Any) -> pa.Table:
+        read.append(path)
+        return real(path, *args, **kw)
+
+    monkeypatch.setattr(fold_module.pq, "read_table", recorded)
+    assert fold_module._count_customers(archive) == 7
+    assert read
+    assert all("/_index/" in p for p in read), "only the index was read"
+    shutil.rmtree(tmp_path / "_index")
+    read.clear()
+    assert fold_module._count_customers(archive) == 7, "without an index: every file"
+    assert any("/items/" in p for p in read)
