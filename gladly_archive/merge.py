@@ -32,14 +32,16 @@ from gladly_archive.transcripts import (
 )
 from gladly_archive.writer import DatasetWriter, WrittenFile
 
-__all__ = ["KEPT_COLUMNS", "CommitPlanner", "WriterFactory"]
+__all__ = ["KEPT_COLUMNS", "KEPT_DISTINCT", "CommitPlanner", "WriterFactory"]
 
 
 # (dataset directory, partition directory) -> a writer into the job's staging area.
 WriterFactory = Callable[[str, str], DatasetWriter]
 
-# The columns of staged files a commit reads: their writers keep them (WrittenFile.columns).
-KEPT_COLUMNS = ("item_id", "conversation_id", "customer_id")
+# What a commit reads of its staged files, kept by their writers instead: the item ids in row
+# order (WrittenFile.columns), the conversations and customers as distinct values (.distinct).
+KEPT_COLUMNS = ("item_id",)
+KEPT_DISTINCT = ("conversation_id", "customer_id")
 # The datasets whose files hold customers' rows, and so are listed in the customer file index.
 INDEXED_DATASETS = ("items", "customers", "transcripts")
 # Small files of a directory are merged once this many have gathered there, so commits that add
@@ -68,6 +70,15 @@ def _staged_column(fs: pafs.FileSystem, staged: WrittenFile, name: str) -> pa.Ch
     """A staged file's column: as its writer kept it (KEPT_COLUMNS), else read from the file."""
     kept = staged.columns.get(name)
     return kept if kept is not None else _column(fs, staged.path, name)
+
+
+def _staged_distinct(fs: pafs.FileSystem, staged: WrittenFile, name: str) -> pa.Array:
+    """A staged file's distinct non-NULL values of a column: as its writer kept them
+    (KEPT_DISTINCT), else read from the file."""
+    kept = staged.distinct.get(name)
+    if kept is not None:
+        return kept
+    return pc.unique(_column(fs, staged.path, name).drop_null())
 
 
 def _batches(fs: pafs.FileSystem, path: str) -> Iterator[pa.RecordBatch]:
@@ -230,8 +241,7 @@ class CommitPlanner:
         for staged in self.staged.get("items", []):
             if staged.path in self._rewritten:
                 continue  # rows already in the archive, not the job's
-            column = _staged_column(self.fs, staged, "conversation_id")
-            touched_set.update(pc.unique(column.drop_null()).to_pylist())
+            touched_set.update(_staged_distinct(self.fs, staged, "conversation_id").to_pylist())
         if not touched_set:
             return
         touched = pa.array(sorted(touched_set), pa.string())
@@ -318,32 +328,39 @@ class CommitPlanner:
         conversation now holds their replaced items) join the first group.
         """
         files = sorted(self.staged.get("items", []), key=lambda f: (f.partition, f.path))
-        columns = [f.columns.get("conversation_id") for f in files]
-        rows = sum(f.rows for f in files)
-        if rows <= TRANSCRIPT_GROUP_ITEMS or any(c is None for c in columns):
+        if sum(f.rows for f in files) <= TRANSCRIPT_GROUP_ITEMS:
             return [(touched, None)]
-        ids = pa.chunked_array(
-            [chunk for column in columns if column is not None for chunk in column.chunks],
-            pa.string(),
-        )
+        # Each file's conversations (in the order they first appear in it), and about where
+        # each first appears among the job's items: the file's start, plus its share of the
+        # file's rows (so that one big file is split too).
+        each = [_staged_distinct(self.fs, f, "conversation_id") for f in files]
+        places = [
+            start + np.arange(len(ids), dtype=np.int64) * f.rows // max(1, len(ids))
+            for start, f, ids in zip(
+                np.cumsum([0] + [f.rows for f in files[:-1]]), files, each, strict=True
+            )
+        ]
+        ids = pa.chunked_array(each, pa.string())
         first = (
-            pa.table({"conversation_id": ids, "row": pa.array(np.arange(len(ids)))})
+            pa.table({"conversation_id": ids, "start": pa.array(np.concatenate(places))})
             .group_by("conversation_id")
-            .aggregate([("row", "min")])
+            .aggregate([("start", "min")])
         )
-        at = pc.take(first["row_min"], pc.index_in(touched, value_set=first["conversation_id"]))
+        at = pc.take(first["start_min"], pc.index_in(touched, value_set=first["conversation_id"]))
         group_of = np.asarray(pc.fill_null(at, 0), dtype=np.int64) // TRANSCRIPT_GROUP_ITEMS
         numbers = np.unique(group_of)
-        # Each staged row's group (-1: no touched conversation), then each file's groups.
+        # Each file's conversations' groups (-1: not touched), then each group's files.
         where = pc.index_in(ids, value_set=touched)
-        row_group = np.asarray(pc.fill_null(pc.take(pa.array(group_of), where), -1), dtype=np.int64)
+        entry_group = np.asarray(
+            pc.fill_null(pc.take(pa.array(group_of), where), -1), dtype=np.int64
+        )
         holding: dict[int, set[str]] = {int(n): set() for n in numbers}
         offset = 0
-        for staged in files:
-            for number in np.unique(row_group[offset : offset + staged.rows]):
+        for staged, conversations in zip(files, each, strict=True):
+            for number in np.unique(entry_group[offset : offset + len(conversations)]):
                 if number >= 0:
                     holding[int(number)].add(staged.path)
-            offset += staged.rows
+            offset += len(conversations)
         return [(touched.filter(pa.array(group_of == n)), holding[int(n)]) for n in numbers]
 
     def _rebuild_group(
@@ -448,7 +465,7 @@ class CommitPlanner:
         new_rows = []
         for dataset in INDEXED_DATASETS:
             for staged in self.staged.get(dataset, []):
-                customers = pc.unique(_staged_column(self.fs, staged, "customer_id"))
+                customers = _staged_distinct(self.fs, staged, "customer_id")
                 count = len(customers)
                 new_rows.append(
                     pa.table(

@@ -29,7 +29,7 @@ from gladly_archive.convert import QuarantinedLine
 from gladly_archive.fs import ArchiveError, ArchiveLockedError, WriterLock, join, remove_dir
 from gladly_archive.item_derive import derive_items
 from gladly_archive.layout import INDEX_DIR, QUARANTINE_DIR, id_partition, relative
-from gladly_archive.merge import KEPT_COLUMNS, CommitPlanner
+from gladly_archive.merge import KEPT_COLUMNS, KEPT_DISTINCT, CommitPlanner
 from gladly_archive.reference_names import ConversationFacts, load_names
 from gladly_archive.schemas import DATASETS, QUARANTINE, SCHEMA_VERSION, UTC_MICROS
 from gladly_archive.transcripts import writer_limits
@@ -151,6 +151,7 @@ class StagedJob:
             # The ids its commit looks at (merge.CommitPlanner), kept rather than read back:
             # a backfill stages a file a day, a thousand of them for three years.
             keep_columns=KEPT_COLUMNS,
+            keep_distinct=KEPT_DISTINCT,
         )
 
     def _require_open(self) -> None:

@@ -60,9 +60,13 @@ class WrittenFile:
     partition: str  # partition directory relative to the dataset ("", "2025-03-01", "job-…")
     rows: int
     size_bytes: int
-    # The file's values of the writer's ``keep_columns``, in row order (its own copy of what it
-    # wrote, so that a commit need not read the file back for its ids): empty unless asked.
+    # The file's values of the writer's ``keep_columns``, in row order, and the distinct
+    # non-NULL values of its ``keep_distinct`` (its own copy of what it wrote, so that a commit
+    # need not read the file back for its ids): empty unless asked.
     columns: Mapping[str, pa.ChunkedArray] = dataclasses.field(
+        default_factory=dict, compare=False, repr=False
+    )
+    distinct: Mapping[str, pa.Array] = dataclasses.field(
         default_factory=dict, compare=False, repr=False
     )
 
@@ -158,15 +162,17 @@ class _RotatingFile:
         max_file_bytes: int,
         on_file: Callable[[WrittenFile], None],
         keep_columns: tuple[str, ...] = (),
+        keep_distinct: tuple[str, ...] = (),
     ) -> None:
         self._fs, self._dir, self._partition, self._schema = fs, directory, partition, schema
         self._next_name, self._max_file_bytes, self._on_file = next_name, max_file_bytes, on_file
-        self._keep = keep_columns
+        self._keep, self._keep_distinct = keep_columns, keep_distinct
         self._sink: Any = None
         self._writer: pq.ParquetWriter | None = None
         self._tmp = self._final = ""
         self._rows = 0
         self._kept: dict[str, list[pa.Array]] = {}
+        self._distinct: dict[str, list[pa.Array]] = {}
 
     def write_row_group(self, table: pa.Table) -> None:
         if self._writer is None:
@@ -177,10 +183,13 @@ class _RotatingFile:
             self._writer = pq.ParquetWriter(self._sink, self._schema, compression="zstd")
             self._rows = 0
             self._kept = {name: [] for name in self._keep}
+            self._distinct = {name: [] for name in self._keep_distinct}
         self._writer.write_table(table, row_group_size=max(1, table.num_rows))
         self._rows += table.num_rows
         for name, kept in self._kept.items():
             kept.extend(table.column(name).chunks)
+        for name, seen in self._distinct.items():
+            seen.append(pc.unique(table.column(name).drop_null()))
         if self._sink.tell() >= self._max_file_bytes:
             self.close()
 
@@ -197,8 +206,14 @@ class _RotatingFile:
             name: pa.chunked_array(chunks, self._schema.field(name).type)
             for name, chunks in self._kept.items()
         }
-        self._kept = {}
-        self._on_file(WrittenFile(self._final, self._partition, self._rows, size, columns))
+        distinct = {
+            name: pc.unique(pa.chunked_array(seen, self._schema.field(name).type))
+            for name, seen in self._distinct.items()
+        }
+        self._kept, self._distinct = {}, {}
+        self._on_file(
+            WrittenFile(self._final, self._partition, self._rows, size, columns, distinct)
+        )
 
     def discard(self) -> None:
         """Drop a half-written file (after an error)."""
@@ -209,7 +224,7 @@ class _RotatingFile:
             self._sink.close()
         finally:
             self._writer = None
-            self._kept = {}
+            self._kept, self._distinct = {}, {}
             with contextlib.suppress(FileNotFoundError):
                 self._fs.delete_file(self._tmp)
 
@@ -223,7 +238,8 @@ class DatasetWriter:
     sub-directories by the UTC date of that timestamp column; ``partition`` puts every file in
     one fixed sub-directory instead (e.g. ``job-<id>``, see ``layout.id_partition``).
     ``keep_columns`` (those of the schema's that it names) are kept in memory with each
-    ``WrittenFile`` (``columns``): a staged job's ids, which its commit reads several times.
+    ``WrittenFile`` (``columns``), and the distinct values of ``keep_distinct`` (``distinct``):
+    a staged job's ids, which its commit would otherwise read back several times.
     """
 
     def __init__(
@@ -245,6 +261,7 @@ class DatasetWriter:
         max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
         on_file: Callable[[WrittenFile], None] | None = None,
         keep_columns: Iterable[str] = (),
+        keep_distinct: Iterable[str] = (),
     ) -> None:
         """Prepare a writer; nothing is created until the first row arrives."""
         self.fs, self.base_dir, self.dataset, self.schema = fs, base_dir, dataset, schema
@@ -259,6 +276,7 @@ class DatasetWriter:
         self._max_buffered = max_buffered_bytes
         self._user_on_file = on_file
         self._keep = tuple(name for name in keep_columns if name in schema.names)
+        self._keep_distinct = tuple(name for name in keep_distinct if name in schema.names)
         self._files: OrderedDict[str, _RotatingFile] = OrderedDict()  # LRU of open partitions
         self._pending: dict[str, list[pa.RecordBatch]] = {}
         self._pending_rows: dict[str, int] = {}
@@ -354,6 +372,7 @@ class DatasetWriter:
             self._max_file_bytes,
             self._finished,
             self._keep,
+            self._keep_distinct,
         )
         self._files[partition] = handle
         return handle

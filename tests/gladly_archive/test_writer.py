@@ -202,6 +202,7 @@ def test_kept_columns_are_each_files_own_values_in_row_order(tmp_path: Path) -> 
         min_row_group_rows=1,
         max_file_bytes=1,  # a file a row group: the kept values follow each rotation
         keep_columns=("item_id", "conversation_id", "no_such_column"),
+        keep_distinct=("conversation_id", "customer_id", "no_such_column"),
     )
     writer.write_batches(items_table(rows).to_batches(max_chunksize=9))
     written = writer.close()
@@ -212,6 +213,11 @@ def test_kept_columns_are_each_files_own_values_in_row_order(tmp_path: Path) -> 
         for name, kept in file.columns.items():
             assert kept.type == ITEMS.field(name).type
             assert kept.to_pylist() == on_disk[name].to_pylist(), (file.path, name)
+        assert set(file.distinct) == {"conversation_id", "customer_id"}
+        for name, values in file.distinct.items():
+            assert values.type == ITEMS.field(name).type
+            expected = {v for v in on_disk[name].to_pylist() if v is not None}
+            assert sorted(values.to_pylist()) == sorted(expected), (file.path, name)
     assert sum(len(f.columns["item_id"]) for f in written) == 60
 
 
@@ -220,3 +226,4 @@ def test_no_columns_are_kept_unless_asked(tmp_path: Path) -> None:
     writer.write_batches(_items(10).to_batches())
     (written,) = writer.close()
     assert written.columns == {}
+    assert written.distinct == {}
