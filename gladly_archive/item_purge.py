@@ -362,7 +362,8 @@ class _ItemPurge(ArchiveRewrite):
                 changed.add(conv)
         if not changed and not removed:
             return
-        replacements = built.filter(pc.is_in(built["conversation_id"], pa.array(sorted(changed))))
+        rebuilt = pa.array(sorted(changed), pa.string())  # typed: it may be empty
+        replacements = built.filter(pc.is_in(built["conversation_id"], rebuilt))
         if replacements.num_rows:
             self.index_rebuilt(replacements, found)
         keys = pa.array(sorted(changed | removed), pa.string())

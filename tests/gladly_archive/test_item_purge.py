@@ -403,6 +403,19 @@ def test_deletion_removes_the_rows_and_rebuilds_or_drops_their_transcripts(root:
     assert not any(again.files_rewritten.values())
 
 
+def test_deleting_a_conversations_only_item_drops_its_transcript_alone(root: Path) -> None:
+    # No other transcript changes: the run rebuilds none (found by the random histories of
+    # test_facts_refresh, where it raised a type error on the empty list of rebuilt rows).
+    archive = Archive(root, clock=fixed_clock)
+    before = by_id(root, "transcripts", "conversation_id")
+    report = delete_items(archive, {"i53": B})
+    after = by_id(root, "transcripts", "conversation_id")
+    assert set(after) == set(before) - {"v9"}
+    assert all(after[conv] == row for conv, row in before.items() if conv != "v9")
+    assert (report.transcripts_rebuilt, report.transcripts_removed) == (0, 1)
+    assert ALONE not in {n for n, _ in scan(root)}
+
+
 def test_deleting_after_redacting_leaves_no_trace(root: Path) -> None:
     archive = Archive(root, clock=fixed_clock)
     redact_items(archive, REDACT)
