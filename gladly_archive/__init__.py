@@ -3,6 +3,8 @@ item redaction and deletion."""
 
 from __future__ import annotations
 
+# First: chooses Arrow's allocator before anything below loads pyarrow (memory_pool.py).
+import gladly_archive.memory_pool  # noqa: F401  # isort: skip
 from gladly_archive.archive import Archive, CommitResult, JobAlreadyArchivedError, StagedJob
 from gladly_archive.convert import (
     ConvertStats,
