@@ -10,6 +10,9 @@ jemalloc, not the default mimalloc: measured on bench/export_end_to_end.py (a fi
 against 713-742 MB with mimalloc, in the same time (mimalloc keeps the pages that a phase freed
 and the next phase cannot reuse). A value the user set wins, and so does a process that loaded
 pyarrow first (its pool is chosen already); Linux only, where pyarrow's wheels have jemalloc.
+The entry points (the CLI's package, gladly_pipeline, and the flows' package) import this
+module before anything else, since some of the modules they load read Parquet without the
+archive (audit_log) and would otherwise load pyarrow first.
 """
 
 from __future__ import annotations

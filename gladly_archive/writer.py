@@ -149,6 +149,19 @@ def date_partitions(batch: pa.RecordBatch, column: str) -> Iterator[tuple[str, p
         yield label, ordered.slice(int(start), int(end - start))
 
 
+def _detached(piece: pa.RecordBatch) -> pa.RecordBatch:
+    """A slice that is to wait in memory, copied if it would otherwise hold its whole batch.
+
+    A slice shares its batch's buffers: a day's few rows, waiting for more (a backfill's
+    thousand day partitions), would keep every batch they came from alive while counting only
+    their own bytes against ``max_buffered_bytes``. Measured on a 303 k-item backfill: the
+    items phase held nearly the whole job's converted rows.
+    """
+    if piece.get_total_buffer_size() <= 2 * piece.nbytes:
+        return piece
+    return piece.take(pa.array(np.arange(piece.num_rows, dtype=np.int64)))
+
+
 class _RotatingFile:
     """Part files of one directory: one open file at a time, rotated past a size threshold."""
 
@@ -318,8 +331,10 @@ class DatasetWriter:
                 self._file(self._fixed).write_row_group(pa.Table.from_batches([piece]))
             return
         for partition, piece in date_partitions(batch, self._by_date):
-            self._pending.setdefault(partition, []).append(piece)
-            self._pending_rows[partition] = self._pending_rows.get(partition, 0) + piece.num_rows
+            rows = self._pending_rows.get(partition, 0) + piece.num_rows
+            waits = rows < self._min_rows
+            self._pending.setdefault(partition, []).append(_detached(piece) if waits else piece)
+            self._pending_rows[partition] = rows
             self._buffered += piece.nbytes
             if self._pending_rows[partition] >= self._min_rows:
                 self._flush(partition)

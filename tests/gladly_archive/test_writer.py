@@ -227,3 +227,30 @@ def test_no_columns_are_kept_unless_asked(tmp_path: Path) -> None:
     (written,) = writer.close()
     assert written.columns == {}
     assert written.distinct == {}
+
+
+def test_rows_waiting_for_their_day_do_not_hold_the_batches_they_came_from(
+    tmp_path: Path,
+) -> None:
+    # Each batch: 200 rows of a day of its own (written at once) and one row of a shared day
+    # (waiting for more). A waiting slice must not keep its whole batch alive: over a backfill
+    # of a thousand days that was the whole job in memory.
+    shared = T0 + timedelta(days=400)
+    before = pa.total_allocated_bytes()
+    with _writer(tmp_path, partition_by_date="timestamp", min_row_group_rows=100) as writer:
+        for day in range(10):
+            rows = [
+                item(f"i{day}-{n}", f"c{day}", "u1", T0 + timedelta(days=day, seconds=n),
+                     text="x" * 1000)
+                for n in range(200)
+            ]  # fmt: skip
+            rows.append(item(f"s{day}", "cs", "u1", shared + timedelta(seconds=day), text="y"))
+            writer.write_batch(items_table(rows).to_batches()[0])
+            del rows
+        # The batches were 2 MB of text; ten open day files hold some 30 kB each.
+        held = pa.total_allocated_bytes() - before
+        assert held < 1_000_000, f"{held:,} bytes held for 10 waiting rows"
+    files = _parquet_files(tmp_path)
+    assert sum(pq.read_metadata(p).num_rows for p in files) == 2010
+    shared_rows = pq.read_table(tmp_path / "items" / shared.date().isoformat())
+    assert sorted(shared_rows["item_id"].to_pylist()) == [f"s{d}" for d in range(10)]
