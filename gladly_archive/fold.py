@@ -73,8 +73,10 @@ KEEP_DAYS = 31  # the recent tier: what exports touch and analysts query most
 FOLD_EVERY_DAYS = 31  # fold once the oldest recent day is this much older than KEEP_DAYS
 # In-memory size of the rows one shuffle slice holds (Parquet expands about this much). A slice
 # is read, sorted and written at once, so this bounds the fold's memory: 256 MB peaked at 1.09 GB
-# RSS in a first export of 300 k items, 64 MB at 866 MB (bench/export_end_to_end.py --phases).
-_SLICE_BYTES = 64 << 20
+# RSS in a first export of 300 k items, 64 MB at 866 MB (bench/export_end_to_end.py --phases);
+# since then (jemalloc, staged writes that pin no batch), 64 MB at 517 MB, 32 MB at 456 MB, in
+# the same time.
+_SLICE_BYTES = 32 << 20
 _EXPANSION = 5
 _BUCKET = "__bucket"
 

@@ -50,8 +50,10 @@ COMPACT_MIN_FILES = 8
 _READ_BATCH_ROWS = 64 * 1024
 # A recent transcript file this small is merged with its like (transcripts.writer_limits).
 SMALL_RECENT_TRANSCRIPTS = RECENT_TRANSCRIPT_FILE_BYTES // 4
-# About this many of a job's items are rebuilt into transcripts at a time (bounded memory).
-TRANSCRIPT_GROUP_ITEMS = 100_000
+# About this many of a job's items are rebuilt into transcripts at a time (bounded memory): on a
+# first export of 306 k items (bench/export_end_to_end.py --phases) 100 k peaked the commit at
+# 534 MB RSS, 50 k at 450-456 MB, in the same time (each group reads only its own day files).
+TRANSCRIPT_GROUP_ITEMS = 50_000
 # What an existing transcript row tells a rebuild: where its conversation's items lie.
 _OLD_COLUMNS = ["conversation_id", "customer_id", "first_timestamp", "last_timestamp"]
 _OLD_TRANSCRIPTS = pa.schema(
