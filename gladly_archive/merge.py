@@ -48,6 +48,8 @@ INDEXED_DATASETS = ("items", "customers", "transcripts")
 # a little to many directories neither leave them full of tiny files nor rewrite them each time.
 COMPACT_MIN_FILES = 8
 _READ_BATCH_ROWS = 64 * 1024
+# New index rows are written this many at a time (update_index).
+INDEX_BATCH_ROWS = 64 * 1024
 # A recent transcript file this small is merged with its like (transcripts.writer_limits).
 SMALL_RECENT_TRANSCRIPTS = RECENT_TRANSCRIPT_FILE_BYTES // 4
 # About this many of a job's items are rebuilt into transcripts at a time (bounded memory): on a
@@ -464,26 +466,17 @@ class CommitPlanner:
         grow with the archive. ``clean`` (a fold, which moves most files) rewrites every index
         file holding rows of deleted or missing files.
         """
-        new_rows = []
+        customers: list[pa.Array] = []
+        owners: list[np.ndarray] = []  # each row's file, a number into `files`
+        files: list[tuple[str, str]] = []  # (dataset, path relative to the archive)
         for dataset in INDEXED_DATASETS:
             for staged in self.staged.get(dataset, []):
-                customers = _staged_distinct(self.fs, staged, "customer_id")
-                count = len(customers)
-                new_rows.append(
-                    pa.table(
-                        {
-                            "customer_id": customers,
-                            "dataset": pa.array([dataset] * count, pa.string()),
-                            "path": pa.array(
-                                [relative(self.staging_root, staged.path)] * count, pa.string()
-                            ),
-                            "job_id": pa.array([self.job_id] * count, pa.string()),
-                        },
-                        schema=CUSTOMER_FILES,
-                    )
-                )
+                ids = _staged_distinct(self.fs, staged, "customer_id")
+                customers.append(ids)
+                owners.append(np.full(len(ids), len(files), dtype=np.int32))
+                files.append((dataset, relative(self.staging_root, staged.path)))
         gone = {relative(self.root, p) for p in self.deletes}
-        if not new_rows and not gone:
+        if not files and not gone:
             return
         existing = list_files(self.fs, join(self.root, INDEX_DIR))
         fold = self._to_fold(existing)
@@ -499,11 +492,36 @@ class CommitPlanner:
             for batch in _batches(self.fs, path):
                 writer.write_batch(batch.filter(pc.invert(pc.is_in(batch["path"], value_set=drop))))
             self.deletes.append(path)
-        if new_rows:
-            table = pa.concat_tables(new_rows).sort_by([("customer_id", "ascending")])
-            for batch in table.to_batches():
-                writer.write_batch(batch)
+        for batch in self._index_rows(customers, owners, files):
+            writer.write_batch(batch)
         writer.close()
+
+    def _index_rows(
+        self, customers: list[pa.Array], owners: list[np.ndarray], files: list[tuple[str, str]]
+    ) -> Iterator[pa.RecordBatch]:
+        """The new files' index rows sorted by customer, INDEX_BATCH_ROWS at a time: only the
+        customer ids and a file number a row are held whole (a backfill of a thousand day
+        files lists some 600 k (customer, file) pairs; as whole rows, sorted, 200 MB)."""
+        if not files:
+            return
+        ids = pa.chunked_array(customers, pa.string()).combine_chunks()
+        numbers = np.concatenate(owners)
+        datasets = pa.array([dataset for dataset, _ in files], pa.string())
+        paths = pa.array([path for _, path in files], pa.string())
+        job = pa.scalar(self.job_id, pa.string())
+        order = pc.sort_indices(ids)  # stable: a customer's files keep their order
+        for start in range(0, len(order), INDEX_BATCH_ROWS):
+            rows = order.slice(start, INDEX_BATCH_ROWS)
+            owner = pa.array(numbers[np.asarray(rows)])
+            yield pa.record_batch(
+                [
+                    pc.take(ids, rows),
+                    pc.take(datasets, owner),
+                    pc.take(paths, owner),
+                    pa.repeat(job, len(rows)),
+                ],
+                schema=CUSTOMER_FILES,
+            )
 
     def _stale_paths(self, paths: list[str], gone: set[str]) -> set[str]:
         """Those of ``paths`` (relative) that this commit deletes or that no longer exist."""

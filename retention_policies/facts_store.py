@@ -44,6 +44,7 @@ from gladly_archive.writer import write_parquet_file
 from retention_policies.fact_sources import CONTRIBUTIONS, Source, quote, sources_digest
 from retention_policies.facts import (
     FACTS_VERSION,
+    MEMORY_LIMIT,
     SAVE_BATCH_ROWS,
     Tables,
     connect,
@@ -221,7 +222,7 @@ def attach(con: duckdb.DuckDBPyConnection, generation: Generation, prefix: str) 
 
 
 def open_generation(
-    root: str | Path, generation: Generation, *, memory_limit: str = "700MB", threads: int = 2
+    root: str | Path, generation: Generation, *, memory_limit: str = MEMORY_LIMIT, threads: int = 2
 ) -> Tables:
     """The fact tables of a generation, in memory; `items` a view over the archive."""
     con = connect(memory_limit, threads)

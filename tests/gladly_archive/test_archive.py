@@ -16,6 +16,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
+import gladly_archive.merge as merge
 from gladly_archive.archive import Archive, JobAlreadyArchivedError
 from gladly_archive.convert import QuarantinedLine
 from gladly_archive.fs import ArchiveError, ArchiveLockedError
@@ -358,6 +359,28 @@ def test_index_lists_exactly_the_files_holding_each_customer(tmp_path: Path) -> 
     u2 = index.filter(pc.field("customer_id") == "u2")
     assert sorted(u2["dataset"].to_pylist()) == ["customers", "items", "transcripts"]
     assert "items/2025-03-03/part-J1-1.parquet" in u2["path"].to_pylist()
+
+
+def test_a_big_jobs_index_rows_are_written_a_batch_at_a_time_sorted_by_customer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Forty customers over twenty day files, written five index rows at a time: the rows
+    # still list exactly each file's customers, in customer order across the batches.
+    monkeypatch.setattr(merge, "INDEX_BATCH_ROWS", 5)
+    archive = Archive.open(tmp_path)
+    job = archive.stage_job("J1")
+    rows = [
+        item(f"i{n}", f"c{n}", f"u{(n * 7) % 40:02d}", T0 + timedelta(days=n % 20, minutes=n))
+        for n in range(120)
+    ]
+    job.write_items(items_table(rows).to_batches())
+    job.commit()
+    _index_matches_files(archive, tmp_path)
+    (index_file,) = (tmp_path / "_index" / "customer_files").glob("*.parquet")
+    metadata = pq.read_metadata(index_file)
+    assert metadata.num_row_groups > 5
+    customers = pq.read_table(index_file)["customer_id"].to_pylist()
+    assert customers == sorted(customers)
 
 
 def test_index_rows_of_replaced_files_are_skipped_then_dropped(tmp_path: Path) -> None:

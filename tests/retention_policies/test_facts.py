@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 
 from gladly_archive.item_derive import CHANNELS
 from gladly_archive.schemas import CUSTOMERS, ITEMS
-from retention_policies.facts import FACT_FIELDS, load_tables
+from retention_policies.facts import FACT_FIELDS, connect, load_tables
 from retention_policies.vocab import VALUE_FIELDS
 
 T = datetime(2024, 1, 1, tzinfo=UTC)
@@ -266,3 +266,16 @@ def test_saved_tables_read_back_identical(tmp_path: Path) -> None:
     reopened = open_tables(root, saved)
     for name in ("customers", "conversations", "items", "inboxes", "topics"):
         assert reopened.arrow(name).equals(built.arrow(name)), name
+
+
+def test_the_fact_tables_are_built_within_a_bounded_memory_and_spill_past_it() -> None:
+    # The first export's refresh is a full build over the whole archive: DuckDB's own limit
+    # keeps it from growing with the archive (it spills to the temporary folder instead).
+    con = connect()
+    try:
+        limit = con.execute("SELECT current_setting('memory_limit')").fetchone()
+        spill = con.execute("SELECT current_setting('temp_directory')").fetchone()
+    finally:
+        con.close()
+    assert limit is not None and limit[0] == "244.1 MiB"  # 256 MB, as DuckDB shows it
+    assert spill is not None and spill[0].endswith("retention_policies_spill")
