@@ -188,7 +188,8 @@ _SCHEMAS: dict[str, pa.Schema] = {
 
 # DuckDB's memory for the fact tables (it spills past it). Measured on a full build (the first
 # export's refresh) in a process holding 146 MB: 1 M items, 575 MB peak RSS at 700 MB, 417 MB
-# at 200 MB, the same 3 s; 5 M items, 998 MB at 700 MB, 621 MB at 256 MB, 15.5 -> 18.1 s.
+# at 200 MB, the same 3 s; 5 M items, 998 MB at 700 MB, 621 MB at 256 MB, 15.5 -> 18.1 s;
+# 10 M items, 1,100 MB at 700 MB, 693 MB at 256 MB, 34.1 -> 41.5 s (it spills more).
 MEMORY_LIMIT = "256MB"
 
 
