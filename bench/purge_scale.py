@@ -8,8 +8,8 @@ Builds (vectorised, in a child process) an archive as exports leave it, all in t
 tier: 3 years of daily export jobs; ~4 items a conversation (5 % CUSTOMER_ACTIVITY items
 without one) within a day or two of its start; ~2.5 conversations a customer at random times;
 one items file per day directory written by that day's job; customers/job-<day>/ with the
-customers of the day's items; transcripts built by gladly_archive.build_transcripts into the
-16 conversation shards; weekly enrichment runs (conversations/, customer_profiles/); a few
+customers of the day's items; transcripts built by gladly_archive.build_transcripts into
+16 files of the recent tier; weekly enrichment runs (conversations/, customer_profiles/); a few
 quarantined raw lines; and the customer file index with exactly the rows merge.update_index
 writes (each job's rows sorted by customer, files of 2 M rows). Ids are random 22-character
 URL-safe strings like Gladly's; texts are words drawn from a skewed vocabulary, and raw_json
@@ -65,7 +65,6 @@ from gladly_archive.schemas import (
     CUSTOMERS,
     ITEMS,
     QUARANTINE,
-    TRANSCRIPT_BUCKETS,
     UTC_MICROS,
 )
 from gladly_archive.transcripts import SOURCE_COLUMNS, build_transcripts
@@ -75,6 +74,7 @@ DAYS = 3 * 365
 START = datetime(2022, 6, 1, tzinfo=UTC)
 DAY_US = 86_400_000_000
 HOUR_US = 3_600_000_000
+TRANSCRIPT_FILES = 16  # the transcripts a synthetic archive is built with, by conversation
 ROW_GROUP = 256 * 1024
 INDEX_FILE_ROWS = 2_000_000
 DATASETS = (
@@ -339,22 +339,22 @@ class Builder:
         self.add_index("customers", cust, paths, file_of, jobs)
 
     def write_transcripts(self, sources: pa.Table, conv_of: Ints) -> None:
-        """Today: 16 buckets by conversation, one file each. Proposed: date of the
-        conversation's first item by customer cell."""
+        """Today: the recent tier's directory, in 16 files by a CRC-32 of the conversation.
+        Proposed: date of the conversation's first item by customer cell."""
         conv_bucket = np.array(
-            [zlib.crc32(c.encode()) % TRANSCRIPT_BUCKETS for c in self.conv_ids.to_pylist()]
+            [zlib.crc32(c.encode()) % TRANSCRIPT_FILES for c in self.conv_ids.to_pylist()]
         )
         item_bucket = np.where(conv_of < 0, -1, conv_bucket[np.maximum(conv_of, 0)])
         last = f"exp-{day_label(DAYS - 1)}"  # the latest commit rebuilt (and indexed) them
         built_at = datetime.fromtimestamp(micros(DAYS * DAY_US) / 1e6, UTC)
         parts = []
-        for bucket in range(TRANSCRIPT_BUCKETS):
+        for bucket in range(TRANSCRIPT_FILES):
             built = build_transcripts(sources.filter(pa.array(item_bucket == bucket)), built_at)
             cust = np.asarray(pc.index_in(built["customer_id"], value_set=self.customer_ids))
             if self.cluster:
                 parts.append(built)
                 continue
-            path = f"transcripts/shard-{bucket:02d}/part-{last}-{bucket}.parquet"
+            path = f"transcripts/recent/part-{last}-{bucket}.parquet"
             written, file_of = write_cells(
                 self.root, built, np.zeros(len(cust), np.int64), lambda _, p=path: p
             )

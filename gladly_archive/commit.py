@@ -33,6 +33,9 @@ from gladly_archive.layout import (
 )
 from gladly_archive.schemas import MANIFEST
 
+# Where the key files live (folded_keys, recent_keys): written whole under a hidden temp name.
+_KEY_FILES_DIR = "_index"
+
 __all__ = [
     "CommitIntent",
     "CrashHook",
@@ -181,12 +184,15 @@ def execute_intent(
     remove_dir(fs, _staging(root, intent.job_id))
 
 
-def _clean_temp_manifests(fs: pafs.FileSystem, root: str) -> None:
-    """Drop half-written manifest temp files (hidden names) left by a crash."""
-    selector = pafs.FileSelector(join(root, MANIFEST_DIR), allow_not_found=True)
-    for info in fs.get_file_info(selector):
-        if info.type == pafs.FileType.File and info.base_name.startswith("."):
-            delete_if_exists(fs, info.path)
+def _clean_temp_files(fs: pafs.FileSystem, root: str) -> None:
+    """Drop half-written temp files (hidden names) left by a crash: of manifests, and of the
+    key files in ``_index`` (folded_keys, recent_keys)."""
+    for directory, suffix in ((MANIFEST_DIR, ""), (_KEY_FILES_DIR, ".tmp")):
+        selector = pafs.FileSelector(join(root, directory), allow_not_found=True)
+        for info in fs.get_file_info(selector):
+            name = info.base_name
+            if info.type == pafs.FileType.File and name.startswith(".") and name.endswith(suffix):
+                delete_if_exists(fs, info.path)
 
 
 def recover_staging(
@@ -218,5 +224,5 @@ def recover_staging(
         log.info("recover: rolling job %s forward", job_id)
         execute_intent(fs, root, intent, hook)
         rolled.append(job_id)
-    _clean_temp_manifests(fs, root)
+    _clean_temp_files(fs, root)
     return rolled

@@ -1,6 +1,6 @@
 """Fold older rows into per-customer buckets, so erasing a customer rewrites one file per dataset.
 
-Recent data is written where writing is cheap (items by day, transcripts by conversation hash,
+Recent data is written where writing is cheap (items by day, transcripts in one directory,
 customers by job, enrichment by run); a customer's rows are then spread over every day and job
 they appear in, and erasing a hundred customers rewrites half the archive. ``fold_archive``
 moves everything older than a cut-off day into ``<dataset>/folded/<bucket>/`` (see
@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
@@ -52,7 +52,13 @@ from gladly_archive.layout import (
 )
 from gladly_archive.merge import CommitPlanner
 from gladly_archive.schemas import DATASETS, SCHEMA_VERSION
-from gladly_archive.transcripts import split_fresh, writer_limits
+from gladly_archive.transcripts import (
+    RECENT_PARTITION,
+    fresh_since,
+    is_recent_partition,
+    recent_partitions,
+    writer_limits,
+)
 from gladly_archive.writer import DatasetWriter, WrittenFile
 
 __all__ = [
@@ -252,6 +258,8 @@ class _Fold:
         self.staged: dict[str, list[WrittenFile]] = {}
         self.deletes: list[str] = []
         self._counters: dict[str, Iterator[int]] = {}
+        # The first instant of the recent transcripts' fresh rows (set by _leaving).
+        self._fresh_since: datetime | None = None
 
     def _hook(self, point: str) -> None:
         if self.archive.crash_hook is not None:
@@ -263,6 +271,7 @@ class _Fold:
             self._hook(f"fold:staged:{dataset}")
 
         file_bytes, group_bytes = writer_limits(dataset, partition, self.archive.max_file_bytes)
+        recent = dataset == "transcripts" and is_recent_partition(partition)
         return DatasetWriter(
             self.fs,
             join(self.staging, dataset),
@@ -275,6 +284,8 @@ class _Fold:
             on_file=on_file,
             max_file_bytes=file_bytes,
             max_row_group_bytes=group_bytes,
+            # The recent tier's key file covers what a fold writes there (recent_keys).
+            keep_distinct=("conversation_id",) if recent else (),
         )
 
     def _step(self, done: int) -> None:
@@ -324,6 +335,7 @@ class _Fold:
         self._hook("fold:intent_written")
         execute_intent(self.fs, self.root, intent, self.archive.crash_hook)
         _remove_empty_dirs(self.fs, {join(self.root, p).rsplit("/", 1)[0] for p in intent.deletes})
+        planner.save_recent_keys()
 
     # -- choosing what leaves ---------------------------------------------------------------
 
@@ -333,7 +345,7 @@ class _Fold:
         return pc.fill_null(pc.less_equal(days, pa.scalar(self.through, pa.date32())), False)
 
     def _leaving(self, dataset: str) -> tuple[list[str], list[str]]:
-        """(files that leave whole, transcript shard files that lose some rows)."""
+        """(files that leave whole, recent transcript files that lose some rows)."""
         base = self.archive.path(dataset)
         if dataset == "items":
             whole = []
@@ -344,13 +356,16 @@ class _Fold:
             return whole, []
         if dataset == "transcripts":
             split = []
-            for name in list_dirs(self.fs, base):
-                if name == folded_dir(dataset):
-                    continue
+            newest = None
+            for name in recent_partitions(list_dirs(self.fs, base)):
                 for path in list_files(self.fs, join(base, name)):
                     ages = pq.read_table(path, columns=[_AGE[dataset]], filesystem=self.fs)[0]
+                    latest = pc.max(ages).as_py()
+                    if latest is not None and (newest is None or latest > newest):
+                        newest = latest
                     if pc.any(self._is_old(ages)).as_py():
                         split.append(path)
+            self._fresh_since = None if newest is None else fresh_since(newest)
             return [], split
         # Per-job and per-run directories leave whole once their newest row is old enough.
         whole = []
@@ -385,29 +400,7 @@ class _Fold:
             moved += spill.add(self._tagged(batch, per_slice))
         self.deletes.extend(whole)
         if split:
-            by_partition: dict[str, list[str]] = {}
-            for path in split:
-                partition = path[len(self.archive.path(dataset)) + 1 :].rsplit("/", 1)[0]
-                by_partition.setdefault(partition, []).append(path)
-            for partition, paths in sorted(by_partition.items()):
-                # The rows that stay are the recent tier's (a month or two of one shard):
-                # written oldest first, so the conversations that commits continue (the most
-                # recently active) sit together in the last small files (writer_limits).
-                staying = []
-                for path in paths:
-                    for batch in self._batches(path):
-                        old = self._is_old(batch.column(_AGE[dataset]))
-                        moved += spill.add(self._tagged(batch.filter(old), per_slice))
-                        staying.append(batch.filter(pc.invert(old)))
-                    self.deletes.append(path)
-                table = pa.Table.from_batches(staying, DATASETS[dataset]).sort_by(_AGE[dataset])
-                # A transcript shard's fresh rows in files of their own (split_fresh).
-                parts = split_fresh(table) if dataset == "transcripts" else [table]
-                for part in parts:
-                    stay = self._writer(dataset, partition)
-                    for batch in part.to_batches():
-                        stay.write_batch(batch)
-                    stay.close()
+            moved += self._split_recent(dataset, split, spill, per_slice)
         spill.close()
         self.report.rows_folded[dataset] = moved
         self.report.files_replaced[dataset] += len(whole) + len(split)
@@ -417,6 +410,35 @@ class _Fold:
                 continue
             self._write_buckets(dataset, rows)
         self._hook(f"fold:shuffled:{dataset}")
+
+    def _split_recent(self, dataset: str, paths: list[str], spill: _Spill, per_slice: int) -> int:
+        """Spill the old rows of these recent transcript files; write the rows that stay to the
+        recent tier, those of its last FRESH_TRANSCRIPT_DAYS (the conversations commits
+        continue) in files of their own, so that a commit rewrites those small files to drop
+        their old rows, not the big files of older rows. Streamed a batch at a time. Returns
+        the rows spilled."""
+        moved = 0
+        older = self._writer(dataset, RECENT_PARTITION)
+        fresh = self._writer(dataset, RECENT_PARTITION)
+        since = None
+        if self._fresh_since is not None:
+            since = pa.scalar(self._fresh_since, DATASETS[dataset].field(_AGE[dataset]).type)
+        for path in paths:
+            for batch in self._batches(path):
+                age = batch.column(_AGE[dataset])
+                old = self._is_old(age)
+                moved += spill.add(self._tagged(batch.filter(old), per_slice))
+                staying = batch.filter(pc.invert(old))
+                if since is None:
+                    older.write_batch(staying)
+                    continue
+                is_fresh = pc.greater_equal(staying.column(_AGE[dataset]), since)
+                older.write_batch(staying.filter(pc.invert(is_fresh)))
+                fresh.write_batch(staying.filter(is_fresh))
+            self.deletes.append(path)
+        older.close()
+        fresh.close()
+        return moved
 
     def _tagged(self, batch: pa.RecordBatch, per_slice: int) -> tuple[pa.RecordBatch, np.ndarray]:
         """The batch with its rows' bucket, and each row's shuffle slice."""

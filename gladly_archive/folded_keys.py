@@ -35,13 +35,12 @@ from gladly_archive.fs import (
     delete_if_exists,
     exists,
     fsync_dirs,
-    fsync_file,
     join,
     list_dirs,
     list_files,
     local_path,
     read_bytes,
-    temp_name,
+    replace_file,
 )
 from gladly_archive.layout import FOLDED, folded_partition, read_layout
 
@@ -176,20 +175,7 @@ def build_folded_keys(
     else:
         pairs = np.zeros((2, 0), dtype=np.uint64)
     # np.unique(axis=1) sorts the pairs lexicographically: by key, then bucket.
-    path = _path(root)
-    parent, name = path.rsplit("/", 1)
-    fs.create_dir(parent, recursive=True)
-    for info in fs.get_file_info(pafs.FileSelector(parent, allow_not_found=True)):
-        if info.base_name.startswith(f".{name}.") and info.base_name.endswith(".tmp"):
-            delete_if_exists(fs, info.path)  # left by a writer killed mid-write
-    tmp = temp_name(path)
-    with fs.open_output_stream(tmp) as out:
-        out.write(_encode(pairs[0], pairs[1]))
-    fsync_file(fs, tmp)
-    if hook is not None:
-        hook("keys:temp_written")
-    fs.move(tmp, path)
-    fsync_dirs(fs, {parent})
+    replace_file(fs, _path(root), _encode(pairs[0], pairs[1]), hook, "keys:temp_written")
     log.info("folded-conversation keys rebuilt: %d pairs", pairs.shape[1])
     return FoldedKeys(pairs[0], pairs[1])
 

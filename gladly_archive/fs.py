@@ -6,6 +6,7 @@ import contextlib
 import os
 import posixpath
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -31,6 +32,7 @@ __all__ = [
     "move_idempotent",
     "read_bytes",
     "remove_dir",
+    "replace_file",
     "resolve_root",
     "temp_name",
 ]
@@ -134,6 +136,31 @@ def atomic_write_bytes(fs: pafs.FileSystem, path: str, data: bytes) -> None:
     with fs.open_output_stream(tmp) as out:
         out.write(data)
     fsync_file(fs, tmp)
+    fs.move(tmp, path)
+    fsync_dirs(fs, {parent})
+
+
+def replace_file(
+    fs: pafs.FileSystem,
+    path: str,
+    data: bytes,
+    hook: Callable[[str], None] | None = None,
+    point: str = "",
+) -> None:
+    """Write ``data`` to ``path`` whole, as ``atomic_write_bytes`` does, first removing the
+    temporary files of that name a writer killed mid-write left. ``hook`` hears ``point``
+    between the written temporary file and its rename (crash tests)."""
+    parent, name = path.rsplit("/", 1)
+    fs.create_dir(parent, recursive=True)
+    for info in fs.get_file_info(pafs.FileSelector(parent, allow_not_found=True)):
+        if info.base_name.startswith(f".{name}.") and info.base_name.endswith(".tmp"):
+            delete_if_exists(fs, info.path)
+    tmp = temp_name(path)
+    with fs.open_output_stream(tmp) as out:
+        out.write(data)
+    fsync_file(fs, tmp)
+    if hook is not None:
+        hook(point)
     fs.move(tmp, path)
     fsync_dirs(fs, {parent})
 

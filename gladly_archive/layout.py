@@ -75,9 +75,10 @@ TOMBSTONES_DIR = "tombstones"  # one directory per deletion run
 REFILL_WATCH_DIR = "refill_watch"  # one directory per unlinked detail
 
 # The archive has two tiers (docs/erasure-layout.md). Recent data lands where writing it is
-# cheap: items in one directory per UTC day (``items/2025-03-01/``), transcripts in conversation
-# hash shards (``transcripts/shard-07/``), per-job and per-run datasets in one directory per
-# job or run (``customers/job-<id>/``, ``conversations/run-<id>/``, see ``id_partition``).
+# cheap: items in one directory per UTC day (``items/2025-03-01/``), transcripts in one
+# directory (``transcripts/recent/``; an earlier release wrote ``shard-NN`` directories, read
+# alike), per-job and per-run datasets in one directory per job or run
+# (``customers/job-<id>/``, ``conversations/run-<id>/``, see ``id_partition``).
 # ``fold`` moves older rows into the folded tier, ``<dataset>/folded/<bucket>/``: one file per
 # bucket of customers, so erasing a customer rewrites one file per dataset.
 #

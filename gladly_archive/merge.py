@@ -22,13 +22,22 @@ from gladly_archive.layout import (
     read_layout,
     relative,
 )
+from gladly_archive.recent_keys import (
+    RecentKeys,
+    Stamp,
+    file_keys,
+    keys_of_ids,
+    load_recent_keys,
+    recent_listing,
+    save_recent_keys,
+)
 from gladly_archive.schemas import CUSTOMER_FILES, DATASETS, ITEMS, TRANSCRIPTS
 from gladly_archive.transcripts import (
+    RECENT_PARTITION,
     RECENT_TRANSCRIPT_FILE_BYTES,
     SOURCE_COLUMNS,
-    bucket_of,
-    bucket_partition,
     build_transcripts,
+    is_recent_partition,
 )
 from gladly_archive.writer import DatasetWriter, WrittenFile
 
@@ -91,6 +100,17 @@ def _batches(fs: pafs.FileSystem, path: str) -> Iterator[pa.RecordBatch]:
         yield from pq.ParquetFile(handle).iter_batches(batch_size=_READ_BATCH_ROWS)
 
 
+@dataclass(frozen=True)
+class _Recent:
+    """The recent transcript files a commit found (full path -> stamp), the key file, the
+    files it covers (full path -> its number there) and the keys read from the others."""
+
+    listing: dict[str, Stamp]
+    index: RecentKeys
+    covered: dict[str, int]
+    learned: dict[str, tuple[Stamp, np.ndarray]]
+
+
 @dataclass
 class CommitPlanner:
     """Computes a job's replacements into its staging area and collects the files they supersede.
@@ -115,6 +135,7 @@ class CommitPlanner:
     # Files written by rewriting existing ones (their rows are not the job's).
     _rewritten: set[str] = field(default_factory=set)
     _keys: FoldedKeys | None = None
+    _recent: _Recent | None = None
     hook: Callable[[str], None] | None = None  # the archive's crash hook (tests)
 
     def _folded_keys(self) -> FoldedKeys:
@@ -238,8 +259,8 @@ class CommitPlanner:
     def rebuild_transcripts(self, built_at: datetime) -> None:
         """Rebuild the row of every conversation this job touched, from all of its items.
 
-        Existing rows are looked for in the conversations' recent shards, then in the folded
-        tier; rebuilt rows go to the recent shards (a later fold moves them back once old).
+        Existing rows are looked for in the recent tier, then in the folded tier; rebuilt rows
+        go to the recent tier (a later fold moves them back once old).
         """
         touched_set = set(self._removed_conversations)
         for staged in self.staged.get("items", []):
@@ -249,78 +270,100 @@ class CommitPlanner:
         if not touched_set:
             return
         touched = pa.array(sorted(touched_set), pa.string())
-        shards = sorted({bucket_of(c) for c in touched_set})
-        rewrite: dict[str, list[str]] = {}
-        old_rows: list[pa.Table] = []
-        small = min(self.compact_below_bytes, SMALL_RECENT_TRANSCRIPTS)
-        shard_paths: dict[str, list[str]] = {}
-        for shard in shards:
-            partition = bucket_partition(shard)
-            shard_paths[partition] = list_files(self.fs, join(self.root, "transcripts", partition))
-        # One scan of the shards' files (their narrow columns, several files at a time).
+        base = join(self.root, "transcripts")
+        recent = sorted(self._recent_keys())
+        # The old rows, in the recent files holding them (their narrow columns).
         where = pc.field("conversation_id").isin(touched)
-        every = [p for paths in shard_paths.values() for p in paths]
-        hits = rows_by_file(self.fs, every, TRANSCRIPTS, where, _OLD_COLUMNS)
-        old_rows.extend(hits.values())
-        for partition, paths in shard_paths.items():
-            fold = self._to_fold(paths, small)
-            rewrite[partition] = [p for p in paths if p in hits or p in fold]
+        holding = sorted(self._holding(keys_of_ids(touched)))
+        hits = rows_by_file(self.fs, holding, TRANSCRIPTS, where, _OLD_COLUMNS)
+        old_rows = list(hits.values())
+        small = min(self.compact_below_bytes, SMALL_RECENT_TRANSCRIPTS)
+        merged = self._to_fold(recent, small)
+        carried = [p for p in recent if p in hits or p in merged]
         seen = {c for t in old_rows for c in t.column("conversation_id").to_pylist()}
         unseen = sorted(touched_set - seen)
         buckets = self._folded_keys().buckets_of(unseen)
+        folded: dict[str, list[str]] = {}
         if len(buckets):
             where = pc.field("conversation_id").isin(pa.array(unseen, pa.string()))
             paths = folded_paths(self.fs, self.root, "transcripts", buckets)
-            hits = rows_by_file(self.fs, paths, TRANSCRIPTS, where, _OLD_COLUMNS)
-            for path, old in hits.items():
+            for path, old in rows_by_file(self.fs, paths, TRANSCRIPTS, where, _OLD_COLUMNS).items():
                 old_rows.append(old)
-                base = join(self.root, "transcripts")
-                rewrite.setdefault(relative(base, path).rsplit("/", 1)[0], []).append(path)
+                folded.setdefault(relative(base, path).rsplit("/", 1)[0], []).append(path)
         old = pa.concat_tables(
             [*(t.cast(_OLD_TRANSCRIPTS) for t in old_rows), _OLD_TRANSCRIPTS.empty_table()]
         )
-        recent = [p for partition, paths in rewrite.items() if partition.startswith("shard-")
-                  for p in paths]  # fmt: skip
-        sizes = {i.path: i.size or 0 for i in self.fs.get_file_info(recent)}
-        writers = self._shard_writers(shards, touched, rewrite, sizes, small)
+        writer = self._recent_writer(carried, touched, small)
         # A big job's conversations are rebuilt a group at a time, so memory holds about
         # TRANSCRIPT_GROUP_ITEMS items whatever the job's size (a day's job: one group).
         for group, job_files in self._groups(touched):
-            self._rebuild_group(group, old, job_files, writers, built_at)
-        for writer in writers.values():
-            writer.close()
+            self._rebuild_group(group, old, job_files, writer, built_at)
+        writer.close()
         # Old rows found in the folded tier: their files lose those rows (rebuilt above).
-        for partition in sorted(p for p in rewrite if not p.startswith("shard-")):
-            writer = self.make_writer("transcripts", partition)
-            self._carry(writer, rewrite[partition], touched)
-            writer.close()
+        for partition in sorted(folded):
+            folded_writer = self.make_writer("transcripts", partition)
+            self._carry(folded_writer, folded[partition], touched)
+            folded_writer.close()
 
-    def _shard_writers(
-        self,
-        shards: list[int],
-        touched: pa.Array,
-        rewrite: dict[str, list[str]],
-        sizes: dict[str, int],
-        small: int,
-    ) -> dict[int, DatasetWriter]:
-        """A writer per recent shard, for its rebuilt rows, after the rows kept from its files
-        rewritten (those holding old rows of ``touched``). The rebuilt rows, newest last, go to
-        a file of their own unless the rows kept are few (``sizes``: the files' bytes; files
-        under ``small`` bytes are small)."""
-        writers: dict[int, DatasetWriter] = {}
-        for shard in shards:
-            partition = bucket_partition(shard)
-            carried = rewrite.get(partition, [])
-            writer = self.make_writer("transcripts", partition)
-            self._carry(writer, carried, touched)
-            if sum(sizes.get(p, 0) for p in carried) >= small:
-                # Big files lose a few rows; the rebuilt rows (the conversations the next
-                # commits continue) go to a small file of their own, so that those commits
-                # rewrite it rather than the big ones again (FRESH_TRANSCRIPT_DAYS).
-                writer.close()
-                writer = self.make_writer("transcripts", partition)
-            writers[shard] = writer
-        return writers
+    def _recent_keys(self) -> dict[str, Stamp]:
+        """The recent transcript files (full path -> stamp), their keys known: from the key
+        file for the files it covers, read from the others (recent_keys)."""
+        if self._recent is None:
+            listing = recent_listing(self.fs, self.root)
+            index = load_recent_keys(self.fs, self.root)
+            covered = index.covered(self.root, listing)
+            learned = {
+                path: (stamp, file_keys(self.fs, path))
+                for path, stamp in listing.items()
+                if path not in covered
+            }
+            self._recent = _Recent(listing, index, covered, learned)
+        return self._recent.listing
+
+    def _holding(self, wanted: np.ndarray) -> set[str]:
+        """The recent transcript files that may hold any of the ``wanted`` keys."""
+        self._recent_keys()
+        assert self._recent is not None
+        found = self._recent.index.holding(self._recent.covered, wanted)
+        for path, (_, keys) in self._recent.learned.items():
+            if np.isin(wanted, keys, assume_unique=True).any():
+                found.add(path)
+        return found
+
+    def save_recent_keys(self) -> None:
+        """After the renames: save the recent tier's key file, covering the files it covered
+        that are still there, those whose keys this commit read, and those it wrote (their keys
+        from their writers). Files it cannot vouch for are left for the next commit to read."""
+        listing = recent_listing(self.fs, self.root)
+        if self._recent is None:
+            index, learned = load_recent_keys(self.fs, self.root), {}
+        else:
+            index, learned = self._recent.index, self._recent.learned
+        keep = index.covered(self.root, listing)
+        added = {p: v for p, v in learned.items() if listing.get(p) == v[0]}
+        for staged in self.staged.get("transcripts", []):
+            ids = staged.distinct.get("conversation_id")
+            path = join(self.root, relative(self.staging_root, staged.path))
+            if ids is not None and is_recent_partition(staged.partition) and path in listing:
+                added[path] = (listing[path], keys_of_ids(ids))
+        keep = {p: n for p, n in keep.items() if p not in added}
+        save_recent_keys(self.fs, self.root, index.updated(self.root, keep, added), self.hook)
+
+    def _recent_writer(self, carried: list[str], touched: pa.Array, small: int) -> DatasetWriter:
+        """A writer into the recent tier for the rebuilt rows, after the rows kept from the
+        ``carried`` files (those holding old rows of ``touched``, and small files merged on the
+        way). The rebuilt rows, newest last, go to a file of their own unless the rows kept are
+        few (files under ``small`` bytes are small)."""
+        writer = self.make_writer("transcripts", RECENT_PARTITION)
+        self._carry(writer, carried, touched)
+        sizes = self.fs.get_file_info(carried) if carried else []
+        if sum(i.size or 0 for i in sizes) >= small:
+            # Big files lose a few rows; the rebuilt rows (the conversations the next commits
+            # continue) go to a small file of their own, so that those commits rewrite it
+            # rather than the big ones again (FRESH_TRANSCRIPT_DAYS).
+            writer.close()
+            writer = self.make_writer("transcripts", RECENT_PARTITION)
+        return writer
 
     def _groups(self, touched: pa.Array) -> list[tuple[pa.Array, set[str] | None]]:
         """The touched conversations in groups of about TRANSCRIPT_GROUP_ITEMS of the job's
@@ -372,20 +415,16 @@ class CommitPlanner:
         group: pa.Array,
         old: pa.Table,
         job_files: set[str] | None,
-        writers: dict[int, DatasetWriter],
+        writer: DatasetWriter,
         built_at: datetime,
     ) -> None:
         """Rebuild a ``group`` of touched conversations from their items (those of the staged
-        ``job_files`` and the archive's) and write each row to its shard's writer."""
+        ``job_files`` and the archive's) and write their rows to ``writer``."""
         group_old = old.filter(pc.is_in(old["conversation_id"], value_set=group))
         built = build_transcripts(self._items_of(group, group_old, job_files), built_at)
         self.conversations_rebuilt += built.num_rows
-        row_shards = np.array(
-            [bucket_of(c) for c in built.column("conversation_id").to_pylist()], dtype=np.int64
-        )
-        for shard in np.unique(row_shards):
-            for batch in built.filter(pa.array(row_shards == shard)).to_batches():
-                writers[int(shard)].write_batch(batch)
+        for batch in built.to_batches():
+            writer.write_batch(batch)
 
     def _carry(self, writer: DatasetWriter, paths: list[str], touched: pa.Array) -> None:
         """Copy these files' rows but the touched conversations'; the files are replaced."""

@@ -34,7 +34,7 @@ from gladly_archive.layout import (
     relative,
 )
 from gladly_archive.schemas import CUSTOMER_FILES, ITEMS, TRANSCRIPTS
-from gladly_archive.transcripts import SOURCE_COLUMNS, bucket_of, bucket_partition
+from gladly_archive.transcripts import SOURCE_COLUMNS, recent_partitions
 from gladly_archive.writer import DatasetWriter
 
 __all__ = [
@@ -181,15 +181,17 @@ class ArchiveRewrite:
     ) -> dict[str, pa.Table]:
         """Transcript rows matching ``where``, by file: in the ``indexed`` files, then for the
         conversations ``convs`` not found there (indexed under another customer, their latest
-        item's) in their recent shards and, once folded, anywhere in the folded tier."""
+        item's) in the rest of the recent tier and, once folded, anywhere in the folded tier."""
         found = self.scan(indexed, TRANSCRIPTS, columns, where)
         wanted = set(convs.to_pylist())
         seen = {c for rows in found.values() for c in rows["conversation_id"].to_pylist()}
         transcripts = self.archive.path("transcripts")
         more = [
             path
-            for bucket in sorted({bucket_of(c) for c in wanted - seen})
-            for path in list_files(self.fs, join(transcripts, bucket_partition(bucket)))
+            for partition in (
+                recent_partitions(list_dirs(self.fs, transcripts)) if wanted - seen else []
+            )
+            for path in list_files(self.fs, join(transcripts, partition))
             if path not in indexed
         ]
         found.update(self.scan(more, TRANSCRIPTS, columns, where))

@@ -25,7 +25,6 @@ __all__ = [
     "TOMBSTONES",
     "TOPICS",
     "TRANSCRIPTS",
-    "TRANSCRIPT_BUCKETS",
     "UTC_MICROS",
     "with_metadata",
 ]
@@ -37,10 +36,6 @@ SCHEMA_VERSION = 3
 
 UTC_MICROS = pa.timestamp("us", tz="UTC")
 _STRINGS = pa.list_(pa.string())
-
-# Recent transcripts are spread over this many conversation hash shards so a run rewrites only
-# the shards holding the conversations it touched.
-TRANSCRIPT_BUCKETS = 16
 
 
 def with_metadata(name: str, schema: pa.Schema) -> pa.Schema:
@@ -190,7 +185,7 @@ INBOXES = with_metadata(
     ),
 )
 
-# transcripts/shard-NN/… and transcripts/folded/<bucket>/… — one row per conversation, rebuilt
+# transcripts/recent/… and transcripts/folded/<bucket>/… — one row per conversation, rebuilt
 # for the conversations a run touched.
 TRANSCRIPTS = with_metadata(
     "transcripts",

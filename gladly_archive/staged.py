@@ -317,6 +317,8 @@ class StagedJob:
         write_intent(fs, root, intent)
         self._hook("intent_written")
         execute_intent(fs, root, intent, self.archive.crash_hook)
+        # Done: the key file is a cache that checks itself (recent_keys), saved after.
+        planner.save_recent_keys()
         return result
 
     def abort(self) -> None:

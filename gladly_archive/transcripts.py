@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,16 +11,17 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gladly_archive.schemas import TRANSCRIPT_BUCKETS, TRANSCRIPTS, UTC_MICROS
+from gladly_archive.schemas import TRANSCRIPTS, UTC_MICROS
 from gladly_archive.writer import DEFAULT_MAX_ROW_GROUP_BYTES
 
 __all__ = [
+    "RECENT_PARTITION",
     "SOURCE_COLUMNS",
-    "bucket_of",
-    "bucket_partition",
     "build_transcripts",
+    "fresh_since",
+    "is_recent_partition",
     "line_parts",
-    "split_fresh",
+    "recent_partitions",
     "transcript_lines",
 ]
 
@@ -59,50 +59,50 @@ _INITIATORS = {
 }
 
 
-def bucket_of(conversation_id: str) -> int:
-    """The transcript bucket of a conversation: a stable CRC-32 (not Python's salted hash)."""
-    return zlib.crc32(conversation_id.encode("utf-8")) % TRANSCRIPT_BUCKETS
+# The recent tier's transcripts, one directory for every conversation: a day's job continues
+# conversations from everywhere, so conversation shards only multiplied the files a commit reads
+# and writes (16 shards: 16 small files rewritten and 16 written for a day's 5,000 items, where
+# one directory needs one or two). Archives written before keep their ``shard-NN``
+# directories, read as part of the recent tier until their rows move (``recent_partitions``).
+RECENT_PARTITION = "recent"
+_LEGACY_SHARD = "shard-"
 
-
-def bucket_partition(bucket: int) -> str:
-    """The directory of a recent transcripts shard, e.g. ``shard-07``."""
-    return f"shard-{bucket:02d}"
-
-
-# Recent shards are kept in small files, newest rows last: a commit rewrites only the files
-# holding rows of the conversations it continues (mostly the newest), not the whole shard, so
-# its cost follows the job rather than the size of the recent tier. Files under a quarter of
-# this are merged once enough gather (merge.CommitPlanner).
+# Recent transcripts are kept in small files, newest rows last: a commit rewrites only the
+# files holding rows of the conversations it continues (mostly the newest), not the whole
+# tier, so its cost follows the job rather than the size of the recent tier. Files under a
+# quarter of this are merged once enough gather (merge.CommitPlanner).
 RECENT_TRANSCRIPT_FILE_BYTES = 512 << 10
 # Row groups small enough for files of that size (bytes in memory; zstd makes them ~4x less).
 RECENT_TRANSCRIPT_ROW_GROUP_BYTES = 1 << 20
-# The rows of conversations active in a shard's last days are written in a file of their own
-# (by a fold; a commit writes its rebuilt rows so too): the conversations commits continue,
-# so what a commit rewrites to drop their old rows is that small file, not the shard's big
-# files of older rows.
+# The rows of conversations active in the recent tier's last days are written in files of their
+# own (by a fold; a commit writes its rebuilt rows so too): the conversations commits continue,
+# so what a commit rewrites to drop their old rows is those small files, not the big files of
+# older rows.
 FRESH_TRANSCRIPT_DAYS = 3
 
 
-def split_fresh(rows: pa.Table) -> list[pa.Table]:
-    """A recent shard's transcript rows (sorted by last_timestamp) as the older rows and those
-    of the shard's last FRESH_TRANSCRIPT_DAYS days, each to be written to files of its own;
-    empty parts left out."""
-    if not rows.num_rows:
-        return []
-    stamps = rows.column("last_timestamp")
-    newest = pc.max(stamps)
-    if not newest.is_valid:
-        return [rows]
-    cutoff = pa.scalar(newest.as_py() - timedelta(days=FRESH_TRANSCRIPT_DAYS), stamps.type)
-    older = pc.sum(pc.less(stamps, cutoff)).as_py() or 0  # sorted: the older rows come first
-    return [part for part in (rows.slice(0, older), rows.slice(older)) if part.num_rows]
+def is_recent_partition(partition: str) -> bool:
+    """True for a directory of the recent tier's transcripts (``recent``, or an earlier
+    release's ``shard-NN``), False for the folded tier's."""
+    return partition == RECENT_PARTITION or partition.startswith(_LEGACY_SHARD)
+
+
+def recent_partitions(names: Iterable[str]) -> list[str]:
+    """The recent tier's directories among a transcripts directory's sub-directories."""
+    return [name for name in names if is_recent_partition(name)]
+
+
+def fresh_since(newest: datetime) -> datetime:
+    """The first instant of the recent tier's fresh rows, given its newest ``last_timestamp``:
+    rows at or after it are written to files of their own."""
+    return newest - timedelta(days=FRESH_TRANSCRIPT_DAYS)
 
 
 def writer_limits(dataset: str, partition: str, max_file_bytes: int) -> tuple[int, int]:
     """(max_file_bytes, max_row_group_bytes) for a DatasetWriter of one partition: small files
-    for the recent transcript shards, ``max_file_bytes`` and the default row groups elsewhere
+    for the recent transcripts, ``max_file_bytes`` and the default row groups elsewhere
     (folded buckets stay one file each)."""
-    if dataset == "transcripts" and partition.startswith("shard-"):
+    if dataset == "transcripts" and is_recent_partition(partition):
         return min(max_file_bytes, RECENT_TRANSCRIPT_FILE_BYTES), RECENT_TRANSCRIPT_ROW_GROUP_BYTES
     return max_file_bytes, DEFAULT_MAX_ROW_GROUP_BYTES
 

@@ -250,8 +250,9 @@ TRANSCRIPTS = DatasetEntry(
         "deleted."
     ),
     layout=(
-        "`transcripts/shard-NN/` (16 shards by a CRC-32 of the conversation id) for recent rows, "
-        "`transcripts/folded/<bucket>/` once folded: read `transcripts/**/*.parquet`."
+        "`transcripts/recent/` for recent rows (an archive an earlier release wrote may still "
+        "hold `transcripts/shard-NN/` directories of them), `transcripts/folded/<bucket>/` once "
+        "folded: read `transcripts/**/*.parquet`."
     ),
     reading="A conversation has one row.",
     columns={

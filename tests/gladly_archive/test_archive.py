@@ -23,8 +23,8 @@ from gladly_archive.fs import ArchiveError, ArchiveLockedError
 from gladly_archive.item_derive import CHANNELS
 from gladly_archive.merge import COMPACT_MIN_FILES
 from gladly_archive.purge import purge_customers
+from gladly_archive.recent_keys import RECENT_KEYS_NAME
 from gladly_archive.schemas import AGENTS, CUSTOMERS, ITEMS, SCHEMA_VERSION, TOPICS
-from gladly_archive.transcripts import bucket_of
 from gladly_archive.writer import SchemaMismatchError
 
 # -- builders shared by the archive tests (imported by the other test modules) ----------------
@@ -159,14 +159,14 @@ def test_commit_puts_every_dataset_in_its_final_layout(tmp_path: Path) -> None:
     assert "_quarantine/job-J1/part-J1-0.parquet" in files
     assert "_manifest/job_id=J1.parquet" in files
     assert any(f.startswith("_index/customer_files/part-J1-") for f in files)
-    assert {f.split("/")[1] for f in files if f.startswith("transcripts/")} == {
-        f"shard-{bucket_of(c):02d}" for c in ("c1", "c2")
-    }
+    assert {f.split("/")[1] for f in files if f.startswith("transcripts/")} == {"recent"}
     # Nothing left in staging but the lock directory; no temporary files anywhere.
     assert not [f for f in files if f.startswith("_staging/")]
     assert not [f for f in files if Path(f).name.startswith(".")]
+    # The data files are the job's; the recent tier's key file is a cache (recent_keys).
+    assert RECENT_KEYS_NAME in files
     assert sorted(result.files_written) == sorted(
-        f for f in files if not f.startswith("_manifest/")
+        f for f in files if not f.startswith("_manifest/") and f != RECENT_KEYS_NAME
     )
     assert result.rows_by_dataset == {
         "items": 2,
@@ -179,13 +179,13 @@ def test_commit_puts_every_dataset_in_its_final_layout(tmp_path: Path) -> None:
     assert archive.archived_job_ids() == {"J1"}
 
 
-def test_transcript_shards_follow_crc32_of_the_conversation(tmp_path: Path) -> None:
+def test_a_jobs_transcripts_go_to_one_file_of_the_recent_tier(tmp_path: Path) -> None:
     archive = Archive.open(tmp_path)
-    archive_job(archive, "J1", [item("i1", "conv-a", "u1", T0), item("i2", "conv-b", "u1", T0)])
-    for conversation in ("conv-a", "conv-b"):
-        shard = tmp_path / "transcripts" / f"shard-{bucket_of(conversation):02d}"
-        rows = pq.read_table(shard).column("conversation_id").to_pylist()
-        assert conversation in rows
+    items = [item(f"i{n}", f"conv-{n}", "u1", T0) for n in range(40)]
+    archive_job(archive, "J1", items)
+    (written,) = (tmp_path / "transcripts" / "recent").glob("*.parquet")
+    rows = pq.read_table(written).column("conversation_id").to_pylist()
+    assert sorted(rows) == sorted(f"conv-{n}" for n in range(40))
 
 
 def test_manifest_records_the_job_figures(tmp_path: Path) -> None:
@@ -398,9 +398,11 @@ def test_index_rows_of_replaced_files_are_skipped_then_dropped(tmp_path: Path) -
     assert report.rows_removed["items"] == 1
     index = archive.dataset("_index/customer_files").to_table()
     assert "u1" not in index["customer_id"].to_pylist()
-    for number in range(3, 3 + COMPACT_MIN_FILES):
+    # Up to the commit that finds COMPACT_MIN_FILES small index files and merges them.
+    for number in range(3, 2 + COMPACT_MIN_FILES):
         day = T0 + timedelta(days=number)
         archive_job(archive, f"J{number}", [item(f"i{number}", f"c{number}", "u3", day)])
+    assert len(list((tmp_path / "_index" / "customer_files").iterdir())) == 1, "merged"
     paths = archive.dataset("_index/customer_files").to_table()["path"].to_pylist()
     assert all((tmp_path / p).exists() for p in paths), "the merge dropped the rows of gone files"
     _index_matches_files(archive, tmp_path)

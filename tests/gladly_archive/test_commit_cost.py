@@ -14,8 +14,7 @@ import gladly_archive.merge as merge
 import gladly_archive.transcripts as transcripts
 from gladly_archive.archive import Archive
 from gladly_archive.fold import fold_archive
-from gladly_archive.schemas import TRANSCRIPTS
-from gladly_archive.transcripts import bucket_of, bucket_partition
+from gladly_archive.purge import purge_customers
 from tests.gladly_archive.test_archive import T0, archive_job, fixed_clock, item
 
 CONVERSATIONS = 240
@@ -43,7 +42,7 @@ def _one_item_a_conversation(root: Path) -> Archive:
 
 @pytest.fixture
 def small_files(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Recent transcript files of a few kilobytes, so that a test's shard holds many."""
+    """Recent transcript files of a few kilobytes, so that a test's recent tier holds many."""
     monkeypatch.setattr(transcripts, "RECENT_TRANSCRIPT_FILE_BYTES", 1 << 10)
     monkeypatch.setattr(transcripts, "RECENT_TRANSCRIPT_ROW_GROUP_BYTES", 1 << 10)
     monkeypatch.setattr(merge, "SMALL_RECENT_TRANSCRIPTS", 256)
@@ -53,15 +52,14 @@ def test_continuing_a_conversation_rewrites_only_the_file_holding_it(
     tmp_path: Path, small_files: None
 ) -> None:
     archive = _one_item_a_conversation(tmp_path)
-    shard = bucket_partition(bucket_of("c7"))
-    before = files(tmp_path, f"transcripts/{shard}")
-    assert len(before) >= 3, "the shard is kept in several small files"
+    before = files(tmp_path, "transcripts/recent")
+    assert len(before) >= 3, "the recent tier is kept in several small files"
     holding = {
         p for p in before if "c7" in pq.read_table(tmp_path / p)["conversation_id"].to_pylist()
     }
     later = T0 + timedelta(days=1)
     archive_job(archive, "J2", [item("i-new", "c7", "u7", later, job_id="J2")])
-    after = files(tmp_path, f"transcripts/{shard}")
+    after = files(tmp_path, "transcripts/recent")
     assert before - after == holding, "only the file holding c7 was replaced"
     table = archive.dataset("transcripts").to_table()
     ids = table["conversation_id"].to_pylist()
@@ -190,10 +188,10 @@ def test_a_commit_reads_no_staged_file_back_for_its_ids(
     assert read == [], "item, conversation and customer ids came from the writers"
 
 
-def _holding(root: Path, shard: str, conversation: str) -> set[str]:
+def _holding(root: Path, conversation: str) -> set[str]:
     return {
         p
-        for p in files(root, f"transcripts/{shard}")
+        for p in files(root, "transcripts")
         if conversation in pq.read_table(root / p)["conversation_id"].to_pylist()
     }
 
@@ -201,20 +199,19 @@ def _holding(root: Path, shard: str, conversation: str) -> set[str]:
 def test_rebuilt_rows_go_to_a_file_of_their_own_so_the_next_commit_rewrites_only_that(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Files big enough to hold a shard whole: c7's rebuilt row could join the rows kept.
+    # Files big enough to hold the recent tier whole: c7's rebuilt row could join the rows kept.
     monkeypatch.setattr(transcripts, "RECENT_TRANSCRIPT_FILE_BYTES", 1 << 20)
     monkeypatch.setattr(merge, "SMALL_RECENT_TRANSCRIPTS", 256)
     archive = _one_item_a_conversation(tmp_path)
-    shard = bucket_partition(bucket_of("c7"))
     later = T0 + timedelta(days=1)
     archive_job(archive, "J2", [item("j1", "c7", "u7", later, job_id="J2")])
-    (own,) = _holding(tmp_path, shard, "c7")
+    (own,) = _holding(tmp_path, "c7")
     assert pq.read_table(tmp_path / own)["conversation_id"].to_pylist() == ["c7"]
-    kept = files(tmp_path, f"transcripts/{shard}") - {own}
-    assert kept, "the shard's other rows stayed in a file apart"
+    kept = files(tmp_path, "transcripts/recent") - {own}
+    assert kept, "the other rows stayed in a file apart"
     # The next day continues c7 again: only its own small file is replaced.
     archive_job(archive, "J3", [item("k1", "c7", "u7", later + timedelta(days=1), job_id="J3")])
-    after = files(tmp_path, f"transcripts/{shard}")
+    after = files(tmp_path, "transcripts/recent")
     assert kept <= after
     assert own not in after
     c7 = [
@@ -224,41 +221,91 @@ def test_rebuilt_rows_go_to_a_file_of_their_own_so_the_next_commit_rewrites_only
     assert [r["item_count"] for r in c7] == [3]
 
 
-def test_split_fresh_puts_a_shards_last_days_apart_oldest_first() -> None:
-    stamps = [T0 + timedelta(days=d, hours=1) for d in range(10)]
-    rows = pa.table(
-        {"conversation_id": [f"c{d}" for d in range(10)], "last_timestamp": stamps},
-        schema=pa.schema(
-            [pa.field("conversation_id", pa.string()), TRANSCRIPTS.field("last_timestamp")]
-        ),
+def test_fresh_rows_are_those_of_the_recent_tiers_last_days() -> None:
+    newest = T0 + timedelta(days=9, hours=1)
+    assert transcripts.fresh_since(newest) == newest - timedelta(
+        days=transcripts.FRESH_TRANSCRIPT_DAYS
     )
-    older, fresh = transcripts.split_fresh(rows)
-    days = transcripts.FRESH_TRANSCRIPT_DAYS
-    assert fresh["conversation_id"].to_pylist() == [f"c{d}" for d in range(9 - days, 10)]
-    assert older["conversation_id"].to_pylist() == [f"c{d}" for d in range(9 - days)]
-    assert transcripts.split_fresh(rows.slice(7)) == [rows.slice(7)]  # all fresh: one part
-    assert transcripts.split_fresh(rows.slice(0, 0)) == []
 
 
-def test_a_fold_writes_each_shards_fresh_rows_in_a_file_of_their_own(tmp_path: Path) -> None:
-    archive = Archive.open(tmp_path, clock=fixed_clock)
-    # Conversations over 40 days; the fold keeps the last month recent.
+def _fold_forty_days(root: Path, *, legacy: bool = False) -> Archive:
+    """Conversations over 40 days (customers u0..u6), folded so that the last month stays
+    recent; ``legacy``: from an earlier release's shard directory."""
+    archive = Archive.open(root, clock=fixed_clock)
     rows = [
         item(f"i{n}", f"c{n}", f"u{n % 7}", T0 + timedelta(days=n, minutes=1), text=_words(n))
         for n in range(40)
     ]
     archive_job(archive, "J1", rows)
+    if legacy:
+        _as_an_earlier_release_left_it(root)
     fold_archive(archive, (T0 + timedelta(days=5)).date(), buckets=4)
-    split = 0
-    for shard in (tmp_path / "transcripts").glob("shard-*"):
-        # the files the fold wrote (it rewrites a shard that held rows leaving it)
-        written = [pq.read_table(p) for p in shard.glob("part-fold-*.parquet")]
-        stamps = [t["last_timestamp"].to_pylist() for t in written]
-        if not stamps:
-            continue
-        shard_cut = max(max(s) for s in stamps) - timedelta(days=transcripts.FRESH_TRANSCRIPT_DAYS)
-        for s in stamps:  # a file holds only fresh rows, or only older ones
-            assert all(x >= shard_cut for x in s) or all(x < shard_cut for x in s)
-        fresh = sum(1 for s in stamps if all(x >= shard_cut for x in s))
-        split += fresh == 1 and len(stamps) > fresh
-    assert split, "a shard's fresh rows went to a file of their own beside the older rows'"
+    return archive
+
+
+def test_a_fold_writes_the_recent_tiers_fresh_rows_in_a_file_of_their_own(
+    tmp_path: Path,
+) -> None:
+    _fold_forty_days(tmp_path)
+    # the files the fold wrote (it rewrites the recent files that held rows leaving them)
+    written = [pq.read_table(p) for p in (tmp_path / "transcripts" / "recent").glob("part-fold-*")]
+    stamps = [t["last_timestamp"].to_pylist() for t in written]
+    cut = transcripts.fresh_since(max(max(s) for s in stamps))
+    for s in stamps:  # a file holds only fresh rows, or only older ones
+        assert all(x >= cut for x in s) or all(x < cut for x in s)
+    fresh = [s for s in stamps if all(x >= cut for x in s)]
+    assert len(fresh) == 1, "the fresh rows went to a file of their own"
+    assert len(stamps) > 1, "beside the older rows' files"
+    assert sorted(c for t in written for c in t["conversation_id"].to_pylist()) == sorted(
+        f"c{n}" for n in range(6, 40)
+    )
+
+
+def _as_an_earlier_release_left_it(root: Path) -> None:
+    """Move the recent transcripts into an earlier release's shard directory, with the
+    customer file index following them."""
+    shard = root / "transcripts" / "shard-03"
+    shard.mkdir()
+    for path in (root / "transcripts" / "recent").glob("*.parquet"):
+        path.rename(shard / path.name)
+    (root / "transcripts" / "recent").rmdir()
+    for path in (root / "_index" / "customer_files").glob("*.parquet"):
+        index = pq.read_table(path)
+        moved = [p.replace("transcripts/recent/", "transcripts/shard-03/") for p in
+                 index["path"].to_pylist()]  # fmt: skip
+        at = index.schema.get_field_index("path")
+        index = index.set_column(at, index.schema.field(at), pa.array(moved, pa.string()))
+        pq.write_table(index, path)
+
+
+def test_a_commit_moves_the_rows_it_rebuilds_out_of_an_earlier_releases_shards(
+    tmp_path: Path,
+) -> None:
+    archive = _one_item_a_conversation(tmp_path)
+    _as_an_earlier_release_left_it(tmp_path)
+    later = T0 + timedelta(days=1)
+    archive_job(archive, "J2", [item("i-new", "c7", "u7", later, job_id="J2")])
+    table = archive.dataset("transcripts").to_table()
+    assert sorted(table["conversation_id"].to_pylist()) == sorted(
+        f"c{n}" for n in range(CONVERSATIONS)
+    ), "c7's old row left the shard: one row a conversation"
+    (c7,) = [r for r in table.to_pylist() if r["conversation_id"] == "c7"]
+    assert c7["item_count"] == 2
+    holding = _holding(tmp_path, "c7")
+    assert holding
+    assert all(p.startswith("transcripts/recent/") for p in holding)
+
+
+def test_a_fold_moves_what_stays_of_an_earlier_releases_shards_to_the_recent_directory(
+    tmp_path: Path,
+) -> None:
+    archive = _fold_forty_days(tmp_path, legacy=True)
+    assert not list((tmp_path / "transcripts").glob("shard-*/*.parquet"))
+    recent = pq.read_table(tmp_path / "transcripts" / "recent")["conversation_id"].to_pylist()
+    assert sorted(recent) == sorted(f"c{n}" for n in range(6, 40))
+    assert archive.dataset("transcripts").count_rows() == 40
+    # The index followed: erasing a customer leaves none of their transcript rows.
+    purge_customers(archive, ["u3"])
+    left = archive.dataset("transcripts").to_table()["customer_id"].to_pylist()
+    assert "u3" not in left
+    assert len(left) == 40 - len([n for n in range(40) if n % 7 == 3])

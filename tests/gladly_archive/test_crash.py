@@ -157,7 +157,15 @@ def test_reference_run_passes_every_named_point(
 ) -> None:
     snap, points = reference
     names = {p.split(":")[0] for p in points}
-    assert names == {"staged", "intent_written", "moved", "deleted", "before_manifest", "committed"}
+    assert names == {
+        "staged",
+        "intent_written",
+        "moved",
+        "deleted",
+        "before_manifest",
+        "recent_keys",
+        "committed",
+    }
     assert {p for p in points if p.startswith("staged:")} == {
         "staged:items",
         "staged:customers",

@@ -25,7 +25,6 @@ from gladly_archive.fs import ArchiveLockedError
 from gladly_archive.purge import PURGED_DATASETS, purge_customers, purge_phase, still_listed
 from gladly_archive.schemas import CONVERSATIONS, CUSTOMER_PROFILES
 from gladly_archive.tombstones import read_tombstones, write_tombstones
-from gladly_archive.transcripts import bucket_of
 from tests._progress import ProgressLog
 from tests.gladly_archive.test_archive import T0, customers_table, fixed_clock, item, items_table
 
@@ -188,9 +187,7 @@ def test_exactly_the_customers_rows_disappear_from_every_dataset(root: Path) -> 
     assert A not in index["customer_id"].to_pylist()
     assert all((root / p).is_file() for p in index["path"].to_pylist())
     listed = set(zip(index["customer_id"].to_pylist(), index["path"].to_pylist(), strict=True))
-    assert any(
-        c == B and p.startswith(f"transcripts/shard-{bucket_of('m2'):02d}/") for c, p in listed
-    )
+    assert any(c == B and p.startswith("transcripts/recent/") for c, p in listed)
     # Nowhere in the archive is a row of A left.
     assert not [p for p in root.rglob("*.parquet") if holds(p, A)]
 
@@ -232,6 +229,14 @@ def test_progress_counts_each_datasets_files_up_to_those_it_visits(root: Path) -
 
 def test_untouched_files_are_not_rewritten(root: Path) -> None:
     archive = Archive(root, clock=fixed_clock)
+    # C alone: a transcript file of the recent tier without A's rows.
+    job = archive.stage_job("JC")
+    job.write_items(
+        items_table(
+            [item("i40", "v10", C, T0 + 6 * DAY, text=said(C, 40), job_id="JC")]
+        ).to_batches()
+    )
+    job.commit()
     before = files(root)
     # What must change: files holding A, and the transcript file of m1 (B's row, A's lines).
     changing = {p for p in before if holds(root / p, A)}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,8 +9,14 @@ from typing import Any
 import pyarrow.compute as pc
 
 from gladly_archive.archive import Archive
-from gladly_archive.schemas import TRANSCRIPT_BUCKETS, TRANSCRIPTS
-from gladly_archive.transcripts import bucket_of, bucket_partition, build_transcripts
+from gladly_archive.schemas import TRANSCRIPTS
+from gladly_archive.transcripts import (
+    RECENT_TRANSCRIPT_FILE_BYTES,
+    build_transcripts,
+    is_recent_partition,
+    recent_partitions,
+    writer_limits,
+)
 from tests.gladly_archive.test_archive import T0, archive_job, item, items_table
 
 BUILT = datetime(2025, 3, 9, tzinfo=UTC)
@@ -103,10 +108,15 @@ def test_no_items_build_an_empty_table() -> None:
     assert table.schema.equals(TRANSCRIPTS)
 
 
-def test_buckets_are_a_stable_crc32_of_the_conversation_id() -> None:
-    assert bucket_of("conv-1") == zlib.crc32(b"conv-1") % TRANSCRIPT_BUCKETS
-    assert bucket_of("conv-1") == 12  # pinned: a different hash would move every row
-    assert bucket_partition(5) == "shard-05"
+def test_the_recent_tier_is_its_directory_and_an_earlier_releases_shards() -> None:
+    assert recent_partitions(["folded", "recent", "shard-05", "shard-x"]) == [
+        "recent",
+        "shard-05",
+        "shard-x",
+    ]
+    assert not is_recent_partition("folded")
+    assert writer_limits("transcripts", "recent", 1 << 30)[0] == RECENT_TRANSCRIPT_FILE_BYTES
+    assert writer_limits("transcripts", "folded/0007", 1 << 30)[0] == 1 << 30
 
 
 def test_a_second_job_rebuilds_the_conversation_from_all_its_items(tmp_path: Path) -> None:
