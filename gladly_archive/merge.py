@@ -37,6 +37,7 @@ from gladly_archive.transcripts import (
     RECENT_TRANSCRIPT_FILE_BYTES,
     SOURCE_COLUMNS,
     build_transcripts,
+    extend_transcripts,
     is_recent_partition,
 )
 from gladly_archive.writer import DatasetWriter, WrittenFile
@@ -136,6 +137,8 @@ class CommitPlanner:
     _rewritten: set[str] = field(default_factory=set)
     _keys: FoldedKeys | None = None
     _recent: _Recent | None = None
+    # The files holding old transcript rows of the touched conversations, with their ids.
+    _old_files: dict[str, pa.ChunkedArray] = field(default_factory=dict)
     hook: Callable[[str], None] | None = None  # the archive's crash hook (tests)
 
     def _folded_keys(self) -> FoldedKeys:
@@ -277,6 +280,7 @@ class CommitPlanner:
         holding = sorted(self._holding(keys_of_ids(touched)))
         hits = rows_by_file(self.fs, holding, TRANSCRIPTS, where, _OLD_COLUMNS)
         old_rows = list(hits.values())
+        self._old_files = {path: rows["conversation_id"] for path, rows in hits.items()}
         small = min(self.compact_below_bytes, SMALL_RECENT_TRANSCRIPTS)
         merged = self._to_fold(recent, small)
         carried = [p for p in recent if p in hits or p in merged]
@@ -289,6 +293,7 @@ class CommitPlanner:
             paths = folded_paths(self.fs, self.root, "transcripts", buckets)
             for path, old in rows_by_file(self.fs, paths, TRANSCRIPTS, where, _OLD_COLUMNS).items():
                 old_rows.append(old)
+                self._old_files[path] = old["conversation_id"]
                 folded.setdefault(relative(base, path).rsplit("/", 1)[0], []).append(path)
         old = pa.concat_tables(
             [*(t.cast(_OLD_TRANSCRIPTS) for t in old_rows), _OLD_TRANSCRIPTS.empty_table()]
@@ -418,13 +423,72 @@ class CommitPlanner:
         writer: DatasetWriter,
         built_at: datetime,
     ) -> None:
-        """Rebuild a ``group`` of touched conversations from their items (those of the staged
-        ``job_files`` and the archive's) and write their rows to ``writer``."""
+        """Rebuild a ``group`` of touched conversations and write their rows to ``writer``.
+
+        A conversation the job only continues (its row found once, none of its items replaced,
+        every new item later than its last) is its old row and the new lines
+        (``extend_transcripts``): none of its old items is read, however long ago it began.
+        The others are built from all their items (the job's and the archive's)."""
         group_old = old.filter(pc.is_in(old["conversation_id"], value_set=group))
-        built = build_transcripts(self._items_of(group, group_old, job_files), built_at)
+        own = self._job_items(group, job_files)
+        extend = self._continued(group_old, own)
+        if len(extend):
+            rows = self._old_rows(extend)
+            mine = own.filter(pc.is_in(own["conversation_id"], value_set=extend))
+            self._write_rows(writer, extend_transcripts(rows, mine, built_at))
+        rest = group.filter(pc.invert(pc.is_in(group, value_set=extend)))
+        if len(rest):
+            rest_old = group_old.filter(pc.is_in(group_old["conversation_id"], value_set=rest))
+            mine = own.filter(pc.is_in(own["conversation_id"], value_set=rest))
+            items = self._items_of(rest, rest_old, job_files, mine)
+            self._write_rows(writer, build_transcripts(items, built_at))
+
+    def _write_rows(self, writer: DatasetWriter, built: pa.Table) -> None:
         self.conversations_rebuilt += built.num_rows
         for batch in built.to_batches():
             writer.write_batch(batch)
+
+    def _job_items(self, group: pa.Array, job_files: set[str] | None) -> pa.Table:
+        """The group's items among the job's own staged files (not the archive's files it
+        rewrote): ``job_files`` of them (None: all)."""
+        paths = [
+            f.path
+            for f in self.staged.get("items", [])
+            if f.path not in self._rewritten and (job_files is None or f.path in job_files)
+        ]
+        dataset = ds.dataset(paths, schema=ITEMS, format="parquet", filesystem=self.fs)
+        return dataset.to_table(
+            columns=SOURCE_COLUMNS, filter=pc.field("conversation_id").isin(group)
+        )
+
+    def _continued(self, old: pa.Table, own: pa.Table) -> pa.Array:
+        """The conversations whose rows can be continued with the job's items ``own``: one
+        old row, no item replaced, and every new item later than the row's last."""
+        none = pa.array([], pa.string())
+        if not old.num_rows or not own.num_rows:
+            return none
+        counts = old.group_by("conversation_id").aggregate([("last_timestamp", "count")])
+        single = counts.filter(pc.equal(counts["last_timestamp_count"], 1))["conversation_id"]
+        if self._removed_conversations:
+            removed = pa.array(sorted(self._removed_conversations), pa.string())
+            single = single.filter(pc.invert(pc.is_in(single, value_set=removed)))
+        firsts = own.group_by("conversation_id").aggregate([("timestamp", "min")])
+        at = pc.index_in(firsts["conversation_id"], value_set=old["conversation_id"])
+        last = pc.take(old["last_timestamp"], at)
+        later = pc.fill_null(pc.greater(firsts["timestamp_min"], last), False)
+        ok = pc.and_(later, pc.is_in(firsts["conversation_id"], value_set=single))
+        return firsts["conversation_id"].filter(ok).combine_chunks()
+
+    def _old_rows(self, conversations: pa.Array) -> pa.Table:
+        """The whole old rows of these conversations, from the files found holding them."""
+        paths = [
+            path
+            for path, ids in self._old_files.items()
+            if pc.any(pc.is_in(ids, value_set=conversations)).as_py()
+        ]
+        where = pc.field("conversation_id").isin(conversations)
+        found = rows_by_file(self.fs, paths, TRANSCRIPTS, where, TRANSCRIPTS.names)
+        return pa.concat_tables([*found.values(), TRANSCRIPTS.empty_table()])
 
     def _carry(self, writer: DatasetWriter, paths: list[str], touched: pa.Array) -> None:
         """Copy these files' rows but the touched conversations'; the files are replaced."""
@@ -464,11 +528,13 @@ class CommitPlanner:
                 partitions.add(name)
         return partitions
 
-    def _items_of(self, touched: pa.Array, old: pa.Table, job_files: set[str] | None) -> pa.Table:
-        """The touched conversations' items as they will be after this commit: from the job
-        (its ``job_files`` holding them; None: all its files), the day directories inside their
-        spans and, for conversations that began on or before the day folded through, the
-        folded tier."""
+    def _items_of(
+        self, touched: pa.Array, old: pa.Table, job_files: set[str] | None, own: pa.Table
+    ) -> pa.Table:
+        """The touched conversations' items as they will be after this commit: ``own`` (the
+        job's, read from its ``job_files``; None: all its files), those of the archive's files
+        the job rewrote, the day directories inside their spans and, for conversations that
+        began on or before the day folded through, the folded tier."""
         partitions = sorted(self._day_partitions(old, job_files))
         deleted = set(self.deletes)
         paths = [
@@ -478,7 +544,11 @@ class CommitPlanner:
             if path not in deleted
         ]
         staged = self.staged.get("items", [])
-        paths += [f.path for f in staged if job_files is None or f.path in job_files]
+        paths += [
+            f.path
+            for f in staged
+            if f.path in self._rewritten and (job_files is None or f.path in job_files)
+        ]
         through = read_layout(self.fs, self.root).folded_through
         if through is not None and old.num_rows:
             first = pc.min(pc.cast(old["first_timestamp"], pa.date32())).as_py()
@@ -488,9 +558,10 @@ class CommitPlanner:
                 folded = folded_paths(self.fs, self.root, "items", buckets)
                 paths += [p for p in folded if p not in deleted]
         dataset = ds.dataset(paths, schema=ITEMS, format="parquet", filesystem=self.fs)
-        return dataset.to_table(
+        archived = dataset.to_table(
             columns=SOURCE_COLUMNS, filter=pc.field("conversation_id").isin(touched)
         )
+        return pa.concat_tables([own, archived])
 
     # -- step 3: the customer file index --------------------------------------------------
 

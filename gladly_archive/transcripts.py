@@ -18,6 +18,7 @@ __all__ = [
     "RECENT_PARTITION",
     "SOURCE_COLUMNS",
     "build_transcripts",
+    "extend_transcripts",
     "fresh_since",
     "is_recent_partition",
     "line_parts",
@@ -328,6 +329,61 @@ def build_transcripts(items: pa.Table, built_at: datetime) -> pa.Table:
         ),
         "transcript": transcript,
         "built_at": pa.array([built_at] * groups, UTC_MICROS),
+    }
+    return pa.Table.from_pydict(
+        {name: columns[name] for name in TRANSCRIPTS.names}, schema=TRANSCRIPTS
+    )
+
+
+def _merged_distinct(first: pa.Array, second: pa.Array) -> pa.Array:
+    """Per row, the distinct values of ``first``'s list then ``second``'s, in order of first
+    appearance (the lists of two runs of items, one after the other)."""
+    values = pa.concat_arrays([pc.list_flatten(first), pc.list_flatten(second)])
+    parents = np.concatenate(
+        [
+            np.asarray(pc.list_parent_indices(first), dtype=np.int64),
+            np.asarray(pc.list_parent_indices(second), dtype=np.int64),
+        ]
+    )
+    order = np.argsort(parents, kind="stable")  # a row's first values before its second's
+    return _distinct_in_order(values.take(pa.array(order)), parents[order], len(first))
+
+
+def extend_transcripts(old: pa.Table, items: pa.Table, built_at: datetime) -> pa.Table:
+    """Continue ``old`` TRANSCRIPTS rows with new ``items`` (at least SOURCE_COLUMNS), one row
+    per conversation of the items: what ``build_transcripts`` makes of all the items, old and
+    new, when every new item is later than its conversation's ``last_timestamp`` (the caller's
+    to check; it reads no old item). Every conversation of ``items`` needs its row in ``old``.
+    """
+    new = build_transcripts(items, built_at)
+    if not new.num_rows:
+        return new
+    at = pc.index_in(new.column("conversation_id"), value_set=old.column("conversation_id"))
+    if at.null_count:
+        raise ValueError("a conversation to continue has no transcript row")
+    old = old.take(at).combine_chunks()
+    new = new.combine_chunks()
+
+    def newer(name: str) -> pa.Array:
+        """The new rows' value where it has one, else the old's (latest valid item wins)."""
+        return pc.if_else(pc.is_valid(new[name]), new[name], old[name])
+
+    columns = {
+        "conversation_id": new["conversation_id"],
+        "customer_id": new["customer_id"],
+        "first_timestamp": old["first_timestamp"],
+        "last_timestamp": new["last_timestamp"],
+        "channels": _merged_distinct(old["channels"].chunk(0), new["channels"].chunk(0)),
+        "item_count": pc.add(old["item_count"], new["item_count"]),
+        "agent_name": newer("agent_name"),
+        "agent_names": _merged_distinct(old["agent_names"].chunk(0), new["agent_names"].chunk(0)),
+        "inbox_name": newer("inbox_name"),
+        "topic_names": newer("topic_names"),
+        "internal_notes": pc.add(old["internal_notes"], new["internal_notes"]),
+        "transcript": pc.binary_join_element_wise(
+            old["transcript"], new["transcript"], pa.scalar("\n", pa.large_string())
+        ),
+        "built_at": new["built_at"],
     }
     return pa.Table.from_pydict(
         {name: columns[name] for name in TRANSCRIPTS.names}, schema=TRANSCRIPTS

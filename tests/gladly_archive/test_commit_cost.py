@@ -149,16 +149,16 @@ def test_a_backfills_groups_read_its_day_files_about_once_not_once_a_group(
 ) -> None:
     whole = _backfill(tmp_path / "whole")
     given: list[set[str] | None] = []
-    real = merge.CommitPlanner._items_of
+    real = merge.CommitPlanner._job_items
 
     def recorded(
-        self: merge.CommitPlanner, touched: pa.Array, old: pa.Table, job_files: set[str] | None
+        self: merge.CommitPlanner, group: pa.Array, job_files: set[str] | None
     ) -> pa.Table:
         given.append(job_files)
-        return real(self, touched, old, job_files)
+        return real(self, group, job_files)
 
     monkeypatch.setattr(merge, "TRANSCRIPT_GROUP_ITEMS", 40)
-    monkeypatch.setattr(merge.CommitPlanner, "_items_of", recorded)
+    monkeypatch.setattr(merge.CommitPlanner, "_job_items", recorded)
     grouped = _backfill(tmp_path / "grouped")
     assert grouped == whole, "the same rows as one group builds"
     assert {r["conversation_id"] for r in whole} == {f"c{n}" for n in range(60)} | {"c-moved"}
@@ -309,3 +309,62 @@ def test_a_fold_moves_what_stays_of_an_earlier_releases_shards_to_the_recent_dir
     left = archive.dataset("transcripts").to_table()["customer_id"].to_pylist()
     assert "u3" not in left
     assert len(left) == 40 - len([n for n in range(40) if n % 7 == 3])
+
+
+def _rebuilt_from_items(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Records the conversations rebuilt from their items (not continued)."""
+    built: list[str] = []
+    real = merge.CommitPlanner._items_of
+
+    def recorded(
+        self: merge.CommitPlanner,
+        touched: pa.Array,
+        old: pa.Table,
+        job_files: set[str] | None,
+        own: pa.Table,
+    ) -> pa.Table:
+        built.extend(touched.to_pylist())
+        return real(self, touched, old, job_files, own)
+
+    monkeypatch.setattr(merge.CommitPlanner, "_items_of", recorded)
+    return built
+
+
+def test_a_continued_conversation_reads_none_of_its_old_items(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive = _fold_forty_days(tmp_path)  # c0..c5 folded, c6..c39 recent
+    built = _rebuilt_from_items(monkeypatch)
+    later = T0 + timedelta(days=41)
+    archive_job(archive, "J2", [
+        item("j1", "c2", "u2", later, job_id="J2"),  # reopens a folded conversation
+        item("j2", "c30", "u2", later, job_id="J2"),  # continues a recent one
+        item("j3", "c-new", "u2", later, job_id="J2"),
+    ])  # fmt: skip
+    assert built == ["c-new"], "only the new conversation was built from items"
+    rows = {r["conversation_id"]: r for r in archive.dataset("transcripts").to_table().to_pylist()}
+    assert len(rows) == 41
+    for conversation in ("c2", "c30"):
+        assert rows[conversation]["item_count"] == 2
+        lines = rows[conversation]["transcript"].split("\n")
+        assert lines[0].startswith(
+            (T0 + timedelta(days=int(conversation[1:]))).strftime("%Y-%m-%d")
+        )
+        assert lines[1].startswith(later.strftime("%Y-%m-%dT%H:%M"))
+
+
+def test_a_replaced_item_or_a_tie_rebuilds_from_every_item(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive = Archive.open(tmp_path, clock=fixed_clock)
+    archive_job(archive, "J1", [item("i1", "c1", "u1", T0), item("i2", "c2", "u1", T0)])
+    built = _rebuilt_from_items(monkeypatch)
+    archive_job(archive, "J2", [
+        item("i1", "c1", "u1", T0, text="edited", job_id="J2"),  # replaces an old item
+        item("j2", "c2", "u1", T0, job_id="J2"),  # as old as the row's last item
+    ])  # fmt: skip
+    assert sorted(built) == ["c1", "c2"]
+    rows = {r["conversation_id"]: r for r in archive.dataset("transcripts").to_table().to_pylist()}
+    assert rows["c1"]["item_count"] == 1
+    assert rows["c1"]["transcript"].endswith("edited")
+    assert rows["c2"]["item_count"] == 2

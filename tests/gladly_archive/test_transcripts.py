@@ -7,12 +7,16 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.compute as pc
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gladly_archive.archive import Archive
 from gladly_archive.schemas import TRANSCRIPTS
 from gladly_archive.transcripts import (
     RECENT_TRANSCRIPT_FILE_BYTES,
     build_transcripts,
+    extend_transcripts,
     is_recent_partition,
     recent_partitions,
     writer_limits,
@@ -151,3 +155,53 @@ def test_a_second_job_rebuilds_the_conversation_from_all_its_items(tmp_path: Pat
     assert c1["last_timestamp"] == T0 + timedelta(days=5)
     (c9,) = table.filter(pc.field("conversation_id") == "c9").to_pylist()
     assert c9["transcript"] == "2025-03-01T10:00:00Z · Chat · Customer · other"
+
+
+_KINDS = ["CHAT_MESSAGE", "CONVERSATION_NOTE", "EMAIL", "SMS", "CUSTOMER_ACTIVITY"]
+
+
+@st.composite
+def _conversations(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Items of a few conversations, each split in an older run and a later one."""
+    older: list[dict[str, Any]] = []
+    later: list[dict[str, Any]] = []
+    for c in range(draw(st.integers(1, 4))):
+        count = draw(st.integers(2, 7))
+        split = draw(st.integers(1, count - 1))
+        # Strictly later items after the split; ties and any order inside a run.
+        minutes = sorted(draw(st.lists(st.integers(0, 5), min_size=count, max_size=count)))
+        minutes = [m + (100 if n >= split else 0) for n, m in enumerate(minutes)]
+        for n, minute in enumerate(minutes):
+            row = item(
+                f"i{c}-{n}",
+                f"conv-{c}",
+                draw(st.sampled_from(["u1", "u2"])),
+                T0 + timedelta(minutes=minute),
+                text=draw(st.sampled_from(["hi", None, "a\nb"])),
+                initiator_type=draw(st.sampled_from(["CUSTOMER", "AGENT", None])),
+                content_type=draw(st.sampled_from(_KINDS[:4])),
+                agent_name=draw(st.sampled_from(["Amy", "Bo", None])),
+            )
+            row["inbox_name"] = draw(st.sampled_from(["Support", "Sales", None]))
+            row["topic_names"] = draw(st.sampled_from([["Billing"], [], None]))
+            (older if n < split else later).append(row)
+    return older, later
+
+
+@settings(max_examples=150, deadline=None)
+@given(_conversations())
+def test_continuing_rows_equals_building_them_from_every_item(
+    runs: tuple[list[dict[str, Any]], list[dict[str, Any]]],
+) -> None:
+    older, later = runs
+    old = build_transcripts(items_table(older), T0)
+    continued = extend_transcripts(old, items_table(later), BUILT)
+    whole = build_transcripts(items_table(older + later), BUILT)
+    assert continued.equals(whole), (continued.to_pylist(), whole.to_pylist())
+
+
+def test_continuing_a_conversation_without_a_row_is_refused() -> None:
+    old = build_transcripts(items_table([item("i1", "c1", "u1", T0)]), T0)
+    later = items_table([item("i2", "c2", "u1", T0 + timedelta(hours=1))])
+    with pytest.raises(ValueError, match="no transcript row"):
+        extend_transcripts(old, later, BUILT)
