@@ -260,7 +260,8 @@ class CommitPlanner:
     # -- step 2: transcripts --------------------------------------------------------------
 
     def rebuild_transcripts(self, built_at: datetime) -> None:
-        """Rebuild the row of every conversation this job touched, from all of its items.
+        """Rebuild the row of every conversation this job touched: continued, or built from
+        all of its items (``_rebuild_group``).
 
         Existing rows are looked for in the recent tier, then in the folded tier; rebuilt rows
         go to the recent tier (a later fold moves them back once old).
@@ -274,7 +275,7 @@ class CommitPlanner:
             return
         touched = pa.array(sorted(touched_set), pa.string())
         base = join(self.root, "transcripts")
-        recent = sorted(self._recent_keys())
+        recent = sorted(self._recent_state().listing)
         # The old rows, in the recent files holding them (their narrow columns).
         where = pc.field("conversation_id").isin(touched)
         holding = sorted(self._holding(keys_of_ids(touched)))
@@ -310,9 +311,9 @@ class CommitPlanner:
             self._carry(folded_writer, folded[partition], touched)
             folded_writer.close()
 
-    def _recent_keys(self) -> dict[str, Stamp]:
-        """The recent transcript files (full path -> stamp), their keys known: from the key
-        file for the files it covers, read from the others (recent_keys)."""
+    def _recent_state(self) -> _Recent:
+        """The recent transcript files, their keys known: from the key file for the files it
+        covers, read from the others (recent_keys); found once a commit."""
         if self._recent is None:
             listing = recent_listing(self.fs, self.root)
             index = load_recent_keys(self.fs, self.root)
@@ -323,14 +324,13 @@ class CommitPlanner:
                 if path not in covered
             }
             self._recent = _Recent(listing, index, covered, learned)
-        return self._recent.listing
+        return self._recent
 
     def _holding(self, wanted: np.ndarray) -> set[str]:
         """The recent transcript files that may hold any of the ``wanted`` keys."""
-        self._recent_keys()
-        assert self._recent is not None
-        found = self._recent.index.holding(self._recent.covered, wanted)
-        for path, (_, keys) in self._recent.learned.items():
+        recent = self._recent_state()
+        found = recent.index.holding(recent.covered, wanted)
+        for path, (_, keys) in recent.learned.items():
             if np.isin(wanted, keys, assume_unique=True).any():
                 found.add(path)
         return found
