@@ -378,7 +378,9 @@ def main() -> None:
     parser.add_argument("--job-items", type=int, default=5_000)
     parser.add_argument("--purge", type=int, default=100)
     parser.add_argument("--seed", type=int, default=11)
-    parser.add_argument("--repeat", type=int, default=2, help="best of N commits per size")
+    parser.add_argument(
+        "--repeat", type=int, default=2, help="best of N commits (and Delta appends) per size"
+    )
     parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "gladly-commit-scale"))
     parser.add_argument("--no-delta", action="store_true")
     parser.add_argument(
@@ -470,12 +472,17 @@ def run(args: argparse.Namespace) -> None:
                     shutil.rmtree(delta_built, ignore_errors=True)
                     took = child(["--build-delta", str(built), str(delta_built)])
                     (delta_built / ".built").write_text(json.dumps(took))
-            table_dir = work / f"delta-{size}"
-            shutil.rmtree(table_dir, ignore_errors=True)
-            if size:
-                subprocess.run(["cp", "-a", str(delta_built), str(table_dir)], check=True)
-            deltas[size] = child(["--measure-delta", str(table_dir), str(job_dir)])
-            shutil.rmtree(table_dir, ignore_errors=True)
+            # Best of --repeat, each on a fresh copy, as ours is: one append varies several
+            # times over on this machine (0.30 and 1.29 s at 10 M items in two runs).
+            for _ in range(args.repeat):
+                table_dir = work / f"delta-{size}"
+                shutil.rmtree(table_dir, ignore_errors=True)
+                if size:
+                    subprocess.run(["cp", "-a", str(delta_built), str(table_dir)], check=True)
+                measured = child(["--measure-delta", str(table_dir), str(job_dir)])
+                shutil.rmtree(table_dir, ignore_errors=True)
+                if size not in deltas or measured["append_s"] < deltas[size]["append_s"]:
+                    deltas[size] = measured
             d = deltas[size]
             print(
                 f"{'':>12}  Delta: append {d['append_s']:.2f} s, delete + vacuum "
