@@ -68,7 +68,7 @@ _INITIATORS = {
 RECENT_PARTITION = "recent"
 _LEGACY_SHARD = "shard-"
 
-# Recent transcripts are kept in small files, newest rows last: a commit rewrites only the
+# Recent transcripts are kept in small files, the freshest apart: a commit rewrites only the
 # files holding rows of the conversations it continues (mostly the newest), not the whole
 # tier, so its cost follows the job rather than the size of the recent tier. Files under a
 # quarter of this are merged once enough gather (merge.CommitPlanner).
