@@ -64,6 +64,7 @@ from gladly_archive.migrate_items import (
 )
 from gladly_archive.reference_names import load_names
 from gladly_archive.schemas import DATASETS, REFILL_WATCH, SCHEMA_VERSION, TOMBSTONES
+from gladly_archive.writer import parquet_options
 
 __all__ = [
     "MIGRATE_PHASE",
@@ -274,7 +275,7 @@ class _Migration:
         try:
             with (
                 self.fs.open_output_stream(tmp) as sink,
-                pq.ParquetWriter(sink, schema, compression="zstd") as writer,
+                pq.ParquetWriter(sink, schema, **parquet_options(schema)) as writer,
             ):
                 for part in self._parts(dataset, path):
                     table = pa.Table.from_batches(part.to_batches(), schema=schema)

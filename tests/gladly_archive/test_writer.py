@@ -143,6 +143,24 @@ def test_files_carry_the_schema_and_its_version(tmp_path: Path) -> None:
     assert schema.metadata[b"gladly_pipeline.schema_version"] == str(SCHEMA_VERSION).encode()
 
 
+def test_free_text_columns_have_no_dictionary_or_statistics_and_ids_keep_theirs(
+    tmp_path: Path,
+) -> None:
+    with _writer(tmp_path) as writer:
+        writer.write_batches(_items(40).to_batches())
+    (path,) = _parquet_files(tmp_path)
+    group = pq.ParquetFile(path).metadata.row_group(0)
+    columns = {group.column(n).path_in_schema: group.column(n) for n in range(group.num_columns)}
+    for name in ("raw_json", "text"):
+        assert not columns[name].is_stats_set, name
+        assert "PLAIN_DICTIONARY" not in columns[name].encodings, name
+        assert "RLE_DICTIONARY" not in columns[name].encodings, name
+    for name in ("item_id", "conversation_id", "timestamp"):
+        assert columns[name].is_stats_set, name
+    assert columns["customer_id"].statistics.min == "u0"
+    assert set(columns["conversation_id"].encodings) & {"PLAIN_DICTIONARY", "RLE_DICTIONARY"}
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
