@@ -58,6 +58,13 @@ INDEXED_DATASETS = ("items", "customers", "transcripts")
 # a little to many directories neither leave them full of tiny files nor rewrite them each time.
 COMPACT_MIN_FILES = 8
 _READ_BATCH_ROWS = 64 * 1024
+# A file this small is read whole, once, when a commit takes old transcript rows out of it (the
+# recent tier's files are 512 kB at most); a bigger one is read a batch at a time.
+WHOLE_READ_BYTES = 8 << 20
+# Old transcript rows taken out of their files are kept whole up to this many bytes (a day's job
+# continues a few thousand conversations: a few MB); past it, only their narrow columns, and the
+# rows a continued conversation needs are read again (a re-export of a big backfill).
+TAKEN_ROWS_BYTES = 64 << 20
 # New index rows are written this many at a time (update_index).
 INDEX_BATCH_ROWS = 64 * 1024
 # A recent transcript file this small is merged with its like (transcripts.writer_limits).
@@ -101,6 +108,12 @@ def _batches(fs: pafs.FileSystem, path: str) -> Iterator[pa.RecordBatch]:
         yield from pq.ParquetFile(handle).iter_batches(batch_size=_READ_BATCH_ROWS)
 
 
+def _read_whole(fs: pafs.FileSystem, path: str) -> pa.Table:
+    """A (small) file's rows, all at once."""
+    with fs.open_input_file(path) as handle:
+        return pq.ParquetFile(handle).read()
+
+
 @dataclass(frozen=True)
 class _Recent:
     """The recent transcript files a commit found (full path -> stamp), the key file, the
@@ -137,8 +150,10 @@ class CommitPlanner:
     _rewritten: set[str] = field(default_factory=set)
     _keys: FoldedKeys | None = None
     _recent: _Recent | None = None
-    # The files holding old transcript rows of the touched conversations, with their ids.
-    _old_files: dict[str, pa.ChunkedArray] = field(default_factory=dict)
+    # The old transcript rows of the touched conversations, by the file they were taken out of
+    # (whole, or their narrow columns past TAKEN_ROWS_BYTES).
+    _taken: dict[str, pa.Table] = field(default_factory=dict)
+    _taken_bytes: int = 0
     hook: Callable[[str], None] | None = None  # the archive's crash hook (tests)
 
     def _folded_keys(self) -> FoldedKeys:
@@ -276,40 +291,92 @@ class CommitPlanner:
         touched = pa.array(sorted(touched_set), pa.string())
         base = join(self.root, "transcripts")
         recent = sorted(self._recent_state().listing)
-        # The old rows, in the recent files holding them (their narrow columns).
-        where = pc.field("conversation_id").isin(touched)
-        holding = sorted(self._holding(keys_of_ids(touched)))
-        hits = rows_by_file(self.fs, holding, TRANSCRIPTS, where, _OLD_COLUMNS)
-        old_rows = list(hits.values())
-        self._old_files = {path: rows["conversation_id"] for path, rows in hits.items()}
         small = min(self.compact_below_bytes, SMALL_RECENT_TRANSCRIPTS)
         merged = self._to_fold(recent, small)
-        carried = [p for p in recent if p in hits or p in merged]
-        seen = {c for t in old_rows for c in t.column("conversation_id").to_pylist()}
+        # One read of each recent file that may hold old rows (the key file says which) or is
+        # merged on the way: its other rows are carried to the writer, its old rows taken out.
+        writer = self.make_writer("transcripts", RECENT_PARTITION)
+        holding = self._holding(keys_of_ids(touched))
+        self._take_out(writer, sorted(holding | merged), touched, touched, merged)
+        carried = [p for p in recent if p in self._taken or p in merged]
+        sizes = self.fs.get_file_info(carried) if carried else []
+        if sum(i.size or 0 for i in sizes) >= small:
+            # Big files lose a few rows; the rebuilt rows (the conversations the next commits
+            # continue) go to a small file of their own, so that those commits rewrite it
+            # rather than the big ones again (FRESH_TRANSCRIPT_DAYS).
+            writer.close()
+            writer = self.make_writer("transcripts", RECENT_PARTITION)
+        seen = {c for t in self._taken.values() for c in t["conversation_id"].to_pylist()}
         unseen = sorted(touched_set - seen)
         buckets = self._folded_keys().buckets_of(unseen)
-        folded: dict[str, list[str]] = {}
         if len(buckets):
-            where = pc.field("conversation_id").isin(pa.array(unseen, pa.string()))
-            paths = folded_paths(self.fs, self.root, "transcripts", buckets)
-            for path, old in rows_by_file(self.fs, paths, TRANSCRIPTS, where, _OLD_COLUMNS).items():
-                old_rows.append(old)
-                self._old_files[path] = old["conversation_id"]
-                folded.setdefault(relative(base, path).rsplit("/", 1)[0], []).append(path)
+            # Old rows found in the folded tier: their files lose them (rebuilt below).
+            wanted = pa.array(unseen, pa.string())
+            by_partition: dict[str, list[str]] = {}
+            for path in folded_paths(self.fs, self.root, "transcripts", buckets):
+                by_partition.setdefault(relative(base, path).rsplit("/", 1)[0], []).append(path)
+            for partition, paths in sorted(by_partition.items()):
+                folded_writer = self.make_writer("transcripts", partition)
+                self._take_out(folded_writer, paths, touched, wanted, set())
+                folded_writer.close()
         old = pa.concat_tables(
-            [*(t.cast(_OLD_TRANSCRIPTS) for t in old_rows), _OLD_TRANSCRIPTS.empty_table()]
+            [
+                *(t.select(_OLD_COLUMNS).cast(_OLD_TRANSCRIPTS) for t in self._taken.values()),
+                _OLD_TRANSCRIPTS.empty_table(),
+            ]
         )
-        writer = self._recent_writer(carried, touched, small)
         # A big job's conversations are rebuilt a group at a time, so memory holds about
         # TRANSCRIPT_GROUP_ITEMS items whatever the job's size (a day's job: one group).
         for group, job_files in self._groups(touched):
             self._rebuild_group(group, old, job_files, writer, built_at)
         writer.close()
-        # Old rows found in the folded tier: their files lose those rows (rebuilt above).
-        for partition in sorted(folded):
-            folded_writer = self.make_writer("transcripts", partition)
-            self._carry(folded_writer, folded[partition], touched)
-            folded_writer.close()
+
+    def _take_out(
+        self,
+        writer: DatasetWriter,
+        paths: list[str],
+        dropped: pa.Array,
+        wanted: pa.Array,
+        always: set[str],
+    ) -> None:
+        """Read each file once: if it holds rows of ``wanted`` conversations (or is in
+        ``always``), copy its rows but those of ``dropped`` to ``writer``, keep its rows of
+        ``wanted`` (whole while they fit TAKEN_ROWS_BYTES, else their narrow columns) and
+        replace it; other files are left as they are."""
+        infos = self.fs.get_file_info(paths) if paths else []
+        for path, info in zip(paths, infos, strict=True):
+            # A small file (the recent tier's) is read whole, once; a big one (a folded
+            # bucket's) its ids first, then its rows a batch at a time if it holds any.
+            whole = _read_whole(self.fs, path) if (info.size or 0) <= WHOLE_READ_BYTES else None
+            ids = (
+                whole["conversation_id"]
+                if whole is not None
+                else _column(self.fs, path, "conversation_id")
+            )
+            if not pc.any(pc.is_in(ids, value_set=wanted)).as_py() and path not in always:
+                continue
+            # A whole file's kept rows are written at once, not as its row groups came: the
+            # writer makes each batch a row group, and many small ones cost twice the time.
+            batches = (
+                whole.combine_chunks().to_batches()
+                if whole is not None
+                else _batches(self.fs, path)
+            )
+            rows: list[pa.RecordBatch] = []
+            for batch in batches:
+                kept = pc.invert(pc.is_in(batch["conversation_id"], value_set=dropped))
+                writer.write_batch(batch.filter(kept))
+                found = batch.filter(pc.is_in(batch["conversation_id"], value_set=wanted))
+                if found.num_rows:
+                    rows.append(found)
+            self.deletes.append(path)
+            if not rows:
+                continue
+            taken = pa.Table.from_batches(rows)
+            if self._taken_bytes + taken.nbytes > TAKEN_ROWS_BYTES:
+                taken = taken.select(_OLD_COLUMNS)  # _old_rows reads the rest again
+            self._taken_bytes += taken.nbytes
+            self._taken[path] = taken
 
     def _recent_state(self) -> _Recent:
         """The recent transcript files, their keys known: from the key file for the files it
@@ -353,22 +420,6 @@ class CommitPlanner:
                 added[path] = (listing[path], keys_of_ids(ids))
         keep = {p: n for p, n in keep.items() if p not in added}
         save_recent_keys(self.fs, self.root, index.updated(self.root, keep, added), self.hook)
-
-    def _recent_writer(self, carried: list[str], touched: pa.Array, small: int) -> DatasetWriter:
-        """A writer into the recent tier for the rebuilt rows, after the rows kept from the
-        ``carried`` files (those holding old rows of ``touched``, and small files merged on the
-        way). The rebuilt rows, newest last, go to a file of their own unless the rows kept are
-        few (files under ``small`` bytes are small)."""
-        writer = self.make_writer("transcripts", RECENT_PARTITION)
-        self._carry(writer, carried, touched)
-        sizes = self.fs.get_file_info(carried) if carried else []
-        if sum(i.size or 0 for i in sizes) >= small:
-            # Big files lose a few rows; the rebuilt rows (the conversations the next commits
-            # continue) go to a small file of their own, so that those commits rewrite it
-            # rather than the big ones again (FRESH_TRANSCRIPT_DAYS).
-            writer.close()
-            writer = self.make_writer("transcripts", RECENT_PARTITION)
-        return writer
 
     def _groups(self, touched: pa.Array) -> list[tuple[pa.Array, set[str] | None]]:
         """The touched conversations in groups of about TRANSCRIPT_GROUP_ITEMS of the job's
@@ -445,7 +496,7 @@ class CommitPlanner:
 
     def _write_rows(self, writer: DatasetWriter, built: pa.Table) -> None:
         self.conversations_rebuilt += built.num_rows
-        for batch in built.to_batches():
+        for batch in built.combine_chunks().to_batches():
             writer.write_batch(batch)
 
     def _job_items(self, group: pa.Array, job_files: set[str] | None) -> pa.Table:
@@ -480,23 +531,22 @@ class CommitPlanner:
         return firsts["conversation_id"].filter(ok).combine_chunks()
 
     def _old_rows(self, conversations: pa.Array) -> pa.Table:
-        """The whole old rows of these conversations, from the files found holding them."""
-        paths = [
-            path
-            for path, ids in self._old_files.items()
-            if pc.any(pc.is_in(ids, value_set=conversations)).as_py()
-        ]
+        """The whole old rows of these conversations: as taken out of their files, or read
+        again from the files whose rows were kept narrow (TAKEN_ROWS_BYTES)."""
+        found: list[pa.Table] = []
+        again: list[str] = []
+        for path, taken in self._taken.items():
+            if not pc.any(pc.is_in(taken["conversation_id"], value_set=conversations)).as_py():
+                continue
+            if taken.num_columns == len(TRANSCRIPTS):
+                found.append(
+                    taken.filter(pc.is_in(taken["conversation_id"], value_set=conversations))
+                )
+            else:
+                again.append(path)
         where = pc.field("conversation_id").isin(conversations)
-        found = rows_by_file(self.fs, paths, TRANSCRIPTS, where, TRANSCRIPTS.names)
-        return pa.concat_tables([*found.values(), TRANSCRIPTS.empty_table()])
-
-    def _carry(self, writer: DatasetWriter, paths: list[str], touched: pa.Array) -> None:
-        """Copy these files' rows but the touched conversations'; the files are replaced."""
-        for path in paths:
-            for batch in _batches(self.fs, path):
-                kept = pc.invert(pc.is_in(batch.column("conversation_id"), value_set=touched))
-                writer.write_batch(batch.filter(kept))
-            self.deletes.append(path)
+        found += rows_by_file(self.fs, again, TRANSCRIPTS, where, TRANSCRIPTS.names).values()
+        return pa.concat_tables([*(t.cast(TRANSCRIPTS) for t in found), TRANSCRIPTS.empty_table()])
 
     def _day_partitions(self, old: pa.Table, job_files: set[str] | None) -> set[str]:
         """Existing item day directories that may hold items of the touched conversations.

@@ -7,7 +7,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pytest
 
 import gladly_archive.merge as merge
@@ -30,16 +29,23 @@ def small_files(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(merge, "SMALL_RECENT_TRANSCRIPTS", 0)
 
 
-def _scanned(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
-    """Records the recent transcript files each old-row scan reads."""
-    calls: list[list[str]] = []
-    real = merge.rows_by_file
+def _scanned(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Records the recent transcript files a commit reads rows of (whole, by column or by
+    batch) while taking old rows out."""
+    calls: list[str] = []
 
-    def recorded(fs: object, paths: list[str], *args: object) -> dict[str, pa.Table]:
-        calls.append([p for p in paths if "/transcripts/" in p and "/folded/" not in p])
-        return real(fs, paths, *args)  # type: ignore[arg-type]
+    def recording(name: str) -> None:
+        real = getattr(merge, name)
 
-    monkeypatch.setattr(merge, "rows_by_file", recorded)
+        def recorded(fs: object, path: str, *args: object) -> object:
+            if "/transcripts/" in path and "/folded/" not in path:
+                calls.append(path)
+            return real(fs, path, *args)
+
+        monkeypatch.setattr(merge, name, recorded)
+
+    for name in ("_read_whole", "_column", "_batches"):
+        recording(name)
     return calls
 
 
@@ -80,7 +86,8 @@ def test_a_commit_reads_only_the_files_holding_its_conversations(
     _continue(archive, "J2", "c7")
     assert read == [], "every recent file was covered"
     assert scans
-    assert len({path for scan in scans for path in scan}) == 1, "only the file holding c7"
+    assert len(set(scans)) == 1, "only the file holding c7"
+    assert len(scans) == 1, "read once"
     assert _one_row_each(archive)["c7"] == 2
 
 
