@@ -54,6 +54,7 @@ from gladly_archive.merge import CommitPlanner
 from gladly_archive.schemas import DATASETS, SCHEMA_VERSION
 from gladly_archive.transcripts import (
     RECENT_PARTITION,
+    RECENT_TRANSCRIPT_ROW_GROUP_BYTES,
     fresh_since,
     is_recent_partition,
     recent_partitions,
@@ -414,12 +415,12 @@ class _Fold:
     def _split_recent(self, dataset: str, paths: list[str], spill: _Spill, per_slice: int) -> int:
         """Spill the old rows of these recent transcript files; write the rows that stay to the
         recent tier, those of its last FRESH_TRANSCRIPT_DAYS (the conversations commits
-        continue) in files of their own, so that a commit rewrites those small files to drop
-        their old rows, not the big files of older rows. Streamed a batch at a time. Returns
-        the rows spilled."""
+        continue) in files of their own, a day of last activity at a time (``_ByDay``), so that
+        a commit rewrites those small files to drop their old rows, not the big files of older
+        rows. Streamed a batch at a time. Returns the rows spilled."""
         moved = 0
         older = self._writer(dataset, RECENT_PARTITION)
-        fresh = self._writer(dataset, RECENT_PARTITION)
+        fresh = _ByDay(lambda: self._writer(dataset, RECENT_PARTITION), _AGE[dataset])
         since = None
         if self._fresh_since is not None:
             since = pa.scalar(self._fresh_since, DATASETS[dataset].field(_AGE[dataset]).type)
@@ -492,6 +493,45 @@ def _gathered(files: Iterator[Iterator[pa.RecordBatch]]) -> Iterator[pa.RecordBa
             size += batch.nbytes
     if pending:
         yield pa.concat_batches(pending)
+
+
+class _ByDay:
+    """Writes the recent tier's fresh rows in files of one UTC day of last activity each: the
+    next commits continue mostly the newest days' conversations, and so rewrite those days'
+    files, not every fresh file. A day's rows wait until they fill a row group
+    (RECENT_TRANSCRIPT_ROW_GROUP_BYTES): each batch of the files a fold reads holds a few of
+    them, and a row group a piece made files of ~100-row groups, slower to read and to rewrite.
+    Memory: under a row group a day, over FRESH_TRANSCRIPT_DAYS + 1 days."""
+
+    def __init__(self, make_writer: Callable[[], DatasetWriter], column: str) -> None:
+        self._make, self._column = make_writer, column
+        self._writers: dict[int, DatasetWriter] = {}
+        self._pending: dict[int, list[pa.RecordBatch]] = {}
+        self._bytes: dict[int, int] = {}
+
+    def write_batch(self, batch: pa.RecordBatch) -> None:
+        if not batch.num_rows:
+            return
+        days = pc.cast(batch.column(self._column), pa.date32()).cast(pa.int32())
+        for day in sorted(set(days.to_pylist())):
+            piece = batch.filter(pc.equal(days, day))
+            self._pending.setdefault(day, []).append(piece)
+            self._bytes[day] = self._bytes.get(day, 0) + piece.nbytes
+            if self._bytes[day] >= RECENT_TRANSCRIPT_ROW_GROUP_BYTES:
+                self._flush(day)
+
+    def _flush(self, day: int) -> None:
+        pieces = self._pending.pop(day)
+        self._bytes.pop(day)
+        if day not in self._writers:
+            self._writers[day] = self._make()
+        self._writers[day].write_batch(pa.concat_batches(pieces))
+
+    def close(self) -> None:
+        for day in sorted(self._pending):
+            self._flush(day)
+        for writer in self._writers.values():
+            writer.close()
 
 
 class _Spill:

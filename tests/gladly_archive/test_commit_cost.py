@@ -243,7 +243,7 @@ def _fold_forty_days(root: Path, *, legacy: bool = False) -> Archive:
     return archive
 
 
-def test_a_fold_writes_the_recent_tiers_fresh_rows_in_a_file_of_their_own(
+def test_a_fold_writes_the_recent_tiers_fresh_rows_in_files_of_their_own_a_day_each(
     tmp_path: Path,
 ) -> None:
     _fold_forty_days(tmp_path)
@@ -254,11 +254,40 @@ def test_a_fold_writes_the_recent_tiers_fresh_rows_in_a_file_of_their_own(
     for s in stamps:  # a file holds only fresh rows, or only older ones
         assert all(x >= cut for x in s) or all(x < cut for x in s)
     fresh = [s for s in stamps if all(x >= cut for x in s)]
-    assert len(fresh) == 1, "the fresh rows went to a file of their own"
-    assert len(stamps) > 1, "beside the older rows' files"
+    days = [{x.date() for x in s} for s in fresh]
+    assert all(len(d) == 1 for d in days), "a fresh file holds one day's rows"
+    assert len(days) == len({d for day in days for d in day}) > 1, "a file a day"
+    assert len(stamps) > len(fresh), "beside the older rows' files"
     assert sorted(c for t in written for c in t["conversation_id"].to_pylist()) == sorted(
         f"c{n}" for n in range(6, 40)
     )
+
+
+def test_a_folds_fresh_rows_of_a_day_gathered_from_many_files_make_one_row_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(merge, "SMALL_RECENT_TRANSCRIPTS", 0)  # the jobs' files stay apart
+    archive = Archive.open(tmp_path, clock=fixed_clock)
+    for job in range(6):  # each job's file holds conversations of every day
+        rows = [
+            item(f"i{job}-{d}", f"c{job}-{d}", f"u{d}", T0 + timedelta(days=d, minutes=job),
+                 job_id=f"J{job}")
+            for d in range(12)
+        ]  # fmt: skip
+        archive_job(archive, f"J{job}", rows)
+    recent = tmp_path / "transcripts" / "recent"
+    assert len(list(recent.glob("*.parquet"))) >= 6
+    fold_archive(archive, (T0 + timedelta(days=2)).date(), buckets=4)
+    newest = T0 + timedelta(days=11, minutes=5)
+    cut = transcripts.fresh_since(newest)
+    fresh = [
+        pq.ParquetFile(p)
+        for p in recent.glob("part-fold-*")
+        if min(pq.read_table(p)["last_timestamp"].to_pylist()) >= cut
+    ]
+    # Days 8 (from the cut: the last job's row), 9, 10 and 11 (a row from each job's file).
+    assert sorted(f.metadata.num_rows for f in fresh) == [1, 6, 6, 6]
+    assert [f.metadata.num_row_groups for f in fresh] == [1] * 4, "gathered, not one a piece"
 
 
 def _as_an_earlier_release_left_it(root: Path) -> None:
