@@ -37,7 +37,7 @@ from gladly_archive.transcripts import (
     RECENT_TRANSCRIPT_FILE_BYTES,
     SOURCE_COLUMNS,
     build_transcripts,
-    extend_transcripts,
+    continue_transcripts,
     is_recent_partition,
 )
 from gladly_archive.writer import DatasetWriter, WrittenFile
@@ -478,21 +478,29 @@ class CommitPlanner:
 
         A conversation the job only continues (its row found once, none of its items replaced,
         every new item later than its last) is its old row and the new lines
-        (``extend_transcripts``): none of its old items is read, however long ago it began.
+        (``continue_transcripts``): none of its old items is read, however long ago it began.
         The others are built from all their items (the job's and the archive's)."""
         group_old = old.filter(pc.is_in(old["conversation_id"], value_set=group))
         own = self._job_items(group, job_files)
         extend = self._continued(group_old, own)
-        if len(extend):
-            rows = self._old_rows(extend)
-            mine = own.filter(pc.is_in(own["conversation_id"], value_set=extend))
-            self._write_rows(writer, extend_transcripts(rows, mine, built_at))
         rest = group.filter(pc.invert(pc.is_in(group, value_set=extend)))
+        items = [own.filter(pc.is_in(own["conversation_id"], value_set=extend))]
         if len(rest):
             rest_old = group_old.filter(pc.is_in(group_old["conversation_id"], value_set=rest))
             mine = own.filter(pc.is_in(own["conversation_id"], value_set=rest))
-            items = self._items_of(rest, rest_old, job_files, mine)
-            self._write_rows(writer, build_transcripts(items, built_at))
+            items.append(self._items_of(rest, rest_old, job_files, mine))
+        # Built in one call (and written as one batch): the continued conversations' rows
+        # from their new items alone, the others' from all their items.
+        built = build_transcripts(pa.concat_tables(items), built_at)
+        if len(extend):
+            continued = pc.is_in(built["conversation_id"], value_set=extend)
+            built = pa.concat_tables(
+                [
+                    continue_transcripts(self._old_rows(extend), built.filter(continued)),
+                    built.filter(pc.invert(continued)),
+                ]
+            )
+        self._write_rows(writer, built)
 
     def _write_rows(self, writer: DatasetWriter, built: pa.Table) -> None:
         self.conversations_rebuilt += built.num_rows

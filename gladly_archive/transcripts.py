@@ -18,6 +18,7 @@ __all__ = [
     "RECENT_PARTITION",
     "SOURCE_COLUMNS",
     "build_transcripts",
+    "continue_transcripts",
     "extend_transcripts",
     "fresh_since",
     "is_recent_partition",
@@ -355,7 +356,13 @@ def extend_transcripts(old: pa.Table, items: pa.Table, built_at: datetime) -> pa
     new, when every new item is later than its conversation's ``last_timestamp`` (the caller's
     to check; it reads no old item). Every conversation of ``items`` needs its row in ``old``.
     """
-    new = build_transcripts(items, built_at)
+    return continue_transcripts(old, build_transcripts(items, built_at))
+
+
+def continue_transcripts(old: pa.Table, new: pa.Table) -> pa.Table:
+    """Continue ``old`` TRANSCRIPTS rows with ``new`` ones: each new row, built from later
+    items of a conversation of ``old`` (``build_transcripts``), joined to that conversation's
+    old row (``extend_transcripts``, for rows built already, among others, in one call)."""
     if not new.num_rows:
         return new
     at = pc.index_in(new.column("conversation_id"), value_set=old.column("conversation_id"))
