@@ -16,11 +16,14 @@ in its own process so that peak RSS is measured per contender (os.wait4):
   (convert_fallback.item_row, the reference definition of every column), write 10,000-row
   batches (pa.RecordBatch.from_pylist) — what a record-at-a-time Singer-style tap does.
 
-All three write with the same ParquetWriter options (--compression, default zstd like the
-archive's writer), and ours and raw pyarrow read blocks of the same size (--block-mb, default
-8 MB, the converter's default). Raw pyarrow is no faster with bigger blocks (measured 4.6-5.3 s
-a million items from 8 to 64 MB, noise included; 7.8 s at its own 1 MB default), only bigger:
-550 MB peak RSS at 8 MB, 820 MB at 32 MB.
+All three write with the archive's ParquetWriter options (writer.parquet_options, with
+--compression, default zstd like the archive's writer): free text without dictionaries or
+min/max statistics (ours' and the loop's ``text``, ``recording_summary`` and ``raw_json``; raw
+pyarrow's ``content.content``, ``content.body`` and ``content.recordingSummary.summary``, the
+same text), every other column with both. Ours and raw pyarrow read blocks of the same size
+(--block-mb, default 8 MB, the converter's default). Raw pyarrow is no faster with bigger
+blocks (measured 4.6-5.3 s a million items from 8 to 64 MB, noise included; 7.8 s at its own
+1 MB default), only bigger: 550 MB peak RSS at 8 MB, 820 MB at 32 MB.
 
 Keeping the baseline honest: raw pyarrow with an inferred schema cannot read Gladly's real
 export at all. A block fails as soon as an EMAIL (`content.to` a list) meets an SMS or
@@ -371,6 +374,33 @@ def _bench_names() -> Any:
     )
 
 
+# Raw pyarrow's free-text leaves: what ours keeps as ``text`` and ``recording_summary``.
+_RAW_FREE_TEXT = {"content.content", "content.body", "content.recordingSummary.summary"}
+
+
+def _options(schema: Any, compression: str) -> dict[str, Any]:
+    """The archive's writer options (writer.parquet_options: free text without dictionaries
+    or min/max statistics, every other column with both), with --compression: one rule for
+    every contender. Raw pyarrow's inferred schema types its free text as plain strings, so
+    its counterparts of our free-text columns are named (_RAW_FREE_TEXT)."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    from gladly_archive.schemas import ITEMS
+    from gladly_archive.writer import parquet_options
+
+    if schema.equals(ITEMS):
+        return {**parquet_options(schema), "compression": compression}
+    sink = io.BytesIO()
+    pq.write_table(schema.empty_table(), sink)
+    described = pq.ParquetFile(io.BytesIO(sink.getvalue())).schema
+    leaves = [described.column(i).path for i in range(len(described))]
+    coded = [leaf for leaf in leaves if leaf not in _RAW_FREE_TEXT]
+    assert len(coded) == len(leaves) - len(_RAW_FREE_TEXT), "a free-text leaf is missing"
+    return {"compression": compression, "use_dictionary": coded, "write_statistics": coded}
+
+
 def run_ours(source: Path, target: Path, compression: str, block_mb: int) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
@@ -381,7 +411,7 @@ def run_ours(source: Path, target: Path, compression: str, block_mb: int) -> dic
     names = _bench_names()
     stats = ConvertStats()
     started = time.perf_counter()
-    with pq.ParquetWriter(target, ITEMS, compression=compression) as writer:
+    with pq.ParquetWriter(target, ITEMS, **_options(ITEMS, compression)) as writer:
         for batch in convert_items_file(
             source,
             job_id="bench",
@@ -401,7 +431,7 @@ def run_raw(source: Path, target: Path, compression: str, block_mb: int) -> dict
     started = time.perf_counter()
     rows = 0
     reader = pj.open_json(source, read_options=pj.ReadOptions(block_size=block_mb << 20))
-    with pq.ParquetWriter(target, reader.schema, compression=compression) as writer:
+    with pq.ParquetWriter(target, reader.schema, **_options(reader.schema, compression)) as writer:
         for batch in reader:
             writer.write_batch(batch)
             rows += batch.num_rows
@@ -425,7 +455,8 @@ def run_loop(source: Path, target: Path, compression: str, block_mb: int) -> dic
     archived = int(time.time() * 1_000_000)
     rows = bad = 0
     pending: list[dict[str, Any]] = []
-    with pq.ParquetWriter(target, ITEMS, compression=compression) as writer, source.open("rb") as f:
+    options = _options(ITEMS, compression)
+    with pq.ParquetWriter(target, ITEMS, **options) as writer, source.open("rb") as f:
         for raw in f:
             text = raw.rstrip(b"\r\n").decode("utf-8")
             if not text.strip():
