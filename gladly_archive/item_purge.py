@@ -21,6 +21,7 @@ from gladly_archive.catalog import refresh_catalog
 from gladly_archive.commit import recover_staging
 from gladly_archive.fs import list_files
 from gladly_archive.layout import INDEX_DIR, QUARANTINE_DIR, check_layout
+from gladly_archive.recent_keys import refresh_recent_keys
 from gladly_archive.rewrite import (
     ID_CHARS,
     IDS_PER_REGEX,
@@ -161,6 +162,7 @@ def _run(archive: Archive, items: Mapping[str, str], *, redact: bool) -> ItemPur
         try:
             if wanted:
                 job.run(report)
+                refresh_recent_keys(archive.fs, archive.root, archive.crash_hook)
         finally:
             report.files_scanned = job.files_scanned
             for name in ITEM_PURGED_DATASETS:

@@ -26,6 +26,7 @@ from gladly_archive.layout import (
     folded_dir,
     folded_partition,
 )
+from gladly_archive.recent_keys import refresh_recent_keys
 from gladly_archive.refill_watch import REFILL_WATCH_DIR
 from gladly_archive.rewrite import ArchiveRewrite, Drop, dropping, raw_line_matcher
 from gladly_archive.schemas import CUSTOMER_FILES, CUSTOMERS, DATASETS, ITEMS
@@ -133,6 +134,7 @@ def purge_customers(
         recover_staging(archive.fs, archive.root, archive.crash_hook)
         if ids:
             _Purge(archive, pa.array(ids, pa.string()), report, progress).run()
+            refresh_recent_keys(archive.fs, archive.root, archive.crash_hook)
         report.not_purged = _not_purged(archive)
     finally:
         lock.release()

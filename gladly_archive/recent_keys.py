@@ -13,9 +13,11 @@ file can be stale, never wrong: no writer needs to update it for a commit to fin
 row, and killing a writer anywhere costs one read of the files it left uncovered.
 
 A commit saves it after its renames (``CommitPlanner.save_recent_keys``); a fold saves it after
-its own. The keys are unkeyed hashes of Gladly's opaque conversation ids, never a person's
-data; the key file is rewritten whole, without the keys of the files a commit or purge
-replaced, every time it is saved.
+its own; a purge or a redaction, which rewrite recent files in place of themselves, refresh it
+after theirs (``refresh_recent_keys``), so that the keys of the rows they erased leave it then,
+and the next commit need not read the files they rewrote. The keys are unkeyed hashes of
+Gladly's opaque conversation ids, never a person's data; the key file is rewritten whole,
+without the keys of the files a commit or purge replaced, every time it is saved.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ __all__ = [
     "keys_of_ids",
     "load_recent_keys",
     "recent_listing",
+    "refresh_recent_keys",
     "save_recent_keys",
 ]
 
@@ -205,6 +208,23 @@ def save_recent_keys(
         owners=keys.owners,
     )
     replace_file(fs, _path(root), sink.getvalue(), hook, "recent_keys:temp_written")
+
+
+def refresh_recent_keys(
+    fs: pafs.FileSystem, root: str, hook: Callable[[str], None] | None = None
+) -> None:
+    """Save the key file covering the recent transcript files there now: the files it still
+    covers, and the others read for their keys (those a purge or redaction rewrote). Nothing is
+    written when it covers every file and no other."""
+    listing = recent_listing(fs, root)
+    index = load_recent_keys(fs, root)
+    keep = index.covered(root, listing)
+    added = {
+        path: (stamp, file_keys(fs, path)) for path, stamp in listing.items() if path not in keep
+    }
+    if not added and len(keep) == len(index.paths):
+        return
+    save_recent_keys(fs, root, index.updated(root, keep, added), hook)
 
 
 def keys_of_ids(ids: Iterable[str] | pa.Array | pa.ChunkedArray) -> np.ndarray:

@@ -13,6 +13,7 @@ import gladly_archive.merge as merge
 import gladly_archive.recent_keys as recent_keys
 import gladly_archive.transcripts as transcripts
 from gladly_archive.archive import Archive
+from gladly_archive.item_purge import redact_items
 from gladly_archive.purge import purge_customers
 from gladly_archive.recent_keys import RECENT_KEYS_NAME, load_recent_keys, recent_listing
 from tests.gladly_archive.test_archive import T0, archive_job, fixed_clock, item
@@ -94,9 +95,20 @@ def test_a_commit_reads_only_the_files_holding_its_conversations(
 def test_files_the_key_file_does_not_cover_are_read_for_their_ids(
     tmp_path: Path, small_files: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    archive = _one_item_a_conversation(tmp_path)
-    # A purge rewrites the files holding u7's rows, and does not save the key file.
-    purge_customers(archive, ["u7"])
+    _one_item_a_conversation(tmp_path)
+
+    class Crash(Exception):
+        pass
+
+    def crash(point: str) -> None:
+        if point == "recent_keys:temp_written":
+            raise Crash(point)
+
+    # A purge rewrites the files holding u7's rows, and is killed before its key file is in.
+    with pytest.raises(Crash):
+        purge_customers(Archive.open(tmp_path, crash_hook=crash, clock=fixed_clock), ["u7"])
+    archive = Archive.open(tmp_path, clock=fixed_clock)
+    assert "c7" not in _one_row_each(archive), "the purge itself was done"
     listing = recent_listing(archive.fs, archive.root)
     index = load_recent_keys(archive.fs, archive.root)
     uncovered = set(listing) - set(index.covered(archive.root, listing))
@@ -110,6 +122,42 @@ def test_files_the_key_file_does_not_cover_are_read_for_their_ids(
     _continue(archive, "J3", "c9", day=2)
     assert read == []
     assert _one_row_each(archive)["c9"] == 2
+
+
+def test_a_purge_leaves_the_key_file_covering_every_recent_file_without_its_keys(
+    tmp_path: Path, small_files: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive = _one_item_a_conversation(tmp_path)
+    erased = [f"c{n}" for n in range(CONVERSATIONS) if n % 40 == 7]  # u7's conversations
+    before = load_recent_keys(archive.fs, archive.root)
+    assert set(recent_keys.keys_of_ids(erased).tolist()) <= set(before.keys.tolist())
+    purge_customers(archive, ["u7"])
+    listing = recent_listing(archive.fs, archive.root)
+    index = load_recent_keys(archive.fs, archive.root)
+    assert set(index.covered(archive.root, listing)) == set(listing), "every file covered"
+    left = [c for c in _one_row_each(archive) if c not in erased]
+    assert len(left) == CONVERSATIONS - len(erased)
+    assert set(index.keys.tolist()) == set(recent_keys.keys_of_ids(left).tolist())
+    read = _read_for_ids(monkeypatch)
+    _continue(archive, "J2", "c8")
+    assert read == [], "the next commit reads no file for its ids"
+    assert _one_row_each(archive)["c8"] == 2
+
+
+def test_a_redaction_leaves_the_key_file_covering_every_recent_file(
+    tmp_path: Path, small_files: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive = _one_item_a_conversation(tmp_path)
+    before = recent_listing(archive.fs, archive.root)
+    redact_items(archive, {"i7": "u7"})
+    listing = recent_listing(archive.fs, archive.root)
+    assert listing != before, "the redaction rewrote a file"
+    index = load_recent_keys(archive.fs, archive.root)
+    assert set(index.covered(archive.root, listing)) == set(listing)
+    read = _read_for_ids(monkeypatch)
+    _continue(archive, "J2", "c7")
+    assert read == [], "the next commit reads no file for its ids"
+    assert _one_row_each(archive)["c7"] == 2
 
 
 @pytest.mark.parametrize(
