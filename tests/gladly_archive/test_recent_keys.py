@@ -63,6 +63,16 @@ def _read_for_ids(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return read
 
 
+class _Crash(Exception):
+    pass
+
+
+def _killed_before_the_key_file(point: str) -> None:
+    """A crash hook: the writer dies between the key file's temporary and its rename."""
+    if point == "recent_keys:temp_written":
+        raise _Crash(point)
+
+
 def _one_row_each(archive: Archive) -> dict[str, int]:
     table = archive.dataset("transcripts").to_table()
     ids = table["conversation_id"].to_pylist()
@@ -97,16 +107,10 @@ def test_files_the_key_file_does_not_cover_are_read_for_their_ids(
 ) -> None:
     _one_item_a_conversation(tmp_path)
 
-    class Crash(Exception):
-        pass
-
-    def crash(point: str) -> None:
-        if point == "recent_keys:temp_written":
-            raise Crash(point)
-
     # A purge rewrites the files holding u7's rows, and is killed before its key file is in.
-    with pytest.raises(Crash):
-        purge_customers(Archive.open(tmp_path, crash_hook=crash, clock=fixed_clock), ["u7"])
+    crashing = Archive.open(tmp_path, crash_hook=_killed_before_the_key_file, clock=fixed_clock)
+    with pytest.raises(_Crash):
+        purge_customers(crashing, ["u7"])
     archive = Archive.open(tmp_path, clock=fixed_clock)
     assert "c7" not in _one_row_each(archive), "the purge itself was done"
     listing = recent_listing(archive.fs, archive.root)
@@ -200,15 +204,8 @@ def test_a_commit_killed_before_it_saved_the_key_file_costs_one_read(
 ) -> None:
     _one_item_a_conversation(tmp_path)
 
-    class Crash(Exception):
-        pass
-
-    def crash(point: str) -> None:
-        if point == "recent_keys:temp_written":
-            raise Crash(point)
-
-    crashing = Archive.open(tmp_path, crash_hook=crash, clock=fixed_clock)
-    with pytest.raises(Crash):
+    crashing = Archive.open(tmp_path, crash_hook=_killed_before_the_key_file, clock=fixed_clock)
+    with pytest.raises(_Crash):
         _continue(crashing, "J2", "c7")
     reopened = Archive.open(tmp_path, clock=fixed_clock)
     assert not [p for p in (tmp_path / "_index").iterdir() if p.name.startswith(".")]
