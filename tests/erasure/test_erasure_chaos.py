@@ -1,4 +1,4 @@
-"""Thirty data subjects' erasure requests through the command line, over a hostile network and
+"""Data subjects' erasure requests (15; `make soak` 90) through the command line, over a hostile network and
 with the process killed at random audit events, each rerun until it exits — judged by the
 sandbox's truth, the audit log's outcomes and a byte scan of everything written."""
 
@@ -17,10 +17,11 @@ from tests._fault_proxy import FaultProxy
 from tests._scan import traces
 from tests.erasure._erasure_world import ErasureWorld, deletable, erasure_world
 
-REQUESTS = int(os.environ.get("GLADLY_CHAOS_REQUESTS", "30"))
+REQUESTS = int(os.environ.get("GLADLY_CHAOS_REQUESTS", "15"))
 
-# Its 30 requests through a fault proxy with kills take 2-5 minutes on 2 busy cores (make test
-# runs two test workers): more than the suite's 300 s default allows; 30 s a request.
+# Its 15 requests through a fault proxy with kills take 1-3 minutes on 2 busy cores (make test
+# runs two test workers; `make soak` sends 90): more than the suite's 300 s default may allow;
+# 30 s a request.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(30 * REQUESTS)]
 # About 18 % of the API's answers are faults, of every kind a network or Gladly can produce.
 FAULTS = {
@@ -101,10 +102,10 @@ def test_every_request_ends_erased_once_whatever_the_network_and_the_kills(
                 f"request {n} did not finish in {MAX_ATTEMPTS} attempts; the last said "
                 f"(exit {result.returncode}): {result.stderr[-1500:]}"
             )
-    assert kills >= 10
+    assert kills >= REQUESTS // 3  # half the requests' first runs are killed at random
     calls = sum(proxy.stats.values())
     assert proxy.injected >= 0.15 * calls  # 18.5 % asked for
-    assert proxy.injected >= 25
+    assert proxy.injected >= REQUESTS * 5 // 6
     # The truth, from outside the code under test.
     assert [cid for cid in chosen if world.customer(cid)["deleted"] is not True] == []
     snapshot = world.sandbox.stats()

@@ -82,8 +82,8 @@ def eager(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # `make soak` (GLADLY_SOAK=1) walks more and longer random histories.
 _SOAK = bool(os.environ.get("GLADLY_SOAK"))
-_SEEDS = range(1, 13) if _SOAK else range(1, 4)
-_STEPS = 80 if _SOAK else 30
+_SEEDS = range(1, 13) if _SOAK else range(1, 3)
+_STEPS = 80 if _SOAK else 24
 
 
 @pytest.mark.slow
