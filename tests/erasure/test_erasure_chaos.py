@@ -1,6 +1,6 @@
-"""Data subjects' erasure requests (15; `make soak` 90) through the command line, over a hostile network and
-with the process killed at random audit events, each rerun until it exits — judged by the
-sandbox's truth, the audit log's outcomes and a byte scan of everything written."""
+"""Data subjects' erasure requests (15; `make soak` sends 90) through the command line, over a
+hostile network and with the process killed at random audit events, each rerun until it exits:
+judged by the sandbox's truth, the audit log's outcomes and a byte scan of everything written."""
 
 from __future__ import annotations
 
