@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 from gladly_archive.archive import Archive
 from gladly_archive.commit import recover_staging
 from gladly_archive.item_derive import ReferenceNames, conversation_names
+from gladly_archive.recent_keys import refresh_recent_keys
 from gladly_archive.reference_names import load_names
 from gladly_archive.rewrite import ArchiveRewrite, Edit
 from gladly_archive.schemas import ITEMS
@@ -106,6 +107,9 @@ def refresh_conversation_names(
         for path in sorted(found):
             job.rewrite("transcripts", path, edit)
         job.durable()
+        if job.files_rewritten.get("transcripts"):
+            # The rewritten files' keys are read now, under the lock, not by the next commit.
+            refresh_recent_keys(archive.fs, archive.root, archive.crash_hook)
         for name in _DATASETS:
             report.rows_changed[name] = job.rows_changed.get(name, 0)
             report.files_rewritten[name] = job.files_rewritten.get(name, 0)

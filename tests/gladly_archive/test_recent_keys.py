@@ -7,15 +7,19 @@ from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 import gladly_archive.merge as merge
 import gladly_archive.recent_keys as recent_keys
 import gladly_archive.transcripts as transcripts
 from gladly_archive.archive import Archive
+from gladly_archive.enrichment import append_snapshot
 from gladly_archive.item_purge import redact_items
+from gladly_archive.name_refresh import refresh_conversation_names
 from gladly_archive.purge import purge_customers
 from gladly_archive.recent_keys import RECENT_KEYS_NAME, load_recent_keys, recent_listing
+from gladly_archive.schemas import CONVERSATIONS as FACTS
 from tests.gladly_archive.test_archive import T0, archive_job, fixed_clock, item
 from tests.gladly_archive.test_commit_cost import _fold_forty_days, _one_item_a_conversation
 
@@ -162,6 +166,57 @@ def test_a_redaction_leaves_the_key_file_covering_every_recent_file(
     _continue(archive, "J2", "c7")
     assert read == [], "the next commit reads no file for its ids"
     assert _one_row_each(archive)["c7"] == 2
+
+
+def _named_c7(archive: Archive) -> None:
+    """Facts for c7 (an inbox) that its archived rows do not name yet."""
+    facts = {"conversation_id": "c7", "customer_id": "u7", "inbox_id": "ib-1", "topic_ids": []}
+    table = pa.Table.from_pylist([{**facts, "fetched_at": T0}], schema=FACTS)
+    append_snapshot(archive, "conversations", table, run_id="enr-1")
+
+
+def _topics_of_c7(archive: Archive) -> list[str] | None:
+    rows = archive.dataset("transcripts").to_table(columns=["conversation_id", "topic_names"])
+    return dict(zip(*rows.to_pydict().values(), strict=True))["c7"]  # type: ignore[no-any-return]
+
+
+def test_a_name_refresh_leaves_the_key_file_covering_every_recent_file(
+    tmp_path: Path, small_files: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive = _one_item_a_conversation(tmp_path)
+    _named_c7(archive)
+    before = recent_listing(archive.fs, archive.root)
+    report = refresh_conversation_names(archive, {"c7": "u7"})
+    assert report.files_rewritten["transcripts"] == 1
+    listing = recent_listing(archive.fs, archive.root)
+    assert listing != before, "the refresh rewrote a file"
+    index = load_recent_keys(archive.fs, archive.root)
+    assert set(index.covered(archive.root, listing)) == set(listing)
+    read = _read_for_ids(monkeypatch)
+    _continue(archive, "J2", "c7")
+    assert read == [], "the next commit reads no file for its ids"
+    assert _one_row_each(archive)["c7"] == 2
+
+
+def test_a_name_refresh_killed_before_the_key_file_leaves_its_file_to_the_next_commit(
+    tmp_path: Path, small_files: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert _topics_of_c7(_one_item_a_conversation(tmp_path)) is None
+    crashing = Archive.open(tmp_path, crash_hook=_killed_before_the_key_file, clock=fixed_clock)
+    _named_c7(crashing)
+    with pytest.raises(_Crash):
+        refresh_conversation_names(crashing, {"c7": "u7"})
+    archive = Archive.open(tmp_path, clock=fixed_clock)
+    assert _topics_of_c7(archive) == [], "the renames were done (no topics: none, not null)"
+    listing = recent_listing(archive.fs, archive.root)
+    index = load_recent_keys(archive.fs, archive.root)
+    uncovered = set(listing) - set(index.covered(archive.root, listing))
+    assert len(uncovered) == 1, "the renamed file is not covered"
+    read = _read_for_ids(monkeypatch)
+    _continue(archive, "J2", "c7")
+    assert read == sorted(uncovered), "the next commit reads it for its ids, and finds c7"
+    assert _one_row_each(archive)["c7"] == 2
+    assert not [p for p in (tmp_path / "_index").iterdir() if p.name.startswith(".")]
 
 
 @pytest.mark.parametrize(
