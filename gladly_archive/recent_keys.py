@@ -15,9 +15,10 @@ row, and killing a writer anywhere costs one read of the files it left uncovered
 A commit saves it after its renames (``CommitPlanner.save_recent_keys``); a fold saves it after
 its own; a purge, a redaction or a name refresh, which rewrite recent files in place of
 themselves, refresh it after theirs (``refresh_recent_keys``), so that the keys of the rows they
-erased leave it then, and the next commit need not read the files they rewrote. The keys are unkeyed hashes of
-Gladly's opaque conversation ids, never a person's data; the key file is rewritten whole,
-without the keys of the files a commit or purge replaced, every time it is saved.
+erased leave it then, and the next commit need not read the files they rewrote. The keys are
+unkeyed hashes of Gladly's opaque conversation ids, never a person's data; the key file is
+rewritten whole, without the keys of the files a commit or purge replaced, every time it is
+saved.
 """
 
 from __future__ import annotations
