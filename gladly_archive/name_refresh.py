@@ -107,9 +107,9 @@ def refresh_conversation_names(
         for path in sorted(found):
             job.rewrite("transcripts", path, edit)
         job.durable()
-        if job.files_rewritten.get("transcripts"):
-            # The rewritten files' keys are read now, under the lock, not by the next commit.
-            refresh_recent_keys(archive.fs, archive.root, archive.crash_hook)
+        # The rewritten files' keys are read now, under the lock, not by the next commit (and
+        # by the rerun of a refresh killed before its key file, which rewrites nothing).
+        refresh_recent_keys(archive.fs, archive.root, archive.crash_hook)
         for name in _DATASETS:
             report.rows_changed[name] = job.rows_changed.get(name, 0)
             report.files_rewritten[name] = job.files_rewritten.get(name, 0)
