@@ -3,6 +3,7 @@ conversations it continues, and a missing, stale, torn or foreign key file never
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -152,22 +153,6 @@ def test_a_purge_leaves_the_key_file_covering_every_recent_file_without_its_keys
     assert _one_row_each(archive)["c8"] == 2
 
 
-def test_a_redaction_leaves_the_key_file_covering_every_recent_file(
-    tmp_path: Path, small_files: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    archive = _one_item_a_conversation(tmp_path)
-    before = recent_listing(archive.fs, archive.root)
-    redact_items(archive, {"i7": "u7"})
-    listing = recent_listing(archive.fs, archive.root)
-    assert listing != before, "the redaction rewrote a file"
-    index = load_recent_keys(archive.fs, archive.root)
-    assert set(index.covered(archive.root, listing)) == set(listing)
-    read = _read_for_ids(monkeypatch)
-    _continue(archive, "J2", "c7")
-    assert read == [], "the next commit reads no file for its ids"
-    assert _one_row_each(archive)["c7"] == 2
-
-
 def _named_c7(archive: Archive) -> None:
     """Facts for c7 (an inbox) that its archived rows do not name yet."""
     facts = {"conversation_id": "c7", "customer_id": "u7", "inbox_id": "ib-1", "topic_ids": []}
@@ -180,16 +165,27 @@ def _topics_of_c7(archive: Archive) -> list[str] | None:
     return dict(zip(*rows.to_pydict().values(), strict=True))["c7"]  # type: ignore[no-any-return]
 
 
-def test_a_name_refresh_leaves_the_key_file_covering_every_recent_file(
-    tmp_path: Path, small_files: None, monkeypatch: pytest.MonkeyPatch
+def _redact_i7(archive: Archive) -> None:
+    redact_items(archive, {"i7": "u7"})
+
+
+def _rename_c7(archive: Archive) -> None:
+    _named_c7(archive)
+    assert refresh_conversation_names(archive, {"c7": "u7"}).files_rewritten["transcripts"] == 1
+
+
+@pytest.mark.parametrize("rewrite", [_redact_i7, _rename_c7], ids=["redaction", "name refresh"])
+def test_a_rewrite_in_place_leaves_the_key_file_covering_every_recent_file(
+    tmp_path: Path,
+    small_files: None,
+    monkeypatch: pytest.MonkeyPatch,
+    rewrite: Callable[[Archive], None],
 ) -> None:
     archive = _one_item_a_conversation(tmp_path)
-    _named_c7(archive)
     before = recent_listing(archive.fs, archive.root)
-    report = refresh_conversation_names(archive, {"c7": "u7"})
-    assert report.files_rewritten["transcripts"] == 1
+    rewrite(archive)
     listing = recent_listing(archive.fs, archive.root)
-    assert listing != before, "the refresh rewrote a file"
+    assert listing != before, "it rewrote a file"
     index = load_recent_keys(archive.fs, archive.root)
     assert set(index.covered(archive.root, listing)) == set(listing)
     read = _read_for_ids(monkeypatch)
