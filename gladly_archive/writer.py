@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import itertools
 import os
 import posixpath
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -201,11 +203,22 @@ class _RotatingFile:
         self._rows = 0
         self._kept: dict[str, list[pa.Array]] = {}
         self._distinct: dict[str, list[pa.Array]] = {}
+        self._reserved = ""
+        # The last write or close handed to a background thread (DatasetWriter write_threads):
+        # the next one waits for it, so one file's row groups are written in order.
+        self.running: Future[None] | None = None
+
+    def reserve_name(self) -> None:
+        """Draw the name of the file the next row group opens, if it opens one (called in the
+        writer's own thread, so that file names do not depend on which thread writes first)."""
+        if self._writer is None and not self._reserved:
+            self._reserved = self._next_name()
 
     def write_row_group(self, table: pa.Table) -> None:
         if self._writer is None:
             self._fs.create_dir(self._dir, recursive=True)
-            self._final = join(self._dir, self._next_name())
+            name, self._reserved = self._reserved or self._next_name(), ""
+            self._final = join(self._dir, name)
             self._tmp = temp_name(self._final)
             self._sink = self._fs.open_output_stream(self._tmp)
             self._writer = pq.ParquetWriter(
@@ -270,6 +283,12 @@ class DatasetWriter:
     ``keep_columns`` (those of the schema's that it names) are kept in memory with each
     ``WrittenFile`` (``columns``), and the distinct values of ``keep_distinct`` (``distinct``):
     a staged job's ids, which its commit would otherwise read back several times.
+
+    ``write_threads`` > 0 encodes, compresses, syncs and renames the date partitions' files on
+    that many background threads while the caller goes on (a backfill's thousand day files;
+    Parquet's encoder and fsync release the GIL): a file's own row groups still go in order,
+    file names are drawn in the caller's order, and an error on a thread is raised by the next
+    call (at the latest by ``close``). ``on_file`` may then be called from those threads.
     """
 
     def __init__(
@@ -292,6 +311,7 @@ class DatasetWriter:
         on_file: Callable[[WrittenFile], None] | None = None,
         keep_columns: Iterable[str] = (),
         keep_distinct: Iterable[str] = (),
+        write_threads: int = 0,
     ) -> None:
         """Prepare a writer; nothing is created until the first row arrives."""
         self.fs, self.base_dir, self.dataset, self.schema = fs, base_dir, dataset, schema
@@ -313,6 +333,11 @@ class DatasetWriter:
         self._buffered = 0
         self.written: list[WrittenFile] = []
         self.rows = 0
+        self._pool = ThreadPoolExecutor(write_threads) if write_threads > 0 else None
+        self._running: deque[tuple[Future[None], int]] = deque()
+        self._running_bytes = 0
+        self._max_running = 2 * max(1, write_threads)
+        self._evicted: list[_RotatingFile] = []  # closed in the background (discard's to drop)
 
     def __enter__(self) -> DatasetWriter:
         return self
@@ -362,20 +387,62 @@ class DatasetWriter:
 
     def close(self) -> list[WrittenFile]:
         """Flush buffers, finish every open file; returns all files this writer wrote."""
-        for partition in list(self._pending):
-            self._flush(partition)
-        while self._files:
-            _, handle = self._files.popitem(last=False)
-            handle.close()
+        try:
+            for partition in list(self._pending):
+                self._flush(partition)
+            while self._files:
+                _, handle = self._files.popitem(last=False)
+                self._run(handle, handle.close, 0)
+            self._wait(0)
+        except BaseException:
+            self.discard()  # the files still open (and the threads) go with the error
+            raise
+        self._evicted.clear()
+        if self._pool is not None:
+            self._pool.shutdown()
         return list(self.written)
 
     def discard(self) -> None:
         """Abandon open files after an error (finished files are left to the caller)."""
         self._pending.clear()
         self._pending_rows.clear()
+        if self._pool is not None:
+            # Let what runs finish (its errors are this one's consequences), then drop it all.
+            for future, _ in self._running:
+                future.cancel()
+            self._pool.shutdown(wait=True)
+            self._running.clear()
+        for handle in self._evicted:
+            handle.discard()  # nothing if its close ran
+        self._evicted.clear()
         while self._files:
             _, handle = self._files.popitem(last=False)
             handle.discard()
+
+    def _run(self, handle: _RotatingFile, work: Callable[[], None], size: int) -> None:
+        """Do ``work`` on ``handle`` now, or on a background thread after the handle's
+        previous work (write_threads), waiting first if too much is on its way."""
+        if self._pool is None:
+            work()
+            return
+        if handle.running is not None:
+            handle.running.result()
+        handle.reserve_name()
+        self._wait(self._max_running - 1)
+        future = self._pool.submit(work)
+        handle.running = future
+        self._running.append((future, size))
+        self._running_bytes += size
+
+    def _wait(self, most: int) -> None:
+        """Wait for the oldest background work until at most ``most`` are on their way and
+        their rows under half the buffer; raise the first error."""
+        while self._running and (
+            len(self._running) > most or self._running_bytes > self._max_buffered // 2
+        ):
+            future, size = self._running.popleft()
+            self._running_bytes -= size
+            future.result()
 
     def _flush(self, partition: str) -> None:
         pieces = self._pending.pop(partition)
@@ -384,7 +451,9 @@ class DatasetWriter:
         table = pa.Table.from_batches(pieces, schema=self.schema).combine_chunks()
         for batch in table.to_batches():
             for piece in bounded_slices(batch, self._max_rows, self._max_bytes):
-                self._file(partition).write_row_group(pa.Table.from_batches([piece]))
+                handle = self._file(partition)
+                group = pa.Table.from_batches([piece])
+                self._run(handle, functools.partial(handle.write_row_group, group), piece.nbytes)
 
     def _file(self, partition: str) -> _RotatingFile:
         handle = self._files.get(partition)
@@ -395,7 +464,9 @@ class DatasetWriter:
             # Bound open files: finish the least recently used partition's file; a later row
             # for it starts a new part file.
             _, oldest = self._files.popitem(last=False)
-            oldest.close()
+            if self._pool is not None:
+                self._evicted.append(oldest)
+            self._run(oldest, oldest.close, 0)
         handle = _RotatingFile(
             self.fs,
             posixpath.join(self.base_dir, partition) if partition else self.base_dir,

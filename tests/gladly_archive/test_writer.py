@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -272,3 +274,100 @@ def test_rows_waiting_for_their_day_do_not_hold_the_batches_they_came_from(
     assert sum(pq.read_metadata(p).num_rows for p in files) == 2010
     shared_rows = pq.read_table(tmp_path / "items" / shared.date().isoformat())
     assert sorted(shared_rows["item_id"].to_pylist()) == [f"s{d}" for d in range(10)]
+
+
+class _FirstDirWaits:
+    """The local filesystem, except that the first directory made waits for a second one to
+    be made (on another thread): what a slow disk does to the first of two files at once."""
+
+    def __init__(self) -> None:
+        self._fs = pafs.LocalFileSystem()
+        self._second = threading.Event()
+        self._made = 0
+        self._lock = threading.Lock()
+
+    def create_dir(self, path: str, recursive: bool = True) -> None:
+        with self._lock:
+            self._made += 1
+            first = self._made == 1
+        if first:
+            assert self._second.wait(timeout=60), "no second file was begun meanwhile"
+        else:
+            self._second.set()
+        self._fs.create_dir(path, recursive=recursive)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fs, name)
+
+
+def _written_by(
+    tmp_path: Path, fs: Any = None, **kw: Any
+) -> tuple[dict[str, list[str]], list[WrittenFile]]:
+    """A backfill-like write (63 dates, bounded open files and buffer): each file's item ids
+    by its path, and the writer's own list of what it wrote."""
+    table = _items(300, step=timedelta(hours=5))
+    root = tmp_path / "items"
+    with DatasetWriter(
+        fs or pafs.LocalFileSystem(),
+        str(root),
+        "items",
+        ITEMS,
+        file_prefix="part-J1",
+        partition_by_date="timestamp",
+        max_open_files=3,
+        min_row_group_rows=4,
+        max_buffered_bytes=4096,
+        keep_columns=("item_id",),
+        **kw,
+    ) as writer:
+        for batch in table.to_batches(max_chunksize=7):
+            writer.write_batch(batch)
+    ids = {
+        str(p.relative_to(root)): pq.read_table(p)["item_id"].to_pylist()
+        for p in _parquet_files(root)
+    }
+    assert not [p for p in root.rglob(".*") if p.is_file()]  # no temporary file left
+    return ids, writer.written
+
+
+def test_day_files_finished_on_background_threads_are_the_files_written_in_turn(
+    tmp_path: Path,
+) -> None:
+    serial, serial_written = _written_by(tmp_path / "serial")
+    # The first file's thread is held up until another file is begun on the other one.
+    threaded, threaded_written = _written_by(
+        tmp_path / "threaded", _FirstDirWaits(), write_threads=2
+    )
+    assert len(serial) > 63  # bounded open files and buffer: days come back in new files
+    # The same files, by the same names (drawn in the caller's order), with the same rows in
+    # the same order.
+    assert threaded == serial
+
+    def described(files: list[WrittenFile], root: Path) -> set[tuple[str, int, tuple[str, ...]]]:
+        return {
+            (str(Path(f.path).relative_to(root)), f.rows, tuple(f.columns["item_id"].to_pylist()))
+            for f in files
+        }
+
+    assert described(threaded_written, tmp_path / "threaded" / "items") == described(
+        serial_written, tmp_path / "serial" / "items"
+    )
+
+
+def test_an_error_on_a_background_thread_is_raised_and_no_half_written_file_stays(
+    tmp_path: Path,
+) -> None:
+    finished: list[str] = []
+
+    def on_file(written: WrittenFile) -> None:
+        finished.append(written.path)
+        if len(finished) == 3:
+            raise OSError("disk full")
+
+    before = threading.active_count()
+    with pytest.raises(OSError, match="disk full"):
+        _written_by(tmp_path, write_threads=2, on_file=on_file)
+    assert len(finished) >= 3
+    root = tmp_path / "items"
+    assert not [p for p in root.rglob(".*") if p.is_file()]  # open files were discarded
+    assert threading.active_count() == before  # and the threads are gone
