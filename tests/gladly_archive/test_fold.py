@@ -406,3 +406,59 @@ def test_the_first_fold_counts_customers_from_the_customer_file_index(
     read.clear()
     assert fold_module._count_customers(archive) == 7, "without an index: every file"
     assert any("/items/" in p for p in read)
+
+
+def _folded_contents(root: Path) -> dict[str, list[dict[str, Any]]]:
+    """Each folded file's rows in file order, by dataset and bucket."""
+    return {
+        f"{dataset}/{path.parent.name}": pq.read_table(path).drop_columns(["job_id"]).to_pylist()
+        if "job_id" in pq.read_schema(path).names
+        else pq.read_table(path).to_pylist()
+        for dataset in FOLDED_DATASETS
+        for path in folded_files(root, dataset)
+    }
+
+
+def test_files_read_ahead_and_buckets_written_two_at_a_time_fold_as_one_at_a_time(
+    built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The default: small files read ahead on threads, buckets written two at a time.
+    ahead = tmp_path / "ahead"
+    shutil.copytree(built, ahead)
+    fold_archive(Archive(ahead, clock=fixed_clock), ALL, buckets=BUCKETS)
+    # One file after the other, each a batch at a time (as a file too big to read whole is),
+    # and one bucket at a time.
+    monkeypatch.setattr(fold_module, "_READ_WHOLE_BYTES", 0)
+    monkeypatch.setattr(fold_module, "_BUCKET_WRITERS", 1)
+    serial = tmp_path / "serial"
+    shutil.copytree(built, serial)
+    fold_archive(Archive(serial, clock=fixed_clock), ALL, buckets=BUCKETS)
+    got, expected = _folded_contents(ahead), _folded_contents(serial)
+    assert len(expected) >= BUCKETS
+    assert got == expected  # the same rows, in the same order, in the same buckets
+    assert data_rows(Archive(ahead)) == data_rows(Archive(built))  # and every row once
+
+
+def test_a_bucket_write_that_fails_fails_the_fold_and_leaves_the_archive_as_it_was(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive = Archive(root, clock=fixed_clock)
+    before = data_rows(archive)
+    real = fold_module._Fold._write_bucket
+    calls = []
+
+    def failing(self: Any, dataset: str, partition: str, *rest: Any) -> None:
+        calls.append(partition)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        real(self, dataset, partition, *rest)
+
+    monkeypatch.setattr(fold_module._Fold, "_write_bucket", failing)
+    with pytest.raises(OSError, match="disk full"):
+        fold_archive(archive, ALL, buckets=BUCKETS)
+    monkeypatch.undo()
+    recovered = Archive.open(root, clock=fixed_clock)
+    assert data_rows(recovered) == before
+    assert not folded_files(root, "items")
+    fold_archive(recovered, ALL, buckets=BUCKETS)
+    assert data_rows(recovered) == before
