@@ -392,7 +392,7 @@ class DatasetWriter:
                 self._flush(partition)
             while self._files:
                 _, handle = self._files.popitem(last=False)
-                self._run(handle, handle.close, 0)
+                self._run(handle, handle.close, 0, writes=False)
             self._wait(0)
         except BaseException:
             self.discard()  # the files still open (and the threads) go with the error
@@ -419,7 +419,9 @@ class DatasetWriter:
             _, handle = self._files.popitem(last=False)
             handle.discard()
 
-    def _run(self, handle: _RotatingFile, work: Callable[[], None], size: int) -> None:
+    def _run(
+        self, handle: _RotatingFile, work: Callable[[], None], size: int, *, writes: bool
+    ) -> None:
         """Do ``work`` on ``handle`` now, or on a background thread after the handle's
         previous work (write_threads), waiting first if too much is on its way."""
         if self._pool is None:
@@ -427,7 +429,8 @@ class DatasetWriter:
             return
         if handle.running is not None:
             handle.running.result()
-        handle.reserve_name()
+        if writes:
+            handle.reserve_name()
         self._wait(self._max_running - 1)
         future = self._pool.submit(work)
         handle.running = future
@@ -453,7 +456,8 @@ class DatasetWriter:
             for piece in bounded_slices(batch, self._max_rows, self._max_bytes):
                 handle = self._file(partition)
                 group = pa.Table.from_batches([piece])
-                self._run(handle, functools.partial(handle.write_row_group, group), piece.nbytes)
+                write = functools.partial(handle.write_row_group, group)
+                self._run(handle, write, piece.nbytes, writes=True)
 
     def _file(self, partition: str) -> _RotatingFile:
         handle = self._files.get(partition)
@@ -466,7 +470,7 @@ class DatasetWriter:
             _, oldest = self._files.popitem(last=False)
             if self._pool is not None:
                 self._evicted.append(oldest)
-            self._run(oldest, oldest.close, 0)
+            self._run(oldest, oldest.close, 0, writes=False)
         handle = _RotatingFile(
             self.fs,
             posixpath.join(self.base_dir, partition) if partition else self.base_dir,

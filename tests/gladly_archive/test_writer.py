@@ -330,13 +330,14 @@ def _written_by(
     return ids, writer.written
 
 
+@pytest.mark.parametrize("file_bytes", [128 << 20, 1], ids=["one file a day", "rotated"])
 def test_day_files_finished_on_background_threads_are_the_files_written_in_turn(
-    tmp_path: Path,
+    tmp_path: Path, file_bytes: int
 ) -> None:
-    serial, serial_written = _written_by(tmp_path / "serial")
+    serial, serial_written = _written_by(tmp_path / "serial", max_file_bytes=file_bytes)
     # The first file's thread is held up until another file is begun on the other one.
     threaded, threaded_written = _written_by(
-        tmp_path / "threaded", _FirstDirWaits(), write_threads=2
+        tmp_path / "threaded", _FirstDirWaits(), write_threads=2, max_file_bytes=file_bytes
     )
     assert len(serial) > 63  # bounded open files and buffer: days come back in new files
     # The same files, by the same names (drawn in the caller's order), with the same rows in
